@@ -1,0 +1,195 @@
+//! `credvault bench`: a load generator. N clients, each on its own HTTP/2 connection, call Get
+//! or Store back to back for a fixed time against a running server; it prints throughput and
+//! latency percentiles.
+
+use std::time::{Duration, Instant};
+
+use tonic::transport::{Channel, Endpoint};
+
+use crate::domain::DEMO_CUSTOMER_ID;
+use crate::proto::credential_service_client::CredentialServiceClient;
+use crate::proto::{self as pb, get_request::Selector};
+
+/// What to drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Operation {
+    /// Get one stored credential by id (decrypt + audited use).
+    Get,
+    /// Store a new credential per call (seal + insert + audit).
+    Store,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// The server's gRPC endpoint.
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    pub endpoint: String,
+    #[arg(long, value_enum, default_value = "get")]
+    pub op: Operation,
+    /// Concurrent clients, each with its own connection.
+    #[arg(long, default_value_t = 16)]
+    pub clients: usize,
+    /// Measured seconds.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Unmeasured warm-up seconds before.
+    #[arg(long, default_value_t = 2)]
+    pub warmup: u64,
+    /// The customer to store credentials for (must exist; `serve --dev` creates this one).
+    #[arg(long, default_value = DEMO_CUSTOMER_ID)]
+    pub customer_id: String,
+}
+
+/// What one run measured.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub op: Operation,
+    pub clients: usize,
+    pub seconds: f64,
+    pub ok: u64,
+    pub errors: u64,
+    pub p50: Duration,
+    pub p99: Duration,
+    pub max: Duration,
+}
+
+impl Report {
+    pub fn throughput(&self) -> f64 {
+        self.ok as f64 / self.seconds
+    }
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "op={:?} clients={} ok={} errors={} req/s={:.0} p50={:.2}ms p99={:.2}ms max={:.2}ms",
+            self.op,
+            self.clients,
+            self.ok,
+            self.errors,
+            self.throughput(),
+            self.p50.as_secs_f64() * 1e3,
+            self.p99.as_secs_f64() * 1e3,
+            self.max.as_secs_f64() * 1e3,
+        )
+    }
+}
+
+fn store_request(customer_id: &str, name: String) -> pb::StoreRequest {
+    pb::StoreRequest {
+        customer_id: customer_id.to_owned(),
+        credential_name: name,
+        secret: Some(pb::CredentialSecret {
+            secret: Some(pb::credential_secret::Secret::Aws(pb::AwsSecret {
+                access_key_id: "AKIABENCHMARK0000000".into(),
+                secret_access_key: "bench/secret/access/key/0123456789abcdefghij".into(),
+                session_token: None,
+            })),
+        }),
+        ..Default::default()
+    }
+}
+
+async fn connect(endpoint: &str) -> Result<CredentialServiceClient<Channel>, String> {
+    let channel = Endpoint::from_shared(endpoint.to_owned())
+        .map_err(|e| format!("bad endpoint {endpoint}: {e}"))?
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .map_err(|e| format!("cannot connect to {endpoint}: {e}"))?;
+    Ok(CredentialServiceClient::new(channel))
+}
+
+/// Runs the load and returns the measurements.
+pub async fn run(args: &BenchArgs) -> Result<Report, String> {
+    let run_id = uuid::Uuid::new_v4();
+    let mut setup = connect(&args.endpoint).await?;
+    let target = match args.op {
+        Operation::Get => {
+            let stored = setup
+                .store(store_request(
+                    &args.customer_id,
+                    format!("bench-get-{run_id}"),
+                ))
+                .await
+                .map_err(|s| format!("setup Store failed: {}", s.message()))?;
+            stored
+                .into_inner()
+                .credential
+                .map(|c| c.id)
+                .unwrap_or_default()
+        }
+        Operation::Store => String::new(),
+    };
+
+    let started = Instant::now();
+    let measure_from = started + Duration::from_secs(args.warmup);
+    let stop_at = measure_from + Duration::from_secs(args.seconds);
+    let mut tasks = Vec::with_capacity(args.clients);
+    for client_no in 0..args.clients {
+        let mut client = connect(&args.endpoint).await?;
+        let (op, target, customer) = (args.op, target.clone(), args.customer_id.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(1 << 16);
+            let mut errors = 0u64;
+            let mut seq = 0u64;
+            loop {
+                let now = Instant::now();
+                if now >= stop_at {
+                    break;
+                }
+                let result = match op {
+                    Operation::Get => client
+                        .get(pb::GetRequest {
+                            selector: Some(Selector::CredentialId(target.clone())),
+                        })
+                        .await
+                        .map(drop),
+                    Operation::Store => {
+                        seq += 1;
+                        client
+                            .store(store_request(
+                                &customer,
+                                format!("bench-{run_id}-{client_no}-{seq}"),
+                            ))
+                            .await
+                            .map(drop)
+                    }
+                };
+                let elapsed = now.elapsed();
+                if now >= measure_from {
+                    match result {
+                        Ok(()) => latencies.push(elapsed),
+                        Err(_) => errors += 1,
+                    }
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for task in tasks {
+        let (l, e) = task.await.map_err(|e| format!("client task failed: {e}"))?;
+        latencies.extend(l);
+        errors += e;
+    }
+    latencies.sort_unstable();
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    Ok(Report {
+        op: args.op,
+        clients: args.clients,
+        seconds: args.seconds as f64,
+        ok: latencies.len() as u64,
+        errors,
+        p50: pct(0.50),
+        p99: pct(0.99),
+        max: latencies.last().copied().unwrap_or_default(),
+    })
+}

@@ -1,0 +1,318 @@
+//! One validated [`Config`] from flags and environment. Every refusal says what to set.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use secrecy::SecretString;
+
+use crate::crypto::{KeyError, MasterKey};
+
+/// Where `--dev` keeps what it creates, relative to the working directory (git-ignored).
+pub const DEV_DIR: &str = ".credvault";
+pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:50051";
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://.credvault/credvault.db";
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `credvault serve` flags; each has an environment variable of the same meaning.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// gRPC listen address (host:port).
+    #[arg(long, env = "CREDVAULT_GRPC_ADDR", default_value = DEFAULT_GRPC_ADDR)]
+    pub grpc_addr: String,
+    /// Database URL: sqlite://path/to/file.db
+    #[arg(long, env = "CREDVAULT_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+    pub database_url: String,
+    /// File holding the base64 master key (instead of CREDENTIAL_ENCRYPTION_KEY, which is read
+    /// from the environment only: a key on the command line would show in `ps`).
+    #[arg(long, env = "CREDVAULT_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Development mode: create a key file and the database on first run, add the demo
+    /// customer, and print ready-to-paste grpcurl commands.
+    #[arg(long)]
+    pub dev: bool,
+    /// Log format.
+    #[arg(long, env = "CREDVAULT_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// Where the master key comes from.
+pub enum KeySource {
+    /// The value of `CREDENTIAL_ENCRYPTION_KEY` (or given directly, in tests).
+    Inline(SecretString),
+    /// A file holding the base64 key.
+    File(PathBuf),
+    /// `--dev` without a key: this file, created with a new random key if missing.
+    DevFile(PathBuf),
+}
+
+impl fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeySource::Inline(_) => f.write_str("Inline([redacted])"),
+            KeySource::File(p) => f.debug_tuple("File").field(p).finish(),
+            KeySource::DevFile(p) => f.debug_tuple("DevFile").field(p).finish(),
+        }
+    }
+}
+
+/// A database URL; `Debug` and `Display` hide any password in it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn parse(url: &str) -> Result<Self, ConfigError> {
+        if url.starts_with("sqlite:") {
+            Ok(Self(url.to_owned()))
+        } else {
+            Err(ConfigError(format!(
+                "CREDVAULT_DATABASE_URL / --database-url must be a sqlite: URL (e.g. {DEFAULT_DATABASE_URL}); \
+                 got a URL with scheme {:?}",
+                url.split(':').next().unwrap_or_default()
+            )))
+        }
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // user:password@host -> user:***@host
+        match (self.0.find("://"), self.0.rfind('@')) {
+            (Some(scheme_end), Some(at)) if at > scheme_end => {
+                let userinfo = &self.0[scheme_end + 3..at];
+                let user = userinfo.split(':').next().unwrap_or_default();
+                write!(
+                    f,
+                    "{}{user}:***{}",
+                    &self.0[..scheme_end + 3],
+                    &self.0[at..]
+                )
+            }
+            _ => f.write_str(&self.0),
+        }
+    }
+}
+
+/// A configuration problem, worded as what to change.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// The server's validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    pub grpc_addr: SocketAddr,
+    pub database_url: DatabaseUrl,
+    pub key: KeySource,
+    pub dev: bool,
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// Validates the flags. `env_key` is the value of `CREDENTIAL_ENCRYPTION_KEY`, if set.
+    pub fn from_args(args: ServeArgs, env_key: Option<SecretString>) -> Result<Self, ConfigError> {
+        let grpc_addr = args.grpc_addr.parse().map_err(|_| {
+            ConfigError(format!(
+                "CREDVAULT_GRPC_ADDR / --grpc-addr {:?} is not an address like {DEFAULT_GRPC_ADDR} (IP:port)",
+                args.grpc_addr
+            ))
+        })?;
+        let key = match (env_key, args.key_file) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError(
+                    "both CREDENTIAL_ENCRYPTION_KEY and CREDVAULT_KEY_FILE / --key-file are set; set only one".into(),
+                ));
+            }
+            (Some(key), None) => KeySource::Inline(key),
+            (None, Some(path)) => KeySource::File(path),
+            (None, None) if args.dev => KeySource::DevFile(Path::new(DEV_DIR).join("dev.key")),
+            (None, None) => {
+                return Err(ConfigError(
+                    "no encryption key: set CREDENTIAL_ENCRYPTION_KEY to the output of `credvault keygen`, \
+                     or point CREDVAULT_KEY_FILE / --key-file at a file holding it; \
+                     to try credvault locally, run `credvault serve --dev`"
+                        .into(),
+                ));
+            }
+        };
+        Ok(Self {
+            grpc_addr,
+            database_url: DatabaseUrl::parse(&args.database_url)?,
+            key,
+            dev: args.dev,
+            log_format: args.log_format,
+        })
+    }
+
+    /// Reads the master key, creating the dev key file if this is its first run.
+    pub fn master_key(&self) -> Result<MasterKey, ConfigError> {
+        let explain = |origin: &str, e: KeyError| ConfigError(format!("{origin}: {e}"));
+        match &self.key {
+            KeySource::Inline(encoded) => {
+                MasterKey::from_base64(encoded).map_err(|e| explain("CREDENTIAL_ENCRYPTION_KEY", e))
+            }
+            KeySource::File(path) => read_key_file(path),
+            KeySource::DevFile(path) => {
+                if !path.exists() {
+                    write_new_key_file(path)?;
+                }
+                read_key_file(path)
+            }
+        }
+    }
+}
+
+fn read_key_file(path: &Path) -> Result<MasterKey, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError(format!(
+            "cannot read the key file {}: {e}; create one with `credvault keygen > FILE`",
+            path.display()
+        ))
+    })?;
+    MasterKey::from_base64(&SecretString::from(text))
+        .map_err(|e| ConfigError(format!("key file {}: {e}", path.display())))
+}
+
+fn write_new_key_file(path: &Path) -> Result<(), ConfigError> {
+    use secrecy::ExposeSecret as _;
+    use std::io::Write as _;
+    let fail = |e: std::io::Error| {
+        ConfigError(format!(
+            "cannot create the dev key file {}: {e}",
+            path.display()
+        ))
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(fail)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(fail)?;
+    let key = MasterKey::generate().to_base64();
+    writeln!(file, "{}", key.expose_secret()).map_err(fail)?;
+    tracing::warn!(path = %path.display(), "created a development key file; do not use it in production");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> ServeArgs {
+        ServeArgs {
+            grpc_addr: DEFAULT_GRPC_ADDR.into(),
+            database_url: DEFAULT_DATABASE_URL.into(),
+            key_file: None,
+            dev: false,
+            log_format: LogFormat::Text,
+        }
+    }
+
+    #[test]
+    fn a_key_is_required_outside_dev_mode() {
+        let err = Config::from_args(args(), None).unwrap_err();
+        assert!(err.0.contains("CREDENTIAL_ENCRYPTION_KEY"), "{err}");
+        assert!(err.0.contains("credvault keygen"), "{err}");
+        let dev = Config::from_args(
+            ServeArgs {
+                dev: true,
+                ..args()
+            },
+            None,
+        )
+        .unwrap();
+        assert!(matches!(dev.key, KeySource::DevFile(_)));
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let err = Config::from_args(
+            ServeArgs {
+                grpc_addr: "localhost".into(),
+                ..args()
+            },
+            None,
+        )
+        .unwrap_err();
+        assert!(err.0.contains("--grpc-addr"), "{err}");
+        let key = Some(SecretString::from("k"));
+        let err = Config::from_args(
+            ServeArgs {
+                key_file: Some("f".into()),
+                ..args()
+            },
+            key,
+        )
+        .unwrap_err();
+        assert!(err.0.contains("set only one"), "{err}");
+        let err = Config::from_args(
+            ServeArgs {
+                database_url: "mysql://x".into(),
+                ..args()
+            },
+            None,
+        );
+        assert!(err.is_err());
+    }
+
+    #[test]
+    fn short_and_malformed_keys_are_refused_with_the_fix() {
+        let config = Config::from_args(args(), Some(SecretString::from("c2hvcnQ="))).unwrap();
+        let err = config.master_key().unwrap_err();
+        assert!(
+            err.0.contains("CREDENTIAL_ENCRYPTION_KEY") && err.0.contains("32"),
+            "{err}"
+        );
+        let config = Config::from_args(args(), Some(SecretString::from("***"))).unwrap();
+        assert!(config.master_key().unwrap_err().0.contains("base64"));
+    }
+
+    #[test]
+    fn dev_key_file_is_created_once_and_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join("dev.key");
+        let config = Config {
+            key: KeySource::DevFile(path.clone()),
+            ..Config::from_args(args(), Some(SecretString::from("x"))).unwrap()
+        };
+        let first = config.master_key().unwrap().to_base64();
+        let again = config.master_key().unwrap().to_base64();
+        use secrecy::ExposeSecret as _;
+        assert_eq!(first.expose_secret(), again.expose_secret());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+    }
+
+    #[test]
+    fn database_url_display_hides_passwords() {
+        let url = DatabaseUrl("sqlite://u:pw@host/db".into());
+        assert_eq!(url.to_string(), "sqlite://u:***@host/db");
+        assert_eq!(format!("{url:?}"), "sqlite://u:***@host/db");
+    }
+}

@@ -1,0 +1,169 @@
+use std::collections::BTreeMap;
+use std::fmt;
+
+use aws_lc_rs::aead::{AES_256_GCM, RandomizedNonceKey};
+use aws_lc_rs::{hkdf, hmac};
+use zeroize::Zeroizing;
+
+use super::MasterKey;
+
+/// A key version, stored in every sealed blob so that keys can rotate without downtime.
+pub type KeyVersion = u32;
+
+/// The key-encryption keys the server may use, by version. New secrets are sealed with the
+/// current version; blobs of any version in the ring can be opened.
+pub struct Keyring {
+    current: KeyVersion,
+    keys: BTreeMap<KeyVersion, DerivedKeys>,
+}
+
+/// Independent keys derived from one master key with HKDF-SHA256, one per purpose, so that no
+/// key is ever used for two things.
+pub(super) struct DerivedKeys {
+    /// Wraps data keys (AES-256-GCM, random 96-bit nonces).
+    pub(super) kek: RandomizedNonceKey,
+    /// Proves at start-up that this is the key the database was written with.
+    check_value: [u8; 32],
+    /// Keys request fingerprints (idempotency), so they reveal nothing about secrets.
+    fingerprint: hmac::Key,
+}
+
+struct Len(usize);
+
+impl hkdf::KeyType for Len {
+    fn len(&self) -> usize {
+        self.0
+    }
+}
+
+impl DerivedKeys {
+    fn derive(master: &MasterKey) -> Self {
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"credvault key derivation v1")
+            .extract(master.expose());
+        let expand = |label: &[u8]| {
+            let mut out = Zeroizing::new([0u8; 32]);
+            prk.expand(&[label], Len(32))
+                .and_then(|okm| okm.fill(out.as_mut()))
+                .expect("HKDF-SHA256 can expand 32 bytes");
+            out
+        };
+        let kek = RandomizedNonceKey::new(&AES_256_GCM, expand(b"kek").as_ref())
+            .expect("a 32-byte key fits AES-256-GCM");
+        let check_value = *expand(b"key check value");
+        let fingerprint =
+            hmac::Key::new(hmac::HMAC_SHA256, expand(b"request fingerprint").as_ref());
+        Self {
+            kek,
+            check_value,
+            fingerprint,
+        }
+    }
+}
+
+impl Keyring {
+    /// A ring holding one master key as version 1.
+    pub fn single(master: &MasterKey) -> Self {
+        Self::from_versions([(1, master)], 1)
+    }
+
+    /// A ring of several key versions; `current` seals new secrets and must be among them.
+    pub fn from_versions<'a>(
+        versions: impl IntoIterator<Item = (KeyVersion, &'a MasterKey)>,
+        current: KeyVersion,
+    ) -> Self {
+        let keys: BTreeMap<_, _> = versions
+            .into_iter()
+            .map(|(v, k)| (v, DerivedKeys::derive(k)))
+            .collect();
+        assert!(
+            keys.contains_key(&current),
+            "the current key version must be in the keyring"
+        );
+        Self { current, keys }
+    }
+
+    pub fn current_version(&self) -> KeyVersion {
+        self.current
+    }
+
+    pub fn versions(&self) -> impl Iterator<Item = KeyVersion> + '_ {
+        self.keys.keys().copied()
+    }
+
+    /// The check value of a key version: stored in the database on first start, compared on
+    /// every later one. Derived one-way from the key; it reveals nothing about it.
+    pub fn check_value(&self, version: KeyVersion) -> Option<[u8; 32]> {
+        self.keys.get(&version).map(|k| k.check_value)
+    }
+
+    /// A keyed fingerprint of a request's content, safe to store: without the key it cannot be
+    /// used to test guesses of a secret.
+    pub fn fingerprint(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let mut ctx = hmac::Context::with_key(&self.current_keys().fingerprint);
+        for part in parts {
+            // Length-prefix each part so that ("ab", "c") and ("a", "bc") differ.
+            ctx.update(&(part.len() as u64).to_be_bytes());
+            ctx.update(part);
+        }
+        ctx.sign()
+            .as_ref()
+            .try_into()
+            .expect("HMAC-SHA256 tags are 32 bytes")
+    }
+
+    pub(super) fn current_keys(&self) -> &DerivedKeys {
+        &self.keys[&self.current]
+    }
+
+    pub(super) fn keys(&self, version: KeyVersion) -> Option<&DerivedKeys> {
+        self.keys.get(&version)
+    }
+}
+
+impl fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keyring")
+            .field("current", &self.current)
+            .field("versions", &self.keys.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_values_tell_keys_apart_and_are_stable() {
+        let a = MasterKey::generate();
+        let b = MasterKey::generate();
+        let ring_a = Keyring::single(&a);
+        assert_eq!(ring_a.check_value(1), Keyring::single(&a).check_value(1));
+        assert_ne!(ring_a.check_value(1), Keyring::single(&b).check_value(1));
+        assert_eq!(ring_a.check_value(2), None);
+    }
+
+    #[test]
+    fn fingerprints_depend_on_key_and_framing() {
+        let ring = Keyring::single(&MasterKey::generate());
+        assert_eq!(
+            ring.fingerprint(&[b"ab", b"c"]),
+            ring.fingerprint(&[b"ab", b"c"])
+        );
+        assert_ne!(
+            ring.fingerprint(&[b"ab", b"c"]),
+            ring.fingerprint(&[b"a", b"bc"])
+        );
+        let other = Keyring::single(&MasterKey::generate());
+        assert_ne!(ring.fingerprint(&[b"x"]), other.fingerprint(&[b"x"]));
+    }
+
+    #[test]
+    fn debug_shows_versions_only() {
+        let ring = Keyring::single(&MasterKey::generate());
+        assert_eq!(
+            format!("{ring:?}"),
+            "Keyring { current: 1, versions: [1], .. }"
+        );
+    }
+}

@@ -1,0 +1,348 @@
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use time::OffsetDateTime;
+
+use super::{CredentialId, CustomerId, FieldViolation, Permission, Provider};
+
+/// The customer's name for a credential: 1 to 255 characters, no control characters, trimmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialName(String);
+
+impl CredentialName {
+    pub const MAX_CHARS: usize = 255;
+
+    pub fn parse(value: &str, field: &str) -> Result<Self, FieldViolation> {
+        let trimmed = value.trim();
+        if trimmed.is_empty() {
+            return Err(FieldViolation::new(
+                field,
+                "is required (1 to 255 characters)",
+            ));
+        }
+        let chars = trimmed.chars().count();
+        if chars > Self::MAX_CHARS {
+            return Err(FieldViolation::new(
+                field,
+                format!(
+                    "is {chars} characters long; at most {} are allowed",
+                    Self::MAX_CHARS
+                ),
+            ));
+        }
+        if trimmed.chars().any(char::is_control) {
+            return Err(FieldViolation::new(
+                field,
+                "must not contain control characters",
+            ));
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    /// A name read back from storage, where it was validated on the way in.
+    pub fn from_stored(value: String) -> Self {
+        Self(value)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The kind of secret (the seed's `credential_type`): 1 to 50 characters of `[a-z0-9_]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialType(String);
+
+impl CredentialType {
+    /// Parses the request's value; empty means the provider's usual kind.
+    pub fn parse_or_default(
+        value: &str,
+        provider: Provider,
+        field: &str,
+    ) -> Result<Self, FieldViolation> {
+        if value.is_empty() {
+            return Ok(Self(provider.default_credential_type().to_owned()));
+        }
+        let ok = value.len() <= 50
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !ok {
+            return Err(FieldViolation::new(
+                field,
+                "must be 1 to 50 characters of a-z, 0-9 and _ (e.g. api_key), or empty for the provider's default",
+            ));
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    pub fn from_stored(value: String) -> Self {
+        Self(value)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A client-chosen key that makes a retried Store safe: 1 to 255 printable ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    /// Parses the request's value; empty means the request carries none.
+    pub fn parse_optional(value: &str, field: &str) -> Result<Option<Self>, FieldViolation> {
+        if value.is_empty() {
+            return Ok(None);
+        }
+        if value.len() > 255 || !value.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(FieldViolation::new(
+                field,
+                "must be 1 to 255 printable ASCII characters without spaces (a UUID works well)",
+            ));
+        }
+        Ok(Some(Self(value.to_owned())))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Everything about a credential except its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialMetadata {
+    pub id: CredentialId,
+    pub customer_id: CustomerId,
+    pub provider: Provider,
+    pub name: CredentialName,
+    pub credential_type: CredentialType,
+    pub permissions: Permission,
+    pub is_active: bool,
+    pub is_verified: bool,
+    pub is_default: bool,
+    pub last_verified_at: Option<OffsetDateTime>,
+    pub last_used_at: Option<OffsetDateTime>,
+    pub usage_count: i64,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// Which credentials a List returns.
+#[derive(Debug, Clone)]
+pub struct ListFilter {
+    pub customer_id: CustomerId,
+    pub provider: Option<Provider>,
+    pub include_inactive: bool,
+    /// 1 to [`ListFilter::MAX_PAGE_SIZE`].
+    pub page_size: u32,
+    /// Where the previous page ended; `None` for the first page.
+    pub after: Option<PageCursor>,
+}
+
+impl ListFilter {
+    pub const DEFAULT_PAGE_SIZE: u32 = 50;
+    pub const MAX_PAGE_SIZE: u32 = 500;
+
+    /// Applies the documented rule: 0 means the default, larger than the maximum is lowered.
+    pub fn page_size_from_request(requested: i32, field: &str) -> Result<u32, FieldViolation> {
+        match requested {
+            n if n < 0 => Err(FieldViolation::new(
+                field,
+                "must not be negative (0 means the default, 50)",
+            )),
+            0 => Ok(Self::DEFAULT_PAGE_SIZE),
+            n => Ok((n as u32).min(Self::MAX_PAGE_SIZE)),
+        }
+    }
+}
+
+/// A position in the newest-first order of a customer's credentials: the last item of a page.
+/// Credentials are ordered by creation time, then id, both descending, so a cursor stays valid
+/// while credentials are added or deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageCursor {
+    pub created_at_micros: i64,
+    pub id: CredentialId,
+}
+
+impl PageCursor {
+    const PREFIX: &'static str = "c1";
+
+    pub fn after(credential: &CredentialMetadata) -> Self {
+        Self {
+            created_at_micros: unix_micros(credential.created_at),
+            id: credential.id,
+        }
+    }
+
+    /// The opaque token handed to clients.
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(format!(
+            "{}:{}:{}",
+            Self::PREFIX,
+            self.created_at_micros,
+            self.id
+        ))
+    }
+
+    pub fn decode(token: &str, field: &str) -> Result<Self, FieldViolation> {
+        let bad = || {
+            FieldViolation::new(
+                field,
+                "is not a page token returned by List; start again with an empty page_token",
+            )
+        };
+        let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
+        let text = String::from_utf8(bytes).map_err(|_| bad())?;
+        let mut parts = text.splitn(3, ':');
+        let (Some(Self::PREFIX), Some(ts), Some(id)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad());
+        };
+        Ok(Self {
+            created_at_micros: ts.parse().map_err(|_| bad())?,
+            id: CredentialId::parse(id, field).map_err(|_| bad())?,
+        })
+    }
+}
+
+/// Microseconds since the Unix epoch: the precision timestamps are stored with.
+pub fn unix_micros(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000) as i64
+}
+
+/// Per-provider counts of one customer's credentials (the seed's summary).
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub customer_id: CustomerId,
+    pub total_credentials: i64,
+    pub providers: Vec<ProviderSummary>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProviderSummary {
+    pub provider: Provider,
+    pub total: i64,
+    pub active: i64,
+    pub verified: i64,
+    pub credentials: Vec<CredentialMetadata>,
+}
+
+impl Summary {
+    /// Counts `credentials` (all of one customer's, deleted ones included, newest first).
+    pub fn from_credentials(customer_id: CustomerId, credentials: Vec<CredentialMetadata>) -> Self {
+        let mut providers: Vec<ProviderSummary> = Vec::new();
+        let total_credentials = credentials.len() as i64;
+        for credential in credentials {
+            let index = match providers
+                .iter()
+                .position(|p| p.provider == credential.provider)
+            {
+                Some(i) => i,
+                None => {
+                    providers.push(ProviderSummary {
+                        provider: credential.provider,
+                        total: 0,
+                        active: 0,
+                        verified: 0,
+                        credentials: Vec::new(),
+                    });
+                    providers.len() - 1
+                }
+            };
+            let entry = &mut providers[index];
+            entry.total += 1;
+            entry.active += i64::from(credential.is_active);
+            entry.verified += i64::from(credential.is_active && credential.is_verified);
+            entry.credentials.push(credential);
+        }
+        providers.sort_by_key(|p| p.provider);
+        Self {
+            customer_id,
+            total_credentials,
+            providers,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(
+            CredentialName::parse("  Production Vultr ", "n")
+                .unwrap()
+                .as_str(),
+            "Production Vultr"
+        );
+        assert!(
+            CredentialName::parse("   ", "n")
+                .unwrap_err()
+                .description
+                .contains("required")
+        );
+        assert!(CredentialName::parse(&"é".repeat(255), "n").is_ok());
+        let err = CredentialName::parse(&"x".repeat(256), "credential_name").unwrap_err();
+        assert_eq!(err.field, "credential_name");
+        assert!(err.description.contains("256 characters"));
+        assert!(CredentialName::parse("a\nb", "n").is_err());
+    }
+
+    #[test]
+    fn credential_type_defaults_per_provider() {
+        assert_eq!(
+            CredentialType::parse_or_default("", Provider::Gcp, "t")
+                .unwrap()
+                .as_str(),
+            "service_account"
+        );
+        assert_eq!(
+            CredentialType::parse_or_default("api_key", Provider::Vultr, "t")
+                .unwrap()
+                .as_str(),
+            "api_key"
+        );
+        assert!(CredentialType::parse_or_default("Api Key", Provider::Vultr, "t").is_err());
+    }
+
+    #[test]
+    fn page_tokens_round_trip_and_reject_garbage() {
+        let cursor = PageCursor {
+            created_at_micros: 1_700_000_000_123_456,
+            id: CredentialId::new_random(),
+        };
+        assert_eq!(
+            PageCursor::decode(&cursor.encode(), "page_token").unwrap(),
+            cursor
+        );
+        for bad in ["", "!!", "YWJj", &URL_SAFE_NO_PAD.encode("c1:x:y")] {
+            let err = PageCursor::decode(bad, "page_token").unwrap_err();
+            assert_eq!(err.field, "page_token");
+        }
+    }
+
+    #[test]
+    fn page_size_rule() {
+        assert_eq!(ListFilter::page_size_from_request(0, "p").unwrap(), 50);
+        assert_eq!(ListFilter::page_size_from_request(7, "p").unwrap(), 7);
+        assert_eq!(
+            ListFilter::page_size_from_request(10_000, "p").unwrap(),
+            500
+        );
+        assert!(ListFilter::page_size_from_request(-1, "p").is_err());
+    }
+
+    #[test]
+    fn idempotency_keys_are_optional_and_printable() {
+        assert_eq!(IdempotencyKey::parse_optional("", "k").unwrap(), None);
+        assert!(
+            IdempotencyKey::parse_optional("retry-1", "k")
+                .unwrap()
+                .is_some()
+        );
+        assert!(IdempotencyKey::parse_optional("has space", "k").is_err());
+        assert!(IdempotencyKey::parse_optional(&"k".repeat(256), "k").is_err());
+    }
+}

@@ -1,0 +1,24 @@
+//! Pure types and rules: what a credential is, which values are valid, what gets audited.
+//! Nothing here does I/O; every value is parsed once at the edge and trusted afterwards.
+
+mod audit;
+mod credential;
+mod ids;
+mod provider;
+mod secret;
+mod selector;
+mod violation;
+
+pub use audit::{AuditAction, AuditEntry};
+pub use credential::{
+    CredentialMetadata, CredentialName, CredentialType, IdempotencyKey, ListFilter, PageCursor,
+    ProviderSummary, Summary, unix_micros,
+};
+pub use ids::{CredentialId, CustomerId};
+pub use provider::{Permission, Provider};
+pub use secret::{MAX_SECRET_BYTES, SecretPayload};
+pub use selector::CredentialSelector;
+pub use violation::FieldViolation;
+
+/// The seed's demo customer, created by `credvault serve --dev`.
+pub const DEMO_CUSTOMER_ID: &str = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11";

@@ -1,0 +1,181 @@
+//! `credvault.v1.CredentialService`.
+
+use tonic::{Request, Response, Status};
+
+use super::convert::{
+    credential_to_proto, permission_from_proto, provider_filter_from_proto, provider_from_proto,
+    secret_from_proto, secret_to_proto, summary_to_proto,
+};
+use super::{context, status_from};
+use crate::domain::{
+    CredentialId, CredentialName, CredentialSelector, CredentialType, CustomerId, FieldViolation,
+    IdempotencyKey, ListFilter, PageCursor,
+};
+use crate::proto::{self as pb, credential_service_server::CredentialService};
+use crate::vault::{NewCredentialRequest, Vault, VaultError};
+
+/// The gRPC face of the vault's credential use cases.
+pub struct CredentialApi {
+    vault: Vault,
+}
+
+impl CredentialApi {
+    pub fn new(vault: Vault) -> Self {
+        Self { vault }
+    }
+
+    pub fn into_server(self) -> pb::credential_service_server::CredentialServiceServer<Self> {
+        pb::credential_service_server::CredentialServiceServer::new(self)
+    }
+}
+
+fn invalid(v: FieldViolation) -> Status {
+    status_from(VaultError::InvalidArgument(v))
+}
+
+#[tonic::async_trait]
+impl CredentialService for CredentialApi {
+    async fn store(
+        &self,
+        request: Request<pb::StoreRequest>,
+    ) -> Result<Response<pb::StoreResponse>, Status> {
+        let ctx = context(&request);
+        let r = request.into_inner();
+        let parsed = (|| {
+            let customer_id = CustomerId::parse(&r.customer_id, "customer_id")?;
+            let name = CredentialName::parse(&r.credential_name, "credential_name")?;
+            let permissions = permission_from_proto(r.permissions, "permissions")?;
+            let idempotency_key =
+                IdempotencyKey::parse_optional(&r.idempotency_key, "idempotency_key")?;
+            let secret = secret_from_proto(r.secret, "secret")?;
+            let credential_type = CredentialType::parse_or_default(
+                &r.credential_type,
+                secret.provider(),
+                "credential_type",
+            )?;
+            Ok(NewCredentialRequest {
+                customer_id,
+                name,
+                credential_type,
+                permissions,
+                secret,
+                idempotency_key,
+                make_default: r.make_default,
+            })
+        })()
+        .map_err(invalid)?;
+        let stored = self
+            .vault
+            .store_credential(ctx, parsed)
+            .await
+            .map_err(status_from)?;
+        Ok(Response::new(pb::StoreResponse {
+            credential: Some(credential_to_proto(stored.credential)),
+            replayed: stored.replayed,
+        }))
+    }
+
+    async fn get(
+        &self,
+        request: Request<pb::GetRequest>,
+    ) -> Result<Response<pb::GetResponse>, Status> {
+        use pb::get_request::Selector;
+        let ctx = context(&request);
+        let selector = match request.into_inner().selector {
+            Some(Selector::CredentialId(id)) => {
+                CredentialSelector::Id(CredentialId::parse(&id, "credential_id").map_err(invalid)?)
+            }
+            Some(Selector::ByProvider(by)) => CredentialSelector::Preferred {
+                customer_id: CustomerId::parse(&by.customer_id, "by_provider.customer_id")
+                    .map_err(invalid)?,
+                provider: provider_from_proto(by.provider, "by_provider.provider")
+                    .map_err(invalid)?,
+            },
+            None => {
+                return Err(invalid(FieldViolation::new(
+                    "selector",
+                    "is required: set credential_id, or by_provider with customer_id and provider",
+                )));
+            }
+        };
+        let fetched = self
+            .vault
+            .get_credential(ctx, selector)
+            .await
+            .map_err(status_from)?;
+        Ok(Response::new(pb::GetResponse {
+            secret: Some(secret_to_proto(&fetched.secret)),
+            credential: Some(credential_to_proto(fetched.credential)),
+        }))
+    }
+
+    async fn list(
+        &self,
+        request: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::ListResponse>, Status> {
+        let r = request.into_inner();
+        let filter = (|| {
+            Ok(ListFilter {
+                customer_id: CustomerId::parse(&r.customer_id, "customer_id")?,
+                provider: provider_filter_from_proto(r.provider, "provider")?,
+                include_inactive: r.include_inactive,
+                page_size: ListFilter::page_size_from_request(r.page_size, "page_size")?,
+                after: match r.page_token.as_str() {
+                    "" => None,
+                    token => Some(PageCursor::decode(token, "page_token")?),
+                },
+            })
+        })()
+        .map_err(invalid)?;
+        let page = self
+            .vault
+            .list_credentials(filter)
+            .await
+            .map_err(status_from)?;
+        Ok(Response::new(pb::ListResponse {
+            credentials: page
+                .credentials
+                .into_iter()
+                .map(credential_to_proto)
+                .collect(),
+            next_page_token: page.next.map(|c| c.encode()).unwrap_or_default(),
+        }))
+    }
+
+    async fn verify(
+        &self,
+        _request: Request<pb::VerifyRequest>,
+    ) -> Result<Response<pb::VerifyResponse>, Status> {
+        match self.vault.verify_credential() {
+            Ok(never) => match never {},
+            Err(e) => Err(status_from(e)),
+        }
+    }
+
+    async fn delete(
+        &self,
+        request: Request<pb::DeleteRequest>,
+    ) -> Result<Response<pb::DeleteResponse>, Status> {
+        let ctx = context(&request);
+        let id = CredentialId::parse(&request.get_ref().credential_id, "credential_id")
+            .map_err(invalid)?;
+        let deleted = self
+            .vault
+            .delete_credential(ctx, id)
+            .await
+            .map_err(status_from)?;
+        Ok(Response::new(pb::DeleteResponse {
+            credential: Some(credential_to_proto(deleted)),
+        }))
+    }
+
+    async fn summary(
+        &self,
+        request: Request<pb::SummaryRequest>,
+    ) -> Result<Response<pb::SummaryResponse>, Status> {
+        let customer_id =
+            CustomerId::parse(&request.get_ref().customer_id, "customer_id").map_err(invalid)?;
+        let summary = self.vault.summary(customer_id).await.map_err(status_from)?;
+        Ok(Response::new(summary_to_proto(summary)))
+    }
+}

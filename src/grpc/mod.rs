@@ -1,0 +1,43 @@
+//! The gRPC transport: proto messages in, domain values to the vault, proto messages out.
+//! [`status_from`] is the one place vault errors become gRPC statuses.
+
+mod convert;
+mod credentials;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+pub use credentials::CredentialApi;
+
+use crate::domain::FieldViolation;
+use crate::vault::{RequestContext, VaultError};
+
+/// Maps a vault error to the gRPC status clients see. Field errors carry the standard
+/// `google.rpc.BadRequest` detail naming the field, so generated clients can read it.
+pub fn status_from(err: VaultError) -> Status {
+    match err {
+        VaultError::InvalidArgument(v) => invalid_argument(v),
+        VaultError::NotFound(m) => Status::not_found(m),
+        VaultError::AlreadyExists(m) => Status::already_exists(m),
+        VaultError::FailedPrecondition(m) => Status::failed_precondition(m),
+        VaultError::Unavailable(m) => Status::unavailable(m),
+        VaultError::Unimplemented(m) => Status::unimplemented(m),
+        VaultError::DataLoss(m) => Status::data_loss(m),
+        VaultError::Internal => Status::internal("internal error; the server log has the details"),
+    }
+}
+
+fn invalid_argument(v: FieldViolation) -> Status {
+    let message = v.to_string();
+    Status::with_error_details(
+        Code::InvalidArgument,
+        message,
+        ErrorDetails::with_bad_request_violation(v.field, v.description),
+    )
+}
+
+fn context<T>(request: &tonic::Request<T>) -> RequestContext {
+    RequestContext {
+        peer_ip: request.remote_addr().map(|addr| addr.ip()),
+    }
+}

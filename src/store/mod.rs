@@ -1,0 +1,155 @@
+//! Persistence: the [`Store`] trait and its backends. The only place SQL lives.
+//!
+//! Every method that changes a credential takes the audit entry describing the change and
+//! commits both in one transaction: there is no change without its audit row, and no audit row
+//! for a change that did not happen.
+
+mod error;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+pub use error::StoreError;
+pub use sqlite::SqliteStore;
+
+use crate::domain::{
+    AuditEntry, CredentialId, CredentialMetadata, CredentialName, CredentialSelector,
+    CredentialType, CustomerId, IdempotencyKey, ListFilter, Permission, Provider,
+};
+
+/// A credential to insert, its secret already sealed.
+#[derive(Debug, Clone)]
+pub struct NewCredential {
+    pub id: CredentialId,
+    pub customer_id: CustomerId,
+    pub provider: Provider,
+    pub name: CredentialName,
+    pub credential_type: CredentialType,
+    pub permissions: Permission,
+    pub sealed: Vec<u8>,
+    pub key_version: u32,
+    /// Make it the customer's default for the provider (clearing any other default).
+    pub make_default: bool,
+    pub idempotency: Option<(IdempotencyKey, [u8; 32])>,
+    pub now: OffsetDateTime,
+}
+
+/// What an insert did.
+#[derive(Debug, Clone)]
+pub enum Inserted {
+    Created(CredentialMetadata),
+    /// A credential with the same idempotency key already existed; nothing was written.
+    Existing {
+        credential: CredentialMetadata,
+        fingerprint: Vec<u8>,
+    },
+}
+
+/// A credential's metadata and its sealed secret, as read for Get.
+#[derive(Debug, Clone)]
+pub struct SealedCredential {
+    pub metadata: CredentialMetadata,
+    pub sealed: Vec<u8>,
+}
+
+/// A customer to create.
+#[derive(Debug, Clone)]
+pub struct NewCustomer {
+    pub id: CustomerId,
+    pub email: String,
+    pub company_name: String,
+}
+
+/// The outcome of comparing the configured key with the database's record of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyCheck {
+    /// The database had no record of this key version; it has one now.
+    Recorded,
+    /// The record matches.
+    Matches,
+    /// The database was written with a different key.
+    Mismatch,
+}
+
+/// The storage operations the vault needs. Implemented once per backend.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Records `check_value` for `version` if absent, else compares it with the record.
+    async fn check_key(&self, version: u32, check_value: &[u8; 32])
+    -> Result<KeyCheck, StoreError>;
+
+    /// Creates the customer unless one with the same id exists. Returns whether it was created.
+    async fn ensure_customer(&self, customer: &NewCustomer) -> Result<bool, StoreError>;
+
+    async fn customer_exists(&self, id: CustomerId) -> Result<bool, StoreError>;
+
+    /// Inserts a credential and its `created` audit row. Fails with `NotFound` for an unknown
+    /// customer and `Conflict` for a duplicate active name.
+    async fn insert_credential(
+        &self,
+        new: NewCredential,
+        audit: AuditEntry,
+    ) -> Result<Inserted, StoreError>;
+
+    /// Reads an active credential with its sealed secret. Writes nothing.
+    async fn fetch_sealed(
+        &self,
+        selector: CredentialSelector,
+    ) -> Result<Option<SealedCredential>, StoreError>;
+
+    /// Counts one use of an active credential (usage_count, last_used_at) with its `used` audit
+    /// row. `NotFound` if it is no longer active.
+    async fn record_use(
+        &self,
+        id: CredentialId,
+        audit: AuditEntry,
+        now: OffsetDateTime,
+    ) -> Result<CredentialMetadata, StoreError>;
+
+    /// Records a definite verification outcome with its `verified` or `failed` audit row.
+    async fn record_verification(
+        &self,
+        id: CredentialId,
+        verified: bool,
+        audit: AuditEntry,
+        now: OffsetDateTime,
+    ) -> Result<CredentialMetadata, StoreError>;
+
+    /// Appends an audit row about something that did not change a credential (e.g. a failure).
+    async fn append_audit(&self, audit: AuditEntry, now: OffsetDateTime) -> Result<(), StoreError>;
+
+    /// One page of metadata, newest first; returns up to `filter.page_size + 1` rows so the
+    /// caller can tell whether another page follows.
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<CredentialMetadata>, StoreError>;
+
+    /// All of a customer's credentials, deleted ones included, newest first.
+    async fn all_for_customer(
+        &self,
+        customer_id: CustomerId,
+    ) -> Result<Vec<CredentialMetadata>, StoreError>;
+
+    /// Soft-deletes an active credential with its `deleted` audit row. `NotFound` if there is no
+    /// such active credential.
+    async fn soft_delete(
+        &self,
+        id: CredentialId,
+        audit: AuditEntry,
+        now: OffsetDateTime,
+    ) -> Result<CredentialMetadata, StoreError>;
+}
+
+/// Opens the backend named by the URL's scheme and brings its schema up to date.
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url).await?))
+    } else {
+        Err(StoreError::Config(
+            "CREDVAULT_DATABASE_URL must start with sqlite: (e.g. sqlite://credvault.db); \
+             PostgreSQL support is not available in this build yet"
+                .into(),
+        ))
+    }
+}

@@ -1,0 +1,488 @@
+//! The embedded backend: one SQLite file in WAL mode.
+//!
+//! SQLite allows one writer at a time, so writes go through a pool of exactly one connection
+//! (transactions queue in the pool instead of failing with SQLITE_BUSY), while reads use a
+//! separate pool of read-only connections that WAL lets run beside the writer.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{Inserted, KeyCheck, NewCredential, NewCustomer, SealedCredential, Store, StoreError};
+use crate::domain::{
+    AuditEntry, CredentialId, CredentialMetadata, CredentialName, CredentialSelector,
+    CredentialType, CustomerId, ListFilter, Permission, Provider,
+};
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "initial",
+    include_str!("../../migrations/sqlite/0001_initial.sql"),
+)];
+
+/// The SQLite schema's migrations, embedded in the binary.
+pub(crate) fn migrator() -> Migrator {
+    let migrations = MIGRATIONS
+        .iter()
+        .map(|(version, description, sql)| {
+            Migration::new(
+                *version,
+                Cow::Borrowed(*description),
+                MigrationType::Simple,
+                sqlx::SqlSafeStr::into_sql_str(*sql),
+                false,
+            )
+        })
+        .collect::<Vec<_>>();
+    Migrator {
+        migrations: Cow::Owned(migrations),
+        ..Migrator::DEFAULT
+    }
+}
+
+macro_rules! select_credentials {
+    ($($tail:literal)*) => {
+        concat!(
+            "SELECT id, customer_id, provider, credential_name, credential_type, permissions, ",
+            "is_active, is_verified, is_default, last_verified_at, last_used_at, usage_count, created_at, updated_at ",
+            $($tail,)*
+        )
+    };
+}
+
+macro_rules! returning_credential {
+    ($head:literal) => {
+        concat!(
+            $head,
+            " RETURNING id, customer_id, provider, credential_name, credential_type, permissions, ",
+            "is_active, is_verified, is_default, last_verified_at, last_used_at, usage_count, created_at, updated_at"
+        )
+    };
+}
+
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url` and applies migrations.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Config(format!("invalid SQLite URL: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a committed audit row survives power loss before the secret leaves.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        if let Some(dir) = options
+            .get_filename()
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Config(format!(
+                    "cannot create the database directory {}: {e}",
+                    dir.display()
+                ))
+            })?;
+        }
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options.clone())
+            .await?;
+        migrator().run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self { writer, reader })
+    }
+
+    /// Closes both pools, checkpointing the WAL.
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
+
+fn micros(t: OffsetDateTime) -> i64 {
+    crate::domain::unix_micros(t)
+}
+
+fn from_micros(value: i64) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(value) * 1_000).map_err(|e| {
+        StoreError::Other(format!("stored timestamp {value} out of range: {e}").into())
+    })
+}
+
+fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Other(format!("stored {what} {value:?} is not valid").into())
+}
+
+fn uuid(row: &SqliteRow, column: &str) -> Result<Uuid, StoreError> {
+    let text: String = row.try_get(column)?;
+    Uuid::try_parse(&text).map_err(|_| corrupt(column, &text))
+}
+
+fn metadata_from_row(row: &SqliteRow) -> Result<CredentialMetadata, StoreError> {
+    let provider: String = row.try_get("provider")?;
+    let permissions: String = row.try_get("permissions")?;
+    let optional_time = |column: &str| -> Result<Option<OffsetDateTime>, StoreError> {
+        row.try_get::<Option<i64>, _>(column)?
+            .map(from_micros)
+            .transpose()
+    };
+    Ok(CredentialMetadata {
+        id: CredentialId::from_uuid(uuid(row, "id")?),
+        customer_id: CustomerId::from_uuid(uuid(row, "customer_id")?),
+        provider: Provider::parse(&provider).ok_or_else(|| corrupt("provider", &provider))?,
+        name: CredentialName::from_stored(row.try_get("credential_name")?),
+        credential_type: CredentialType::from_stored(row.try_get("credential_type")?),
+        permissions: Permission::parse(&permissions)
+            .ok_or_else(|| corrupt("permissions", &permissions))?,
+        is_active: row.try_get("is_active")?,
+        is_verified: row.try_get("is_verified")?,
+        is_default: row.try_get("is_default")?,
+        last_verified_at: optional_time("last_verified_at")?,
+        last_used_at: optional_time("last_used_at")?,
+        usage_count: row.try_get("usage_count")?,
+        created_at: from_micros(row.try_get("created_at")?)?,
+        updated_at: from_micros(row.try_get("updated_at")?)?,
+    })
+}
+
+async fn insert_audit(
+    tx: &mut Transaction<'_, Sqlite>,
+    audit: &AuditEntry,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO credential_audit_log \
+         (id, credential_id, customer_id, action, action_details, ip_address, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(Uuid::new_v4().to_string())
+    .bind(audit.credential_id.map(|id| id.to_string()))
+    .bind(audit.customer_id.to_string())
+    .bind(audit.action.as_str())
+    .bind(&audit.details)
+    .bind(audit.ip_address.map(|ip| ip.to_string()))
+    .bind(micros(now))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn check_key(
+        &self,
+        version: u32,
+        check_value: &[u8; 32],
+    ) -> Result<KeyCheck, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let stored: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT check_value FROM encryption_keys WHERE version = ?")
+                .bind(i64::from(version))
+                .fetch_optional(&mut *tx)
+                .await?;
+        let outcome = match stored {
+            Some(stored) if stored == check_value => KeyCheck::Matches,
+            Some(_) => KeyCheck::Mismatch,
+            None => {
+                sqlx::query("INSERT INTO encryption_keys (version, check_value, created_at) VALUES (?, ?, ?)")
+                    .bind(i64::from(version))
+                    .bind(check_value.as_slice())
+                    .bind(micros(OffsetDateTime::now_utc()))
+                    .execute(&mut *tx)
+                    .await?;
+                KeyCheck::Recorded
+            }
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn ensure_customer(&self, customer: &NewCustomer) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO customers (id, email, company_name, created_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(customer.id.to_string())
+        .bind(&customer.email)
+        .bind(&customer.company_name)
+        .bind(micros(OffsetDateTime::now_utc()))
+        .execute(&self.writer)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(format!(
+                "a customer with email {} already exists",
+                customer.email
+            )),
+            _ => e.into(),
+        })?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn customer_exists(&self, id: CustomerId) -> Result<bool, StoreError> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM customers WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(found.is_some())
+    }
+
+    async fn insert_credential(
+        &self,
+        new: NewCredential,
+        audit: AuditEntry,
+    ) -> Result<Inserted, StoreError> {
+        // The single writer connection serializes this whole transaction against every other
+        // write, so the checks below cannot race with a concurrent insert.
+        let mut tx = self.writer.begin().await?;
+
+        if let Some((key, _)) = &new.idempotency {
+            let existing = sqlx::query(select_credentials!(
+                ", request_fingerprint FROM cloud_credentials WHERE customer_id = ? AND idempotency_key = ?"
+            ))
+            .bind(new.customer_id.to_string())
+            .bind(key.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = existing {
+                return Ok(Inserted::Existing {
+                    credential: metadata_from_row(&row)?,
+                    fingerprint: row
+                        .try_get::<Option<Vec<u8>>, _>("request_fingerprint")?
+                        .unwrap_or_default(),
+                });
+            }
+        }
+
+        let customer: Option<i64> = sqlx::query_scalar("SELECT 1 FROM customers WHERE id = ?")
+            .bind(new.customer_id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if customer.is_none() {
+            return Err(StoreError::NotFound(format!(
+                "customer {}",
+                new.customer_id
+            )));
+        }
+
+        if new.make_default {
+            sqlx::query(
+                "UPDATE cloud_credentials SET is_default = 0, updated_at = ? \
+                 WHERE customer_id = ? AND provider = ? AND is_default = 1",
+            )
+            .bind(micros(new.now))
+            .bind(new.customer_id.to_string())
+            .bind(new.provider.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+
+        let (idempotency_key, fingerprint) = match &new.idempotency {
+            Some((key, fingerprint)) => (Some(key.as_str()), Some(fingerprint.as_slice())),
+            None => (None, None),
+        };
+        let row = sqlx::query(returning_credential!(
+            "INSERT INTO cloud_credentials (id, customer_id, provider, credential_name, encrypted_credentials, \
+             key_version, credential_type, permissions, is_default, idempotency_key, request_fingerprint, \
+             created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(new.id.to_string())
+        .bind(new.customer_id.to_string())
+        .bind(new.provider.as_str())
+        .bind(new.name.as_str())
+        .bind(new.sealed.as_slice())
+        .bind(i64::from(new.key_version))
+        .bind(new.credential_type.as_str())
+        .bind(new.permissions.as_str())
+        .bind(new.make_default)
+        .bind(idempotency_key)
+        .bind(fingerprint)
+        .bind(micros(new.now))
+        .bind(micros(new.now))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(format!(
+                "customer {} already has an active {} credential named {:?}",
+                new.customer_id,
+                new.provider,
+                new.name.as_str()
+            )),
+            _ => e.into(),
+        })?;
+        let credential = metadata_from_row(&row)?;
+        insert_audit(&mut tx, &audit, new.now).await?;
+        tx.commit().await?;
+        Ok(Inserted::Created(credential))
+    }
+
+    async fn fetch_sealed(
+        &self,
+        selector: CredentialSelector,
+    ) -> Result<Option<SealedCredential>, StoreError> {
+        let row =
+            match selector {
+                CredentialSelector::Id(id) => sqlx::query(select_credentials!(
+                    ", encrypted_credentials FROM cloud_credentials WHERE id = ? AND is_active = 1"
+                ))
+                .bind(id.to_string())
+                .fetch_optional(&self.reader)
+                .await?,
+                CredentialSelector::Preferred {
+                    customer_id,
+                    provider,
+                } => sqlx::query(select_credentials!(
+                    ", encrypted_credentials FROM cloud_credentials "
+                    "WHERE customer_id = ? AND provider = ? AND is_active = 1 "
+                    "ORDER BY is_default DESC, is_verified DESC, created_at DESC, id DESC LIMIT 1"
+                ))
+                .bind(customer_id.to_string())
+                .bind(provider.as_str())
+                .fetch_optional(&self.reader)
+                .await?,
+            };
+        row.map(|row| {
+            Ok(SealedCredential {
+                metadata: metadata_from_row(&row)?,
+                sealed: row.try_get("encrypted_credentials")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn record_use(
+        &self,
+        id: CredentialId,
+        audit: AuditEntry,
+        now: OffsetDateTime,
+    ) -> Result<CredentialMetadata, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let row = sqlx::query(returning_credential!(
+            "UPDATE cloud_credentials SET usage_count = usage_count + 1, last_used_at = ? \
+             WHERE id = ? AND is_active = 1"
+        ))
+        .bind(micros(now))
+        .bind(id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("active credential {id}")))?;
+        let credential = metadata_from_row(&row)?;
+        insert_audit(&mut tx, &audit, now).await?;
+        tx.commit().await?;
+        Ok(credential)
+    }
+
+    async fn record_verification(
+        &self,
+        id: CredentialId,
+        verified: bool,
+        audit: AuditEntry,
+        now: OffsetDateTime,
+    ) -> Result<CredentialMetadata, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let row = sqlx::query(returning_credential!(
+            "UPDATE cloud_credentials SET is_verified = ?, last_verified_at = ?, updated_at = ? \
+             WHERE id = ? AND is_active = 1"
+        ))
+        .bind(verified)
+        .bind(micros(now))
+        .bind(micros(now))
+        .bind(id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("active credential {id}")))?;
+        let credential = metadata_from_row(&row)?;
+        insert_audit(&mut tx, &audit, now).await?;
+        tx.commit().await?;
+        Ok(credential)
+    }
+
+    async fn append_audit(&self, audit: AuditEntry, now: OffsetDateTime) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        insert_audit(&mut tx, &audit, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<CredentialMetadata>, StoreError> {
+        // NULL parameters switch a filter off, so one prepared statement serves every case.
+        let (after_created, after_id) = match &filter.after {
+            Some(cursor) => (Some(cursor.created_at_micros), Some(cursor.id.to_string())),
+            None => (None, None),
+        };
+        let rows = sqlx::query(select_credentials!(
+            "FROM cloud_credentials WHERE customer_id = ?1 "
+            "AND (?2 IS NULL OR provider = ?2) "
+            "AND (?3 OR is_active = 1) "
+            "AND (?4 IS NULL OR created_at < ?4 OR (created_at = ?4 AND id < ?5)) "
+            "ORDER BY created_at DESC, id DESC LIMIT ?6"
+        ))
+        .bind(filter.customer_id.to_string())
+        .bind(filter.provider.map(Provider::as_str))
+        .bind(filter.include_inactive)
+        .bind(after_created)
+        .bind(after_id)
+        .bind(i64::from(filter.page_size) + 1)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(metadata_from_row).collect()
+    }
+
+    async fn all_for_customer(
+        &self,
+        customer_id: CustomerId,
+    ) -> Result<Vec<CredentialMetadata>, StoreError> {
+        let rows = sqlx::query(select_credentials!(
+            "FROM cloud_credentials WHERE customer_id = ? ORDER BY created_at DESC, id DESC"
+        ))
+        .bind(customer_id.to_string())
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(metadata_from_row).collect()
+    }
+
+    async fn soft_delete(
+        &self,
+        id: CredentialId,
+        audit: AuditEntry,
+        now: OffsetDateTime,
+    ) -> Result<CredentialMetadata, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let row = sqlx::query(returning_credential!(
+            "UPDATE cloud_credentials SET is_active = 0, is_default = 0, updated_at = ?1, deleted_at = ?1 \
+             WHERE id = ?2 AND is_active = 1"
+        ))
+        .bind(micros(now))
+        .bind(id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("active credential {id}")))?;
+        let credential = metadata_from_row(&row)?;
+        insert_audit(&mut tx, &audit, now).await?;
+        tx.commit().await?;
+        Ok(credential)
+    }
+}

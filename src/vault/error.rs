@@ -1,0 +1,64 @@
+use crate::domain::FieldViolation;
+use crate::store::StoreError;
+
+/// What went wrong in a use case, in domain words. Each transport maps it to its own codes in
+/// exactly one function. Messages are safe to show clients: they never carry SQL, keys or
+/// secrets, and say what the caller can do.
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    #[error("invalid argument: {0}")]
+    InvalidArgument(FieldViolation),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Unimplemented(String),
+    /// Stored data is corrupt or was tampered with.
+    #[error("{0}")]
+    DataLoss(String),
+    /// Something unexpected; the cause was logged where it happened.
+    #[error("internal error")]
+    Internal,
+}
+
+impl From<FieldViolation> for VaultError {
+    fn from(v: FieldViolation) -> Self {
+        VaultError::InvalidArgument(v)
+    }
+}
+
+impl From<StoreError> for VaultError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound(what) => VaultError::NotFound(format!("{what} not found")),
+            StoreError::Conflict(why) => VaultError::AlreadyExists(why),
+            StoreError::Unavailable(source) => {
+                tracing::warn!(error = %error_chain(&source), "database unavailable");
+                VaultError::Unavailable(
+                    "the credential database is unavailable; retry shortly".into(),
+                )
+            }
+            other => {
+                tracing::error!(error = %error_chain(&other), "storage failure");
+                VaultError::Internal
+            }
+        }
+    }
+}
+
+/// An error and all its causes on one line, for logs.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,386 @@
+//! The use cases, one method each: validate what the transports could not, seal or open the
+//! secret, persist with its audit row, and answer in domain terms.
+
+mod error;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use aws_lc_rs::constant_time::verify_slices_are_equal;
+use time::OffsetDateTime;
+
+pub use error::{VaultError, error_chain};
+
+use crate::crypto::{Binding, Keyring};
+use crate::domain::{
+    AuditAction, AuditEntry, CredentialId, CredentialMetadata, CredentialName, CredentialSelector,
+    CredentialType, CustomerId, IdempotencyKey, ListFilter, PageCursor, Permission, SecretPayload,
+    Summary,
+};
+use crate::store::{Inserted, KeyCheck, NewCredential, Store};
+
+/// Who is asking, as far as the audit log is concerned.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestContext {
+    pub peer_ip: Option<IpAddr>,
+}
+
+/// A validated Store request.
+#[derive(Debug)]
+pub struct NewCredentialRequest {
+    pub customer_id: CustomerId,
+    pub name: CredentialName,
+    pub credential_type: CredentialType,
+    pub permissions: Permission,
+    pub secret: SecretPayload,
+    pub idempotency_key: Option<IdempotencyKey>,
+    pub make_default: bool,
+}
+
+/// The answer to Store.
+#[derive(Debug)]
+pub struct Stored {
+    pub credential: CredentialMetadata,
+    /// True when an earlier Store with the same idempotency key is being replayed.
+    pub replayed: bool,
+}
+
+/// The answer to Get: metadata after the use was counted, and the secret.
+#[derive(Debug)]
+pub struct Fetched {
+    pub credential: CredentialMetadata,
+    pub secret: SecretPayload,
+}
+
+/// One page of List.
+#[derive(Debug)]
+pub struct Page {
+    pub credentials: Vec<CredentialMetadata>,
+    pub next: Option<PageCursor>,
+}
+
+/// Why the vault refused to start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(
+        "the configured encryption key (version {0}) is not the key this database was written with; \
+         start with the original CREDENTIAL_ENCRYPTION_KEY or key file (a different key cannot read the stored credentials)"
+    )]
+    WrongKey(u32),
+    #[error("cannot check the encryption key against the database: {0}")]
+    Store(String),
+}
+
+/// The credential use cases over one store and keyring. Cheap to clone.
+#[derive(Clone)]
+pub struct Vault {
+    store: Arc<dyn Store>,
+    keyring: Arc<Keyring>,
+}
+
+impl Vault {
+    /// Proves the keyring is the one the database was written with (recording its check value
+    /// on first start) and returns a vault ready to serve.
+    pub async fn open(store: Arc<dyn Store>, keyring: Arc<Keyring>) -> Result<Self, StartupError> {
+        for version in keyring.versions() {
+            let check = keyring
+                .check_value(version)
+                .expect("versions() lists keys in the ring");
+            match store.check_key(version, &check).await {
+                Ok(KeyCheck::Matches) => {}
+                Ok(KeyCheck::Recorded) => tracing::info!(
+                    key_version = version,
+                    "recorded a new encryption key version"
+                ),
+                Ok(KeyCheck::Mismatch) => return Err(StartupError::WrongKey(version)),
+                Err(e) => return Err(StartupError::Store(error_chain(&e))),
+            }
+        }
+        Ok(Self { store, keyring })
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    #[tracing::instrument(skip_all, fields(customer_id = %request.customer_id, provider = %request.secret.provider()))]
+    pub async fn store_credential(
+        &self,
+        ctx: RequestContext,
+        request: NewCredentialRequest,
+    ) -> Result<Stored, VaultError> {
+        request.secret.validate("secret")?;
+        let provider = request.secret.provider();
+        let id = CredentialId::new_random();
+        let binding = Binding {
+            credential_id: id,
+            customer_id: request.customer_id,
+            provider,
+        };
+        let plaintext = request.secret.to_plaintext();
+        let sealed = self.keyring.seal(&binding, &plaintext).map_err(|e| {
+            tracing::error!(error = %e, "sealing failed");
+            VaultError::Internal
+        })?;
+        let idempotency = request.idempotency_key.map(|key| {
+            let fingerprint = self.keyring.fingerprint(&[
+                request.customer_id.as_bytes(),
+                key.as_str().as_bytes(),
+                request.name.as_str().as_bytes(),
+                request.credential_type.as_str().as_bytes(),
+                request.permissions.as_str().as_bytes(),
+                &[u8::from(request.make_default)],
+                &plaintext,
+            ]);
+            (key, fingerprint)
+        });
+        let sent_fingerprint = idempotency.as_ref().map(|(_, f)| *f);
+        let audit = AuditEntry {
+            credential_id: Some(id),
+            customer_id: request.customer_id,
+            action: AuditAction::Created,
+            details: format!(
+                "stored {provider} credential {:?} ({}, {}{})",
+                request.name.as_str(),
+                request.credential_type.as_str(),
+                request.permissions.as_str(),
+                if request.make_default {
+                    ", default"
+                } else {
+                    ""
+                }
+            ),
+            ip_address: ctx.peer_ip,
+        };
+        let new = NewCredential {
+            id,
+            customer_id: request.customer_id,
+            provider,
+            name: request.name,
+            credential_type: request.credential_type,
+            permissions: request.permissions,
+            sealed,
+            key_version: self.keyring.current_version(),
+            make_default: request.make_default,
+            idempotency,
+            now: OffsetDateTime::now_utc(),
+        };
+        match self.store.insert_credential(new, audit).await? {
+            Inserted::Created(credential) => {
+                tracing::info!(credential_id = %credential.id, "credential stored");
+                Ok(Stored {
+                    credential,
+                    replayed: false,
+                })
+            }
+            Inserted::Existing {
+                credential,
+                fingerprint,
+            } => {
+                let sent = sent_fingerprint.expect("only idempotent inserts find an existing row");
+                if verify_slices_are_equal(&fingerprint, &sent).is_ok() {
+                    Ok(Stored {
+                        credential,
+                        replayed: true,
+                    })
+                } else {
+                    Err(VaultError::InvalidArgument(
+                        crate::domain::FieldViolation::new(
+                            "idempotency_key",
+                            "was already used for a different Store request; use a new key for new content",
+                        ),
+                    ))
+                }
+            }
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(selector = ?selector))]
+    pub async fn get_credential(
+        &self,
+        ctx: RequestContext,
+        selector: CredentialSelector,
+    ) -> Result<Fetched, VaultError> {
+        let Some(found) = self.store.fetch_sealed(selector).await? else {
+            return Err(self.not_found(selector).await?);
+        };
+        let metadata = found.metadata;
+        let binding = Binding {
+            credential_id: metadata.id,
+            customer_id: metadata.customer_id,
+            provider: metadata.provider,
+        };
+        let opened = self
+            .keyring
+            .open(&binding, &found.sealed)
+            .map_err(|e| e.to_string())
+            .and_then(|plaintext| {
+                SecretPayload::from_plaintext(&plaintext)
+                    .map_err(|_| "sealed payload is not a secret".into())
+            });
+        let secret = match opened {
+            Ok(secret) if secret.provider() == metadata.provider => secret,
+            Ok(_) => {
+                return Err(self
+                    .undecryptable(ctx, &metadata, "sealed payload is for another provider")
+                    .await);
+            }
+            Err(why) => return Err(self.undecryptable(ctx, &metadata, &why).await),
+        };
+        let audit = AuditEntry {
+            credential_id: Some(metadata.id),
+            customer_id: metadata.customer_id,
+            action: AuditAction::Used,
+            details: format!(
+                "secret of {} credential {:?} handed out",
+                metadata.provider,
+                metadata.name.as_str()
+            ),
+            ip_address: ctx.peer_ip,
+        };
+        // The audit row commits before the secret leaves this function.
+        let credential = self
+            .store
+            .record_use(metadata.id, audit, OffsetDateTime::now_utc())
+            .await
+            .map_err(|e| match e {
+                crate::store::StoreError::NotFound(_) => VaultError::NotFound(format!(
+                    "credential {} was deleted while being fetched",
+                    metadata.id
+                )),
+                other => other.into(),
+            })?;
+        Ok(Fetched { credential, secret })
+    }
+
+    async fn not_found(&self, selector: CredentialSelector) -> Result<VaultError, VaultError> {
+        Ok(match selector {
+            CredentialSelector::Id(id) => {
+                VaultError::NotFound(format!("no active credential {id} (unknown, or deleted)"))
+            }
+            CredentialSelector::Preferred {
+                customer_id,
+                provider,
+            } => {
+                if self.store.customer_exists(customer_id).await? {
+                    VaultError::NotFound(format!(
+                        "no active {provider} credential for customer {customer_id}; add one in the dashboard"
+                    ))
+                } else {
+                    VaultError::NotFound(format!("customer {customer_id} not found"))
+                }
+            }
+        })
+    }
+
+    /// A stored ciphertext that fails to open is tampering or corruption: audit it as `failed`
+    /// and tell the caller, without handing anything out or counting a use.
+    async fn undecryptable(
+        &self,
+        ctx: RequestContext,
+        metadata: &CredentialMetadata,
+        why: &str,
+    ) -> VaultError {
+        tracing::error!(credential_id = %metadata.id, reason = why, "stored credential failed to decrypt");
+        let audit = AuditEntry {
+            credential_id: Some(metadata.id),
+            customer_id: metadata.customer_id,
+            action: AuditAction::Failed,
+            details: format!("secret could not be decrypted: {why}"),
+            ip_address: ctx.peer_ip,
+        };
+        if let Err(e) = self
+            .store
+            .append_audit(audit, OffsetDateTime::now_utc())
+            .await
+        {
+            tracing::error!(error = %error_chain(&e), "could not audit a decryption failure");
+        }
+        VaultError::DataLoss(format!(
+            "credential {} cannot be decrypted: its stored ciphertext was altered or does not belong to this row; \
+             store the credential again",
+            metadata.id
+        ))
+    }
+
+    #[tracing::instrument(skip_all, fields(customer_id = %filter.customer_id))]
+    pub async fn list_credentials(&self, filter: ListFilter) -> Result<Page, VaultError> {
+        let mut credentials = self.store.list(&filter).await?;
+        if credentials.is_empty() && filter.after.is_none() {
+            self.require_customer(filter.customer_id).await?;
+        }
+        let next = if credentials.len() > filter.page_size as usize {
+            credentials.truncate(filter.page_size as usize);
+            credentials.last().map(PageCursor::after)
+        } else {
+            None
+        };
+        Ok(Page { credentials, next })
+    }
+
+    #[tracing::instrument(skip_all, fields(customer_id = %customer_id))]
+    pub async fn summary(&self, customer_id: CustomerId) -> Result<Summary, VaultError> {
+        let credentials = self.store.all_for_customer(customer_id).await?;
+        if credentials.is_empty() {
+            self.require_customer(customer_id).await?;
+        }
+        Ok(Summary::from_credentials(customer_id, credentials))
+    }
+
+    #[tracing::instrument(skip_all, fields(credential_id = %id))]
+    pub async fn delete_credential(
+        &self,
+        ctx: RequestContext,
+        id: CredentialId,
+    ) -> Result<CredentialMetadata, VaultError> {
+        // The audit row names the customer and the credential, which only the row knows; the
+        // store's conditional update then settles a race with a concurrent delete.
+        let Some(found) = self.store.fetch_sealed(CredentialSelector::Id(id)).await? else {
+            return Err(VaultError::NotFound(format!(
+                "no active credential {id} (unknown, or already deleted)"
+            )));
+        };
+        let audit = AuditEntry {
+            credential_id: Some(id),
+            customer_id: found.metadata.customer_id,
+            action: AuditAction::Deleted,
+            details: format!(
+                "soft-deleted {} credential {:?}",
+                found.metadata.provider,
+                found.metadata.name.as_str()
+            ),
+            ip_address: ctx.peer_ip,
+        };
+        let deleted = self
+            .store
+            .soft_delete(id, audit, OffsetDateTime::now_utc())
+            .await
+            .map_err(|e| match e {
+                crate::store::StoreError::NotFound(_) => VaultError::NotFound(format!(
+                    "no active credential {id} (unknown, or already deleted)"
+                )),
+                other => other.into(),
+            })?;
+        tracing::info!("credential deleted");
+        Ok(deleted)
+    }
+
+    /// Verification against the providers is not built yet; this always says so.
+    pub fn verify_credential(&self) -> Result<std::convert::Infallible, VaultError> {
+        Err(VaultError::Unimplemented(
+            "Verify is not implemented yet: provider verification (Vultr, AWS, GCP, Azure) is planned; \
+             until then credentials are stored unverified"
+                .into(),
+        ))
+    }
+
+    async fn require_customer(&self, customer_id: CustomerId) -> Result<(), VaultError> {
+        if self.store.customer_exists(customer_id).await? {
+            Ok(())
+        } else {
+            Err(VaultError::NotFound(format!(
+                "customer {customer_id} not found"
+            )))
+        }
+    }
+}
