@@ -176,9 +176,10 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
         errors += e;
     }
     latencies.sort_unstable();
-    let pct = |p: f64| {
+    // Nearest-rank percentile over the sorted samples.
+    let pct = |per_mille: usize| {
         latencies
-            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .get((latencies.len() * per_mille / 1000).min(latencies.len().saturating_sub(1)))
             .copied()
             .unwrap_or_default()
     };
@@ -188,8 +189,8 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
         seconds: args.seconds as f64,
         ok: latencies.len() as u64,
         errors,
-        p50: pct(0.50),
-        p99: pct(0.99),
+        p50: pct(500),
+        p99: pct(990),
         max: latencies.last().copied().unwrap_or_default(),
     })
 }

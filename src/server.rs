@@ -116,6 +116,7 @@ impl App {
             tracing::info!("shutting down: finishing in-flight calls");
         };
         tracing::info!(grpc_addr = %self.grpc_addr, "credvault serving");
+        let store = self.vault.store().clone();
         Server::builder()
             .add_service(health_service)
             .add_service(reflection_v1)
@@ -127,6 +128,7 @@ impl App {
             )
             .await
             .map_err(|e| StartError::Serve(error_chain(&e)))?;
+        store.close().await;
         tracing::info!("stopped");
         Ok(())
     }

@@ -14,7 +14,7 @@
 //! key from the payload. A blob copied onto another row or customer therefore fails to open.
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::{KeyVersion, Keyring};
 use crate::domain::{CredentialId, CustomerId, Provider};
@@ -102,7 +102,7 @@ impl Keyring {
                 &mut sealed,
             )
             .map_err(|_| {
-                sealed.iter_mut().for_each(|b| *b = 0);
+                sealed.zeroize();
                 CryptoError::Seal
             })?;
         blob.extend_from_slice(nonce.as_ref());

@@ -151,7 +151,7 @@ impl ListFilter {
                 "must not be negative (0 means the default, 50)",
             )),
             0 => Ok(Self::DEFAULT_PAGE_SIZE),
-            n => Ok((n as u32).min(Self::MAX_PAGE_SIZE)),
+            n => Ok(n.unsigned_abs().min(Self::MAX_PAGE_SIZE)),
         }
     }
 }
@@ -208,7 +208,9 @@ impl PageCursor {
 
 /// Microseconds since the Unix epoch: the precision timestamps are stored with.
 pub fn unix_micros(t: OffsetDateTime) -> i64 {
-    (t.unix_timestamp_nanos() / 1_000) as i64
+    // Every OffsetDateTime (years -9999..=9999) fits: i64 microseconds span ±292,000 years.
+    i64::try_from(t.unix_timestamp_nanos() / 1_000)
+        .expect("OffsetDateTime's range fits i64 microseconds")
 }
 
 /// Per-provider counts of one customer's credentials (the seed's summary).
@@ -232,7 +234,7 @@ impl Summary {
     /// Counts `credentials` (all of one customer's, deleted ones included, newest first).
     pub fn from_credentials(customer_id: CustomerId, credentials: Vec<CredentialMetadata>) -> Self {
         let mut providers: Vec<ProviderSummary> = Vec::new();
-        let total_credentials = credentials.len() as i64;
+        let total_credentials = i64::try_from(credentials.len()).unwrap_or(i64::MAX);
         for credential in credentials {
             let index = match providers
                 .iter()

@@ -145,7 +145,7 @@ pub(super) fn secret_to_proto(secret: &SecretPayload) -> pb::CredentialSecret {
 fn timestamp(t: OffsetDateTime) -> Timestamp {
     Timestamp {
         seconds: t.unix_timestamp(),
-        nanos: t.nanosecond() as i32,
+        nanos: i32::try_from(t.nanosecond()).expect("nanoseconds are below 10^9"),
     }
 }
 

@@ -131,6 +131,9 @@ pub trait Store: Send + Sync + 'static {
         customer_id: CustomerId,
     ) -> Result<Vec<CredentialMetadata>, StoreError>;
 
+    /// Closes the connections (SQLite checkpoints its WAL). Later calls fail with `Unavailable`.
+    async fn close(&self);
+
     /// Soft-deletes an active credential with its `deleted` audit row. `NotFound` if there is no
     /// such active credential.
     async fn soft_delete(

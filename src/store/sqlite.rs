@@ -115,12 +115,6 @@ impl SqliteStore {
             .await?;
         Ok(Self { writer, reader })
     }
-
-    /// Closes both pools, checkpointing the WAL.
-    pub async fn close(&self) {
-        self.reader.close().await;
-        self.writer.close().await;
-    }
 }
 
 fn micros(t: OffsetDateTime) -> i64 {
@@ -462,6 +456,11 @@ impl Store for SqliteStore {
         .fetch_all(&self.reader)
         .await?;
         rows.iter().map(metadata_from_row).collect()
+    }
+
+    async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
     }
 
     async fn soft_delete(
