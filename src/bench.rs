@@ -108,17 +108,10 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
     let target = match args.op {
         Operation::Get => {
             let stored = setup
-                .store(store_request(
-                    &args.customer_id,
-                    format!("bench-get-{run_id}"),
-                ))
+                .store(store_request(&args.customer_id, format!("bench-get-{run_id}")))
                 .await
                 .map_err(|s| format!("setup Store failed: {}", s.message()))?;
-            stored
-                .into_inner()
-                .credential
-                .map(|c| c.id)
-                .unwrap_or_default()
+            stored.into_inner().credential.map(|c| c.id).unwrap_or_default()
         }
         Operation::Store => String::new(),
     };
@@ -141,18 +134,13 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
                 }
                 let result = match op {
                     Operation::Get => client
-                        .get(pb::GetRequest {
-                            selector: Some(Selector::CredentialId(target.clone())),
-                        })
+                        .get(pb::GetRequest { selector: Some(Selector::CredentialId(target.clone())) })
                         .await
                         .map(drop),
                     Operation::Store => {
                         seq += 1;
                         client
-                            .store(store_request(
-                                &customer,
-                                format!("bench-{run_id}-{client_no}-{seq}"),
-                            ))
+                            .store(store_request(&customer, format!("bench-{run_id}-{client_no}-{seq}")))
                             .await
                             .map(drop)
                     }

@@ -4,9 +4,12 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
 use secrecy::SecretString;
 
 use crate::crypto::{KeyError, MasterKey};
+use crate::store::PoolSettings;
 
 /// Where `--dev` keeps what it creates, relative to the working directory (git-ignored).
 pub const DEV_DIR: &str = ".credvault";
@@ -28,7 +31,7 @@ pub struct ServeArgs {
     /// gRPC listen address (host:port).
     #[arg(long, env = "CREDVAULT_GRPC_ADDR", default_value = DEFAULT_GRPC_ADDR)]
     pub grpc_addr: String,
-    /// Database URL: sqlite://path/to/file.db
+    /// Database URL: sqlite://path/to/file.db or postgres://user:password@host:port/db
     #[arg(long, env = "CREDVAULT_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
     pub database_url: String,
     /// File holding the base64 master key (instead of CREDENTIAL_ENCRYPTION_KEY, which is read
@@ -42,6 +45,61 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "CREDVAULT_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    #[command(flatten)]
+    pub pool: PoolArgs,
+}
+
+/// Database pool flags (PostgreSQL).
+#[derive(Debug, Clone, clap::Args)]
+pub struct PoolArgs {
+    /// Most database connections this instance opens (PostgreSQL).
+    #[arg(long, env = "CREDVAULT_DB_MAX_CONNECTIONS", default_value_t = PoolSettings::default().max_connections)]
+    pub db_max_connections: u32,
+    /// Seconds a call waits to get a database connection before failing with UNAVAILABLE.
+    #[arg(long, env = "CREDVAULT_DB_CONNECT_TIMEOUT_SECS", default_value_t = PoolSettings::default().connect_timeout.as_secs_f64())]
+    pub db_connect_timeout_secs: f64,
+    /// Seconds one SQL statement may run before PostgreSQL cancels it.
+    #[arg(long, env = "CREDVAULT_DB_STATEMENT_TIMEOUT_SECS", default_value_t = PoolSettings::default().statement_timeout.as_secs_f64())]
+    pub db_statement_timeout_secs: f64,
+}
+
+impl Default for PoolArgs {
+    fn default() -> Self {
+        let d = PoolSettings::default();
+        Self {
+            db_max_connections: d.max_connections,
+            db_connect_timeout_secs: d.connect_timeout.as_secs_f64(),
+            db_statement_timeout_secs: d.statement_timeout.as_secs_f64(),
+        }
+    }
+}
+
+impl PoolArgs {
+    fn validate(&self) -> Result<PoolSettings, ConfigError> {
+        if !(1..=1000).contains(&self.db_max_connections) {
+            return Err(ConfigError(
+                "CREDVAULT_DB_MAX_CONNECTIONS / --db-max-connections must be 1 to 1000".into(),
+            ));
+        }
+        let seconds = |value: f64, name: &str| {
+            if value.is_finite() && (0.05..=3600.0).contains(&value) {
+                Ok(Duration::from_secs_f64(value))
+            } else {
+                Err(ConfigError(format!("{name} must be a number of seconds from 0.05 to 3600")))
+            }
+        };
+        Ok(PoolSettings {
+            max_connections: self.db_max_connections,
+            connect_timeout: seconds(
+                self.db_connect_timeout_secs,
+                "CREDVAULT_DB_CONNECT_TIMEOUT_SECS / --db-connect-timeout-secs",
+            )?,
+            statement_timeout: seconds(
+                self.db_statement_timeout_secs,
+                "CREDVAULT_DB_STATEMENT_TIMEOUT_SECS / --db-statement-timeout-secs",
+            )?,
+        })
+    }
 }
 
 /// Where the master key comes from.
@@ -70,12 +128,12 @@ pub struct DatabaseUrl(String);
 
 impl DatabaseUrl {
     pub fn parse(url: &str) -> Result<Self, ConfigError> {
-        if url.starts_with("sqlite:") {
+        if ["sqlite:", "postgres://", "postgresql://"].iter().any(|scheme| url.starts_with(scheme)) {
             Ok(Self(url.to_owned()))
         } else {
             Err(ConfigError(format!(
-                "CREDVAULT_DATABASE_URL / --database-url must be a sqlite: URL (e.g. {DEFAULT_DATABASE_URL}); \
-                 got a URL with scheme {:?}",
+                "CREDVAULT_DATABASE_URL / --database-url must be a sqlite: URL (e.g. {DEFAULT_DATABASE_URL}) \
+                 or a postgres:// URL (e.g. postgres://credvault@db.internal:5432/credvault); got scheme {:?}",
                 url.split(':').next().unwrap_or_default()
             )))
         }
@@ -99,12 +157,7 @@ impl fmt::Display for DatabaseUrl {
             (Some(scheme_end), Some(at)) if at > scheme_end => {
                 let userinfo = &self.0[scheme_end + 3..at];
                 let user = userinfo.split(':').next().unwrap_or_default();
-                write!(
-                    f,
-                    "{}{user}:***{}",
-                    &self.0[..scheme_end + 3],
-                    &self.0[at..]
-                )
+                write!(f, "{}{user}:***{}", &self.0[..scheme_end + 3], &self.0[at..])
             }
             _ => f.write_str(&self.0),
         }
@@ -124,6 +177,7 @@ pub struct Config {
     pub key: KeySource,
     pub dev: bool,
     pub log_format: LogFormat,
+    pub pool: PoolSettings,
 }
 
 impl Config {
@@ -159,6 +213,7 @@ impl Config {
             key,
             dev: args.dev,
             log_format: args.log_format,
+            pool: args.pool.validate()?,
         })
     }
 
@@ -194,12 +249,8 @@ fn read_key_file(path: &Path) -> Result<MasterKey, ConfigError> {
 fn write_new_key_file(path: &Path) -> Result<(), ConfigError> {
     use secrecy::ExposeSecret as _;
     use std::io::Write as _;
-    let fail = |e: std::io::Error| {
-        ConfigError(format!(
-            "cannot create the dev key file {}: {e}",
-            path.display()
-        ))
-    };
+    let fail =
+        |e: std::io::Error| ConfigError(format!("cannot create the dev key file {}: {e}", path.display()));
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(fail)?;
     }
@@ -225,6 +276,7 @@ mod tests {
             key_file: None,
             dev: false,
             log_format: LogFormat::Text,
+            pool: PoolArgs::default(),
         }
     }
 
@@ -233,56 +285,42 @@ mod tests {
         let err = Config::from_args(args(), None).unwrap_err();
         assert!(err.0.contains("CREDENTIAL_ENCRYPTION_KEY"), "{err}");
         assert!(err.0.contains("credvault keygen"), "{err}");
-        let dev = Config::from_args(
-            ServeArgs {
-                dev: true,
-                ..args()
-            },
-            None,
-        )
-        .unwrap();
+        let dev = Config::from_args(ServeArgs { dev: true, ..args() }, None).unwrap();
         assert!(matches!(dev.key, KeySource::DevFile(_)));
     }
 
     #[test]
     fn bad_values_are_named() {
-        let err = Config::from_args(
-            ServeArgs {
-                grpc_addr: "localhost".into(),
-                ..args()
-            },
-            None,
-        )
-        .unwrap_err();
+        let err = Config::from_args(ServeArgs { grpc_addr: "localhost".into(), ..args() }, None).unwrap_err();
         assert!(err.0.contains("--grpc-addr"), "{err}");
         let key = Some(SecretString::from("k"));
-        let err = Config::from_args(
-            ServeArgs {
-                key_file: Some("f".into()),
-                ..args()
-            },
-            key,
-        )
-        .unwrap_err();
+        let err = Config::from_args(ServeArgs { key_file: Some("f".into()), ..args() }, key).unwrap_err();
         assert!(err.0.contains("set only one"), "{err}");
-        let err = Config::from_args(
-            ServeArgs {
-                database_url: "mysql://x".into(),
-                ..args()
-            },
-            None,
-        );
+        let err = Config::from_args(ServeArgs { database_url: "mysql://x".into(), ..args() }, None);
         assert!(err.is_err());
+    }
+
+    #[test]
+    fn postgres_urls_and_pool_settings_are_validated() {
+        let key = || Some(SecretString::from("k"));
+        let err =
+            Config::from_args(ServeArgs { database_url: "mysql://x".into(), ..args() }, key()).unwrap_err();
+        assert!(err.0.contains("postgres://"), "{err}");
+        let pg = Config::from_args(ServeArgs { database_url: "postgres://u:p@h/db".into(), ..args() }, key());
+        assert_eq!(pg.unwrap().pool, PoolSettings::default());
+        let pool = PoolArgs { db_max_connections: 0, ..PoolArgs::default() };
+        let err = Config::from_args(ServeArgs { pool, ..args() }, key()).unwrap_err();
+        assert!(err.0.contains("--db-max-connections"), "{err}");
+        let pool = PoolArgs { db_statement_timeout_secs: f64::NAN, ..PoolArgs::default() };
+        let err = Config::from_args(ServeArgs { pool, ..args() }, key()).unwrap_err();
+        assert!(err.0.contains("--db-statement-timeout-secs"), "{err}");
     }
 
     #[test]
     fn short_and_malformed_keys_are_refused_with_the_fix() {
         let config = Config::from_args(args(), Some(SecretString::from("c2hvcnQ="))).unwrap();
         let err = config.master_key().unwrap_err();
-        assert!(
-            err.0.contains("CREDENTIAL_ENCRYPTION_KEY") && err.0.contains("32"),
-            "{err}"
-        );
+        assert!(err.0.contains("CREDENTIAL_ENCRYPTION_KEY") && err.0.contains("32"), "{err}");
         let config = Config::from_args(args(), Some(SecretString::from("***"))).unwrap();
         assert!(config.master_key().unwrap_err().0.contains("base64"));
     }
@@ -302,17 +340,15 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
-            assert_eq!(
-                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-                0o600
-            );
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         }
     }
 
     #[test]
     fn database_url_display_hides_passwords() {
-        let url = DatabaseUrl("sqlite://u:pw@host/db".into());
-        assert_eq!(url.to_string(), "sqlite://u:***@host/db");
-        assert_eq!(format!("{url:?}"), "sqlite://u:***@host/db");
+        let url = DatabaseUrl("postgres://u:pw@host/db".into());
+        assert_eq!(url.to_string(), "postgres://u:***@host/db");
+        assert_eq!(format!("{url:?}"), "postgres://u:***@host/db");
+        assert_eq!(DatabaseUrl("postgres://host/db".into()).to_string(), "postgres://host/db");
     }
 }

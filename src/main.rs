@@ -1,6 +1,7 @@
 //! The `credvault` command line.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use secrecy::{ExposeSecret, SecretString};
@@ -10,15 +11,11 @@ use credvault::config::{Config, DEFAULT_DATABASE_URL, LogFormat, ServeArgs};
 use credvault::crypto::MasterKey;
 use credvault::domain::{CustomerId, DEMO_CUSTOMER_ID};
 use credvault::server::{self, App};
-use credvault::store::{self, NewCustomer};
+use credvault::store::{self, NewCustomer, PoolSettings, Store};
 use credvault::{telemetry, vault::error_chain};
 
 #[derive(Parser)]
-#[command(
-    name = "credvault",
-    version,
-    about = "A credential vault for cloud-provider keys"
-)]
+#[command(name = "credvault", version, about = "A credential vault for cloud-provider keys")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -78,9 +75,7 @@ async fn run(command: Command) -> Result<(), String> {
         Command::Serve(args) => serve(args).await,
         Command::Migrate { database_url } => {
             telemetry::init(LogFormat::Text);
-            store::connect(&database_url)
-                .await
-                .map_err(|e| error_chain(&e))?;
+            open_migrated(&database_url).await?;
             println!("migrations applied");
             Ok(())
         }
@@ -88,22 +83,12 @@ async fn run(command: Command) -> Result<(), String> {
             println!("{}", MasterKey::generate().to_base64().expose_secret());
             Ok(())
         }
-        Command::Customer(CustomerCommand::Create {
-            email,
-            company_name,
-            database_url,
-        }) => {
+        Command::Customer(CustomerCommand::Create { email, company_name, database_url }) => {
             telemetry::init(LogFormat::Text);
-            let store = store::connect(&database_url)
-                .await
-                .map_err(|e| error_chain(&e))?;
+            let store = open_migrated(&database_url).await?;
             let id = CustomerId::new_random();
             store
-                .ensure_customer(&NewCustomer {
-                    id,
-                    email,
-                    company_name,
-                })
+                .ensure_customer(&NewCustomer { id, email, company_name })
                 .await
                 .map_err(|e| error_chain(&e))?;
             println!("{id}");
@@ -117,19 +102,21 @@ async fn run(command: Command) -> Result<(), String> {
     }
 }
 
+async fn open_migrated(database_url: &str) -> Result<Arc<dyn Store>, String> {
+    let store = store::open(database_url, &PoolSettings::default()).await.map_err(|e| error_chain(&e))?;
+    store.migrate().await.map_err(|e| error_chain(&e))?;
+    Ok(store)
+}
+
 async fn serve(args: ServeArgs) -> Result<(), String> {
     telemetry::init(args.log_format);
-    let env_key = std::env::var("CREDENTIAL_ENCRYPTION_KEY")
-        .ok()
-        .map(SecretString::from);
+    let env_key = std::env::var("CREDENTIAL_ENCRYPTION_KEY").ok().map(SecretString::from);
     let config = Config::from_args(args, env_key).map_err(|e| e.to_string())?;
     let app = App::build(&config).await.map_err(|e| e.to_string())?;
     if config.dev {
         print_dev_banner(&app);
     }
-    app.run_until_stopped(server::shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())
+    app.run_until_stopped(server::shutdown_signal()).await.map_err(|e| e.to_string())
 }
 
 fn print_dev_banner(app: &App) {

@@ -4,11 +4,16 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tonic::server::NamedService;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
 
 use crate::config::Config;
 use crate::crypto::Keyring;
@@ -16,7 +21,7 @@ use crate::domain::{CustomerId, DEMO_CUSTOMER_ID};
 use crate::grpc::CredentialApi;
 use crate::proto::credential_service_server::CredentialServiceServer;
 use crate::store::{self, NewCustomer};
-use crate::vault::{Vault, error_chain};
+use crate::vault::{StartupError, Vault, error_chain};
 
 /// Why the server could not start; each message says what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -27,13 +32,8 @@ pub enum StartError {
     Database { url: String, reason: String },
     #[error(transparent)]
     Key(#[from] crate::vault::StartupError),
-    #[error(
-        "cannot listen on {addr}: {source} (is another process using the port? set CREDVAULT_GRPC_ADDR)"
-    )]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    #[error("cannot listen on {addr}: {source} (is another process using the port? set CREDVAULT_GRPC_ADDR)")]
+    Bind { addr: SocketAddr, source: std::io::Error },
     #[error("server failed: {0}")]
     Serve(String),
 }
@@ -43,38 +43,40 @@ pub struct App {
     listener: TcpListener,
     grpc_addr: SocketAddr,
     vault: Vault,
+    dev: bool,
 }
 
+/// How long to wait between attempts to reach the database at start-up.
+const RETRY_FIRST: Duration = Duration::from_millis(200);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
 impl App {
+    /// Opens the store, prepares it (migrations, key check) and binds the listener. A database
+    /// that is not reachable yet is not an error: the server starts NOT_SERVING and keeps trying
+    /// (see [`App::run_until_stopped`]). A wrong key or a broken schema is.
     pub async fn build(config: &Config) -> Result<Self, StartError> {
         let master = config.master_key()?;
         let keyring = Arc::new(Keyring::single(&master));
         drop(master);
-        let store = store::connect(config.database_url.expose())
-            .await
-            .map_err(|e| StartError::Database {
-                url: config.database_url.to_string(),
-                reason: error_chain(&e),
-            })?;
-        let vault = Vault::open(store, keyring).await?;
-        if config.dev {
-            seed_demo_customer(&vault).await?;
-        }
-        let listener = TcpListener::bind(config.grpc_addr)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: config.grpc_addr,
-                source,
-            })?;
-        let grpc_addr = listener.local_addr().map_err(|source| StartError::Bind {
-            addr: config.grpc_addr,
-            source,
+        let store = store::open(config.database_url.expose(), &config.pool).await.map_err(|e| {
+            StartError::Database { url: config.database_url.to_string(), reason: error_chain(&e) }
         })?;
-        Ok(Self {
-            listener,
-            grpc_addr,
-            vault,
-        })
+        let vault = Vault::new(store, keyring);
+        match vault.prepare().await {
+            Ok(()) => {
+                if config.dev {
+                    seed_demo_customer(&vault).await?;
+                }
+            }
+            Err(e) if e.is_retryable() => {
+                tracing::warn!(error = %e, database = %config.database_url, "database not reachable yet; starting NOT_SERVING and retrying");
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let bind_error = |source| StartError::Bind { addr: config.grpc_addr, source };
+        let listener = TcpListener::bind(config.grpc_addr).await.map_err(bind_error)?;
+        let grpc_addr = listener.local_addr().map_err(bind_error)?;
+        Ok(Self { listener, grpc_addr, vault, dev: config.dev })
     }
 
     /// The bound gRPC address (the real port when configured with port 0).
@@ -87,50 +89,98 @@ impl App {
     }
 
     /// Serves until `shutdown` resolves, then stops accepting, finishes in-flight calls and
-    /// returns.
+    /// returns. If the database was not reachable at build time, keeps trying with backoff
+    /// while health reports NOT_SERVING; a fatal finding then (wrong key) stops the server with
+    /// that error.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
         let (health, health_service) = tonic_health::server::health_reporter();
-        health
-            .set_serving::<CredentialServiceServer<CredentialApi>>()
-            .await;
+        let (fatal_tx, fatal_rx) = oneshot::channel::<StartupError>();
+        if self.vault.is_ready() {
+            set_health(&health, true).await;
+        } else {
+            set_health(&health, false).await;
+            tokio::spawn(prepare_until_ready(self.vault.clone(), health.clone(), self.dev, fatal_tx));
+        }
 
         let reflection = || {
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         };
-        let reflection_error =
-            |e: tonic_reflection::server::Error| StartError::Serve(e.to_string());
+        let reflection_error = |e: tonic_reflection::server::Error| StartError::Serve(e.to_string());
         // v1alpha too: grpcurl builds before 1.9 only speak the alpha protocol.
         let reflection_v1 = reflection().build_v1().map_err(reflection_error)?;
         let reflection_v1alpha = reflection().build_v1alpha().map_err(reflection_error)?;
 
+        let fatal = Arc::new(Mutex::new(None));
+        let fatal_slot = fatal.clone();
         let shutdown = async move {
-            shutdown.await;
-            health
-                .set_not_serving::<CredentialServiceServer<CredentialApi>>()
-                .await;
+            tokio::select! {
+                () = shutdown => {}
+                Ok(error) = fatal_rx => {
+                    tracing::error!(error = %error, "cannot serve; stopping");
+                    *fatal_slot.lock().expect("not poisoned") = Some(error);
+                }
+            }
+            set_health(&health, false).await;
             tracing::info!("shutting down: finishing in-flight calls");
         };
-        tracing::info!(grpc_addr = %self.grpc_addr, "credvault serving");
+        tracing::info!(grpc_addr = %self.grpc_addr, "credvault listening");
         let store = self.vault.store().clone();
         Server::builder()
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(CredentialApi::new(self.vault).into_server())
-            .serve_with_incoming_shutdown(
-                TcpIncoming::from(self.listener).with_nodelay(Some(true)),
-                shutdown,
-            )
+            .serve_with_incoming_shutdown(TcpIncoming::from(self.listener).with_nodelay(Some(true)), shutdown)
             .await
             .map_err(|e| StartError::Serve(error_chain(&e)))?;
         store.close().await;
         tracing::info!("stopped");
-        Ok(())
+        match fatal.lock().expect("not poisoned").take() {
+            Some(error) => Err(error.into()),
+            None => Ok(()),
+        }
+    }
+}
+
+async fn set_health(health: &HealthReporter, serving: bool) {
+    let status = if serving { ServingStatus::Serving } else { ServingStatus::NotServing };
+    health.set_service_status("", status).await;
+    health.set_service_status(<CredentialServiceServer<CredentialApi> as NamedService>::NAME, status).await;
+}
+
+/// Retries [`Vault::prepare`] with exponential backoff until the database answers.
+async fn prepare_until_ready(
+    vault: Vault,
+    health: HealthReporter,
+    dev: bool,
+    fatal: oneshot::Sender<StartupError>,
+) {
+    let mut delay = RETRY_FIRST;
+    loop {
+        tokio::time::sleep(delay).await;
+        match vault.prepare().await {
+            Ok(()) => {
+                if dev && let Err(e) = seed_demo_customer(&vault).await {
+                    tracing::error!(error = %e, "dev setup failed");
+                }
+                set_health(&health, true).await;
+                tracing::info!("database reachable: serving");
+                return;
+            }
+            Err(e) if e.is_retryable() => {
+                delay = (delay * 2).min(RETRY_MAX);
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis(), "database still not reachable");
+            }
+            Err(e) => {
+                let _ = fatal.send(e);
+                return;
+            }
+        }
     }
 }
 
@@ -140,14 +190,10 @@ async fn seed_demo_customer(vault: &Vault) -> Result<(), StartError> {
         email: "demo@example.com".into(),
         company_name: "Demo Customer".into(),
     };
-    let created = vault
-        .store()
-        .ensure_customer(&demo)
-        .await
-        .map_err(|e| StartError::Database {
-            url: "(configured database)".into(),
-            reason: format!("cannot create the demo customer: {}", error_chain(&e)),
-        })?;
+    let created = vault.store().ensure_customer(&demo).await.map_err(|e| StartError::Database {
+        url: "(configured database)".into(),
+        reason: format!("cannot create the demo customer: {}", error_chain(&e)),
+    })?;
     if created {
         tracing::info!(customer_id = DEMO_CUSTOMER_ID, "created the demo customer");
     }

@@ -93,8 +93,8 @@ impl Keyring {
         blob.extend_from_slice(nonce.as_ref());
         blob.extend_from_slice(&wrapped);
 
-        let payload_key = RandomizedNonceKey::new(&AES_256_GCM, data_key.as_ref())
-            .map_err(|_| CryptoError::Seal)?;
+        let payload_key =
+            RandomizedNonceKey::new(&AES_256_GCM, data_key.as_ref()).map_err(|_| CryptoError::Seal)?;
         let mut sealed = plaintext.to_vec();
         let nonce = payload_key
             .seal_in_place_append_tag(
@@ -120,9 +120,7 @@ impl Keyring {
             return Err(CryptoError::UnsupportedFormat(header[0]));
         }
         let version = KeyVersion::from_be_bytes(header[1..].try_into().expect("4 bytes"));
-        let keys = self
-            .keys(version)
-            .ok_or(CryptoError::UnknownKeyVersion(version))?;
+        let keys = self.keys(version).ok_or(CryptoError::UnknownKeyVersion(version))?;
 
         let (wrap_nonce, wrapped) = blob[HEADER_LEN..PAYLOAD_OFFSET].split_at(NONCE_LEN);
         let mut data_key = Zeroizing::new(wrapped.to_vec());
@@ -188,24 +186,12 @@ mod tests {
         let row = binding();
         let blob = ring.seal(&row, b"s").unwrap();
         let others = [
-            Binding {
-                credential_id: CredentialId::new_random(),
-                ..row
-            },
-            Binding {
-                customer_id: CustomerId::new_random(),
-                ..row
-            },
-            Binding {
-                provider: Provider::Gcp,
-                ..row
-            },
+            Binding { credential_id: CredentialId::new_random(), ..row },
+            Binding { customer_id: CustomerId::new_random(), ..row },
+            Binding { provider: Provider::Gcp, ..row },
         ];
         for other in others {
-            assert_eq!(
-                ring.open(&other, &blob).unwrap_err(),
-                CryptoError::Authentication
-            );
+            assert_eq!(ring.open(&other, &blob).unwrap_err(), CryptoError::Authentication);
         }
     }
 
@@ -217,20 +203,11 @@ mod tests {
         for i in [0, 1, 6, 70, blob.len() - 1] {
             let mut bad = blob.clone();
             bad[i] ^= 1;
-            assert!(
-                ring.open(&row, &bad).is_err(),
-                "flipping byte {i} went unnoticed"
-            );
+            assert!(ring.open(&row, &bad).is_err(), "flipping byte {i} went unnoticed");
         }
-        assert_eq!(
-            ring.open(&row, &blob[..20]).unwrap_err(),
-            CryptoError::Truncated(20)
-        );
+        assert_eq!(ring.open(&row, &blob[..20]).unwrap_err(), CryptoError::Truncated(20));
         let other = Keyring::single(&MasterKey::generate());
-        assert_eq!(
-            other.open(&row, &blob).unwrap_err(),
-            CryptoError::Authentication
-        );
+        assert_eq!(other.open(&row, &blob).unwrap_err(), CryptoError::Authentication);
     }
 
     #[test]
@@ -238,20 +215,12 @@ mod tests {
         let old = MasterKey::generate();
         let new = MasterKey::generate();
         let row = binding();
-        let blob = Keyring::single(&old)
-            .seal(&row, b"before rotation")
-            .unwrap();
+        let blob = Keyring::single(&old).seal(&row, b"before rotation").unwrap();
         let rotated = Keyring::from_versions([(1, &old), (2, &new)], 2);
-        assert_eq!(
-            rotated.open(&row, &blob).unwrap().as_slice(),
-            b"before rotation"
-        );
+        assert_eq!(rotated.open(&row, &blob).unwrap().as_slice(), b"before rotation");
         let fresh = rotated.seal(&row, b"after").unwrap();
         assert_eq!(&fresh[1..5], &2u32.to_be_bytes());
         let without_old = Keyring::from_versions([(2, &new)], 2);
-        assert_eq!(
-            without_old.open(&row, &blob).unwrap_err(),
-            CryptoError::UnknownKeyVersion(1)
-        );
+        assert_eq!(without_old.open(&row, &blob).unwrap_err(), CryptoError::UnknownKeyVersion(1));
     }
 }

@@ -38,8 +38,7 @@ impl hkdf::KeyType for Len {
 
 impl DerivedKeys {
     fn derive(master: &MasterKey) -> Self {
-        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"credvault key derivation v1")
-            .extract(master.expose());
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"credvault key derivation v1").extract(master.expose());
         let expand = |label: &[u8]| {
             let mut out = Zeroizing::new([0u8; 32]);
             prk.expand(&[label], Len(32))
@@ -50,13 +49,8 @@ impl DerivedKeys {
         let kek = RandomizedNonceKey::new(&AES_256_GCM, expand(b"kek").as_ref())
             .expect("a 32-byte key fits AES-256-GCM");
         let check_value = *expand(b"key check value");
-        let fingerprint =
-            hmac::Key::new(hmac::HMAC_SHA256, expand(b"request fingerprint").as_ref());
-        Self {
-            kek,
-            check_value,
-            fingerprint,
-        }
+        let fingerprint = hmac::Key::new(hmac::HMAC_SHA256, expand(b"request fingerprint").as_ref());
+        Self { kek, check_value, fingerprint }
     }
 }
 
@@ -71,14 +65,8 @@ impl Keyring {
         versions: impl IntoIterator<Item = (KeyVersion, &'a MasterKey)>,
         current: KeyVersion,
     ) -> Self {
-        let keys: BTreeMap<_, _> = versions
-            .into_iter()
-            .map(|(v, k)| (v, DerivedKeys::derive(k)))
-            .collect();
-        assert!(
-            keys.contains_key(&current),
-            "the current key version must be in the keyring"
-        );
+        let keys: BTreeMap<_, _> = versions.into_iter().map(|(v, k)| (v, DerivedKeys::derive(k))).collect();
+        assert!(keys.contains_key(&current), "the current key version must be in the keyring");
         Self { current, keys }
     }
 
@@ -105,10 +93,7 @@ impl Keyring {
             ctx.update(&(part.len() as u64).to_be_bytes());
             ctx.update(part);
         }
-        ctx.sign()
-            .as_ref()
-            .try_into()
-            .expect("HMAC-SHA256 tags are 32 bytes")
+        ctx.sign().as_ref().try_into().expect("HMAC-SHA256 tags are 32 bytes")
     }
 
     pub(super) fn current_keys(&self) -> &DerivedKeys {
@@ -146,14 +131,8 @@ mod tests {
     #[test]
     fn fingerprints_depend_on_key_and_framing() {
         let ring = Keyring::single(&MasterKey::generate());
-        assert_eq!(
-            ring.fingerprint(&[b"ab", b"c"]),
-            ring.fingerprint(&[b"ab", b"c"])
-        );
-        assert_ne!(
-            ring.fingerprint(&[b"ab", b"c"]),
-            ring.fingerprint(&[b"a", b"bc"])
-        );
+        assert_eq!(ring.fingerprint(&[b"ab", b"c"]), ring.fingerprint(&[b"ab", b"c"]));
+        assert_ne!(ring.fingerprint(&[b"ab", b"c"]), ring.fingerprint(&[b"a", b"bc"]));
         let other = Keyring::single(&MasterKey::generate());
         assert_ne!(ring.fingerprint(&[b"x"]), other.fingerprint(&[b"x"]));
     }
@@ -161,9 +140,6 @@ mod tests {
     #[test]
     fn debug_shows_versions_only() {
         let ring = Keyring::single(&MasterKey::generate());
-        assert_eq!(
-            format!("{ring:?}"),
-            "Keyring { current: 1, versions: [1], .. }"
-        );
+        assert_eq!(format!("{ring:?}"), "Keyring { current: 1, versions: [1], .. }");
     }
 }

@@ -39,10 +39,8 @@ impl MasterKey {
                 .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
         );
         let bytes = Zeroizing::new(engine.decode(text).map_err(|_| KeyError::NotBase64)?);
-        let array: [u8; MASTER_KEY_LEN] = bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| KeyError::WrongLength(bytes.len()))?;
+        let array: [u8; MASTER_KEY_LEN] =
+            bytes.as_slice().try_into().map_err(|_| KeyError::WrongLength(bytes.len()))?;
         Ok(Self(SecretBox::new(Box::new(array))))
     }
 
@@ -88,23 +86,14 @@ mod tests {
     #[test]
     fn bad_keys_say_what_is_wrong() {
         assert_eq!(parse("  \n").unwrap_err(), KeyError::Empty);
-        assert_eq!(
-            parse("not base64 at all!").unwrap_err(),
-            KeyError::NotBase64
-        );
-        assert_eq!(
-            parse(&STANDARD.encode([7u8; 16])).unwrap_err(),
-            KeyError::WrongLength(16)
-        );
+        assert_eq!(parse("not base64 at all!").unwrap_err(), KeyError::NotBase64);
+        assert_eq!(parse(&STANDARD.encode([7u8; 16])).unwrap_err(), KeyError::WrongLength(16));
         let padded_with_newline = format!("{}\n", STANDARD.encode([7u8; 32]));
         assert!(parse(&padded_with_newline).is_ok());
     }
 
     #[test]
     fn debug_redacts() {
-        assert_eq!(
-            format!("{:?}", MasterKey::generate()),
-            "MasterKey([redacted])"
-        );
+        assert_eq!(format!("{:?}", MasterKey::generate()), "MasterKey([redacted])");
     }
 }

@@ -14,26 +14,17 @@ impl CredentialName {
     pub fn parse(value: &str, field: &str) -> Result<Self, FieldViolation> {
         let trimmed = value.trim();
         if trimmed.is_empty() {
-            return Err(FieldViolation::new(
-                field,
-                "is required (1 to 255 characters)",
-            ));
+            return Err(FieldViolation::new(field, "is required (1 to 255 characters)"));
         }
         let chars = trimmed.chars().count();
         if chars > Self::MAX_CHARS {
             return Err(FieldViolation::new(
                 field,
-                format!(
-                    "is {chars} characters long; at most {} are allowed",
-                    Self::MAX_CHARS
-                ),
+                format!("is {chars} characters long; at most {} are allowed", Self::MAX_CHARS),
             ));
         }
         if trimmed.chars().any(char::is_control) {
-            return Err(FieldViolation::new(
-                field,
-                "must not contain control characters",
-            ));
+            return Err(FieldViolation::new(field, "must not contain control characters"));
         }
         Ok(Self(trimmed.to_owned()))
     }
@@ -54,18 +45,12 @@ pub struct CredentialType(String);
 
 impl CredentialType {
     /// Parses the request's value; empty means the provider's usual kind.
-    pub fn parse_or_default(
-        value: &str,
-        provider: Provider,
-        field: &str,
-    ) -> Result<Self, FieldViolation> {
+    pub fn parse_or_default(value: &str, provider: Provider, field: &str) -> Result<Self, FieldViolation> {
         if value.is_empty() {
             return Ok(Self(provider.default_credential_type().to_owned()));
         }
         let ok = value.len() <= 50
-            && value
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
         if !ok {
             return Err(FieldViolation::new(
                 field,
@@ -146,10 +131,7 @@ impl ListFilter {
     /// Applies the documented rule: 0 means the default, larger than the maximum is lowered.
     pub fn page_size_from_request(requested: i32, field: &str) -> Result<u32, FieldViolation> {
         match requested {
-            n if n < 0 => Err(FieldViolation::new(
-                field,
-                "must not be negative (0 means the default, 50)",
-            )),
+            n if n < 0 => Err(FieldViolation::new(field, "must not be negative (0 means the default, 50)")),
             0 => Ok(Self::DEFAULT_PAGE_SIZE),
             n => Ok(n.unsigned_abs().min(Self::MAX_PAGE_SIZE)),
         }
@@ -169,20 +151,12 @@ impl PageCursor {
     const PREFIX: &'static str = "c1";
 
     pub fn after(credential: &CredentialMetadata) -> Self {
-        Self {
-            created_at_micros: unix_micros(credential.created_at),
-            id: credential.id,
-        }
+        Self { created_at_micros: unix_micros(credential.created_at), id: credential.id }
     }
 
     /// The opaque token handed to clients.
     pub fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(format!(
-            "{}:{}:{}",
-            Self::PREFIX,
-            self.created_at_micros,
-            self.id
-        ))
+        URL_SAFE_NO_PAD.encode(format!("{}:{}:{}", Self::PREFIX, self.created_at_micros, self.id))
     }
 
     pub fn decode(token: &str, field: &str) -> Result<Self, FieldViolation> {
@@ -195,8 +169,7 @@ impl PageCursor {
         let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
         let text = String::from_utf8(bytes).map_err(|_| bad())?;
         let mut parts = text.splitn(3, ':');
-        let (Some(Self::PREFIX), Some(ts), Some(id)) = (parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(Self::PREFIX), Some(ts), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(bad());
         };
         Ok(Self {
@@ -209,8 +182,7 @@ impl PageCursor {
 /// Microseconds since the Unix epoch: the precision timestamps are stored with.
 pub fn unix_micros(t: OffsetDateTime) -> i64 {
     // Every OffsetDateTime (years -9999..=9999) fits: i64 microseconds span ±292,000 years.
-    i64::try_from(t.unix_timestamp_nanos() / 1_000)
-        .expect("OffsetDateTime's range fits i64 microseconds")
+    i64::try_from(t.unix_timestamp_nanos() / 1_000).expect("OffsetDateTime's range fits i64 microseconds")
 }
 
 /// Per-provider counts of one customer's credentials (the seed's summary).
@@ -236,10 +208,7 @@ impl Summary {
         let mut providers: Vec<ProviderSummary> = Vec::new();
         let total_credentials = i64::try_from(credentials.len()).unwrap_or(i64::MAX);
         for credential in credentials {
-            let index = match providers
-                .iter()
-                .position(|p| p.provider == credential.provider)
-            {
+            let index = match providers.iter().position(|p| p.provider == credential.provider) {
                 Some(i) => i,
                 None => {
                     providers.push(ProviderSummary {
@@ -259,11 +228,7 @@ impl Summary {
             entry.credentials.push(credential);
         }
         providers.sort_by_key(|p| p.provider);
-        Self {
-            customer_id,
-            total_credentials,
-            providers,
-        }
+        Self { customer_id, total_credentials, providers }
     }
 }
 
@@ -273,18 +238,8 @@ mod tests {
 
     #[test]
     fn names_are_trimmed_and_bounded() {
-        assert_eq!(
-            CredentialName::parse("  Production Vultr ", "n")
-                .unwrap()
-                .as_str(),
-            "Production Vultr"
-        );
-        assert!(
-            CredentialName::parse("   ", "n")
-                .unwrap_err()
-                .description
-                .contains("required")
-        );
+        assert_eq!(CredentialName::parse("  Production Vultr ", "n").unwrap().as_str(), "Production Vultr");
+        assert!(CredentialName::parse("   ", "n").unwrap_err().description.contains("required"));
         assert!(CredentialName::parse(&"é".repeat(255), "n").is_ok());
         let err = CredentialName::parse(&"x".repeat(256), "credential_name").unwrap_err();
         assert_eq!(err.field, "credential_name");
@@ -295,15 +250,11 @@ mod tests {
     #[test]
     fn credential_type_defaults_per_provider() {
         assert_eq!(
-            CredentialType::parse_or_default("", Provider::Gcp, "t")
-                .unwrap()
-                .as_str(),
+            CredentialType::parse_or_default("", Provider::Gcp, "t").unwrap().as_str(),
             "service_account"
         );
         assert_eq!(
-            CredentialType::parse_or_default("api_key", Provider::Vultr, "t")
-                .unwrap()
-                .as_str(),
+            CredentialType::parse_or_default("api_key", Provider::Vultr, "t").unwrap().as_str(),
             "api_key"
         );
         assert!(CredentialType::parse_or_default("Api Key", Provider::Vultr, "t").is_err());
@@ -311,14 +262,8 @@ mod tests {
 
     #[test]
     fn page_tokens_round_trip_and_reject_garbage() {
-        let cursor = PageCursor {
-            created_at_micros: 1_700_000_000_123_456,
-            id: CredentialId::new_random(),
-        };
-        assert_eq!(
-            PageCursor::decode(&cursor.encode(), "page_token").unwrap(),
-            cursor
-        );
+        let cursor = PageCursor { created_at_micros: 1_700_000_000_123_456, id: CredentialId::new_random() };
+        assert_eq!(PageCursor::decode(&cursor.encode(), "page_token").unwrap(), cursor);
         for bad in ["", "!!", "YWJj", &URL_SAFE_NO_PAD.encode("c1:x:y")] {
             let err = PageCursor::decode(bad, "page_token").unwrap_err();
             assert_eq!(err.field, "page_token");
@@ -329,21 +274,14 @@ mod tests {
     fn page_size_rule() {
         assert_eq!(ListFilter::page_size_from_request(0, "p").unwrap(), 50);
         assert_eq!(ListFilter::page_size_from_request(7, "p").unwrap(), 7);
-        assert_eq!(
-            ListFilter::page_size_from_request(10_000, "p").unwrap(),
-            500
-        );
+        assert_eq!(ListFilter::page_size_from_request(10_000, "p").unwrap(), 500);
         assert!(ListFilter::page_size_from_request(-1, "p").is_err());
     }
 
     #[test]
     fn idempotency_keys_are_optional_and_printable() {
         assert_eq!(IdempotencyKey::parse_optional("", "k").unwrap(), None);
-        assert!(
-            IdempotencyKey::parse_optional("retry-1", "k")
-                .unwrap()
-                .is_some()
-        );
+        assert!(IdempotencyKey::parse_optional("retry-1", "k").unwrap().is_some());
         assert!(IdempotencyKey::parse_optional("has space", "k").is_err());
         assert!(IdempotencyKey::parse_optional(&"k".repeat(256), "k").is_err());
     }

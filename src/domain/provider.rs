@@ -13,12 +13,7 @@ pub enum Provider {
 }
 
 impl Provider {
-    pub const ALL: [Provider; 4] = [
-        Provider::Vultr,
-        Provider::Aws,
-        Provider::Gcp,
-        Provider::Azure,
-    ];
+    pub const ALL: [Provider; 4] = [Provider::Vultr, Provider::Aws, Provider::Gcp, Provider::Azure];
 
     /// The stable lowercase name used in the database, the REST API and messages.
     pub fn as_str(self) -> &'static str {
@@ -70,13 +65,9 @@ impl Permission {
     }
 
     pub fn parse(name: &str) -> Option<Self> {
-        [
-            Permission::ReadOnly,
-            Permission::ReadWrite,
-            Permission::Admin,
-        ]
-        .into_iter()
-        .find(|p| p.as_str() == name)
+        [Permission::ReadOnly, Permission::ReadWrite, Permission::Admin]
+            .into_iter()
+            .find(|p| p.as_str() == name)
     }
 }
 
@@ -90,11 +81,7 @@ mod tests {
             assert_eq!(Provider::parse(p.as_str()), Some(p));
         }
         assert_eq!(Provider::parse("digitalocean"), None);
-        for p in [
-            Permission::ReadOnly,
-            Permission::ReadWrite,
-            Permission::Admin,
-        ] {
+        for p in [Permission::ReadOnly, Permission::ReadWrite, Permission::Admin] {
             assert_eq!(Permission::parse(p.as_str()), Some(p));
         }
     }

@@ -15,23 +15,10 @@ pub const MAX_SECRET_BYTES: usize = 64 * 1024;
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
 #[serde(tag = "provider", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SecretPayload {
-    Vultr {
-        api_key: String,
-    },
-    Aws {
-        access_key_id: String,
-        secret_access_key: String,
-        session_token: Option<String>,
-    },
-    Gcp {
-        service_account_json: String,
-    },
-    Azure {
-        tenant_id: String,
-        client_id: String,
-        client_secret: String,
-        subscription_id: Option<String>,
-    },
+    Vultr { api_key: String },
+    Aws { access_key_id: String, secret_access_key: String, session_token: Option<String> },
+    Gcp { service_account_json: String },
+    Azure { tenant_id: String, client_id: String, client_secret: String, subscription_id: Option<String> },
 }
 
 impl SecretPayload {
@@ -76,28 +63,17 @@ impl SecretPayload {
 
         match self {
             SecretPayload::Vultr { api_key } => required("api_key", api_key),
-            SecretPayload::Aws {
-                access_key_id,
-                secret_access_key,
-                session_token,
-            } => {
+            SecretPayload::Aws { access_key_id, secret_access_key, session_token } => {
                 required("access_key_id", access_key_id)?;
                 required("secret_access_key", secret_access_key)?;
                 optional("session_token", session_token)
             }
-            SecretPayload::Gcp {
-                service_account_json,
-            } => {
+            SecretPayload::Gcp { service_account_json } => {
                 required("service_account_json", service_account_json)?;
                 check_service_account_json(service_account_json)
                     .map_err(|why| FieldViolation::new(field("service_account_json"), why))
             }
-            SecretPayload::Azure {
-                tenant_id,
-                client_id,
-                client_secret,
-                subscription_id,
-            } => {
+            SecretPayload::Azure { tenant_id, client_id, client_secret, subscription_id } => {
                 required("tenant_id", tenant_id)?;
                 required("client_id", client_id)?;
                 required("client_secret", client_secret)?;
@@ -110,20 +86,13 @@ impl SecretPayload {
         let opt = |v: &Option<String>| v.as_ref().map_or(0, String::len);
         match self {
             SecretPayload::Vultr { api_key } => api_key.len(),
-            SecretPayload::Aws {
-                access_key_id,
-                secret_access_key,
-                session_token,
-            } => access_key_id.len() + secret_access_key.len() + opt(session_token),
-            SecretPayload::Gcp {
-                service_account_json,
-            } => service_account_json.len(),
-            SecretPayload::Azure {
-                tenant_id,
-                client_id,
-                client_secret,
-                subscription_id,
-            } => tenant_id.len() + client_id.len() + client_secret.len() + opt(subscription_id),
+            SecretPayload::Aws { access_key_id, secret_access_key, session_token } => {
+                access_key_id.len() + secret_access_key.len() + opt(session_token)
+            }
+            SecretPayload::Gcp { service_account_json } => service_account_json.len(),
+            SecretPayload::Azure { tenant_id, client_id, client_secret, subscription_id } => {
+                tenant_id.len() + client_id.len() + client_secret.len() + opt(subscription_id)
+            }
         }
     }
 
@@ -178,10 +147,7 @@ fn check_service_account_json(text: &str) -> Result<(), String> {
     .filter_map(|(name, ok)| (!ok).then_some(name))
     .collect();
     if !missing.is_empty() {
-        return Err(format!(
-            "is not a service-account key: missing or empty {}",
-            missing.join(", ")
-        ));
+        return Err(format!("is not a service-account key: missing or empty {}", missing.join(", ")));
     }
     if key.kind.as_deref() != Some("service_account") {
         return Err("is not a service-account key: \"type\" must be \"service_account\"".into());
@@ -219,9 +185,7 @@ mod tests {
     use super::*;
 
     fn gcp(json: &str) -> SecretPayload {
-        SecretPayload::Gcp {
-            service_account_json: json.into(),
-        }
+        SecretPayload::Gcp { service_account_json: json.into() }
     }
 
     const GOOD_GCP: &str = r#"{"type":"service_account","project_id":"p","client_email":"a@p.iam.gserviceaccount.com","private_key":"-----BEGIN PRIVATE KEY-----\nX\n-----END PRIVATE KEY-----\n","token_uri":"https://oauth2.googleapis.com/token"}"#;
@@ -277,45 +241,28 @@ mod tests {
         assert!(gcp(GOOD_GCP).validate("secret").is_ok());
         let err = gcp("{not json").validate("secret").unwrap_err();
         assert_eq!(err.field, "secret.gcp.service_account_json");
-        assert!(
-            err.description.contains("not valid JSON"),
-            "{}",
-            err.description
-        );
-        let err = gcp(r#"{"type":"service_account","client_email":"x"}"#)
+        assert!(err.description.contains("not valid JSON"), "{}", err.description);
+        let err = gcp(r#"{"type":"service_account","client_email":"x"}"#).validate("secret").unwrap_err();
+        assert!(err.description.contains("private_key, token_uri"), "{}", err.description);
+        let err = gcp(r#"{"type":"authorized_user","client_email":"x","private_key":"k","token_uri":"u"}"#)
             .validate("secret")
             .unwrap_err();
-        assert!(
-            err.description.contains("private_key, token_uri"),
-            "{}",
-            err.description
-        );
-        let err = gcp(
-            r#"{"type":"authorized_user","client_email":"x","private_key":"k","token_uri":"u"}"#,
-        )
-        .validate("secret")
-        .unwrap_err();
         assert!(err.description.contains("\"service_account\""));
         let err = gcp("[1,2]").validate("secret").unwrap_err();
         assert!(err.description.contains("JSON object"));
-        let err =
-            gcp(r#"{"type":"service_account","client_email":"x","private_key":7,"token_uri":"u"}"#)
-                .validate("secret")
-                .unwrap_err();
+        let err = gcp(r#"{"type":"service_account","client_email":"x","private_key":7,"token_uri":"u"}"#)
+            .validate("secret")
+            .unwrap_err();
         assert!(!err.description.contains('7'), "{}", err.description);
     }
 
     #[test]
     fn oversized_secrets_are_rejected() {
-        let s = SecretPayload::Vultr {
-            api_key: "x".repeat(MAX_SECRET_BYTES + 1),
-        };
+        let s = SecretPayload::Vultr { api_key: "x".repeat(MAX_SECRET_BYTES + 1) };
         let err = s.validate("secret").unwrap_err();
         assert_eq!(err.field, "secret");
         assert!(err.description.contains("64 KiB"));
-        let s = SecretPayload::Vultr {
-            api_key: "x".repeat(MAX_SECRET_BYTES),
-        };
+        let s = SecretPayload::Vultr { api_key: "x".repeat(MAX_SECRET_BYTES) };
         assert!(s.validate("secret").is_ok());
     }
 }

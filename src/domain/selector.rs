@@ -7,8 +7,5 @@ pub enum CredentialSelector {
     Id(CredentialId),
     /// The customer's preferred active credential of a provider: the one marked default, else
     /// the most recently stored verified one, else the most recently stored one.
-    Preferred {
-        customer_id: CustomerId,
-        provider: Provider,
-    },
+    Preferred { customer_id: CustomerId, provider: Provider },
 }

@@ -5,8 +5,7 @@ use prost_types::Timestamp;
 use time::OffsetDateTime;
 
 use crate::domain::{
-    CredentialMetadata, FieldViolation, Permission, Provider, ProviderSummary, SecretPayload,
-    Summary,
+    CredentialMetadata, FieldViolation, Permission, Provider, ProviderSummary, SecretPayload, Summary,
 };
 use crate::proto as pb;
 
@@ -91,9 +90,7 @@ pub(super) fn secret_from_proto(
             secret_access_key: v.secret_access_key,
             session_token: v.session_token,
         },
-        Secret::Gcp(v) => SecretPayload::Gcp {
-            service_account_json: v.service_account_json,
-        },
+        Secret::Gcp(v) => SecretPayload::Gcp { service_account_json: v.service_account_json },
         Secret::Azure(v) => SecretPayload::Azure {
             tenant_id: v.tenant_id,
             client_id: v.client_id,
@@ -108,38 +105,27 @@ pub(super) fn secret_from_proto(
 pub(super) fn secret_to_proto(secret: &SecretPayload) -> pb::CredentialSecret {
     use pb::credential_secret::Secret;
     let secret = match secret {
-        SecretPayload::Vultr { api_key } => Secret::Vultr(pb::VultrSecret {
-            api_key: api_key.clone(),
-        }),
-        SecretPayload::Aws {
-            access_key_id,
-            secret_access_key,
-            session_token,
-        } => Secret::Aws(pb::AwsSecret {
-            access_key_id: access_key_id.clone(),
-            secret_access_key: secret_access_key.clone(),
-            session_token: session_token.clone(),
-        }),
-        SecretPayload::Gcp {
-            service_account_json,
-        } => Secret::Gcp(pb::GcpSecret {
-            service_account_json: service_account_json.clone(),
-        }),
-        SecretPayload::Azure {
-            tenant_id,
-            client_id,
-            client_secret,
-            subscription_id,
-        } => Secret::Azure(pb::AzureSecret {
-            tenant_id: tenant_id.clone(),
-            client_id: client_id.clone(),
-            client_secret: client_secret.clone(),
-            subscription_id: subscription_id.clone(),
-        }),
+        SecretPayload::Vultr { api_key } => Secret::Vultr(pb::VultrSecret { api_key: api_key.clone() }),
+        SecretPayload::Aws { access_key_id, secret_access_key, session_token } => {
+            Secret::Aws(pb::AwsSecret {
+                access_key_id: access_key_id.clone(),
+                secret_access_key: secret_access_key.clone(),
+                session_token: session_token.clone(),
+            })
+        }
+        SecretPayload::Gcp { service_account_json } => {
+            Secret::Gcp(pb::GcpSecret { service_account_json: service_account_json.clone() })
+        }
+        SecretPayload::Azure { tenant_id, client_id, client_secret, subscription_id } => {
+            Secret::Azure(pb::AzureSecret {
+                tenant_id: tenant_id.clone(),
+                client_id: client_id.clone(),
+                client_secret: client_secret.clone(),
+                subscription_id: subscription_id.clone(),
+            })
+        }
     };
-    pb::CredentialSecret {
-        secret: Some(secret),
-    }
+    pb::CredentialSecret { secret: Some(secret) }
 }
 
 fn timestamp(t: OffsetDateTime) -> Timestamp {
@@ -172,11 +158,7 @@ pub(super) fn summary_to_proto(summary: Summary) -> pb::SummaryResponse {
     pb::SummaryResponse {
         customer_id: summary.customer_id.to_string(),
         total_credentials: summary.total_credentials,
-        providers: summary
-            .providers
-            .into_iter()
-            .map(provider_summary_to_proto)
-            .collect(),
+        providers: summary.providers.into_iter().map(provider_summary_to_proto).collect(),
     }
 }
 

@@ -35,24 +35,17 @@ fn invalid(v: FieldViolation) -> Status {
 
 #[tonic::async_trait]
 impl CredentialService for CredentialApi {
-    async fn store(
-        &self,
-        request: Request<pb::StoreRequest>,
-    ) -> Result<Response<pb::StoreResponse>, Status> {
+    async fn store(&self, request: Request<pb::StoreRequest>) -> Result<Response<pb::StoreResponse>, Status> {
         let ctx = context(&request);
         let r = request.into_inner();
         let parsed = (|| {
             let customer_id = CustomerId::parse(&r.customer_id, "customer_id")?;
             let name = CredentialName::parse(&r.credential_name, "credential_name")?;
             let permissions = permission_from_proto(r.permissions, "permissions")?;
-            let idempotency_key =
-                IdempotencyKey::parse_optional(&r.idempotency_key, "idempotency_key")?;
+            let idempotency_key = IdempotencyKey::parse_optional(&r.idempotency_key, "idempotency_key")?;
             let secret = secret_from_proto(r.secret, "secret")?;
-            let credential_type = CredentialType::parse_or_default(
-                &r.credential_type,
-                secret.provider(),
-                "credential_type",
-            )?;
+            let credential_type =
+                CredentialType::parse_or_default(&r.credential_type, secret.provider(), "credential_type")?;
             Ok(NewCredentialRequest {
                 customer_id,
                 name,
@@ -64,21 +57,14 @@ impl CredentialService for CredentialApi {
             })
         })()
         .map_err(invalid)?;
-        let stored = self
-            .vault
-            .store_credential(ctx, parsed)
-            .await
-            .map_err(status_from)?;
+        let stored = self.vault.store_credential(ctx, parsed).await.map_err(status_from)?;
         Ok(Response::new(pb::StoreResponse {
             credential: Some(credential_to_proto(stored.credential)),
             replayed: stored.replayed,
         }))
     }
 
-    async fn get(
-        &self,
-        request: Request<pb::GetRequest>,
-    ) -> Result<Response<pb::GetResponse>, Status> {
+    async fn get(&self, request: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
         use pb::get_request::Selector;
         let ctx = context(&request);
         let selector = match request.into_inner().selector {
@@ -88,8 +74,7 @@ impl CredentialService for CredentialApi {
             Some(Selector::ByProvider(by)) => CredentialSelector::Preferred {
                 customer_id: CustomerId::parse(&by.customer_id, "by_provider.customer_id")
                     .map_err(invalid)?,
-                provider: provider_from_proto(by.provider, "by_provider.provider")
-                    .map_err(invalid)?,
+                provider: provider_from_proto(by.provider, "by_provider.provider").map_err(invalid)?,
             },
             None => {
                 return Err(invalid(FieldViolation::new(
@@ -98,21 +83,14 @@ impl CredentialService for CredentialApi {
                 )));
             }
         };
-        let fetched = self
-            .vault
-            .get_credential(ctx, selector)
-            .await
-            .map_err(status_from)?;
+        let fetched = self.vault.get_credential(ctx, selector).await.map_err(status_from)?;
         Ok(Response::new(pb::GetResponse {
             secret: Some(secret_to_proto(&fetched.secret)),
             credential: Some(credential_to_proto(fetched.credential)),
         }))
     }
 
-    async fn list(
-        &self,
-        request: Request<pb::ListRequest>,
-    ) -> Result<Response<pb::ListResponse>, Status> {
+    async fn list(&self, request: Request<pb::ListRequest>) -> Result<Response<pb::ListResponse>, Status> {
         let r = request.into_inner();
         let filter = (|| {
             Ok(ListFilter {
@@ -127,17 +105,9 @@ impl CredentialService for CredentialApi {
             })
         })()
         .map_err(invalid)?;
-        let page = self
-            .vault
-            .list_credentials(filter)
-            .await
-            .map_err(status_from)?;
+        let page = self.vault.list_credentials(filter).await.map_err(status_from)?;
         Ok(Response::new(pb::ListResponse {
-            credentials: page
-                .credentials
-                .into_iter()
-                .map(credential_to_proto)
-                .collect(),
+            credentials: page.credentials.into_iter().map(credential_to_proto).collect(),
             next_page_token: page.next.map(|c| c.encode()).unwrap_or_default(),
         }))
     }
@@ -157,16 +127,9 @@ impl CredentialService for CredentialApi {
         request: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
         let ctx = context(&request);
-        let id = CredentialId::parse(&request.get_ref().credential_id, "credential_id")
-            .map_err(invalid)?;
-        let deleted = self
-            .vault
-            .delete_credential(ctx, id)
-            .await
-            .map_err(status_from)?;
-        Ok(Response::new(pb::DeleteResponse {
-            credential: Some(credential_to_proto(deleted)),
-        }))
+        let id = CredentialId::parse(&request.get_ref().credential_id, "credential_id").map_err(invalid)?;
+        let deleted = self.vault.delete_credential(ctx, id).await.map_err(status_from)?;
+        Ok(Response::new(pb::DeleteResponse { credential: Some(credential_to_proto(deleted)) }))
     }
 
     async fn summary(

@@ -15,18 +15,34 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
-        match err {
-            sqlx::Error::Io(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Tls(_) => StoreError::Unavailable(err),
-            other => StoreError::Other(Box::new(other)),
+        if is_unavailable(&err) { StoreError::Unavailable(err) } else { StoreError::Other(Box::new(err)) }
+    }
+}
+
+/// Whether the error means "the database cannot be reached right now" (retrying later may
+/// work), as opposed to a bug or bad data.
+fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
+            true
         }
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // 08: connection exception; 57P01-03: admin/crash shutdown, cannot connect now;
+            // 53300: too many connections; 57014: statement timeout or cancel.
+            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300" | "57014")
+        }),
+        _ => false,
     }
 }
 
 impl From<sqlx::migrate::MigrateError> for StoreError {
     fn from(err: sqlx::migrate::MigrateError) -> Self {
-        StoreError::Other(Box::new(err))
+        use sqlx::migrate::MigrateError;
+        match err {
+            MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _) if is_unavailable(&e) => {
+                StoreError::Unavailable(e)
+            }
+            other => StoreError::Other(Box::new(other)),
+        }
     }
 }

@@ -5,19 +5,22 @@
 //! for a change that did not happen.
 
 mod error;
+mod postgres;
 mod sqlite;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
 pub use error::StoreError;
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use crate::domain::{
-    AuditEntry, CredentialId, CredentialMetadata, CredentialName, CredentialSelector,
-    CredentialType, CustomerId, IdempotencyKey, ListFilter, Permission, Provider,
+    AuditEntry, CredentialId, CredentialMetadata, CredentialName, CredentialSelector, CredentialType,
+    CustomerId, IdempotencyKey, ListFilter, Permission, Provider,
 };
 
 /// A credential to insert, its secret already sealed.
@@ -77,9 +80,11 @@ pub enum KeyCheck {
 /// The storage operations the vault needs. Implemented once per backend.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Brings the schema up to date. Safe to run from several instances at once.
+    async fn migrate(&self) -> Result<(), StoreError>;
+
     /// Records `check_value` for `version` if absent, else compares it with the record.
-    async fn check_key(&self, version: u32, check_value: &[u8; 32])
-    -> Result<KeyCheck, StoreError>;
+    async fn check_key(&self, version: u32, check_value: &[u8; 32]) -> Result<KeyCheck, StoreError>;
 
     /// Creates the customer unless one with the same id exists. Returns whether it was created.
     async fn ensure_customer(&self, customer: &NewCustomer) -> Result<bool, StoreError>;
@@ -88,11 +93,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Inserts a credential and its `created` audit row. Fails with `NotFound` for an unknown
     /// customer and `Conflict` for a duplicate active name.
-    async fn insert_credential(
-        &self,
-        new: NewCredential,
-        audit: AuditEntry,
-    ) -> Result<Inserted, StoreError>;
+    async fn insert_credential(&self, new: NewCredential, audit: AuditEntry) -> Result<Inserted, StoreError>;
 
     /// Reads an active credential with its sealed secret. Writes nothing.
     async fn fetch_sealed(
@@ -126,10 +127,7 @@ pub trait Store: Send + Sync + 'static {
     async fn list(&self, filter: &ListFilter) -> Result<Vec<CredentialMetadata>, StoreError>;
 
     /// All of a customer's credentials, deleted ones included, newest first.
-    async fn all_for_customer(
-        &self,
-        customer_id: CustomerId,
-    ) -> Result<Vec<CredentialMetadata>, StoreError>;
+    async fn all_for_customer(&self, customer_id: CustomerId) -> Result<Vec<CredentialMetadata>, StoreError>;
 
     /// Closes the connections (SQLite checkpoints its WAL). Later calls fail with `Unavailable`.
     async fn close(&self);
@@ -144,15 +142,40 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<CredentialMetadata, StoreError>;
 }
 
-/// Opens the backend named by the URL's scheme and brings its schema up to date.
-pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+/// Connection pool settings (PostgreSQL; SQLite uses one writer and a few readers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// Most connections one instance opens.
+    pub max_connections: u32,
+    /// How long a call waits for a connection (including connecting) before UNAVAILABLE.
+    pub connect_timeout: Duration,
+    /// Server-side limit on one statement.
+    pub statement_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    /// Sized for a 2-core machine: PostgreSQL does best with a few busy connections per core,
+    /// and several instances share its `max_connections` (100 by default).
+    fn default() -> Self {
+        Self {
+            max_connections: 8,
+            connect_timeout: Duration::from_secs(3),
+            statement_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Opens the backend named by the URL's scheme. SQLite opens (creating) its file now;
+/// PostgreSQL connects lazily, so the server can start before the database is reachable.
+/// Neither migrates: call [`Store::migrate`].
+pub async fn open(url: &str, settings: &PoolSettings) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::connect(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::connect_lazy(url, settings)?))
     } else {
         Err(StoreError::Config(
-            "CREDVAULT_DATABASE_URL must start with sqlite: (e.g. sqlite://credvault.db); \
-             PostgreSQL support is not available in this build yet"
-                .into(),
+            "the database URL must start with sqlite:, postgres:// or postgresql://".into(),
         ))
     }
 }

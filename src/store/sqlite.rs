@@ -11,8 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{Row, Sqlite, Transaction};
 use time::OffsetDateTime;
@@ -20,18 +19,15 @@ use uuid::Uuid;
 
 use super::{Inserted, KeyCheck, NewCredential, NewCustomer, SealedCredential, Store, StoreError};
 use crate::domain::{
-    AuditEntry, CredentialId, CredentialMetadata, CredentialName, CredentialSelector,
-    CredentialType, CustomerId, ListFilter, Permission, Provider,
+    AuditEntry, CredentialId, CredentialMetadata, CredentialName, CredentialSelector, CredentialType,
+    CustomerId, ListFilter, Permission, Provider,
 };
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../../migrations/sqlite/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "initial", include_str!("../../migrations/sqlite/0001_initial.sql"))];
 
 /// The SQLite schema's migrations, embedded in the binary.
-pub(crate) fn migrator() -> Migrator {
+fn migrator() -> Migrator {
     let migrations = MIGRATIONS
         .iter()
         .map(|(version, description, sql)| {
@@ -44,10 +40,7 @@ pub(crate) fn migrator() -> Migrator {
             )
         })
         .collect::<Vec<_>>();
-    Migrator {
-        migrations: Cow::Owned(migrations),
-        ..Migrator::DEFAULT
-    }
+    Migrator { migrations: Cow::Owned(migrations), ..Migrator::DEFAULT }
 }
 
 macro_rules! select_credentials {
@@ -76,7 +69,7 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if missing) the database at `url` and applies migrations.
+    /// Opens (creating if missing) the database at `url`.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Config(format!("invalid SQLite URL: {e}")))?
@@ -86,16 +79,9 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
-        if let Some(dir) = options
-            .get_filename()
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-        {
+        if let Some(dir) = options.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Config(format!(
-                    "cannot create the database directory {}: {e}",
-                    dir.display()
-                ))
+                StoreError::Config(format!("cannot create the database directory {}: {e}", dir.display()))
             })?;
         }
         let writer = SqlitePoolOptions::new()
@@ -105,7 +91,6 @@ impl SqliteStore {
             .max_lifetime(None)
             .connect_with(options.clone())
             .await?;
-        migrator().run(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .min_connections(1)
@@ -122,9 +107,8 @@ fn micros(t: OffsetDateTime) -> i64 {
 }
 
 fn from_micros(value: i64) -> Result<OffsetDateTime, StoreError> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(value) * 1_000).map_err(|e| {
-        StoreError::Other(format!("stored timestamp {value} out of range: {e}").into())
-    })
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(value) * 1_000)
+        .map_err(|e| StoreError::Other(format!("stored timestamp {value} out of range: {e}").into()))
 }
 
 fn corrupt(what: &str, value: &str) -> StoreError {
@@ -140,9 +124,7 @@ fn metadata_from_row(row: &SqliteRow) -> Result<CredentialMetadata, StoreError> 
     let provider: String = row.try_get("provider")?;
     let permissions: String = row.try_get("permissions")?;
     let optional_time = |column: &str| -> Result<Option<OffsetDateTime>, StoreError> {
-        row.try_get::<Option<i64>, _>(column)?
-            .map(from_micros)
-            .transpose()
+        row.try_get::<Option<i64>, _>(column)?.map(from_micros).transpose()
     };
     Ok(CredentialMetadata {
         id: CredentialId::from_uuid(uuid(row, "id")?),
@@ -150,8 +132,7 @@ fn metadata_from_row(row: &SqliteRow) -> Result<CredentialMetadata, StoreError> 
         provider: Provider::parse(&provider).ok_or_else(|| corrupt("provider", &provider))?,
         name: CredentialName::from_stored(row.try_get("credential_name")?),
         credential_type: CredentialType::from_stored(row.try_get("credential_type")?),
-        permissions: Permission::parse(&permissions)
-            .ok_or_else(|| corrupt("permissions", &permissions))?,
+        permissions: Permission::parse(&permissions).ok_or_else(|| corrupt("permissions", &permissions))?,
         is_active: row.try_get("is_active")?,
         is_verified: row.try_get("is_verified")?,
         is_default: row.try_get("is_default")?,
@@ -187,11 +168,12 @@ async fn insert_audit(
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn check_key(
-        &self,
-        version: u32,
-        check_value: &[u8; 32],
-    ) -> Result<KeyCheck, StoreError> {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        migrator().run(&self.writer).await?;
+        Ok(())
+    }
+
+    async fn check_key(&self, version: u32, check_value: &[u8; 32]) -> Result<KeyCheck, StoreError> {
         let mut tx = self.writer.begin().await?;
         let stored: Option<Vec<u8>> =
             sqlx::query_scalar("SELECT check_value FROM encryption_keys WHERE version = ?")
@@ -202,12 +184,14 @@ impl Store for SqliteStore {
             Some(stored) if stored == check_value => KeyCheck::Matches,
             Some(_) => KeyCheck::Mismatch,
             None => {
-                sqlx::query("INSERT INTO encryption_keys (version, check_value, created_at) VALUES (?, ?, ?)")
-                    .bind(i64::from(version))
-                    .bind(check_value.as_slice())
-                    .bind(micros(OffsetDateTime::now_utc()))
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "INSERT INTO encryption_keys (version, check_value, created_at) VALUES (?, ?, ?)",
+                )
+                .bind(i64::from(version))
+                .bind(check_value.as_slice())
+                .bind(micros(OffsetDateTime::now_utc()))
+                .execute(&mut *tx)
+                .await?;
                 KeyCheck::Recorded
             }
         };
@@ -227,10 +211,9 @@ impl Store for SqliteStore {
         .execute(&self.writer)
         .await
         .map_err(|e| match &e {
-            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(format!(
-                "a customer with email {} already exists",
-                customer.email
-            )),
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict(format!("a customer with email {} already exists", customer.email))
+            }
             _ => e.into(),
         })?;
         Ok(result.rows_affected() == 1)
@@ -244,11 +227,7 @@ impl Store for SqliteStore {
         Ok(found.is_some())
     }
 
-    async fn insert_credential(
-        &self,
-        new: NewCredential,
-        audit: AuditEntry,
-    ) -> Result<Inserted, StoreError> {
+    async fn insert_credential(&self, new: NewCredential, audit: AuditEntry) -> Result<Inserted, StoreError> {
         // The single writer connection serializes this whole transaction against every other
         // write, so the checks below cannot race with a concurrent insert.
         let mut tx = self.writer.begin().await?;
@@ -276,10 +255,7 @@ impl Store for SqliteStore {
             .fetch_optional(&mut *tx)
             .await?;
         if customer.is_none() {
-            return Err(StoreError::NotFound(format!(
-                "customer {}",
-                new.customer_id
-            )));
+            return Err(StoreError::NotFound(format!("customer {}", new.customer_id)));
         }
 
         if new.make_default {
@@ -337,18 +313,17 @@ impl Store for SqliteStore {
         &self,
         selector: CredentialSelector,
     ) -> Result<Option<SealedCredential>, StoreError> {
-        let row =
-            match selector {
-                CredentialSelector::Id(id) => sqlx::query(select_credentials!(
+        let row = match selector {
+            CredentialSelector::Id(id) => {
+                sqlx::query(select_credentials!(
                     ", encrypted_credentials FROM cloud_credentials WHERE id = ? AND is_active = 1"
                 ))
                 .bind(id.to_string())
                 .fetch_optional(&self.reader)
-                .await?,
-                CredentialSelector::Preferred {
-                    customer_id,
-                    provider,
-                } => sqlx::query(select_credentials!(
+                .await?
+            }
+            CredentialSelector::Preferred { customer_id, provider } => {
+                sqlx::query(select_credentials!(
                     ", encrypted_credentials FROM cloud_credentials "
                     "WHERE customer_id = ? AND provider = ? AND is_active = 1 "
                     "ORDER BY is_default DESC, is_verified DESC, created_at DESC, id DESC LIMIT 1"
@@ -356,8 +331,9 @@ impl Store for SqliteStore {
                 .bind(customer_id.to_string())
                 .bind(provider.as_str())
                 .fetch_optional(&self.reader)
-                .await?,
-            };
+                .await?
+            }
+        };
         row.map(|row| {
             Ok(SealedCredential {
                 metadata: metadata_from_row(&row)?,
@@ -445,10 +421,7 @@ impl Store for SqliteStore {
         rows.iter().map(metadata_from_row).collect()
     }
 
-    async fn all_for_customer(
-        &self,
-        customer_id: CustomerId,
-    ) -> Result<Vec<CredentialMetadata>, StoreError> {
+    async fn all_for_customer(&self, customer_id: CustomerId) -> Result<Vec<CredentialMetadata>, StoreError> {
         let rows = sqlx::query(select_credentials!(
             "FROM cloud_credentials WHERE customer_id = ? ORDER BY created_at DESC, id DESC"
         ))

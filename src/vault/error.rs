@@ -39,9 +39,7 @@ impl From<StoreError> for VaultError {
             StoreError::Conflict(why) => VaultError::AlreadyExists(why),
             StoreError::Unavailable(source) => {
                 tracing::warn!(error = %error_chain(&source), "database unavailable");
-                VaultError::Unavailable(
-                    "the credential database is unavailable; retry shortly".into(),
-                )
+                VaultError::Unavailable("the credential database is unavailable; retry shortly".into())
             }
             other => {
                 tracing::error!(error = %error_chain(&other), "storage failure");

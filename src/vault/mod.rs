@@ -5,6 +5,7 @@ mod error;
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use aws_lc_rs::constant_time::verify_slices_are_equal;
 use time::OffsetDateTime;
@@ -14,10 +15,9 @@ pub use error::{VaultError, error_chain};
 use crate::crypto::{Binding, Keyring};
 use crate::domain::{
     AuditAction, AuditEntry, CredentialId, CredentialMetadata, CredentialName, CredentialSelector,
-    CredentialType, CustomerId, IdempotencyKey, ListFilter, PageCursor, Permission, SecretPayload,
-    Summary,
+    CredentialType, CustomerId, IdempotencyKey, ListFilter, PageCursor, Permission, SecretPayload, Summary,
 };
-use crate::store::{Inserted, KeyCheck, NewCredential, Store};
+use crate::store::{Inserted, KeyCheck, NewCredential, Store, StoreError};
 
 /// Who is asking, as far as the audit log is concerned.
 #[derive(Debug, Clone, Copy, Default)]
@@ -59,7 +59,7 @@ pub struct Page {
     pub next: Option<PageCursor>,
 }
 
-/// Why the vault refused to start.
+/// Why the vault cannot serve.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error(
@@ -67,8 +67,18 @@ pub enum StartupError {
          start with the original CREDENTIAL_ENCRYPTION_KEY or key file (a different key cannot read the stored credentials)"
     )]
     WrongKey(u32),
-    #[error("cannot check the encryption key against the database: {0}")]
+    /// The database cannot be reached yet; worth retrying.
+    #[error("the database is not reachable: {0}")]
+    Unavailable(String),
+    #[error("cannot prepare the database: {0}")]
     Store(String),
+}
+
+impl StartupError {
+    /// Whether retrying later can help.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StartupError::Unavailable(_))
+    }
 }
 
 /// The credential use cases over one store and keyring. Cheap to clone.
@@ -76,27 +86,51 @@ pub enum StartupError {
 pub struct Vault {
     store: Arc<dyn Store>,
     keyring: Arc<Keyring>,
+    /// Set once [`Vault::prepare`] has migrated the schema and proved the key; until then every
+    /// use case answers UNAVAILABLE.
+    ready: Arc<AtomicBool>,
 }
 
 impl Vault {
-    /// Proves the keyring is the one the database was written with (recording its check value
-    /// on first start) and returns a vault ready to serve.
-    pub async fn open(store: Arc<dyn Store>, keyring: Arc<Keyring>) -> Result<Self, StartupError> {
-        for version in keyring.versions() {
-            let check = keyring
-                .check_value(version)
-                .expect("versions() lists keys in the ring");
-            match store.check_key(version, &check).await {
-                Ok(KeyCheck::Matches) => {}
-                Ok(KeyCheck::Recorded) => tracing::info!(
-                    key_version = version,
-                    "recorded a new encryption key version"
-                ),
-                Ok(KeyCheck::Mismatch) => return Err(StartupError::WrongKey(version)),
-                Err(e) => return Err(StartupError::Store(error_chain(&e))),
+    /// A vault that serves nothing until [`Vault::prepare`] succeeds.
+    pub fn new(store: Arc<dyn Store>, keyring: Arc<Keyring>) -> Self {
+        Self { store, keyring, ready: Arc::new(AtomicBool::new(false)) }
+    }
+
+    /// Brings the schema up to date and proves the keyring is the one the database was written
+    /// with (recording its check value on first start); then the vault serves.
+    pub async fn prepare(&self) -> Result<(), StartupError> {
+        let failed = |e: StoreError| match e {
+            StoreError::Unavailable(_) => StartupError::Unavailable(error_chain(&e)),
+            other => StartupError::Store(error_chain(&other)),
+        };
+        self.store.migrate().await.map_err(failed)?;
+        for version in self.keyring.versions() {
+            let check = self.keyring.check_value(version).expect("versions() lists keys in the ring");
+            match self.store.check_key(version, &check).await.map_err(failed)? {
+                KeyCheck::Matches => {}
+                KeyCheck::Recorded => {
+                    tracing::info!(key_version = version, "recorded a new encryption key version")
+                }
+                KeyCheck::Mismatch => return Err(StartupError::WrongKey(version)),
             }
         }
-        Ok(Self { store, keyring })
+        self.ready.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    fn ensure_ready(&self) -> Result<(), VaultError> {
+        if self.is_ready() {
+            Ok(())
+        } else {
+            Err(VaultError::Unavailable(
+                "credvault is starting and cannot reach its database yet; retry shortly".into(),
+            ))
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -109,14 +143,11 @@ impl Vault {
         ctx: RequestContext,
         request: NewCredentialRequest,
     ) -> Result<Stored, VaultError> {
+        self.ensure_ready()?;
         request.secret.validate("secret")?;
         let provider = request.secret.provider();
         let id = CredentialId::new_random();
-        let binding = Binding {
-            credential_id: id,
-            customer_id: request.customer_id,
-            provider,
-        };
+        let binding = Binding { credential_id: id, customer_id: request.customer_id, provider };
         let plaintext = request.secret.to_plaintext();
         let sealed = self.keyring.seal(&binding, &plaintext).map_err(|e| {
             tracing::error!(error = %e, "sealing failed");
@@ -144,11 +175,7 @@ impl Vault {
                 request.name.as_str(),
                 request.credential_type.as_str(),
                 request.permissions.as_str(),
-                if request.make_default {
-                    ", default"
-                } else {
-                    ""
-                }
+                if request.make_default { ", default" } else { "" }
             ),
             ip_address: ctx.peer_ip,
         };
@@ -168,28 +195,17 @@ impl Vault {
         match self.store.insert_credential(new, audit).await? {
             Inserted::Created(credential) => {
                 tracing::info!(credential_id = %credential.id, "credential stored");
-                Ok(Stored {
-                    credential,
-                    replayed: false,
-                })
+                Ok(Stored { credential, replayed: false })
             }
-            Inserted::Existing {
-                credential,
-                fingerprint,
-            } => {
+            Inserted::Existing { credential, fingerprint } => {
                 let sent = sent_fingerprint.expect("only idempotent inserts find an existing row");
                 if verify_slices_are_equal(&fingerprint, &sent).is_ok() {
-                    Ok(Stored {
-                        credential,
-                        replayed: true,
-                    })
+                    Ok(Stored { credential, replayed: true })
                 } else {
-                    Err(VaultError::InvalidArgument(
-                        crate::domain::FieldViolation::new(
-                            "idempotency_key",
-                            "was already used for a different Store request; use a new key for new content",
-                        ),
-                    ))
+                    Err(VaultError::InvalidArgument(crate::domain::FieldViolation::new(
+                        "idempotency_key",
+                        "was already used for a different Store request; use a new key for new content",
+                    )))
                 }
             }
         }
@@ -201,6 +217,7 @@ impl Vault {
         ctx: RequestContext,
         selector: CredentialSelector,
     ) -> Result<Fetched, VaultError> {
+        self.ensure_ready()?;
         let Some(found) = self.store.fetch_sealed(selector).await? else {
             return Err(self.not_found(selector).await?);
         };
@@ -210,13 +227,9 @@ impl Vault {
             customer_id: metadata.customer_id,
             provider: metadata.provider,
         };
-        let opened = self
-            .keyring
-            .open(&binding, &found.sealed)
-            .map_err(|e| e.to_string())
-            .and_then(|plaintext| {
-                SecretPayload::from_plaintext(&plaintext)
-                    .map_err(|_| "sealed payload is not a secret".into())
+        let opened =
+            self.keyring.open(&binding, &found.sealed).map_err(|e| e.to_string()).and_then(|plaintext| {
+                SecretPayload::from_plaintext(&plaintext).map_err(|_| "sealed payload is not a secret".into())
             });
         let secret = match opened {
             Ok(secret) if secret.provider() == metadata.provider => secret,
@@ -239,17 +252,15 @@ impl Vault {
             ip_address: ctx.peer_ip,
         };
         // The audit row commits before the secret leaves this function.
-        let credential = self
-            .store
-            .record_use(metadata.id, audit, OffsetDateTime::now_utc())
-            .await
-            .map_err(|e| match e {
-                crate::store::StoreError::NotFound(_) => VaultError::NotFound(format!(
+        let credential = self.store.record_use(metadata.id, audit, OffsetDateTime::now_utc()).await.map_err(
+            |e| match e {
+                StoreError::NotFound(_) => VaultError::NotFound(format!(
                     "credential {} was deleted while being fetched",
                     metadata.id
                 )),
                 other => other.into(),
-            })?;
+            },
+        )?;
         Ok(Fetched { credential, secret })
     }
 
@@ -258,10 +269,7 @@ impl Vault {
             CredentialSelector::Id(id) => {
                 VaultError::NotFound(format!("no active credential {id} (unknown, or deleted)"))
             }
-            CredentialSelector::Preferred {
-                customer_id,
-                provider,
-            } => {
+            CredentialSelector::Preferred { customer_id, provider } => {
                 if self.store.customer_exists(customer_id).await? {
                     VaultError::NotFound(format!(
                         "no active {provider} credential for customer {customer_id}; add one in the dashboard"
@@ -289,11 +297,7 @@ impl Vault {
             details: format!("secret could not be decrypted: {why}"),
             ip_address: ctx.peer_ip,
         };
-        if let Err(e) = self
-            .store
-            .append_audit(audit, OffsetDateTime::now_utc())
-            .await
-        {
+        if let Err(e) = self.store.append_audit(audit, OffsetDateTime::now_utc()).await {
             tracing::error!(error = %error_chain(&e), "could not audit a decryption failure");
         }
         VaultError::DataLoss(format!(
@@ -305,6 +309,7 @@ impl Vault {
 
     #[tracing::instrument(skip_all, fields(customer_id = %filter.customer_id))]
     pub async fn list_credentials(&self, filter: ListFilter) -> Result<Page, VaultError> {
+        self.ensure_ready()?;
         let mut credentials = self.store.list(&filter).await?;
         if credentials.is_empty() && filter.after.is_none() {
             self.require_customer(filter.customer_id).await?;
@@ -320,6 +325,7 @@ impl Vault {
 
     #[tracing::instrument(skip_all, fields(customer_id = %customer_id))]
     pub async fn summary(&self, customer_id: CustomerId) -> Result<Summary, VaultError> {
+        self.ensure_ready()?;
         let credentials = self.store.all_for_customer(customer_id).await?;
         if credentials.is_empty() {
             self.require_customer(customer_id).await?;
@@ -333,6 +339,7 @@ impl Vault {
         ctx: RequestContext,
         id: CredentialId,
     ) -> Result<CredentialMetadata, VaultError> {
+        self.ensure_ready()?;
         // The audit row names the customer and the credential, which only the row knows; the
         // store's conditional update then settles a race with a concurrent delete.
         let Some(found) = self.store.fetch_sealed(CredentialSelector::Id(id)).await? else {
@@ -351,14 +358,11 @@ impl Vault {
             ),
             ip_address: ctx.peer_ip,
         };
-        let deleted = self
-            .store
-            .soft_delete(id, audit, OffsetDateTime::now_utc())
-            .await
-            .map_err(|e| match e {
-                crate::store::StoreError::NotFound(_) => VaultError::NotFound(format!(
-                    "no active credential {id} (unknown, or already deleted)"
-                )),
+        let deleted =
+            self.store.soft_delete(id, audit, OffsetDateTime::now_utc()).await.map_err(|e| match e {
+                StoreError::NotFound(_) => {
+                    VaultError::NotFound(format!("no active credential {id} (unknown, or already deleted)"))
+                }
                 other => other.into(),
             })?;
         tracing::info!("credential deleted");
@@ -367,6 +371,7 @@ impl Vault {
 
     /// Verification against the providers is not built yet; this always says so.
     pub fn verify_credential(&self) -> Result<std::convert::Infallible, VaultError> {
+        self.ensure_ready()?;
         Err(VaultError::Unimplemented(
             "Verify is not implemented yet: provider verification (Vultr, AWS, GCP, Azure) is planned; \
              until then credentials are stored unverified"
@@ -378,9 +383,7 @@ impl Vault {
         if self.store.customer_exists(customer_id).await? {
             Ok(())
         } else {
-            Err(VaultError::NotFound(format!(
-                "customer {customer_id} not found"
-            )))
+            Err(VaultError::NotFound(format!("customer {customer_id} not found")))
         }
     }
 }

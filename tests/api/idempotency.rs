@@ -4,56 +4,26 @@ use tonic::Code;
 use crate::helpers::*;
 
 fn keyed(customer: &str, name: &str, api_key: &str, key: &str) -> pb::StoreRequest {
-    pb::StoreRequest {
-        idempotency_key: key.to_owned(),
-        ..store_request(customer, name, vultr(api_key))
-    }
+    pb::StoreRequest { idempotency_key: key.to_owned(), ..store_request(customer, name, vultr(api_key)) }
 }
 
-#[tokio::test]
-async fn a_retried_store_with_the_same_key_returns_the_first_result() {
-    let app = TestApp::spawn().await;
+async fn a_retried_store_with_the_same_key_returns_the_first_result(backend: Backend) {
+    let app = TestApp::spawn_on(backend).await;
     let c = app.customer_id.clone();
-    let first = app
-        .client
-        .clone()
-        .store(keyed(&c, "Prod", "k1", "req-1"))
-        .await
-        .unwrap()
-        .into_inner();
+    let first = app.client.clone().store(keyed(&c, "Prod", "k1", "req-1")).await.unwrap().into_inner();
     assert!(!first.replayed);
-    let retry = app
-        .client
-        .clone()
-        .store(keyed(&c, "Prod", "k1", "req-1"))
-        .await
-        .unwrap()
-        .into_inner();
+    let retry = app.client.clone().store(keyed(&c, "Prod", "k1", "req-1")).await.unwrap().into_inner();
     assert!(retry.replayed);
-    assert_eq!(
-        retry.credential.as_ref().unwrap().id,
-        first.credential.as_ref().unwrap().id
-    );
+    assert_eq!(retry.credential.as_ref().unwrap().id, first.credential.as_ref().unwrap().id);
 
-    let listed = app
-        .list(pb::ListRequest {
-            customer_id: c.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let listed = app.list(pb::ListRequest { customer_id: c.clone(), ..Default::default() }).await.unwrap();
     assert_eq!(listed.credentials.len(), 1, "a retry creates no duplicate");
     let id = &first.credential.unwrap().id;
-    assert_eq!(
-        app.audit_actions(id).await,
-        vec!["created"],
-        "a replay writes no audit row"
-    );
+    assert_eq!(app.audit_actions(id).await, vec!["created"], "a replay writes no audit row");
 }
 
-#[tokio::test]
-async fn the_same_key_with_different_content_is_rejected() {
-    let app = TestApp::spawn().await;
+async fn the_same_key_with_different_content_is_rejected(backend: Backend) {
+    let app = TestApp::spawn_on(backend).await;
     let c = app.customer_id.clone();
     app.store(keyed(&c, "Prod", "k1", "req-1")).await.unwrap();
     // Different secret, same name and key: refused, not silently replayed.
@@ -75,13 +45,7 @@ async fn the_same_key_with_different_content_is_rejected() {
     );
     // Keys are per customer.
     let other = app.create_customer().await;
-    let theirs = app
-        .client
-        .clone()
-        .store(keyed(&other, "Prod", "k1", "req-1"))
-        .await
-        .unwrap()
-        .into_inner();
+    let theirs = app.client.clone().store(keyed(&other, "Prod", "k1", "req-1")).await.unwrap().into_inner();
     assert!(!theirs.replayed);
     assert_invalid_field(
         app.store(keyed(&c, "X", "k", "has space")).await,
@@ -90,17 +54,14 @@ async fn the_same_key_with_different_content_is_rejected() {
     );
 }
 
-#[tokio::test]
-async fn concurrent_retries_create_exactly_one_credential() {
-    let app = TestApp::spawn().await;
+async fn concurrent_retries_create_exactly_one_credential(backend: Backend) {
+    let app = TestApp::spawn_on(backend).await;
     let c = app.customer_id.clone();
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let mut client = app.client.clone();
         let request = keyed(&c, "Racy", "k", "race-1");
-        tasks.push(tokio::spawn(async move {
-            client.store(request).await.map(tonic::Response::into_inner)
-        }));
+        tasks.push(tokio::spawn(async move { client.store(request).await.map(tonic::Response::into_inner) }));
     }
     let mut ids = Vec::new();
     let mut fresh = 0;
@@ -113,3 +74,9 @@ async fn concurrent_retries_create_exactly_one_credential() {
     assert_eq!(ids.len(), 1);
     assert_eq!(fresh, 1);
 }
+
+backend_tests!(
+    a_retried_store_with_the_same_key_returns_the_first_result,
+    the_same_key_with_different_content_is_rejected,
+    concurrent_retries_create_exactly_one_credential,
+);

@@ -1,16 +1,23 @@
-//! Black-box tests: each starts the real server in-process on an ephemeral port with its own
-//! SQLite file, and talks to it with the generated tonic client, as users do.
+//! Black-box tests: each starts the real server in-process on an ephemeral port and talks to it
+//! with the generated tonic client (and the real grpcurl), as users do. The behavioural suite
+//! runs twice, against SQLite and against PostgreSQL (a throwaway cluster, see `pg`).
 
 // Helpers are `pub` for the sibling test modules; nothing here is a public API.
 #![allow(unreachable_pub)]
 
+#[macro_use]
+mod helpers;
+
 mod bad_input;
 mod cli;
 mod cycle;
+mod db;
 mod encryption;
+mod faults;
 mod grpcurl;
-mod helpers;
 mod idempotency;
 mod listing;
+mod pg;
 mod preference;
 mod server;
+mod shared_database;

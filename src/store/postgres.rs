@@ -1,0 +1,480 @@
+//! The shared backend: PostgreSQL, for many stateless credvault instances on one database.
+//!
+//! The pool connects lazily, so a server can start while the database is still down (the vault
+//! reports UNAVAILABLE and health NOT_SERVING until [`Store::migrate`] succeeds). Changes that
+//! touch one row are single statements (a data-modifying CTE updates the row and inserts its
+//! audit row atomically, in one round trip); Store is a short transaction.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Postgres, Row, Transaction};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{
+    Inserted, KeyCheck, NewCredential, NewCustomer, PoolSettings, SealedCredential, Store, StoreError,
+};
+use crate::domain::{
+    AuditEntry, CredentialId, CredentialMetadata, CredentialName, CredentialSelector, CredentialType,
+    CustomerId, ListFilter, Permission, Provider,
+};
+
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "initial", include_str!("../../migrations/postgres/0001_initial.sql"))];
+
+fn migrator() -> Migrator {
+    let migrations = MIGRATIONS
+        .iter()
+        .map(|(version, description, sql)| {
+            Migration::new(
+                *version,
+                Cow::Borrowed(*description),
+                MigrationType::Simple,
+                sqlx::SqlSafeStr::into_sql_str(*sql),
+                false,
+            )
+        })
+        .collect::<Vec<_>>();
+    // `locking` (the default) takes a PostgreSQL advisory lock, so instances starting together
+    // apply each migration exactly once.
+    Migrator { migrations: Cow::Owned(migrations), locking: true, ..Migrator::DEFAULT }
+}
+
+macro_rules! credential_columns {
+    () => {
+        "id, customer_id, provider, credential_name, credential_type, permissions, is_active, is_verified, \
+         is_default, last_verified_at, last_used_at, usage_count, created_at, updated_at"
+    };
+}
+
+/// A single-row change and its audit row as ONE statement: the audit insert takes its credential
+/// and customer ids from the CTE `changed`, so it inserts nothing when the change matched no row.
+/// `$1`..`$5` are the audit row's (see [`audited`]); the change's own parameters start at `$6`.
+macro_rules! audited_change {
+    ($change:literal) => {
+        concat!(
+            "WITH changed AS (",
+            $change,
+            " RETURNING ",
+            credential_columns!(),
+            "), audit AS (INSERT INTO credential_audit_log \
+             (id, credential_id, customer_id, action, action_details, ip_address, created_at) \
+             SELECT $1, id, customer_id, $2, $3, $4::inet, $5 FROM changed) \
+             SELECT * FROM changed"
+        )
+    };
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
+
+/// Starts an `audited_change!` query with the audit row's parameters bound.
+fn audited<'q>(sql: &'static str, audit: &'q AuditEntry, now: OffsetDateTime) -> PgQuery<'q> {
+    sqlx::query(sql)
+        .bind(Uuid::new_v4())
+        .bind(audit.action.as_str())
+        .bind(&audit.details)
+        .bind(audit.ip_address.map(|ip| ip.to_string()))
+        .bind(micro(now))
+}
+
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Builds the pool without connecting: connections are made on first use and re-made after
+    /// the database comes back.
+    pub fn connect_lazy(url: &str, settings: &PoolSettings) -> Result<Self, StoreError> {
+        let statement_timeout = format!("{}ms", settings.statement_timeout.as_millis());
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Config(format!("invalid PostgreSQL URL: {e}")))?
+            .application_name("credvault")
+            .options([("statement_timeout", statement_timeout.as_str())]);
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .min_connections(0)
+            // Waiting for a connection (including connecting) is bounded, so calls fail fast with
+            // UNAVAILABLE while the database is down instead of hanging.
+            .acquire_timeout(settings.connect_timeout)
+            // Keep connections warm: re-connecting per burst costs more than idling.
+            .idle_timeout(None)
+            .max_lifetime(std::time::Duration::from_secs(30 * 60))
+            .connect_lazy_with(options);
+        Ok(Self { pool })
+    }
+}
+
+fn metadata_from_row(row: &PgRow) -> Result<CredentialMetadata, StoreError> {
+    let provider: String = row.try_get("provider")?;
+    let permissions: String = row.try_get("permissions")?;
+    let corrupt =
+        |what: &str, value: &str| StoreError::Other(format!("stored {what} {value:?} is not valid").into());
+    Ok(CredentialMetadata {
+        id: CredentialId::from_uuid(row.try_get("id")?),
+        customer_id: CustomerId::from_uuid(row.try_get("customer_id")?),
+        provider: Provider::parse(&provider).ok_or_else(|| corrupt("provider", &provider))?,
+        name: CredentialName::from_stored(row.try_get("credential_name")?),
+        credential_type: CredentialType::from_stored(row.try_get("credential_type")?),
+        permissions: Permission::parse(&permissions).ok_or_else(|| corrupt("permissions", &permissions))?,
+        is_active: row.try_get("is_active")?,
+        is_verified: row.try_get("is_verified")?,
+        is_default: row.try_get("is_default")?,
+        last_verified_at: row.try_get("last_verified_at")?,
+        last_used_at: row.try_get("last_used_at")?,
+        usage_count: row.try_get("usage_count")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// Timestamps are kept at microsecond precision on both backends.
+fn micro(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_nanosecond(t.nanosecond() / 1_000 * 1_000).expect("truncating nanoseconds stays in range")
+}
+
+async fn insert_audit(
+    tx: &mut Transaction<'_, Postgres>,
+    audit: &AuditEntry,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO credential_audit_log \
+         (id, credential_id, customer_id, action, action_details, ip_address, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6::inet, $7)",
+    )
+    .bind(Uuid::new_v4())
+    .bind(audit.credential_id.map(|id| *id.as_uuid()))
+    .bind(audit.customer_id.as_uuid())
+    .bind(audit.action.as_str())
+    .bind(&audit.details)
+    .bind(audit.ip_address.map(|ip| ip.to_string()))
+    .bind(micro(now))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl PostgresStore {
+    async fn fetch_changed(
+        &self,
+        query: PgQuery<'_>,
+        id: CredentialId,
+    ) -> Result<CredentialMetadata, StoreError> {
+        let row = query.fetch_optional(&self.pool).await?;
+        let row = row.ok_or_else(|| StoreError::NotFound(format!("active credential {id}")))?;
+        metadata_from_row(&row)
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        migrator().run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn check_key(&self, version: u32, check_value: &[u8; 32]) -> Result<KeyCheck, StoreError> {
+        let version = i32::try_from(version)
+            .map_err(|_| StoreError::Config(format!("key version {version} is too large")))?;
+        // ON CONFLICT makes concurrent first starts agree: exactly one inserts, all compare.
+        let inserted = sqlx::query(
+            "INSERT INTO encryption_keys (version, check_value, created_at) VALUES ($1, $2, now()) \
+             ON CONFLICT (version) DO NOTHING",
+        )
+        .bind(version)
+        .bind(check_value.as_slice())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            return Ok(KeyCheck::Recorded);
+        }
+        let stored: Vec<u8> =
+            sqlx::query_scalar("SELECT check_value FROM encryption_keys WHERE version = $1")
+                .bind(version)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(if stored == check_value { KeyCheck::Matches } else { KeyCheck::Mismatch })
+    }
+
+    async fn ensure_customer(&self, customer: &NewCustomer) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO customers (id, email, company_name, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(customer.id.as_uuid())
+        .bind(&customer.email)
+        .bind(&customer.company_name)
+        .bind(micro(OffsetDateTime::now_utc()))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict(format!("a customer with email {} already exists", customer.email))
+            }
+            _ => e.into(),
+        })?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn customer_exists(&self, id: CustomerId) -> Result<bool, StoreError> {
+        let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM customers WHERE id = $1")
+            .bind(id.as_uuid())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
+    }
+
+    async fn insert_credential(&self, new: NewCredential, audit: AuditEntry) -> Result<Inserted, StoreError> {
+        if let Some(existing) = self.find_idempotent(&new).await? {
+            return Ok(existing);
+        }
+        let now = micro(new.now);
+        let mut tx = self.pool.begin().await?;
+
+        // Lock the customer row when moving the default, so two concurrent "make default"
+        // Stores queue instead of colliding on the one-default index.
+        let lock = if new.make_default {
+            "SELECT 1 FROM customers WHERE id = $1 FOR UPDATE"
+        } else {
+            "SELECT 1 FROM customers WHERE id = $1"
+        };
+        let customer: Option<i32> =
+            sqlx::query_scalar(lock).bind(new.customer_id.as_uuid()).fetch_optional(&mut *tx).await?;
+        if customer.is_none() {
+            return Err(StoreError::NotFound(format!("customer {}", new.customer_id)));
+        }
+        if new.make_default {
+            sqlx::query(
+                "UPDATE cloud_credentials SET is_default = false, updated_at = $1 \
+                 WHERE customer_id = $2 AND provider = $3 AND is_default",
+            )
+            .bind(now)
+            .bind(new.customer_id.as_uuid())
+            .bind(new.provider.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        let (idempotency_key, fingerprint) = match &new.idempotency {
+            Some((key, fingerprint)) => (Some(key.as_str()), Some(fingerprint.as_slice())),
+            None => (None, None),
+        };
+        let inserted = sqlx::query(concat!(
+            "INSERT INTO cloud_credentials (id, customer_id, provider, credential_name, encrypted_credentials, \
+             key_version, credential_type, permissions, is_default, idempotency_key, request_fingerprint, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING ",
+            credential_columns!()
+        ))
+        .bind(new.id.as_uuid())
+        .bind(new.customer_id.as_uuid())
+        .bind(new.provider.as_str())
+        .bind(new.name.as_str())
+        .bind(new.sealed.as_slice())
+        .bind(i64::from(new.key_version))
+        .bind(new.credential_type.as_str())
+        .bind(new.permissions.as_str())
+        .bind(new.make_default)
+        .bind(idempotency_key)
+        .bind(fingerprint)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await;
+        let row = match inserted {
+            Ok(row) => row,
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                drop(tx);
+                // A concurrent Store with the same idempotency key may have committed first; it
+                // can trip the name index before the key index, so look before calling it a
+                // conflict, and answer as that Store did.
+                if let Some(existing) = self.find_idempotent(&new).await? {
+                    return Ok(existing);
+                }
+                return Err(StoreError::Conflict(format!(
+                    "customer {} already has an active {} credential named {:?}",
+                    new.customer_id,
+                    new.provider,
+                    new.name.as_str()
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let credential = metadata_from_row(&row)?;
+        insert_audit(&mut tx, &audit, now).await?;
+        tx.commit().await?;
+        Ok(Inserted::Created(credential))
+    }
+
+    async fn fetch_sealed(
+        &self,
+        selector: CredentialSelector,
+    ) -> Result<Option<SealedCredential>, StoreError> {
+        let row = match selector {
+            CredentialSelector::Id(id) => {
+                sqlx::query(concat!(
+                    "SELECT ",
+                    credential_columns!(),
+                    ", encrypted_credentials FROM cloud_credentials WHERE id = $1 AND is_active"
+                ))
+                .bind(id.as_uuid())
+                .fetch_optional(&self.pool)
+                .await?
+            }
+            CredentialSelector::Preferred { customer_id, provider } => {
+                sqlx::query(concat!(
+                    "SELECT ",
+                    credential_columns!(),
+                    ", encrypted_credentials FROM cloud_credentials \
+                     WHERE customer_id = $1 AND provider = $2 AND is_active \
+                     ORDER BY is_default DESC, is_verified DESC, created_at DESC, id DESC LIMIT 1"
+                ))
+                .bind(customer_id.as_uuid())
+                .bind(provider.as_str())
+                .fetch_optional(&self.pool)
+                .await?
+            }
+        };
+        row.map(|row| {
+            Ok(SealedCredential {
+                metadata: metadata_from_row(&row)?,
+                sealed: row.try_get("encrypted_credentials")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn record_use(
+        &self,
+        id: CredentialId,
+        audit: AuditEntry,
+        now: OffsetDateTime,
+    ) -> Result<CredentialMetadata, StoreError> {
+        let sql = audited_change!(
+            "UPDATE cloud_credentials SET usage_count = usage_count + 1, last_used_at = $7 WHERE id = $6 AND is_active"
+        );
+        let query = audited(sql, &audit, now).bind(id.as_uuid()).bind(micro(now));
+        self.fetch_changed(query, id).await
+    }
+
+    async fn record_verification(
+        &self,
+        id: CredentialId,
+        verified: bool,
+        audit: AuditEntry,
+        now: OffsetDateTime,
+    ) -> Result<CredentialMetadata, StoreError> {
+        let sql = audited_change!(
+            "UPDATE cloud_credentials SET is_verified = $8, last_verified_at = $7, updated_at = $7 \
+             WHERE id = $6 AND is_active"
+        );
+        let query = audited(sql, &audit, now).bind(id.as_uuid()).bind(micro(now)).bind(verified);
+        self.fetch_changed(query, id).await
+    }
+
+    async fn append_audit(&self, audit: AuditEntry, now: OffsetDateTime) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        insert_audit(&mut tx, &audit, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<CredentialMetadata>, StoreError> {
+        let (after_created, after_id) = match &filter.after {
+            Some(cursor) => (
+                Some(
+                    OffsetDateTime::from_unix_timestamp_nanos(i128::from(cursor.created_at_micros) * 1_000)
+                        .map_err(|e| StoreError::Other(Box::new(e)))?,
+                ),
+                Some(*cursor.id.as_uuid()),
+            ),
+            None => (None, None),
+        };
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            credential_columns!(),
+            " FROM cloud_credentials WHERE customer_id = $1 \
+             AND ($2::text IS NULL OR provider = $2) \
+             AND ($3 OR is_active) \
+             AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5::uuid)) \
+             ORDER BY created_at DESC, id DESC LIMIT $6"
+        ))
+        .bind(filter.customer_id.as_uuid())
+        .bind(filter.provider.map(Provider::as_str))
+        .bind(filter.include_inactive)
+        .bind(after_created)
+        .bind(after_id)
+        .bind(i64::from(filter.page_size) + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(metadata_from_row).collect()
+    }
+
+    async fn all_for_customer(&self, customer_id: CustomerId) -> Result<Vec<CredentialMetadata>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            credential_columns!(),
+            " FROM cloud_credentials WHERE customer_id = $1 ORDER BY created_at DESC, id DESC"
+        ))
+        .bind(customer_id.as_uuid())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(metadata_from_row).collect()
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn soft_delete(
+        &self,
+        id: CredentialId,
+        audit: AuditEntry,
+        now: OffsetDateTime,
+    ) -> Result<CredentialMetadata, StoreError> {
+        let sql = audited_change!(
+            "UPDATE cloud_credentials SET is_active = false, is_default = false, updated_at = $7, deleted_at = $7 \
+             WHERE id = $6 AND is_active"
+        );
+        let query = audited(sql, &audit, now).bind(id.as_uuid()).bind(micro(now));
+        self.fetch_changed(query, id).await
+    }
+}
+
+impl PostgresStore {
+    async fn find_idempotent(&self, new: &NewCredential) -> Result<Option<Inserted>, StoreError> {
+        let Some((key, _)) = &new.idempotency else {
+            return Ok(None);
+        };
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            credential_columns!(),
+            ", request_fingerprint FROM cloud_credentials WHERE customer_id = $1 AND idempotency_key = $2"
+        ))
+        .bind(new.customer_id.as_uuid())
+        .bind(key.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(Inserted::Existing {
+                credential: metadata_from_row(&row)?,
+                fingerprint: row.try_get::<Option<Vec<u8>>, _>("request_fingerprint")?.unwrap_or_default(),
+            })
+        })
+        .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn audited_change_numbers_its_parameters_after_the_change() {
+        let sql = audited_change!("UPDATE t SET a = $7 WHERE id = $6");
+        assert!(
+            sql.starts_with("WITH changed AS (UPDATE t SET a = $7 WHERE id = $6 RETURNING id, customer_id")
+        );
+        assert!(sql.contains("SELECT $1, id, customer_id, $2, $3, $4::inet, $5 FROM changed"));
+    }
+}

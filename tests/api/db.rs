@@ -1,0 +1,145 @@
+//! Direct SQL against a test's database, behind the server's back: for checks the API cannot
+//! make (audit rows, stored bytes) and for tampering. One method per question, per backend.
+
+use std::time::Duration;
+
+use sqlx::postgres::PgPool;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+
+pub enum TestDb {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl TestDb {
+    pub async fn connect(url: &str) -> TestDb {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            let options = SqliteConnectOptions::new().filename(path).busy_timeout(Duration::from_secs(10));
+            TestDb::Sqlite(SqlitePool::connect_with(options).await.unwrap())
+        } else {
+            TestDb::Postgres(PgPool::connect(url).await.unwrap())
+        }
+    }
+
+    /// `SELECT count(*) ...` without parameters.
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        match self {
+            TestDb::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+            TestDb::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+        }
+    }
+
+    /// The audit actions recorded for a credential, oldest first.
+    pub async fn audit_actions(&self, credential_id: &str) -> Vec<String> {
+        match self {
+            TestDb::Sqlite(pool) => sqlx::query_scalar(
+                "SELECT action FROM credential_audit_log WHERE credential_id = ? ORDER BY created_at, rowid",
+            )
+            .bind(credential_id)
+            .fetch_all(pool)
+            .await
+            .unwrap(),
+            TestDb::Postgres(pool) => sqlx::query_scalar(
+                "SELECT action FROM credential_audit_log WHERE credential_id = $1::uuid ORDER BY created_at",
+            )
+            .bind(credential_id)
+            .fetch_all(pool)
+            .await
+            .unwrap(),
+        }
+    }
+
+    /// How many rows (active or not) a credential id has.
+    pub async fn credential_rows(&self, credential_id: &str) -> i64 {
+        match self {
+            TestDb::Sqlite(pool) => sqlx::query_scalar("SELECT count(*) FROM cloud_credentials WHERE id = ?")
+                .bind(credential_id)
+                .fetch_one(pool)
+                .await
+                .unwrap(),
+            TestDb::Postgres(pool) => {
+                sqlx::query_scalar("SELECT count(*) FROM cloud_credentials WHERE id = $1::uuid")
+                    .bind(credential_id)
+                    .fetch_one(pool)
+                    .await
+                    .unwrap()
+            }
+        }
+    }
+
+    pub async fn ciphertext(&self, credential_id: &str) -> Vec<u8> {
+        match self {
+            TestDb::Sqlite(pool) => {
+                sqlx::query_scalar("SELECT encrypted_credentials FROM cloud_credentials WHERE id = ?")
+                    .bind(credential_id)
+                    .fetch_one(pool)
+                    .await
+                    .unwrap()
+            }
+            TestDb::Postgres(pool) => {
+                sqlx::query_scalar("SELECT encrypted_credentials FROM cloud_credentials WHERE id = $1::uuid")
+                    .bind(credential_id)
+                    .fetch_one(pool)
+                    .await
+                    .unwrap()
+            }
+        }
+    }
+
+    pub async fn set_ciphertext(&self, credential_id: &str, blob: &[u8]) {
+        match self {
+            TestDb::Sqlite(pool) => {
+                sqlx::query("UPDATE cloud_credentials SET encrypted_credentials = ? WHERE id = ?")
+                    .bind(blob)
+                    .bind(credential_id)
+                    .execute(pool)
+                    .await
+                    .unwrap();
+            }
+            TestDb::Postgres(pool) => {
+                sqlx::query("UPDATE cloud_credentials SET encrypted_credentials = $1 WHERE id = $2::uuid")
+                    .bind(blob)
+                    .bind(credential_id)
+                    .execute(pool)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    /// Whether any stored ciphertext or audit detail contains `needle` (the database's own view,
+    /// for when the test cannot read the server's files).
+    pub async fn any_column_contains(&self, needle: &str) -> bool {
+        let rows: i64 = match self {
+            TestDb::Sqlite(pool) => sqlx::query_scalar(
+                "SELECT (SELECT count(*) FROM cloud_credentials WHERE instr(encrypted_credentials, ?1) > 0) \
+                 + (SELECT count(*) FROM credential_audit_log WHERE instr(action_details, ?1) > 0)",
+            )
+            .bind(needle)
+            .fetch_one(pool)
+            .await
+            .unwrap(),
+            TestDb::Postgres(pool) => sqlx::query_scalar(
+                "SELECT (SELECT count(*) FROM cloud_credentials WHERE position(convert_to($1, 'UTF8') IN encrypted_credentials) > 0) \
+                 + (SELECT count(*) FROM credential_audit_log WHERE position($1 IN action_details) > 0)",
+            )
+            .bind(needle)
+            .fetch_one(pool)
+            .await
+            .unwrap(),
+        };
+        rows > 0
+    }
+
+    /// Forces everything to the database's files (WAL checkpoint), so a byte search sees it.
+    pub async fn checkpoint(&self) {
+        match self {
+            TestDb::Sqlite(pool) => {
+                sqlx::query("PRAGMA wal_checkpoint(FULL)").execute(pool).await.unwrap();
+            }
+            TestDb::Postgres(pool) => {
+                sqlx::query("CHECKPOINT").execute(pool).await.unwrap();
+            }
+        }
+    }
+}
