@@ -35,6 +35,10 @@ pub struct BenchArgs {
     /// Unmeasured warm-up seconds before.
     #[arg(long, default_value_t = 2)]
     pub warmup: u64,
+    /// How many credentials Get spreads over (stored at setup; each call picks the next one),
+    /// so that the load is not one hot row.
+    #[arg(long, default_value_t = 100)]
+    pub credentials: usize,
     /// The customer to store credentials for (must exist; `serve --dev` creates this one).
     #[arg(long, default_value = DEMO_CUSTOMER_ID)]
     pub customer_id: String,
@@ -105,16 +109,17 @@ async fn connect(endpoint: &str) -> Result<CredentialServiceClient<Channel>, Str
 pub async fn run(args: &BenchArgs) -> Result<Report, String> {
     let run_id = uuid::Uuid::new_v4();
     let mut setup = connect(&args.endpoint).await?;
-    let target = match args.op {
-        Operation::Get => {
+    let mut targets = Vec::new();
+    if args.op == Operation::Get {
+        for i in 0..args.credentials.max(1) {
             let stored = setup
-                .store(store_request(&args.customer_id, format!("bench-get-{run_id}")))
+                .store(store_request(&args.customer_id, format!("bench-get-{run_id}-{i}")))
                 .await
                 .map_err(|s| format!("setup Store failed: {}", s.message()))?;
-            stored.into_inner().credential.map(|c| c.id).unwrap_or_default()
+            targets.push(stored.into_inner().credential.map(|c| c.id).unwrap_or_default());
         }
-        Operation::Store => String::new(),
-    };
+    }
+    let targets = std::sync::Arc::new(targets);
 
     let started = Instant::now();
     let measure_from = started + Duration::from_secs(args.warmup);
@@ -122,28 +127,29 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
     let mut tasks = Vec::with_capacity(args.clients);
     for client_no in 0..args.clients {
         let mut client = connect(&args.endpoint).await?;
-        let (op, target, customer) = (args.op, target.clone(), args.customer_id.clone());
+        let (op, targets, customer) = (args.op, targets.clone(), args.customer_id.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(1 << 16);
             let mut errors = 0u64;
-            let mut seq = 0u64;
+            let mut seq = 0usize;
             loop {
                 let now = Instant::now();
                 if now >= stop_at {
                     break;
                 }
+                seq += 1;
                 let result = match op {
-                    Operation::Get => client
-                        .get(pb::GetRequest { selector: Some(Selector::CredentialId(target.clone())) })
-                        .await
-                        .map(drop),
-                    Operation::Store => {
-                        seq += 1;
+                    Operation::Get => {
+                        let target = &targets[(client_no + seq) % targets.len()];
                         client
-                            .store(store_request(&customer, format!("bench-{run_id}-{client_no}-{seq}")))
+                            .get(pb::GetRequest { selector: Some(Selector::CredentialId(target.clone())) })
                             .await
                             .map(drop)
                     }
+                    Operation::Store => client
+                        .store(store_request(&customer, format!("bench-{run_id}-{client_no}-{seq}")))
+                        .await
+                        .map(drop),
                 };
                 let elapsed = now.elapsed();
                 if now >= measure_from {
