@@ -27,9 +27,11 @@ fn is_unavailable(err: &sqlx::Error) -> bool {
             true
         }
         sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-            // 08: connection exception; 57P01-03: admin/crash shutdown, cannot connect now;
+            // PostgreSQL 08: connection exception; 57P01-03: admin/crash shutdown, cannot connect now;
             // 53300: too many connections; 57014: statement timeout or cancel.
-            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300" | "57014")
+            // SQLite 5 / 517: busy past the busy timeout.
+            code.starts_with("08")
+                || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300" | "57014" | "5" | "517")
         }),
         _ => false,
     }
