@@ -10,6 +10,7 @@ use secrecy::SecretString;
 
 use crate::crypto::{KeyError, MasterKey};
 use crate::store::PoolSettings;
+use crate::verify::VerifySettings;
 
 /// Where `--dev` keeps what it creates, relative to the working directory (git-ignored).
 pub const DEV_DIR: &str = ".credvault";
@@ -47,6 +48,86 @@ pub struct ServeArgs {
     pub log_format: LogFormat,
     #[command(flatten)]
     pub pool: PoolArgs,
+    #[command(flatten)]
+    pub verify: VerifyArgs,
+}
+
+/// Where the providers' APIs are (tests, sovereign clouds, private endpoints) and how long to
+/// wait for them.
+#[derive(Debug, Clone, clap::Args)]
+pub struct VerifyArgs {
+    #[arg(long, env = "CREDVAULT_VULTR_API_URL", default_value_t = VerifySettings::default().vultr_api_url)]
+    pub vultr_api_url: String,
+    #[arg(long, env = "CREDVAULT_AWS_STS_URL", default_value_t = VerifySettings::default().aws_sts_url)]
+    pub aws_sts_url: String,
+    /// The region STS requests are signed for.
+    #[arg(long, env = "CREDVAULT_AWS_REGION", default_value_t = VerifySettings::default().aws_region)]
+    pub aws_region: String,
+    #[arg(long, env = "CREDVAULT_GCP_TOKEN_URL", default_value_t = VerifySettings::default().gcp_token_url)]
+    pub gcp_token_url: String,
+    #[arg(long, env = "CREDVAULT_AZURE_LOGIN_URL", default_value_t = VerifySettings::default().azure_login_url)]
+    pub azure_login_url: String,
+    #[arg(long, env = "CREDVAULT_AZURE_MANAGEMENT_URL", default_value_t = VerifySettings::default().azure_management_url)]
+    pub azure_management_url: String,
+    /// Seconds one verification may take, retries included.
+    #[arg(long, env = "CREDVAULT_VERIFY_TIMEOUT_SECS", default_value_t = VerifySettings::default().timeout.as_secs_f64())]
+    pub verify_timeout_secs: f64,
+    /// Extra attempts after a transient provider failure (timeout, 5xx, 429).
+    #[arg(long, env = "CREDVAULT_VERIFY_RETRIES", default_value_t = VerifySettings::default().retries)]
+    pub verify_retries: u32,
+}
+
+impl Default for VerifyArgs {
+    fn default() -> Self {
+        let d = VerifySettings::default();
+        Self {
+            vultr_api_url: d.vultr_api_url,
+            aws_sts_url: d.aws_sts_url,
+            aws_region: d.aws_region,
+            gcp_token_url: d.gcp_token_url,
+            azure_login_url: d.azure_login_url,
+            azure_management_url: d.azure_management_url,
+            verify_timeout_secs: d.timeout.as_secs_f64(),
+            verify_retries: d.retries,
+        }
+    }
+}
+
+impl VerifyArgs {
+    fn validate(self) -> Result<VerifySettings, ConfigError> {
+        for (name, url) in [
+            ("CREDVAULT_VULTR_API_URL", &self.vultr_api_url),
+            ("CREDVAULT_AWS_STS_URL", &self.aws_sts_url),
+            ("CREDVAULT_GCP_TOKEN_URL", &self.gcp_token_url),
+            ("CREDVAULT_AZURE_LOGIN_URL", &self.azure_login_url),
+            ("CREDVAULT_AZURE_MANAGEMENT_URL", &self.azure_management_url),
+        ] {
+            if !(url.starts_with("https://") || url.starts_with("http://"))
+                || url.contains(char::is_whitespace)
+            {
+                return Err(ConfigError(format!("{name} must be an http(s):// URL, got {url:?}")));
+            }
+        }
+        if self.verify_retries > 10 {
+            return Err(ConfigError("CREDVAULT_VERIFY_RETRIES / --verify-retries must be 0 to 10".into()));
+        }
+        let t = self.verify_timeout_secs;
+        if !(t.is_finite() && (0.1..=300.0).contains(&t)) {
+            return Err(ConfigError(
+                "CREDVAULT_VERIFY_TIMEOUT_SECS / --verify-timeout-secs must be 0.1 to 300".into(),
+            ));
+        }
+        Ok(VerifySettings {
+            vultr_api_url: self.vultr_api_url,
+            aws_sts_url: self.aws_sts_url,
+            aws_region: self.aws_region,
+            gcp_token_url: self.gcp_token_url,
+            azure_login_url: self.azure_login_url,
+            azure_management_url: self.azure_management_url,
+            timeout: Duration::from_secs_f64(t),
+            retries: self.verify_retries,
+        })
+    }
 }
 
 /// Database pool flags (PostgreSQL).
@@ -178,6 +259,7 @@ pub struct Config {
     pub dev: bool,
     pub log_format: LogFormat,
     pub pool: PoolSettings,
+    pub verify: VerifySettings,
 }
 
 impl Config {
@@ -214,6 +296,7 @@ impl Config {
             dev: args.dev,
             log_format: args.log_format,
             pool: args.pool.validate()?,
+            verify: args.verify.validate()?,
         })
     }
 
@@ -277,6 +360,7 @@ mod tests {
             dev: false,
             log_format: LogFormat::Text,
             pool: PoolArgs::default(),
+            verify: VerifyArgs::default(),
         }
     }
 

@@ -9,6 +9,7 @@
 //! - [`crypto`]: master key, keyring, envelope seal/open.
 //! - [`store`]: the `Store` trait and the SQLite backend; the only place SQL lives.
 //! - [`vault`]: one method per use case; the error enum the transports map.
+//! - [`verify`]: one verifier per provider; the only place provider HTTP lives.
 //! - [`grpc`]: tonic services and the single `Status` mapping.
 //! - [`server`]: listeners, reflection, health, shutdown.
 //! - [`config`]: validated configuration from flags and environment.
@@ -23,6 +24,7 @@ pub mod server;
 pub mod store;
 pub mod telemetry;
 pub mod vault;
+pub mod verify;
 
 /// Code generated from `proto/credvault/v1`.
 pub mod proto {

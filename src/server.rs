@@ -22,6 +22,7 @@ use crate::grpc::CredentialApi;
 use crate::proto::credential_service_server::CredentialServiceServer;
 use crate::store::{self, NewCustomer};
 use crate::vault::{StartupError, Vault, error_chain};
+use crate::verify::Verifiers;
 
 /// Why the server could not start; each message says what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +62,8 @@ impl App {
         let store = store::open(config.database_url.expose(), &config.pool).await.map_err(|e| {
             StartError::Database { url: config.database_url.to_string(), reason: error_chain(&e) }
         })?;
-        let vault = Vault::new(store, keyring);
+        let verifiers = Arc::new(Verifiers::new(&config.verify).map_err(StartError::Serve)?);
+        let vault = Vault::new(store, keyring, verifiers);
         match vault.prepare().await {
             Ok(()) => {
                 if config.dev {

@@ -7,6 +7,7 @@ mod ids;
 mod provider;
 mod secret;
 mod selector;
+mod verification;
 mod violation;
 
 pub use audit::{AuditAction, AuditEntry};
@@ -18,6 +19,7 @@ pub use ids::{CredentialId, CustomerId};
 pub use provider::{Permission, Provider};
 pub use secret::{MAX_SECRET_BYTES, SecretPayload};
 pub use selector::CredentialSelector;
+pub use verification::{Verification, VerifyOutcome};
 pub use violation::FieldViolation;
 
 /// The seed's demo customer, created by `credvault serve --dev`.

@@ -6,8 +6,10 @@ use time::OffsetDateTime;
 
 use crate::domain::{
     CredentialMetadata, FieldViolation, Permission, Provider, ProviderSummary, SecretPayload, Summary,
+    VerifyOutcome,
 };
 use crate::proto as pb;
+use crate::vault::Verified;
 
 pub(super) fn provider_from_proto(value: i32, field: &str) -> Result<Provider, FieldViolation> {
     match pb::Provider::try_from(value) {
@@ -151,6 +153,22 @@ pub(super) fn credential_to_proto(c: CredentialMetadata) -> pb::Credential {
         usage_count: c.usage_count,
         created_at: Some(timestamp(c.created_at)),
         updated_at: Some(timestamp(c.updated_at)),
+    }
+}
+
+pub(super) fn verification_to_proto(verified: Verified) -> pb::VerifyResponse {
+    let v = verified.verification;
+    let outcome = match v.outcome {
+        VerifyOutcome::Valid => pb::VerifyOutcome::Valid,
+        VerifyOutcome::Invalid => pb::VerifyOutcome::Invalid,
+        VerifyOutcome::Unreachable => pb::VerifyOutcome::Unreachable,
+    };
+    pb::VerifyResponse {
+        outcome: outcome as i32,
+        reason: v.reason,
+        identity: v.identity.into_iter().collect(),
+        warnings: v.warnings,
+        credential: verified.credential.map(credential_to_proto),
     }
 }
 

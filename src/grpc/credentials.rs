@@ -4,7 +4,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{
     credential_to_proto, permission_from_proto, provider_filter_from_proto, provider_from_proto,
-    secret_from_proto, secret_to_proto, summary_to_proto,
+    secret_from_proto, secret_to_proto, summary_to_proto, verification_to_proto,
 };
 use super::{context, status_from};
 use crate::domain::{
@@ -12,7 +12,7 @@ use crate::domain::{
     IdempotencyKey, ListFilter, PageCursor,
 };
 use crate::proto::{self as pb, credential_service_server::CredentialService};
-use crate::vault::{NewCredentialRequest, Vault, VaultError};
+use crate::vault::{NewCredentialRequest, Vault, VaultError, VerifyTarget};
 
 /// The gRPC face of the vault's credential use cases.
 pub struct CredentialApi {
@@ -114,12 +114,26 @@ impl CredentialService for CredentialApi {
 
     async fn verify(
         &self,
-        _request: Request<pb::VerifyRequest>,
+        request: Request<pb::VerifyRequest>,
     ) -> Result<Response<pb::VerifyResponse>, Status> {
-        match self.vault.verify_credential() {
-            Ok(never) => match never {},
-            Err(e) => Err(status_from(e)),
-        }
+        use pb::verify_request::Target;
+        let ctx = context(&request);
+        let target = match request.into_inner().target {
+            Some(Target::CredentialId(id)) => {
+                VerifyTarget::Stored(CredentialId::parse(&id, "credential_id").map_err(invalid)?)
+            }
+            Some(Target::Secret(secret)) => {
+                VerifyTarget::Inline(secret_from_proto(Some(secret), "secret").map_err(invalid)?)
+            }
+            None => {
+                return Err(invalid(FieldViolation::new(
+                    "target",
+                    "is required: set credential_id (a stored credential) or secret (inline, not stored)",
+                )));
+            }
+        };
+        let verified = self.vault.verify_credential(ctx, target).await.map_err(status_from)?;
+        Ok(Response::new(verification_to_proto(verified)))
     }
 
     async fn delete(

@@ -16,8 +16,10 @@ use crate::crypto::{Binding, Keyring};
 use crate::domain::{
     AuditAction, AuditEntry, CredentialId, CredentialMetadata, CredentialName, CredentialSelector,
     CredentialType, CustomerId, IdempotencyKey, ListFilter, PageCursor, Permission, SecretPayload, Summary,
+    Verification, VerifyOutcome,
 };
 use crate::store::{Inserted, KeyCheck, NewCredential, Store, StoreError};
+use crate::verify::Verifiers;
 
 /// Who is asking, as far as the audit log is concerned.
 #[derive(Debug, Clone, Copy, Default)]
@@ -81,11 +83,29 @@ impl StartupError {
     }
 }
 
+/// What Verify checks.
+#[derive(Debug)]
+pub enum VerifyTarget {
+    /// A stored credential: its verification state changes on a definite answer.
+    Stored(CredentialId),
+    /// A secret given inline ("test connection" before saving): nothing is stored or audited.
+    Inline(SecretPayload),
+}
+
+/// The answer to Verify.
+#[derive(Debug)]
+pub struct Verified {
+    pub verification: Verification,
+    /// The stored credential after verification; `None` for inline secrets.
+    pub credential: Option<CredentialMetadata>,
+}
+
 /// The credential use cases over one store and keyring. Cheap to clone.
 #[derive(Clone)]
 pub struct Vault {
     store: Arc<dyn Store>,
     keyring: Arc<Keyring>,
+    verifiers: Arc<Verifiers>,
     /// Set once [`Vault::prepare`] has migrated the schema and proved the key; until then every
     /// use case answers UNAVAILABLE.
     ready: Arc<AtomicBool>,
@@ -93,8 +113,8 @@ pub struct Vault {
 
 impl Vault {
     /// A vault that serves nothing until [`Vault::prepare`] succeeds.
-    pub fn new(store: Arc<dyn Store>, keyring: Arc<Keyring>) -> Self {
-        Self { store, keyring, ready: Arc::new(AtomicBool::new(false)) }
+    pub fn new(store: Arc<dyn Store>, keyring: Arc<Keyring>, verifiers: Arc<Verifiers>) -> Self {
+        Self { store, keyring, verifiers, ready: Arc::new(AtomicBool::new(false)) }
     }
 
     /// Brings the schema up to date and proves the keyring is the one the database was written
@@ -222,24 +242,7 @@ impl Vault {
             return Err(self.not_found(selector).await?);
         };
         let metadata = found.metadata;
-        let binding = Binding {
-            credential_id: metadata.id,
-            customer_id: metadata.customer_id,
-            provider: metadata.provider,
-        };
-        let opened =
-            self.keyring.open(&binding, &found.sealed).map_err(|e| e.to_string()).and_then(|plaintext| {
-                SecretPayload::from_plaintext(&plaintext).map_err(|_| "sealed payload is not a secret".into())
-            });
-        let secret = match opened {
-            Ok(secret) if secret.provider() == metadata.provider => secret,
-            Ok(_) => {
-                return Err(self
-                    .undecryptable(ctx, &metadata, "sealed payload is for another provider")
-                    .await);
-            }
-            Err(why) => return Err(self.undecryptable(ctx, &metadata, &why).await),
-        };
+        let secret = self.open(ctx, &metadata, &found.sealed).await?;
         let audit = AuditEntry {
             credential_id: Some(metadata.id),
             customer_id: metadata.customer_id,
@@ -262,6 +265,28 @@ impl Vault {
             },
         )?;
         Ok(Fetched { credential, secret })
+    }
+
+    /// Opens a stored secret; a blob that fails to open is audited as `failed` (DATA_LOSS).
+    async fn open(
+        &self,
+        ctx: RequestContext,
+        metadata: &CredentialMetadata,
+        sealed: &[u8],
+    ) -> Result<SecretPayload, VaultError> {
+        let binding = Binding {
+            credential_id: metadata.id,
+            customer_id: metadata.customer_id,
+            provider: metadata.provider,
+        };
+        let opened = self.keyring.open(&binding, sealed).map_err(|e| e.to_string()).and_then(|plaintext| {
+            SecretPayload::from_plaintext(&plaintext).map_err(|_| "sealed payload is not a secret".into())
+        });
+        match opened {
+            Ok(secret) if secret.provider() == metadata.provider => Ok(secret),
+            Ok(_) => Err(self.undecryptable(ctx, metadata, "sealed payload is for another provider").await),
+            Err(why) => Err(self.undecryptable(ctx, metadata, &why).await),
+        }
     }
 
     async fn not_found(&self, selector: CredentialSelector) -> Result<VaultError, VaultError> {
@@ -369,14 +394,57 @@ impl Vault {
         Ok(deleted)
     }
 
-    /// Verification against the providers is not built yet; this always says so.
-    pub fn verify_credential(&self) -> Result<std::convert::Infallible, VaultError> {
+    /// Checks a credential against its provider. For a stored credential, a definite answer
+    /// (valid or invalid) updates is_verified / last_verified_at with a `verified` or `failed`
+    /// audit row carrying the reason; an unreachable provider changes nothing.
+    #[tracing::instrument(skip_all)]
+    pub async fn verify_credential(
+        &self,
+        ctx: RequestContext,
+        target: VerifyTarget,
+    ) -> Result<Verified, VaultError> {
         self.ensure_ready()?;
-        Err(VaultError::Unimplemented(
-            "Verify is not implemented yet: provider verification (Vultr, AWS, GCP, Azure) is planned; \
-             until then credentials are stored unverified"
-                .into(),
-        ))
+        let id = match target {
+            VerifyTarget::Inline(secret) => {
+                secret.validate("secret")?;
+                let verification = self.verifiers.verify(&secret).await;
+                return Ok(Verified { verification, credential: None });
+            }
+            VerifyTarget::Stored(id) => id,
+        };
+        let Some(found) = self.store.fetch_sealed(CredentialSelector::Id(id)).await? else {
+            return Err(VaultError::NotFound(format!("no active credential {id} (unknown, or deleted)")));
+        };
+        let metadata = found.metadata;
+        let secret = self.open(ctx, &metadata, &found.sealed).await?;
+        let verification = self.verifiers.verify(&secret).await;
+        drop(secret);
+        if !verification.outcome.is_definite() {
+            return Ok(Verified { verification, credential: Some(metadata) });
+        }
+        let valid = verification.outcome == VerifyOutcome::Valid;
+        let audit = AuditEntry {
+            credential_id: Some(id),
+            customer_id: metadata.customer_id,
+            action: if valid { AuditAction::Verified } else { AuditAction::Failed },
+            details: format!(
+                "verification of {} credential {:?}: {}",
+                metadata.provider,
+                metadata.name.as_str(),
+                verification.reason
+            ),
+            ip_address: ctx.peer_ip,
+        };
+        let credential =
+            self.store.record_verification(id, valid, audit, OffsetDateTime::now_utc()).await.map_err(
+                |e| match e {
+                    StoreError::NotFound(_) => {
+                        VaultError::NotFound(format!("credential {id} was deleted while being verified"))
+                    }
+                    other => other.into(),
+                },
+            )?;
+        Ok(Verified { verification, credential: Some(credential) })
     }
 
     async fn require_customer(&self, customer_id: CustomerId) -> Result<(), VaultError> {

@@ -200,17 +200,6 @@ async fn get_for_a_provider_with_none_gives_the_dashboard_hint(backend: Backend)
     );
 }
 
-async fn unimplemented_verify_says_so(backend: Backend) {
-    let app = TestApp::spawn_on(backend).await;
-    let stored = app.store_vultr("Vultr", "k").await;
-    let request = pb::VerifyRequest { target: Some(pb::verify_request::Target::CredentialId(stored.id)) };
-    assert_status(
-        app.client.clone().verify(request).await,
-        Code::Unimplemented,
-        "Verify is not implemented yet",
-    );
-}
-
 async fn assert_nothing_written(app: &TestApp) {
     let db = app.db().await;
     let credentials = db.count("SELECT count(*) FROM cloud_credentials").await;
@@ -227,5 +216,4 @@ backend_tests!(
     malformed_uuids_are_named,
     unknown_customers_and_credentials_are_not_found,
     get_for_a_provider_with_none_gives_the_dashboard_hint,
-    unimplemented_verify_says_so,
 );

@@ -15,6 +15,7 @@ use credvault::server::{App, StartError};
 use credvault::store::NewCustomer;
 use credvault::store::PoolSettings;
 use credvault::vault::Vault;
+use credvault::verify::VerifySettings;
 use secrecy::{ExposeSecret, SecretString};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -91,6 +92,7 @@ pub fn config(database_url: &str, key: &str) -> Config {
         dev: false,
         log_format: LogFormat::Text,
         pool: PoolSettings { connect_timeout: Duration::from_secs(2), ..PoolSettings::default() },
+        verify: VerifySettings::default(),
     }
 }
 
@@ -125,11 +127,25 @@ impl TestApp {
         dir: TempDir,
         key: String,
     ) -> Result<TestApp, StartError> {
+        Self::start_with(config(&database_url, &key), backend, dir).await
+    }
+
+    /// Starts a server whose verifiers talk to `verify` (the fake providers).
+    pub async fn spawn_verifying(backend: Backend, verify: VerifySettings) -> TestApp {
+        let (url, dir) = fresh_database(backend).await;
+        let config = Config { verify, ..config(&url, &new_key()) };
+        Self::start_with(config, backend, dir).await.expect("the test server starts")
+    }
+
+    async fn start_with(config: Config, backend: Backend, dir: TempDir) -> Result<TestApp, StartError> {
+        let database_url = config.database_url.expose().to_owned();
+        let KeySource::Inline(key) = &config.key else { unreachable!("tests give keys inline") };
+        let key = key.expose_secret().to_owned();
         // CREDVAULT_TEST_LOG=1 shows the servers' logs (stderr) when a test needs explaining.
         if std::env::var_os("CREDVAULT_TEST_LOG").is_some() {
             credvault::telemetry::init(LogFormat::Text);
         }
-        let app = App::build(&config(&database_url, &key)).await?;
+        let app = App::build(&config).await?;
         let addr = app.grpc_addr();
         let vault = app.vault().clone();
         let (tx, rx) = oneshot::channel();
