@@ -177,6 +177,21 @@ async fn every_provider_reports_outages_hangs_and_garbage_as_unreachable() {
 }
 
 #[tokio::test]
+async fn every_provider_treats_401_and_403_as_a_definite_rejection() {
+    let fakes = Fakes::start().await;
+    let app = spawn(Backend::Sqlite, &fakes, Duration::from_secs(5), 2).await;
+    for status in [401, 403] {
+        fakes.set_mode(Mode::Status(status));
+        for (provider, good, _, _, _) in cases(&fakes) {
+            let before = fakes.requests();
+            let answer = verify_inline(&app, good).await.unwrap();
+            assert_eq!(answer.outcome, pb::VerifyOutcome::Invalid as i32, "{provider} {status}: {}", answer.reason);
+            assert_eq!(fakes.requests() - before, 1, "{provider} {status}: a rejection is not retried");
+        }
+    }
+}
+
+#[tokio::test]
 async fn transient_failures_are_retried_a_bounded_number_of_times() {
     let fakes = Fakes::start().await;
     let app = spawn(Backend::Sqlite, &fakes, Duration::from_secs(10), 2).await;
