@@ -185,7 +185,12 @@ async fn every_provider_treats_401_and_403_as_a_definite_rejection() {
         for (provider, good, _, _, _) in cases(&fakes) {
             let before = fakes.requests();
             let answer = verify_inline(&app, good).await.unwrap();
-            assert_eq!(answer.outcome, pb::VerifyOutcome::Invalid as i32, "{provider} {status}: {}", answer.reason);
+            assert_eq!(
+                answer.outcome,
+                pb::VerifyOutcome::Invalid as i32,
+                "{provider} {status}: {}",
+                answer.reason
+            );
             assert_eq!(fakes.requests() - before, 1, "{provider} {status}: a rejection is not retried");
         }
     }
