@@ -15,6 +15,7 @@ use crate::verify::VerifySettings;
 /// Where `--dev` keeps what it creates, relative to the working directory (git-ignored).
 pub const DEV_DIR: &str = ".credvault";
 pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:50051";
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8005";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://.credvault/credvault.db";
 
 /// Log output format.
@@ -32,6 +33,13 @@ pub struct ServeArgs {
     /// gRPC listen address (host:port).
     #[arg(long, env = "CREDVAULT_GRPC_ADDR", default_value = DEFAULT_GRPC_ADDR)]
     pub grpc_addr: String,
+    /// REST gateway (dashboard) listen address (host:port).
+    #[arg(long, env = "CREDVAULT_HTTP_ADDR", default_value = DEFAULT_HTTP_ADDR)]
+    pub http_addr: String,
+    /// The dashboard's origin (scheme://host[:port]) that browsers may call the REST gateway
+    /// from (CORS); unset, no cross-origin browser calls are allowed.
+    #[arg(long, env = "CREDVAULT_DASHBOARD_ORIGIN")]
+    pub dashboard_origin: Option<String>,
     /// Database URL: sqlite://path/to/file.db or postgres://user:password@host:port/db
     #[arg(long, env = "CREDVAULT_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
     pub database_url: String,
@@ -250,10 +258,36 @@ impl fmt::Display for DatabaseUrl {
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
+fn socket_addr(value: &str, name: &str, example: &str) -> Result<SocketAddr, ConfigError> {
+    value
+        .parse()
+        .map_err(|_| ConfigError(format!("{name} {value:?} is not an address like {example} (IP:port)")))
+}
+
+/// A browser origin: `scheme://host[:port]`, nothing after it.
+fn origin(value: &str) -> Result<http::HeaderValue, ConfigError> {
+    let refuse = || {
+        ConfigError(format!(
+            "CREDVAULT_DASHBOARD_ORIGIN / --dashboard-origin {value:?} is not an origin like \
+             https://dashboard.example.com or http://localhost:3000 (scheme, host and port only)"
+        ))
+    };
+    let uri: http::Uri = value.parse().map_err(|_| refuse())?;
+    let plain = matches!(uri.scheme_str(), Some("http" | "https"))
+        && uri.authority().is_some_and(|a| !a.as_str().contains('@'))
+        && uri.path_and_query().is_none_or(|p| p.as_str().is_empty() || p.as_str() == "/");
+    if !plain {
+        return Err(refuse());
+    }
+    http::HeaderValue::try_from(value.trim_end_matches('/')).map_err(|_| refuse())
+}
+
 /// The server's validated configuration.
 #[derive(Debug)]
 pub struct Config {
     pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub dashboard_origin: Option<http::HeaderValue>,
     pub database_url: DatabaseUrl,
     pub key: KeySource,
     pub dev: bool,
@@ -265,12 +299,9 @@ pub struct Config {
 impl Config {
     /// Validates the flags. `env_key` is the value of `CREDENTIAL_ENCRYPTION_KEY`, if set.
     pub fn from_args(args: ServeArgs, env_key: Option<SecretString>) -> Result<Self, ConfigError> {
-        let grpc_addr = args.grpc_addr.parse().map_err(|_| {
-            ConfigError(format!(
-                "CREDVAULT_GRPC_ADDR / --grpc-addr {:?} is not an address like {DEFAULT_GRPC_ADDR} (IP:port)",
-                args.grpc_addr
-            ))
-        })?;
+        let grpc_addr = socket_addr(&args.grpc_addr, "CREDVAULT_GRPC_ADDR / --grpc-addr", DEFAULT_GRPC_ADDR)?;
+        let http_addr = socket_addr(&args.http_addr, "CREDVAULT_HTTP_ADDR / --http-addr", DEFAULT_HTTP_ADDR)?;
+        let dashboard_origin = args.dashboard_origin.as_deref().map(origin).transpose()?;
         let key = match (env_key, args.key_file) {
             (Some(_), Some(_)) => {
                 return Err(ConfigError(
@@ -291,6 +322,8 @@ impl Config {
         };
         Ok(Self {
             grpc_addr,
+            http_addr,
+            dashboard_origin,
             database_url: DatabaseUrl::parse(&args.database_url)?,
             key,
             dev: args.dev,
@@ -355,12 +388,30 @@ mod tests {
     fn args() -> ServeArgs {
         ServeArgs {
             grpc_addr: DEFAULT_GRPC_ADDR.into(),
+            http_addr: DEFAULT_HTTP_ADDR.into(),
+            dashboard_origin: None,
             database_url: DEFAULT_DATABASE_URL.into(),
             key_file: None,
             dev: false,
             log_format: LogFormat::Text,
             pool: PoolArgs::default(),
             verify: VerifyArgs::default(),
+        }
+    }
+
+    #[test]
+    fn dashboard_origin_must_be_an_origin() {
+        let dev = |origin: &str| {
+            Config::from_args(ServeArgs { dev: true, dashboard_origin: Some(origin.into()), ..args() }, None)
+        };
+        assert_eq!(dev("http://localhost:3000").unwrap().dashboard_origin.unwrap(), "http://localhost:3000");
+        assert_eq!(
+            dev("https://dash.example.com/").unwrap().dashboard_origin.unwrap(),
+            "https://dash.example.com"
+        );
+        for bad in ["localhost:3000", "ftp://x", "https://x/path", "https://u:p@x", "*", ""] {
+            let err = dev(bad).unwrap_err();
+            assert!(err.0.contains("CREDVAULT_DASHBOARD_ORIGIN"), "{bad}: {err}");
         }
     }
 

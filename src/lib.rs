@@ -2,7 +2,7 @@
 //!
 //! Customers' Vultr, AWS, GCP and Azure keys are sealed in this process (envelope encryption),
 //! stored through sqlx, handed out only through the audited use cases of [`vault::Vault`], and
-//! served over gRPC.
+//! served over gRPC (services) and a REST gateway (the dashboard).
 //!
 //! # Layout
 //! - [`domain`]: pure types and validation rules; no I/O.
@@ -11,6 +11,8 @@
 //! - [`vault`]: one method per use case; the error enum the transports map.
 //! - [`verify`]: one verifier per provider; the only place provider HTTP lives.
 //! - [`grpc`]: tonic services and the single `Status` mapping.
+//! - [`rest`]: the axum gateway for the dashboard and the single HTTP status mapping.
+//! - [`metrics`]: Prometheus counters and latency histograms for both transports.
 //! - [`server`]: listeners, reflection, health, shutdown.
 //! - [`config`]: validated configuration from flags and environment.
 //! - [`bench`]: the load generator behind `credvault bench`.
@@ -20,6 +22,8 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod grpc;
+pub mod metrics;
+pub mod rest;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -23,8 +23,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the gRPC server.
-    Serve(ServeArgs),
+    /// Run the server: gRPC for services, the REST gateway for the dashboard.
+    Serve(Box<ServeArgs>),
     /// Apply database migrations and exit (serve also applies them at start-up).
     Migrate {
         #[arg(long, env = "CREDVAULT_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
@@ -72,7 +72,7 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> Result<(), String> {
     match command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Migrate { database_url } => {
             telemetry::init(LogFormat::Text);
             open_migrated(&database_url).await?;
@@ -121,6 +121,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
 
 fn print_dev_banner(app: &App) {
     let addr = app.grpc_addr();
+    let http = app.http_addr();
     let c = DEMO_CUSTOMER_ID;
     println!(
         r#"
@@ -132,6 +133,12 @@ Demo customer: {c}. Try (grpcurl uses server reflection, nothing else to set up)
   grpcurl -plaintext -d '{{"by_provider":{{"customer_id":"{c}","provider":"PROVIDER_VULTR"}}}}' {addr} credvault.v1.CredentialService/Get
   grpcurl -plaintext -d '{{"customer_id":"{c}"}}' {addr} credvault.v1.CredentialService/Summary
   grpcurl -plaintext {addr} grpc.health.v1.Health/Check
+
+The dashboard's REST gateway is on http://{http}:
+
+  curl -H 'X-Customer-ID: {c}' http://{http}/api/v1/credentials
+  curl -H 'X-Customer-ID: {c}' http://{http}/api/v1/credentials/status/summary
+  curl http://{http}/api/v1/openapi.json
 "#
     );
 }

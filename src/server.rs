@@ -1,4 +1,5 @@
-//! Wiring: the store, keyring and vault behind a bound gRPC listener with reflection and health.
+//! Wiring: the store, keyring and vault behind a bound gRPC listener (reflection, health) and
+//! the REST gateway's HTTP listener, with metrics on both.
 //! [`App::build`] binds first (port 0 works, tests read the port back); [`App::run_until_stopped`]
 //! serves until the shutdown future resolves, then finishes in-flight calls.
 
@@ -8,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tonic::server::NamedService;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
@@ -33,8 +34,8 @@ pub enum StartError {
     Database { url: String, reason: String },
     #[error(transparent)]
     Key(#[from] crate::vault::StartupError),
-    #[error("cannot listen on {addr}: {source} (is another process using the port? set CREDVAULT_GRPC_ADDR)")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot listen on {addr}: {source} (is another process using the port? set {variable})")]
+    Bind { addr: SocketAddr, variable: &'static str, source: std::io::Error },
     #[error("server failed: {0}")]
     Serve(String),
 }
@@ -43,6 +44,9 @@ pub enum StartError {
 pub struct App {
     listener: TcpListener,
     grpc_addr: SocketAddr,
+    http_listener: TcpListener,
+    http_addr: SocketAddr,
+    dashboard_origin: Option<http::HeaderValue>,
     vault: Vault,
     dev: bool,
 }
@@ -75,15 +79,27 @@ impl App {
             }
             Err(e) => return Err(e.into()),
         }
-        let bind_error = |source| StartError::Bind { addr: config.grpc_addr, source };
-        let listener = TcpListener::bind(config.grpc_addr).await.map_err(bind_error)?;
-        let grpc_addr = listener.local_addr().map_err(bind_error)?;
-        Ok(Self { listener, grpc_addr, vault, dev: config.dev })
+        let (listener, grpc_addr) = bind(config.grpc_addr, "CREDVAULT_GRPC_ADDR").await?;
+        let (http_listener, http_addr) = bind(config.http_addr, "CREDVAULT_HTTP_ADDR").await?;
+        Ok(Self {
+            listener,
+            grpc_addr,
+            http_listener,
+            http_addr,
+            dashboard_origin: config.dashboard_origin.clone(),
+            vault,
+            dev: config.dev,
+        })
     }
 
     /// The bound gRPC address (the real port when configured with port 0).
     pub fn grpc_addr(&self) -> SocketAddr {
         self.grpc_addr
+    }
+
+    /// The bound REST gateway address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
     }
 
     pub fn vault(&self) -> &Vault {
@@ -119,7 +135,10 @@ impl App {
 
         let fatal = Arc::new(Mutex::new(None));
         let fatal_slot = fatal.clone();
-        let shutdown = async move {
+        // Both listeners stop together: the first of the caller's signal or a fatal finding
+        // flips `stop`, then each finishes its in-flight requests.
+        let (stop, stopped) = watch::channel(());
+        let stopping = async move {
             tokio::select! {
                 () = shutdown => {}
                 Ok(error) = fatal_rx => {
@@ -129,17 +148,34 @@ impl App {
             }
             set_health(&health, false).await;
             tracing::info!("shutting down: finishing in-flight calls");
+            let _ = stop.send(());
+            Ok(())
         };
-        tracing::info!(grpc_addr = %self.grpc_addr, "credvault listening");
+        let stop_signal = |mut stopped: watch::Receiver<()>| async move {
+            let _ = stopped.changed().await;
+        };
+
+        crate::metrics::install();
+        tracing::info!(grpc_addr = %self.grpc_addr, http_addr = %self.http_addr, "credvault listening");
         let store = self.vault.store().clone();
-        Server::builder()
+        let rest = crate::rest::router(self.vault.clone(), self.dashboard_origin)
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let http = axum::serve(self.http_listener, rest).with_graceful_shutdown(stop_signal(stopped.clone()));
+        let grpc = Server::builder()
+            .layer(crate::metrics::GrpcMetricsLayer)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(CredentialApi::new(self.vault).into_server())
-            .serve_with_incoming_shutdown(TcpIncoming::from(self.listener).with_nodelay(Some(true)), shutdown)
-            .await
-            .map_err(|e| StartError::Serve(error_chain(&e)))?;
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(self.listener).with_nodelay(Some(true)),
+                stop_signal(stopped),
+            );
+        tokio::try_join!(
+            stopping,
+            async { grpc.await.map_err(|e| StartError::Serve(format!("gRPC: {}", error_chain(&e)))) },
+            async { http.await.map_err(|e| StartError::Serve(format!("HTTP: {}", error_chain(&e)))) },
+        )?;
         store.close().await;
         tracing::info!("stopped");
         match fatal.lock().expect("not poisoned").take() {
@@ -147,6 +183,13 @@ impl App {
             None => Ok(()),
         }
     }
+}
+
+async fn bind(addr: SocketAddr, variable: &'static str) -> Result<(TcpListener, SocketAddr), StartError> {
+    let bind_error = |source| StartError::Bind { addr, variable, source };
+    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+    let bound = listener.local_addr().map_err(bind_error)?;
+    Ok((listener, bound))
 }
 
 async fn set_health(health: &HealthReporter, serving: bool) {

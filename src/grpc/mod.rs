@@ -37,5 +37,5 @@ fn invalid_argument(v: FieldViolation) -> Status {
 }
 
 fn context<T>(request: &tonic::Request<T>) -> RequestContext {
-    RequestContext { peer_ip: request.remote_addr().map(|addr| addr.ip()) }
+    RequestContext { peer_ip: request.remote_addr().map(|addr| addr.ip()), acting_for: None }
 }

@@ -25,6 +25,9 @@ use crate::verify::Verifiers;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RequestContext {
     pub peer_ip: Option<IpAddr>,
+    /// The customer the caller acts for (the dashboard's `X-Customer-ID`). When set, another
+    /// customer's credential is NOT_FOUND, exactly as if it did not exist.
+    pub acting_for: Option<CustomerId>,
 }
 
 /// A validated Store request.
@@ -238,7 +241,7 @@ impl Vault {
         selector: CredentialSelector,
     ) -> Result<Fetched, VaultError> {
         self.ensure_ready()?;
-        let Some(found) = self.store.fetch_sealed(selector).await? else {
+        let Some(found) = self.fetch_sealed(ctx, selector).await? else {
             return Err(self.not_found(selector).await?);
         };
         let metadata = found.metadata;
@@ -265,6 +268,16 @@ impl Vault {
             },
         )?;
         Ok(Fetched { credential, secret })
+    }
+
+    /// The selected active credential, unless the caller acts for another customer.
+    async fn fetch_sealed(
+        &self,
+        ctx: RequestContext,
+        selector: CredentialSelector,
+    ) -> Result<Option<crate::store::SealedCredential>, VaultError> {
+        let found = self.store.fetch_sealed(selector).await?;
+        Ok(found.filter(|f| ctx.acting_for.is_none_or(|customer| customer == f.metadata.customer_id)))
     }
 
     /// Opens a stored secret; a blob that fails to open is audited as `failed` (DATA_LOSS).
@@ -367,7 +380,7 @@ impl Vault {
         self.ensure_ready()?;
         // The audit row names the customer and the credential, which only the row knows; the
         // store's conditional update then settles a race with a concurrent delete.
-        let Some(found) = self.store.fetch_sealed(CredentialSelector::Id(id)).await? else {
+        let Some(found) = self.fetch_sealed(ctx, CredentialSelector::Id(id)).await? else {
             return Err(VaultError::NotFound(format!(
                 "no active credential {id} (unknown, or already deleted)"
             )));
@@ -412,7 +425,7 @@ impl Vault {
             }
             VerifyTarget::Stored(id) => id,
         };
-        let Some(found) = self.store.fetch_sealed(CredentialSelector::Id(id)).await? else {
+        let Some(found) = self.fetch_sealed(ctx, CredentialSelector::Id(id)).await? else {
             return Err(VaultError::NotFound(format!("no active credential {id} (unknown, or deleted)")));
         };
         let metadata = found.metadata;

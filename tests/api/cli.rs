@@ -10,7 +10,7 @@ fn serve_with_key(key: Option<&str>) -> Output {
     let dir = tempfile::tempdir().unwrap();
     let mut command = Command::new(BIN);
     command
-        .args(["serve", "--grpc-addr", "127.0.0.1:0"])
+        .args(["serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
         .current_dir(dir.path())
         .env_remove("CREDENTIAL_ENCRYPTION_KEY")
         .env_remove("CREDVAULT_KEY_FILE")

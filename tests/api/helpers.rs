@@ -50,8 +50,13 @@ macro_rules! backend_tests {
     };
 }
 
+/// The dashboard origin the test servers allow (CORS).
+pub const DASHBOARD_ORIGIN: &str = "http://dashboard.test:3000";
+
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The REST gateway's base URL, e.g. `http://127.0.0.1:40123`.
+    pub http: String,
     pub client: CredentialServiceClient<Channel>,
     pub vault: Vault,
     /// A customer created for this test.
@@ -87,6 +92,8 @@ impl Stopped {
 pub fn config(database_url: &str, key: &str) -> Config {
     Config {
         grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        dashboard_origin: Some(http::HeaderValue::from_static(DASHBOARD_ORIGIN)),
         database_url: DatabaseUrl::parse(database_url).unwrap(),
         key: KeySource::Inline(SecretString::from(key.to_owned())),
         dev: false,
@@ -147,6 +154,7 @@ impl TestApp {
         }
         let app = App::build(&config).await?;
         let addr = app.grpc_addr();
+        let http = format!("http://{}", app.http_addr());
         let vault = app.vault().clone();
         let (tx, rx) = oneshot::channel();
         let server = tokio::spawn(app.run_until_stopped(async {
@@ -155,6 +163,7 @@ impl TestApp {
         let client = CredentialServiceClient::connect(format!("http://{addr}")).await.unwrap();
         let mut test_app = TestApp {
             addr,
+            http,
             client,
             vault,
             customer_id: String::new(),
@@ -209,6 +218,13 @@ impl TestApp {
 
     pub async fn channel(&self) -> Channel {
         Channel::from_shared(format!("http://{}", self.addr)).unwrap().connect().await.unwrap()
+    }
+
+    /// A request to the REST gateway at `path`, as the dashboard sends it (X-Customer-ID set).
+    pub fn rest(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        reqwest::Client::new()
+            .request(method, format!("{}{path}", self.http))
+            .header("X-Customer-ID", &self.customer_id)
     }
 
     pub async fn create_customer(&self) -> String {

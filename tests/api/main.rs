@@ -20,6 +20,8 @@ mod idempotency;
 mod listing;
 mod pg;
 mod preference;
+mod rest;
+mod schemathesis;
 mod server;
 mod shared_database;
 mod verify;

@@ -1,0 +1,153 @@
+//! Prometheus metrics: request counts and latency per gRPC method and per REST route, by
+//! outcome. One process-wide recorder; `/metrics` renders it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::OnceLock;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+const GRPC_REQUESTS: &str = "credvault_grpc_requests_total";
+const GRPC_SECONDS: &str = "credvault_grpc_request_duration_seconds";
+const HTTP_REQUESTS: &str = "credvault_http_requests_total";
+const HTTP_SECONDS: &str = "credvault_http_request_duration_seconds";
+
+/// Latency buckets, in seconds: from a cached read to a slow verification call.
+const BUCKETS: &[f64] =
+    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// The process-wide recorder, installed on first use. `None` if another recorder was installed
+/// first (an embedding program's own), in which case metrics go there.
+fn handle() -> Option<&'static PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder =
+                PrometheusBuilder::new().set_buckets(BUCKETS).expect("the bucket list is not empty");
+            match builder.install_recorder() {
+                Ok(handle) => {
+                    describe();
+                    Some(handle)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics recorder not installed; /metrics will be empty");
+                    None
+                }
+            }
+        })
+        .as_ref()
+}
+
+fn describe() {
+    metrics::describe_counter!(GRPC_REQUESTS, "gRPC calls by method and status code");
+    metrics::describe_histogram!(
+        GRPC_SECONDS,
+        metrics::Unit::Seconds,
+        "gRPC call latency by method and status code"
+    );
+    metrics::describe_counter!(HTTP_REQUESTS, "REST requests by route, method and status");
+    metrics::describe_histogram!(
+        HTTP_SECONDS,
+        metrics::Unit::Seconds,
+        "REST request latency by route, method and status"
+    );
+}
+
+/// Installs the recorder and keeps its histograms drained; call once per server.
+pub fn install() {
+    if let Some(handle) = handle() {
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                every.tick().await;
+                handle.run_upkeep();
+            }
+        });
+    }
+}
+
+/// The Prometheus text exposition of every metric.
+pub fn render() -> String {
+    handle().map(PrometheusHandle::render).unwrap_or_default()
+}
+
+/// axum middleware: counts and times each request under its route template (never the raw path,
+/// which would carry ids).
+pub async fn http_middleware(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let labels = [("route", route), ("method", method), ("status", response.status().as_u16().to_string())];
+    metrics::counter!(HTTP_REQUESTS, &labels).increment(1);
+    metrics::histogram!(HTTP_SECONDS, &labels).record(started.elapsed());
+    response
+}
+
+/// tower layer for the gRPC server: counts and times each call by method and grpc-status.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GrpcMetricsLayer;
+
+impl<S> tower::Layer<S> for GrpcMetricsLayer {
+    type Service = GrpcMetrics<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        GrpcMetrics { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GrpcMetrics<S> {
+    inner: S,
+}
+
+impl<S, B, R> tower::Service<http::Request<B>> for GrpcMetrics<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>> + Send,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        // Only our services' paths become labels: a client inventing paths must not be able
+        // to grow the label set without bound.
+        let path = request.uri().path();
+        let known =
+            ["/credvault.v1.", "/grpc.health.v1.", "/grpc.reflection."].iter().any(|p| path.starts_with(p));
+        let method = if known && path.len() <= 128 { path.to_owned() } else { "unknown".to_owned() };
+        let started = Instant::now();
+        let call = self.inner.call(request);
+        Box::pin(async move {
+            let result = call.await;
+            // Unary failures are trailers-only responses: grpc-status is in the headers. A
+            // response without it in the headers carries OK in its trailers.
+            let status = match &result {
+                Ok(response) => response
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|code| code.parse::<i32>().ok())
+                    .map_or(tonic::Code::Ok, tonic::Code::from_i32),
+                Err(_) => tonic::Code::Unknown,
+            };
+            let labels = [("method", method), ("code", format!("{status:?}"))];
+            metrics::counter!(GRPC_REQUESTS, &labels).increment(1);
+            metrics::histogram!(GRPC_SECONDS, &labels).record(started.elapsed());
+            result
+        })
+    }
+}

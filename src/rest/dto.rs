@@ -1,0 +1,277 @@
+//! The dashboard's JSON shapes (the seed's API examples), and their conversions to and from
+//! domain values. Field names follow the seed.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use utoipa::ToSchema;
+use zeroize::Zeroizing;
+
+use crate::domain::{
+    CredentialMetadata, FieldViolation, Provider, SecretPayload, Summary, Verification, VerifyOutcome,
+};
+
+/// `POST /api/v1/credentials`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CreateCredential {
+    /// vultr, aws, gcp or azure.
+    #[schema(example = "vultr")]
+    pub(super) provider: String,
+    /// 1 to 255 characters, unique among the customer's active credentials of the provider.
+    #[schema(example = "Production Vultr", min_length = 1, max_length = 255)]
+    pub(super) credential_name: String,
+    /// The provider's secret fields: vultr `api_key`; aws `access_key_id`, `secret_access_key`,
+    /// optional `session_token`; gcp `service_account_json`; azure `tenant_id`, `client_id`,
+    /// `client_secret`, optional `subscription_id`.
+    #[schema(value_type = BTreeMap<String, String>, example = json!({"api_key": "YOUR-VULTR-API-KEY"}))]
+    pub(super) credentials: SecretFields,
+    /// api_key, access_key, service_account, client_secret...; the provider's usual kind if absent.
+    #[serde(default)]
+    #[schema(example = "api_key")]
+    pub(super) credential_type: Option<String>,
+    /// read_only (default), read_write or admin.
+    #[serde(default)]
+    #[schema(example = "read_only")]
+    pub(super) permissions: Option<String>,
+    /// Make this the default credential for Get by provider.
+    #[serde(default)]
+    pub(super) make_default: bool,
+}
+
+/// Secret fields as sent; each value is wiped when dropped.
+#[derive(Default, Deserialize)]
+#[serde(transparent)]
+pub(super) struct SecretFields(BTreeMap<String, Zeroizing<String>>);
+
+impl std::fmt::Debug for SecretFields {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
+}
+
+impl SecretFields {
+    /// Moves the fields into the provider's typed secret, refusing unknown or missing ones.
+    pub(super) fn into_secret(mut self, provider: Provider) -> Result<SecretPayload, FieldViolation> {
+        let allowed: &[&str] = match provider {
+            Provider::Vultr => &["api_key"],
+            Provider::Aws => &["access_key_id", "secret_access_key", "session_token"],
+            Provider::Gcp => &["service_account_json"],
+            Provider::Azure => &["tenant_id", "client_id", "client_secret", "subscription_id"],
+        };
+        if let Some(unknown) = self.0.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(FieldViolation::new(
+                format!("credentials.{unknown}"),
+                format!("is not a {provider} field; expected {}", allowed.join(", ")),
+            ));
+        }
+        let mut take = |name: &str| self.0.get_mut(name).map(|v| std::mem::take(&mut **v));
+        let mut required = |name: &str| take(name).unwrap_or_default();
+        Ok(match provider {
+            Provider::Vultr => SecretPayload::Vultr { api_key: required("api_key") },
+            Provider::Aws => SecretPayload::Aws {
+                access_key_id: required("access_key_id"),
+                secret_access_key: required("secret_access_key"),
+                session_token: take("session_token"),
+            },
+            Provider::Gcp => SecretPayload::Gcp { service_account_json: required("service_account_json") },
+            Provider::Azure => SecretPayload::Azure {
+                tenant_id: required("tenant_id"),
+                client_id: required("client_id"),
+                client_secret: required("client_secret"),
+                subscription_id: take("subscription_id"),
+            },
+        })
+    }
+}
+
+/// Answer to `POST /api/v1/credentials` (the seed's shape, plus the stored metadata).
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Created {
+    pub(super) credential_id: String,
+    #[schema(example = "Credential 'Production Vultr' created successfully")]
+    pub(super) message: String,
+    pub(super) provider: String,
+    pub(super) credential: Credential,
+}
+
+/// A credential's metadata; never a secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Credential {
+    pub(super) id: String,
+    pub(super) customer_id: String,
+    #[schema(example = "vultr")]
+    pub(super) provider: String,
+    pub(super) credential_name: String,
+    #[schema(example = "api_key")]
+    pub(super) credential_type: String,
+    #[schema(example = "read_only")]
+    pub(super) permissions: String,
+    pub(super) is_active: bool,
+    pub(super) is_verified: bool,
+    pub(super) is_default: bool,
+    #[schema(format = DateTime)]
+    pub(super) last_verified_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub(super) last_used_at: Option<String>,
+    pub(super) usage_count: i64,
+    #[schema(format = DateTime)]
+    pub(super) created_at: String,
+    #[schema(format = DateTime)]
+    pub(super) updated_at: String,
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).expect("every OffsetDateTime formats as RFC 3339")
+}
+
+impl From<CredentialMetadata> for Credential {
+    fn from(c: CredentialMetadata) -> Self {
+        Self {
+            id: c.id.to_string(),
+            customer_id: c.customer_id.to_string(),
+            provider: c.provider.as_str().to_owned(),
+            credential_name: c.name.as_str().to_owned(),
+            credential_type: c.credential_type.as_str().to_owned(),
+            permissions: c.permissions.as_str().to_owned(),
+            is_active: c.is_active,
+            is_verified: c.is_verified,
+            is_default: c.is_default,
+            last_verified_at: c.last_verified_at.map(rfc3339),
+            last_used_at: c.last_used_at.map(rfc3339),
+            usage_count: c.usage_count,
+            created_at: rfc3339(c.created_at),
+            updated_at: rfc3339(c.updated_at),
+        }
+    }
+}
+
+/// Answer to `DELETE /api/v1/credentials/{credential_id}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Deleted {
+    pub(super) credential_id: String,
+    pub(super) message: String,
+    pub(super) provider: String,
+    pub(super) credential: Credential,
+}
+
+/// `POST /api/v1/credentials/verify`: a stored credential by id, or inline credentials.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct VerifyBody {
+    /// A stored credential's id; or leave out and give provider + credentials.
+    #[serde(default)]
+    pub(super) credential_id: Option<String>,
+    #[serde(default)]
+    pub(super) provider: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
+    pub(super) credentials: Option<SecretFields>,
+}
+
+/// The provider's verdict.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Verified {
+    /// valid, invalid or unreachable (could not check; nothing concluded).
+    #[schema(example = "valid")]
+    pub(super) outcome: String,
+    pub(super) is_valid: bool,
+    pub(super) reason: String,
+    pub(super) identity: BTreeMap<String, String>,
+    pub(super) warnings: Vec<String>,
+    /// The stored credential after verification; null for inline credentials.
+    pub(super) credential: Option<Credential>,
+}
+
+impl Verified {
+    pub(super) fn new(v: Verification, credential: Option<CredentialMetadata>) -> Self {
+        let outcome = match v.outcome {
+            VerifyOutcome::Valid => "valid",
+            VerifyOutcome::Invalid => "invalid",
+            VerifyOutcome::Unreachable => "unreachable",
+        };
+        Self {
+            outcome: outcome.to_owned(),
+            is_valid: v.outcome == VerifyOutcome::Valid,
+            reason: v.reason,
+            identity: v.identity,
+            warnings: v.warnings,
+            credential: credential.map(Credential::from),
+        }
+    }
+}
+
+/// `GET /api/v1/credentials/status/summary` (the seed's shape).
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct SummaryBody {
+    pub(super) customer_id: String,
+    pub(super) total_credentials: i64,
+    /// Keyed by provider name.
+    pub(super) providers: BTreeMap<String, ProviderCounts>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ProviderCounts {
+    pub(super) total: i64,
+    pub(super) active: i64,
+    pub(super) verified: i64,
+    pub(super) credentials: Vec<Credential>,
+}
+
+impl From<Summary> for SummaryBody {
+    fn from(s: Summary) -> Self {
+        Self {
+            customer_id: s.customer_id.to_string(),
+            total_credentials: s.total_credentials,
+            providers: s
+                .providers
+                .into_iter()
+                .map(|p| {
+                    let counts = ProviderCounts {
+                        total: p.total,
+                        active: p.active,
+                        verified: p.verified,
+                        credentials: p.credentials.into_iter().map(Credential::from).collect(),
+                    };
+                    (p.provider.as_str().to_owned(), counts)
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Query of the list endpoints.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct ListQuery {
+    /// Also return deleted credentials.
+    #[serde(default)]
+    pub(super) include_inactive: bool,
+    /// At most this many per page (0 or absent: 50; at most 500). The next page's token comes
+    /// in the `X-Next-Page-Token` response header.
+    #[serde(default)]
+    pub(super) page_size: Option<i32>,
+    #[serde(default)]
+    pub(super) page_token: Option<String>,
+}
+
+/// Every error: `{"error": {"code": ..., "message": ..., "field": ...}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ErrorBody {
+    pub(super) error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ErrorDetail {
+    /// A stable code: invalid_argument, malformed_json, payload_too_large, unauthenticated,
+    /// permission_denied, not_found, already_exists, failed_precondition, unavailable,
+    /// data_loss, not_implemented, internal.
+    pub(super) code: String,
+    /// What went wrong and how to fix it.
+    pub(super) message: String,
+    /// The offending field, for invalid_argument.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) field: Option<String>,
+}

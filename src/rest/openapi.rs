@@ -1,0 +1,33 @@
+//! The OpenAPI 3 document, generated from the handlers' annotations and the DTOs' types.
+
+use std::sync::OnceLock;
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use utoipa::OpenApi;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "credvault REST gateway",
+        description = "The dashboard's credential API. Secrets go in (POST /api/v1/credentials) and never come \
+                       back out: services fetch them over gRPC (credvault.v1.CredentialService/Get).",
+    ),
+    paths(
+        super::credentials::create,
+        super::credentials::list,
+        super::credentials::list_by_provider,
+        super::credentials::verify,
+        super::credentials::delete,
+        super::credentials::summary,
+    ),
+    tags((name = "credentials", description = "Cloud-provider credentials of one customer (X-Customer-ID)"))
+)]
+struct ApiDoc;
+
+/// `GET /api/v1/openapi.json`.
+pub(super) async fn document() -> impl IntoResponse {
+    static JSON: OnceLock<String> = OnceLock::new();
+    let json = JSON.get_or_init(|| ApiDoc::openapi().to_json().expect("the OpenAPI document serializes"));
+    ([(header::CONTENT_TYPE, "application/json")], json.as_str())
+}

@@ -1,0 +1,503 @@
+//! The REST gateway, over real HTTP: the seed's examples as written, every error status, CORS,
+//! health, metrics and the OpenAPI document.
+
+use std::time::Duration;
+
+use reqwest::{Method, Response, StatusCode};
+use serde_json::{Value, json};
+
+use crate::fakes::{Fakes, VULTR_KEY};
+use crate::helpers::*;
+
+/// The seed's "Create Vultr Credential" example, as written.
+fn seed_vultr() -> Value {
+    json!({
+        "provider": "vultr",
+        "credential_name": "Production Vultr",
+        "credentials": {"api_key": "YOUR-VULTR-API-KEY"},
+        "credential_type": "api_key",
+        "permissions": "read_only"
+    })
+}
+
+/// The seed's "Create AWS Credential" example, as written.
+fn seed_aws() -> Value {
+    json!({
+        "provider": "aws",
+        "credential_name": "Production AWS",
+        "credentials": {"access_key_id": "AKIA...", "secret_access_key": "..."},
+        "credential_type": "access_key",
+        "permissions": "read_only"
+    })
+}
+
+async fn json_of(response: Response) -> Value {
+    response.json().await.expect("a JSON body")
+}
+
+/// Asserts the status and the error body `{"error": {"code", "message"}}`; returns the error.
+async fn assert_error(response: Response, status: StatusCode, code: &str, fragment: &str) -> Value {
+    assert_eq!(response.status(), status, "{response:?}");
+    let body = json_of(response).await;
+    let error = &body["error"];
+    assert_eq!(error["code"], code, "{body}");
+    let message = error["message"].as_str().expect("a message");
+    assert!(message.contains(fragment), "message {message:?} lacks {fragment:?}");
+    error.clone()
+}
+
+async fn create(app: &TestApp, body: &Value) -> Response {
+    app.rest(Method::POST, "/api/v1/credentials").json(body).send().await.unwrap()
+}
+
+async fn seed_examples_get_the_documented_answers(backend: Backend) {
+    let app = TestApp::spawn_on(backend).await;
+
+    let response = create(&app, &seed_vultr()).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let created = json_of(response).await;
+    assert_eq!(created["message"], "Credential 'Production Vultr' created successfully");
+    assert_eq!(created["provider"], "vultr");
+    let vultr_id = created["credential_id"].as_str().unwrap().to_owned();
+    uuid::Uuid::parse_str(&vultr_id).expect("credential_id is a UUID");
+    assert_eq!(location, format!("/api/v1/credentials/{vultr_id}"));
+
+    let response = create(&app, &seed_aws()).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(json_of(response).await["message"], "Credential 'Production AWS' created successfully");
+
+    // The seed's GCP example carries a placeholder, not a service-account key: refused, saying why.
+    let seed_gcp = json!({
+        "provider": "gcp",
+        "credential_name": "Production GCP",
+        "credentials": {"service_account_json": "{...json content...}"},
+        "credential_type": "service_account",
+        "permissions": "read_only"
+    });
+    let error = assert_error(
+        create(&app, &seed_gcp).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_argument",
+        "JSON",
+    )
+    .await;
+    assert_eq!(error["field"], "credentials.service_account_json");
+    // ... and a real key in the same shape is stored.
+    let real_gcp = json!({
+        "provider": "gcp",
+        "credential_name": "Production GCP",
+        "credentials": {"service_account_json": SERVICE_ACCOUNT_JSON},
+        "credential_type": "service_account",
+        "permissions": "read_only"
+    });
+    assert_eq!(create(&app, &real_gcp).await.status(), StatusCode::CREATED);
+
+    // "New way" example: no credential_name.
+    let unnamed = json!({"provider": "vultr", "credentials": {"api_key": "..."}});
+    let error = assert_error(
+        create(&app, &unnamed).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_argument",
+        "credential_name",
+    )
+    .await;
+    assert!(error["message"].as_str().unwrap().contains("line 1"), "says where: {error}");
+
+    // "List All Credentials": a bare array of metadata with the seed's fields, and no secret.
+    let response = app.rest(Method::GET, "/api/v1/credentials").send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers().get("x-next-page-token").is_none());
+    let text = response.text().await.unwrap();
+    for secret in ["YOUR-VULTR-API-KEY", "PRIVATE KEY", "secret_access_key\":\"..."] {
+        assert!(!text.contains(secret), "a secret leaked into the list: {secret}");
+    }
+    let list: Value = serde_json::from_str(&text).unwrap();
+    let list = list.as_array().expect("the seed's list is a bare array");
+    assert_eq!(list.len(), 3);
+    let vultr = &list[2];
+    for field in [
+        "id",
+        "provider",
+        "credential_name",
+        "credential_type",
+        "permissions",
+        "is_active",
+        "is_verified",
+        "last_used_at",
+        "usage_count",
+        "created_at",
+        "updated_at",
+    ] {
+        assert!(vultr.get(field).is_some(), "the seed's field {field} is missing: {vultr}");
+    }
+    assert_eq!(vultr["id"], vultr_id.as_str());
+    assert_eq!(vultr["credential_type"], "api_key");
+    assert_eq!(vultr["permissions"], "read_only");
+    assert_eq!(vultr["is_active"], true);
+    assert_eq!(vultr["usage_count"], 0);
+    time::OffsetDateTime::parse(
+        vultr["created_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .expect("timestamps are RFC 3339");
+
+    // "Get Credentials Summary": the seed's shape.
+    let response = app.rest(Method::GET, "/api/v1/credentials/status/summary").send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let summary = json_of(response).await;
+    assert_eq!(summary["customer_id"], app.customer_id.as_str());
+    assert_eq!(summary["total_credentials"], 3);
+    for provider in ["vultr", "aws", "gcp"] {
+        let counts = &summary["providers"][provider];
+        assert_eq!(
+            (&counts["total"], &counts["active"], &counts["verified"]),
+            (&json!(1), &json!(1), &json!(0))
+        );
+        assert_eq!(counts["credentials"].as_array().unwrap().len(), 1);
+    }
+
+    // The collector's side still gets the secret over gRPC: the gateway stored the real thing.
+    let got = app.get_by_id(&vultr_id).await.unwrap();
+    assert_eq!(got.secret.unwrap().secret, Some(crate::helpers::vultr("YOUR-VULTR-API-KEY")));
+}
+
+async fn list_by_provider_pages_and_delete(backend: Backend) {
+    let app = TestApp::spawn_on(backend).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let body = json!({"provider": "vultr", "credential_name": format!("Vultr {i}"), "credentials": {"api_key": format!("key-{i}")}});
+        let created = json_of(create(&app, &body).await).await;
+        ids.push(created["credential_id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(create(&app, &seed_aws()).await.status(), StatusCode::CREATED);
+
+    // By provider, two at a time, following X-Next-Page-Token.
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let path = match &token {
+            None => "/api/v1/credentials/vultr?page_size=2".to_owned(),
+            Some(token) => format!("/api/v1/credentials/vultr?page_size=2&page_token={token}"),
+        };
+        let response = app.rest(Method::GET, &path).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        token = response.headers().get("x-next-page-token").map(|v| v.to_str().unwrap().to_owned());
+        let page = json_of(response).await;
+        let page = page.as_array().unwrap();
+        assert!(page.len() <= 2);
+        seen.extend(page.iter().map(|c| {
+            assert_eq!(c["provider"], "vultr");
+            c["id"].as_str().unwrap().to_owned()
+        }));
+        if token.is_none() {
+            break;
+        }
+    }
+    ids.reverse();
+    assert_eq!(seen, ids, "every vultr credential once, newest first");
+
+    // Delete: the seed's shape, then gone from the default list, kept with include_inactive.
+    let path = format!("/api/v1/credentials/{}", ids[0]);
+    let response = app.rest(Method::DELETE, &path).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let deleted = json_of(response).await;
+    assert_eq!(deleted["credential_id"], ids[0].as_str());
+    assert_eq!(deleted["credential"]["is_active"], false);
+    assert_error(
+        app.rest(Method::DELETE, &path).send().await.unwrap(),
+        StatusCode::NOT_FOUND,
+        "not_found",
+        &ids[0],
+    )
+    .await;
+    let active = json_of(app.rest(Method::GET, "/api/v1/credentials/vultr").send().await.unwrap()).await;
+    assert_eq!(active.as_array().unwrap().len(), 4);
+    let all = app.rest(Method::GET, "/api/v1/credentials/vultr?include_inactive=true").send().await.unwrap();
+    assert_eq!(json_of(all).await.as_array().unwrap().len(), 5);
+    assert_eq!(app.audit_actions(&ids[0]).await, ["created", "deleted"]);
+}
+
+backend_tests!(seed_examples_get_the_documented_answers, list_by_provider_pages_and_delete);
+
+#[tokio::test]
+async fn another_customers_credential_is_not_found_and_untouched() {
+    let app = TestApp::spawn_on(Backend::Sqlite).await;
+    let mine = json_of(create(&app, &seed_vultr()).await).await["credential_id"].as_str().unwrap().to_owned();
+    let other = app.create_customer().await;
+    let as_other = |method: Method, path: &str| {
+        reqwest::Client::new().request(method, format!("{}{path}", app.http)).header("X-Customer-ID", &other)
+    };
+
+    let response = as_other(Method::DELETE, &format!("/api/v1/credentials/{mine}")).send().await.unwrap();
+    assert_error(response, StatusCode::NOT_FOUND, "not_found", &mine).await;
+    let response = as_other(Method::POST, "/api/v1/credentials/verify")
+        .json(&json!({"credential_id": mine}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, StatusCode::NOT_FOUND, "not_found", &mine).await;
+    let listed = json_of(as_other(Method::GET, "/api/v1/credentials").send().await.unwrap()).await;
+    assert_eq!(listed, json!([]));
+
+    assert_eq!(app.audit_actions(&mine).await, ["created"], "nothing happened to it");
+    assert!(app.get_by_id(&mine).await.is_ok(), "still active");
+}
+
+#[tokio::test]
+async fn each_bad_request_gets_its_status_and_loses_nothing() {
+    let app = TestApp::spawn_on(Backend::Sqlite).await;
+    let url = format!("{}/api/v1/credentials", app.http);
+    let client = reqwest::Client::new();
+
+    // 400: the customer header missing or malformed.
+    let response = client.get(&url).send().await.unwrap();
+    let error = assert_error(response, StatusCode::BAD_REQUEST, "invalid_argument", "X-Customer-ID").await;
+    assert_eq!(error["field"], "X-Customer-ID");
+    let response = client.get(&url).header("X-Customer-ID", "not-a-uuid").send().await.unwrap();
+    assert_error(response, StatusCode::BAD_REQUEST, "invalid_argument", "X-Customer-ID").await;
+
+    // 400: malformed JSON, saying where.
+    let response = app
+        .rest(Method::POST, "/api/v1/credentials")
+        .header("content-type", "application/json")
+        .body("{\"provider\": \"vultr\",\n \"credentials\": {\"api_key\": \"SECRET-IN-BROKEN-JSON\"")
+        .send()
+        .await
+        .unwrap();
+    let error = assert_error(response, StatusCode::BAD_REQUEST, "malformed_json", "line 2").await;
+    assert!(!error.to_string().contains("SECRET-IN-BROKEN-JSON"), "the secret is not echoed: {error}");
+
+    // 415: not JSON.
+    let response =
+        app.rest(Method::POST, "/api/v1/credentials").body(seed_vultr().to_string()).send().await.unwrap();
+    assert_error(response, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "application/json")
+        .await;
+
+    // 413: over the body limit.
+    let huge = json!({"provider": "vultr", "credential_name": "Huge", "credentials": {"api_key": "k".repeat(300 * 1024)}});
+    let response = create(&app, &huge).await;
+    assert_error(response, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "bytes").await;
+
+    // 422: well-formed JSON with a wrong value, naming the field.
+    for (body, field) in [
+        (
+            json!({"provider": "digitalocean", "credential_name": "X", "credentials": {"api_key": "k"}}),
+            "provider",
+        ),
+        (
+            json!({"provider": "vultr", "credential_name": "", "credentials": {"api_key": "k"}}),
+            "credential_name",
+        ),
+        (
+            json!({"provider": "vultr", "credential_name": "X".repeat(256), "credentials": {"api_key": "k"}}),
+            "credential_name",
+        ),
+        (
+            json!({"provider": "vultr", "credential_name": "X", "credentials": {"token": "k"}}),
+            "credentials.token",
+        ),
+        (
+            json!({"provider": "aws", "credential_name": "X", "credentials": {"access_key_id": "A"}}),
+            "credentials.secret_access_key",
+        ),
+        (
+            json!({"provider": "vultr", "credential_name": "X", "credentials": {"api_key": "k"}, "permissions": "root"}),
+            "permissions",
+        ),
+    ] {
+        let error =
+            assert_error(create(&app, &body).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_argument", "")
+                .await;
+        let named = error["field"].as_str().unwrap_or_default();
+        assert!(named.starts_with(field), "{body}: field {named:?}, expected {field}");
+    }
+    let response = app.rest(Method::GET, "/api/v1/credentials/digitalocean").send().await.unwrap();
+    assert_error(response, StatusCode::BAD_REQUEST, "invalid_argument", "unknown provider").await;
+    let response = app.rest(Method::DELETE, "/api/v1/credentials/not-a-uuid").send().await.unwrap();
+    assert_error(response, StatusCode::BAD_REQUEST, "invalid_argument", "credential_id").await;
+    let response = app.rest(Method::GET, "/api/v1/credentials?page_size=-1").send().await.unwrap();
+    assert_error(response, StatusCode::BAD_REQUEST, "invalid_argument", "page_size").await;
+    let response = app.rest(Method::GET, "/api/v1/credentials?page_token=garbage!").send().await.unwrap();
+    assert_error(response, StatusCode::BAD_REQUEST, "invalid_argument", "page_token").await;
+
+    // 404: an unknown customer; an unknown credential; an unknown path.
+    let response = reqwest::Client::new()
+        .post(&url)
+        .header("X-Customer-ID", uuid::Uuid::new_v4().to_string())
+        .json(&seed_vultr())
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, StatusCode::NOT_FOUND, "not_found", "customer").await;
+    let response = app
+        .rest(Method::DELETE, &format!("/api/v1/credentials/{}", uuid::Uuid::new_v4()))
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, StatusCode::NOT_FOUND, "not_found", "no active credential").await;
+    let response = app.rest(Method::GET, "/api/v2/nothing").send().await.unwrap();
+    assert_error(response, StatusCode::NOT_FOUND, "not_found", "openapi.json").await;
+    let response = app.rest(Method::PUT, "/api/v1/credentials").send().await.unwrap();
+    assert_error(response, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "").await;
+
+    // 409: a second active credential with the same name.
+    assert_eq!(create(&app, &seed_vultr()).await.status(), StatusCode::CREATED);
+    let response = create(&app, &seed_vultr()).await;
+    assert_error(response, StatusCode::CONFLICT, "already_exists", "Production Vultr").await;
+
+    // Nothing above stored anything but the one credential.
+    let listed = json_of(app.rest(Method::GET, "/api/v1/credentials").send().await.unwrap()).await;
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_retried_create_with_the_same_idempotency_key_returns_the_first_result() {
+    let app = TestApp::spawn_on(Backend::Sqlite).await;
+    let send = |body: Value| {
+        app.rest(Method::POST, "/api/v1/credentials")
+            .header("Idempotency-Key", "create-vultr-1")
+            .json(&body)
+            .send()
+    };
+    let first = send(seed_vultr()).await.unwrap();
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first = json_of(first).await;
+    let again = send(seed_vultr()).await.unwrap();
+    assert_eq!(again.status(), StatusCode::OK, "a replay is not a second creation");
+    assert_eq!(json_of(again).await["credential_id"], first["credential_id"]);
+    let mut changed = seed_vultr();
+    changed["credentials"]["api_key"] = json!("ANOTHER-KEY");
+    let response = send(changed).await.unwrap();
+    let error =
+        assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "invalid_argument", "already used").await;
+    assert_eq!(error["field"], "idempotency_key");
+}
+
+#[tokio::test]
+async fn verify_by_id_and_inline_reach_the_provider() {
+    let fakes = Fakes::start().await;
+    let app = TestApp::spawn_verifying(Backend::Sqlite, fakes.settings(Duration::from_secs(5), 0)).await;
+    let good = json!({"provider": "vultr", "credential_name": "Good", "credentials": {"api_key": VULTR_KEY}});
+    let id = json_of(create(&app, &good).await).await["credential_id"].as_str().unwrap().to_owned();
+
+    let response = app
+        .rest(Method::POST, "/api/v1/credentials/verify")
+        .json(&json!({"credential_id": id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.unwrap();
+    assert!(!text.contains(VULTR_KEY), "the secret is not returned");
+    let verified: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(verified["outcome"], "valid", "{verified}");
+    assert_eq!(verified["is_valid"], true);
+    assert_eq!(verified["credential"]["is_verified"], true);
+    assert_eq!(app.audit_actions(&id).await, ["created", "verified"]);
+
+    let inline = json!({"provider": "vultr", "credentials": {"api_key": "WRONG-KEY"}});
+    let response = app.rest(Method::POST, "/api/v1/credentials/verify").json(&inline).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let verified = json_of(response).await;
+    assert_eq!(verified["outcome"], "invalid", "{verified}");
+    assert_eq!(verified["credential"], Value::Null);
+
+    for ambiguous in
+        [json!({}), json!({"credential_id": id, "provider": "vultr", "credentials": {"api_key": "k"}})]
+    {
+        let response =
+            app.rest(Method::POST, "/api/v1/credentials/verify").json(&ambiguous).send().await.unwrap();
+        assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "invalid_argument", "either").await;
+    }
+}
+
+#[tokio::test]
+async fn cors_allows_the_dashboard_origin_only() {
+    let app = TestApp::spawn_on(Backend::Sqlite).await;
+    let preflight = |origin: &str| {
+        reqwest::Client::new()
+            .request(Method::OPTIONS, format!("{}/api/v1/credentials", app.http))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST")
+            .header("Access-Control-Request-Headers", "content-type,x-customer-id,authorization")
+            .send()
+    };
+    let allowed = preflight(DASHBOARD_ORIGIN).await.unwrap();
+    assert!(allowed.status().is_success());
+    assert_eq!(allowed.headers()["access-control-allow-origin"], DASHBOARD_ORIGIN);
+    let headers = allowed.headers()["access-control-allow-headers"].to_str().unwrap().to_lowercase();
+    assert!(headers.contains("x-customer-id") && headers.contains("authorization"), "{headers}");
+
+    let refused = preflight("https://evil.example").await.unwrap();
+    assert!(refused.headers().get("access-control-allow-origin").is_none());
+
+    let listed =
+        app.rest(Method::GET, "/api/v1/credentials").header("Origin", DASHBOARD_ORIGIN).send().await.unwrap();
+    assert_eq!(listed.headers()["access-control-allow-origin"], DASHBOARD_ORIGIN);
+}
+
+#[tokio::test]
+async fn health_readiness_metrics_and_openapi_are_served() {
+    let app = TestApp::spawn_on(Backend::Sqlite).await;
+    let get = |path: &str| reqwest::get(format!("{}{path}", app.http));
+    assert_eq!(get("/healthz").await.unwrap().status(), StatusCode::OK);
+    assert_eq!(get("/readyz").await.unwrap().status(), StatusCode::OK);
+
+    // Traffic on both transports, then the counters and histograms name route / method and outcome.
+    assert_eq!(create(&app, &seed_vultr()).await.status(), StatusCode::CREATED);
+    assert_eq!(create(&app, &seed_vultr()).await.status(), StatusCode::CONFLICT);
+    app.list(credvault::proto::ListRequest { customer_id: app.customer_id.clone(), ..Default::default() })
+        .await
+        .unwrap();
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    for expected in [
+        r#"credvault_http_requests_total{route="/api/v1/credentials",method="POST",status="201"}"#,
+        r#"credvault_http_requests_total{route="/api/v1/credentials",method="POST",status="409"}"#,
+        r#"credvault_http_request_duration_seconds_bucket{route="/api/v1/credentials",method="POST",status="201","#,
+        r#"credvault_grpc_requests_total{method="/credvault.v1.CredentialService/List",code="Ok"}"#,
+        r#"credvault_grpc_request_duration_seconds_count{method="/credvault.v1.CredentialService/List",code="Ok"}"#,
+    ] {
+        assert!(metrics.contains(expected), "/metrics lacks {expected}:\n{metrics}");
+    }
+
+    let response = get("/api/v1/openapi.json").await.unwrap();
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let document = json_of(response).await;
+    assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/api/v1/credentials",
+        "/api/v1/credentials/{provider}",
+        "/api/v1/credentials/verify",
+        "/api/v1/credentials/{credential_id}",
+        "/api/v1/credentials/status/summary",
+    ] {
+        assert!(document["paths"].get(path).is_some(), "the document lacks {path}");
+    }
+}
+
+#[tokio::test]
+async fn readyz_is_503_while_the_database_is_unreachable() {
+    let cluster = crate::pg::Cluster::start();
+    let url = crate::pg::fresh_database(&cluster.admin_url()).await;
+    cluster.stop_server();
+    let app = TestApp::start(Backend::Postgres, url, tempfile::tempdir().unwrap(), new_key()).await.unwrap();
+    let response = reqwest::get(format!("{}/readyz", app.http)).await.unwrap();
+    assert_error(response, StatusCode::SERVICE_UNAVAILABLE, "unavailable", "database").await;
+    let response = reqwest::Client::new()
+        .get(format!("{}/api/v1/credentials", app.http))
+        .header("X-Customer-ID", uuid::Uuid::new_v4().to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, StatusCode::SERVICE_UNAVAILABLE, "unavailable", "").await;
+    assert_eq!(
+        reqwest::get(format!("{}/healthz", app.http)).await.unwrap().status(),
+        StatusCode::OK,
+        "alive"
+    );
+
+    cluster.start_server();
+    app.wait_serving(Duration::from_secs(30)).await;
+    assert_eq!(reqwest::get(format!("{}/readyz", app.http)).await.unwrap().status(), StatusCode::OK);
+}
