@@ -51,6 +51,9 @@ log "PostgreSQL on 127.0.0.1:$PORT"
 URL="postgres://postgres@127.0.0.1:$PORT/postgres"
 export CREDENTIAL_ENCRYPTION_KEY="$($BIN keygen)"
 CUSTOMER=$($BIN customer create --email bench@example.com --company-name Bench --database-url "$URL")
+export CREDVAULT_TOKEN
+CREDVAULT_TOKEN=$($BIN token create --name bench --scopes credentials:write,secrets:read --customer "$CUSTOMER" \
+    --database-url "$URL" 2>/dev/null)
 RUST_LOG=warn $BIN serve --grpc-addr "127.0.0.1:$GRPC_PORT" --database-url "$URL" 2>"$WORK/credvault.log" &
 SERVER_PID=$!
 sleep 1
@@ -75,7 +78,7 @@ NCRED=$(as_pg "$PG_BIN/psql" -h 127.0.0.1 -p "$PORT" -U postgres -At -c "SELECT 
 cat > "$WORK/get.sql" <<'SQL'
 \set i random(1, :ncred)
 SELECT id, customer_id, provider, credential_name, credential_type, permissions, is_active, is_verified, is_default, last_verified_at, last_used_at, usage_count, created_at, updated_at, encrypted_credentials FROM cloud_credentials WHERE id = (SELECT id FROM bench_ids WHERE n = :i) AND is_active;
-WITH changed AS (UPDATE cloud_credentials SET usage_count = usage_count + 1, last_used_at = now() WHERE id = (SELECT id FROM bench_ids WHERE n = :i) AND is_active RETURNING id, customer_id, provider, credential_name, credential_type, permissions, is_active, is_verified, is_default, last_verified_at, last_used_at, usage_count, created_at, updated_at), audit AS (INSERT INTO credential_audit_log (id, credential_id, customer_id, action, action_details, ip_address, created_at) SELECT gen_random_uuid(), id, customer_id, 'used', 'secret of vultr credential "bench" handed out', '127.0.0.1'::inet, now() FROM changed) SELECT * FROM changed;
+WITH changed AS (UPDATE cloud_credentials SET usage_count = usage_count + 1, last_used_at = now() WHERE id = (SELECT id FROM bench_ids WHERE n = :i) AND is_active RETURNING id, customer_id, provider, credential_name, credential_type, permissions, is_active, is_verified, is_default, last_verified_at, last_used_at, usage_count, created_at, updated_at), audit AS (INSERT INTO credential_audit_log (id, credential_id, customer_id, action, action_details, ip_address, actor, created_at) SELECT gen_random_uuid(), id, customer_id, 'used', 'secret of vultr credential "bench" handed out', '127.0.0.1'::inet, 'bench', now() FROM changed) SELECT * FROM changed;
 SQL
 chmod 644 "$WORK/get.sql"
 declare -A PGB

@@ -4,10 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use tonic::transport::{Channel, Endpoint};
+use secrecy::{ExposeSecret, SecretString};
+use tonic::transport::Endpoint;
 
+use crate::client::{Bearer, Client, client};
 use crate::domain::DEMO_CUSTOMER_ID;
-use crate::proto::credential_service_client::CredentialServiceClient;
 use crate::proto::{self as pb, get_request::Selector};
 
 /// What to drive.
@@ -39,6 +40,9 @@ pub struct BenchArgs {
     /// so that the load is not one hot row.
     #[arg(long, default_value_t = 100)]
     pub credentials: usize,
+    /// A token with credentials:write and secrets:read for the customer (`serve --dev` prints one).
+    #[arg(long, env = "CREDVAULT_TOKEN", hide_env_values = true, value_parser = secret_arg)]
+    pub token: SecretString,
     /// The customer to store credentials for (must exist; `serve --dev` creates this one).
     #[arg(long, default_value = DEMO_CUSTOMER_ID)]
     pub customer_id: String,
@@ -95,20 +99,24 @@ fn store_request(customer_id: &str, name: String) -> pb::StoreRequest {
     }
 }
 
-async fn connect(endpoint: &str) -> Result<CredentialServiceClient<Channel>, String> {
+fn secret_arg(value: &str) -> Result<SecretString, String> {
+    Ok(SecretString::from(value.to_owned()))
+}
+
+async fn connect(endpoint: &str, token: &str) -> Result<Client, String> {
     let channel = Endpoint::from_shared(endpoint.to_owned())
         .map_err(|e| format!("bad endpoint {endpoint}: {e}"))?
         .tcp_nodelay(true)
         .connect()
         .await
         .map_err(|e| format!("cannot connect to {endpoint}: {e}"))?;
-    Ok(CredentialServiceClient::new(channel))
+    Ok(client(channel, Bearer::new(token)?))
 }
 
 /// Runs the load and returns the measurements.
 pub async fn run(args: &BenchArgs) -> Result<Report, String> {
     let run_id = uuid::Uuid::new_v4();
-    let mut setup = connect(&args.endpoint).await?;
+    let mut setup = connect(&args.endpoint, args.token.expose_secret()).await?;
     let mut targets = Vec::new();
     if args.op == Operation::Get {
         for i in 0..args.credentials.max(1) {
@@ -126,7 +134,7 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
     let stop_at = measure_from + Duration::from_secs(args.seconds);
     let mut tasks = Vec::with_capacity(args.clients);
     for client_no in 0..args.clients {
-        let mut client = connect(&args.endpoint).await?;
+        let mut client = connect(&args.endpoint, args.token.expose_secret()).await?;
         let (op, targets, customer) = (args.op, targets.clone(), args.customer_id.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(1 << 16);

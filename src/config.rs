@@ -54,6 +54,10 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "CREDVAULT_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Seconds a checked token is trusted before it is read again: the bound within which a
+    /// revocation (from the CLI or another instance) takes effect. 0 reads it on every call.
+    #[arg(long, env = "CREDVAULT_TOKEN_CACHE_SECS", default_value_t = crate::auth::DEFAULT_CACHE_TTL.as_secs_f64())]
+    pub token_cache_secs: f64,
     #[command(flatten)]
     pub pool: PoolArgs,
     #[command(flatten)]
@@ -292,6 +296,7 @@ pub struct Config {
     pub key: KeySource,
     pub dev: bool,
     pub log_format: LogFormat,
+    pub token_cache_ttl: Duration,
     pub pool: PoolSettings,
     pub verify: VerifySettings,
 }
@@ -328,6 +333,14 @@ impl Config {
             key,
             dev: args.dev,
             log_format: args.log_format,
+            token_cache_ttl: match args.token_cache_secs {
+                t if t.is_finite() && (0.0..=300.0).contains(&t) => Duration::from_secs_f64(t),
+                _ => {
+                    return Err(ConfigError(
+                        "CREDVAULT_TOKEN_CACHE_SECS / --token-cache-secs must be 0 to 300".into(),
+                    ));
+                }
+            },
             pool: args.pool.validate()?,
             verify: args.verify.validate()?,
         })
@@ -364,21 +377,42 @@ fn read_key_file(path: &Path) -> Result<MasterKey, ConfigError> {
 
 fn write_new_key_file(path: &Path) -> Result<(), ConfigError> {
     use secrecy::ExposeSecret as _;
+    let key = MasterKey::generate().to_base64();
+    write_private_file(path, key.expose_secret())
+        .map_err(|e| ConfigError(format!("cannot create the dev key file {}: {e}", path.display())))?;
+    tracing::warn!(path = %path.display(), "created a development key file; do not use it in production");
+    Ok(())
+}
+
+/// Creates `path` (and its directory) readable by the owner only, holding `contents` and a
+/// newline. Fails if the file exists.
+pub fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write as _;
-    let fail =
-        |e: std::io::Error| ConfigError(format!("cannot create the dev key file {}: {e}", path.display()));
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(fail)?;
+        std::fs::create_dir_all(dir)?;
     }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).map_err(fail)?;
-    let key = MasterKey::generate().to_base64();
-    writeln!(file, "{}", key.expose_secret()).map_err(fail)?;
-    tracing::warn!(path = %path.display(), "created a development key file; do not use it in production");
-    Ok(())
+    let mut file = options.open(path)?;
+    writeln!(file, "{contents}")
+}
+
+/// A duration like `90d`, `12h`, `30m` or `45s`.
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    let refuse = || format!("{value:?} is not a duration like 90d, 12h, 30m or 45s");
+    let split = value.len().checked_sub(1).ok_or_else(refuse)?;
+    let (number, unit) = value.split_at(split);
+    let number: u64 = number.parse().map_err(|_| refuse())?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(refuse()),
+    };
+    number.checked_mul(seconds).filter(|s| *s > 0).map(Duration::from_secs).ok_or_else(refuse)
 }
 
 #[cfg(test)]
@@ -394,8 +428,18 @@ mod tests {
             key_file: None,
             dev: false,
             log_format: LogFormat::Text,
+            token_cache_secs: 5.0,
             pool: PoolArgs::default(),
             verify: VerifyArgs::default(),
+        }
+    }
+
+    #[test]
+    fn durations_have_a_unit() {
+        assert_eq!(parse_duration("90d").unwrap(), Duration::from_secs(90 * 86_400));
+        assert_eq!(parse_duration("45s").unwrap(), Duration::from_secs(45));
+        for bad in ["", "d", "10", "10w", "-1h", "0s", "1.5h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }
 

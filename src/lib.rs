@@ -8,16 +8,20 @@
 //! - [`domain`]: pure types and validation rules; no I/O.
 //! - [`crypto`]: master key, keyring, envelope seal/open.
 //! - [`store`]: the `Store` trait and the SQLite backend; the only place SQL lives.
-//! - [`vault`]: one method per use case; the error enum the transports map.
+//! - [`auth`]: bearer tokens: issuing, parsing, checking (with a short-lived cache).
+//! - [`vault`]: one method per use case: authorizes, seals/opens, persists, audits.
 //! - [`verify`]: one verifier per provider; the only place provider HTTP lives.
 //! - [`grpc`]: tonic services and the single `Status` mapping.
 //! - [`rest`]: the axum gateway for the dashboard and the single HTTP status mapping.
 //! - [`metrics`]: Prometheus counters and latency histograms for both transports.
 //! - [`server`]: listeners, reflection, health, shutdown.
 //! - [`config`]: validated configuration from flags and environment.
-//! - [`bench`]: the load generator behind `credvault bench`.
+//! - [`bench`]: the load generator behind `credvault bench`; [`client`]: its bearer-token client.
 
+pub mod admin;
+pub mod auth;
 pub mod bench;
+pub mod client;
 pub mod config;
 pub mod crypto;
 pub mod domain;

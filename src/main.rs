@@ -12,7 +12,7 @@ use credvault::crypto::MasterKey;
 use credvault::domain::{CustomerId, DEMO_CUSTOMER_ID};
 use credvault::server::{self, App};
 use credvault::store::{self, NewCustomer, PoolSettings, Store};
-use credvault::{telemetry, vault::error_chain};
+use credvault::{admin, config, telemetry, vault::error_chain};
 
 #[derive(Parser)]
 #[command(name = "credvault", version, about = "A credential vault for cloud-provider keys")]
@@ -35,6 +35,9 @@ enum Command {
     /// Manage customers.
     #[command(subcommand)]
     Customer(CustomerCommand),
+    /// Manage API tokens (callers authenticate with `authorization: Bearer <token>`).
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Drive a running server with concurrent clients and print throughput and latency.
     Bench(BenchArgs),
 }
@@ -47,6 +50,39 @@ enum CustomerCommand {
         email: String,
         #[arg(long)]
         company_name: String,
+        #[arg(long, env = "CREDVAULT_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+        database_url: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it (shown once; only its hash is stored).
+    Create {
+        /// A unique name; it names the caller in the audit log.
+        #[arg(long)]
+        name: String,
+        /// Comma-separated: credentials:write, credentials:read, secrets:read,
+        /// credentials:verify, audit:read, admin; or * for all.
+        #[arg(long)]
+        scopes: String,
+        /// The one customer id the token reaches, or * for every customer.
+        #[arg(long)]
+        customer: String,
+        /// Lifetime, e.g. 90d, 12h, 30m; without it the token lasts until revoked.
+        #[arg(long, value_parser = config::parse_duration)]
+        expires_in: Option<std::time::Duration>,
+        #[arg(long, env = "CREDVAULT_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+        database_url: String,
+    },
+    /// List tokens (names, scopes, customers, state; never the tokens themselves).
+    List {
+        #[arg(long, env = "CREDVAULT_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+        database_url: String,
+    },
+    /// Revoke a token by name. Servers stop accepting it within CREDVAULT_TOKEN_CACHE_SECS.
+    Revoke {
+        name: String,
         #[arg(long, env = "CREDVAULT_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
         database_url: String,
     },
@@ -94,12 +130,41 @@ async fn run(command: Command) -> Result<(), String> {
             println!("{id}");
             Ok(())
         }
+        Command::Token(command) => {
+            telemetry::init(LogFormat::Text);
+            token(command).await
+        }
         Command::Bench(args) => {
             let report = bench::run(&args).await?;
             println!("{report}");
             Ok(())
         }
     }
+}
+
+async fn token(command: TokenCommand) -> Result<(), String> {
+    match command {
+        TokenCommand::Create { name, scopes, customer, expires_in, database_url } => {
+            let store = open_migrated(&database_url).await?;
+            let issued = admin::create_token(store.as_ref(), &name, &scopes, &customer, expires_in).await?;
+            eprintln!("{}", admin::describe(&issued.record, time::OffsetDateTime::now_utc()));
+            eprintln!("the token follows; it is shown only now:");
+            println!("{}", issued.token.expose_secret());
+        }
+        TokenCommand::List { database_url } => {
+            let store = open_migrated(&database_url).await?;
+            let now = time::OffsetDateTime::now_utc();
+            for token in admin::list_tokens(store.as_ref()).await? {
+                println!("{}", admin::describe(&token, now));
+            }
+        }
+        TokenCommand::Revoke { name, database_url } => {
+            let store = open_migrated(&database_url).await?;
+            let token = admin::revoke_token(store.as_ref(), &name).await?;
+            println!("{}", admin::describe(&token, time::OffsetDateTime::now_utc()));
+        }
+    }
+    Ok(())
 }
 
 async fn open_migrated(database_url: &str) -> Result<Arc<dyn Store>, String> {
@@ -123,21 +188,27 @@ fn print_dev_banner(app: &App) {
     let addr = app.grpc_addr();
     let http = app.http_addr();
     let c = DEMO_CUSTOMER_ID;
+    let token = app.dev_token().map(|t| t.expose_secret().to_owned()).unwrap_or_default();
+    let auth = r#"-H "authorization: Bearer $CREDVAULT_TOKEN""#;
     println!(
         r#"
 credvault is running in development mode on {addr} (key: .credvault/dev.key, data: .credvault/).
-Demo customer: {c}. Try (grpcurl uses server reflection, nothing else to set up):
+Demo customer: {c}. A development token with every scope is in .credvault/dev.token:
 
-  grpcurl -plaintext -d '{{"customer_id":"{c}","credential_name":"Production Vultr","secret":{{"vultr":{{"api_key":"YOUR-VULTR-API-KEY"}}}}}}' {addr} credvault.v1.CredentialService/Store
-  grpcurl -plaintext -d '{{"customer_id":"{c}"}}' {addr} credvault.v1.CredentialService/List
-  grpcurl -plaintext -d '{{"by_provider":{{"customer_id":"{c}","provider":"PROVIDER_VULTR"}}}}' {addr} credvault.v1.CredentialService/Get
-  grpcurl -plaintext -d '{{"customer_id":"{c}"}}' {addr} credvault.v1.CredentialService/Summary
+  export CREDVAULT_TOKEN={token}
+
+Try (grpcurl uses server reflection, nothing else to set up):
+
+  grpcurl -plaintext {auth} -d '{{"customer_id":"{c}","credential_name":"Production Vultr","secret":{{"vultr":{{"api_key":"YOUR-VULTR-API-KEY"}}}}}}' {addr} credvault.v1.CredentialService/Store
+  grpcurl -plaintext {auth} -d '{{"customer_id":"{c}"}}' {addr} credvault.v1.CredentialService/List
+  grpcurl -plaintext {auth} -d '{{"by_provider":{{"customer_id":"{c}","provider":"PROVIDER_VULTR"}}}}' {addr} credvault.v1.CredentialService/Get
+  grpcurl -plaintext {auth} -d '{{"customer_id":"{c}"}}' {addr} credvault.v1.CredentialService/Summary
   grpcurl -plaintext {addr} grpc.health.v1.Health/Check
 
 The dashboard's REST gateway is on http://{http}:
 
-  curl -H 'X-Customer-ID: {c}' http://{http}/api/v1/credentials
-  curl -H 'X-Customer-ID: {c}' http://{http}/api/v1/credentials/status/summary
+  curl {auth} -H 'X-Customer-ID: {c}' http://{http}/api/v1/credentials
+  curl {auth} -H 'X-Customer-ID: {c}' http://{http}/api/v1/credentials/status/summary
   curl http://{http}/api/v1/openapi.json
 "#
     );

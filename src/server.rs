@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tonic::server::NamedService;
@@ -47,6 +48,7 @@ pub struct App {
     http_listener: TcpListener,
     http_addr: SocketAddr,
     dashboard_origin: Option<http::HeaderValue>,
+    dev_token: Option<SecretString>,
     vault: Vault,
     dev: bool,
 }
@@ -67,11 +69,16 @@ impl App {
             StartError::Database { url: config.database_url.to_string(), reason: error_chain(&e) }
         })?;
         let verifiers = Arc::new(Verifiers::new(&config.verify).map_err(StartError::Serve)?);
-        let vault = Vault::new(store, keyring, verifiers);
+        let vault = Vault::new(store, keyring, verifiers).with_token_cache_ttl(config.token_cache_ttl);
+        let mut dev_token = None;
         match vault.prepare().await {
             Ok(()) => {
                 if config.dev {
                     seed_demo_customer(&vault).await?;
+                    let path = std::path::Path::new(crate::config::DEV_DIR).join("dev.token");
+                    let token =
+                        crate::admin::ensure_dev_token(&vault, &path).await.map_err(StartError::Serve)?;
+                    dev_token = Some(token);
                 }
             }
             Err(e) if e.is_retryable() => {
@@ -87,6 +94,7 @@ impl App {
             http_listener,
             http_addr,
             dashboard_origin: config.dashboard_origin.clone(),
+            dev_token,
             vault,
             dev: config.dev,
         })
@@ -95,6 +103,11 @@ impl App {
     /// The bound gRPC address (the real port when configured with port 0).
     pub fn grpc_addr(&self) -> SocketAddr {
         self.grpc_addr
+    }
+
+    /// `--dev`: the development token (every scope, every customer).
+    pub fn dev_token(&self) -> Option<&SecretString> {
+        self.dev_token.as_ref()
     }
 
     /// The bound REST gateway address.

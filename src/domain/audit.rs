@@ -1,6 +1,6 @@
 use std::net::IpAddr;
 
-use super::{CredentialId, CustomerId};
+use super::{CredentialId, CustomerId, TokenName};
 
 /// What happened to a credential (the seed's audit actions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,8 +33,11 @@ impl AuditAction {
 #[derive(Debug, Clone)]
 pub struct AuditEntry {
     pub credential_id: Option<CredentialId>,
-    pub customer_id: CustomerId,
+    /// `None` only when a request was denied before its customer could be known.
+    pub customer_id: Option<CustomerId>,
     pub action: AuditAction,
     pub details: String,
     pub ip_address: Option<IpAddr>,
+    /// The acting token's name.
+    pub actor: Option<TokenName>,
 }

@@ -54,6 +54,17 @@ uuid_id!(
     CredentialId
 );
 
+uuid_id!(
+    /// An API token's id (the public half of a bearer token).
+    TokenId
+);
+
+impl TokenId {
+    pub fn new_random() -> Self {
+        Self(Uuid::new_v4())
+    }
+}
+
 impl CredentialId {
     pub fn new_random() -> Self {
         Self(Uuid::new_v4())

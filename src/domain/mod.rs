@@ -1,6 +1,7 @@
 //! Pure types and rules: what a credential is, which values are valid, what gets audited.
 //! Nothing here does I/O; every value is parsed once at the edge and trusted afterwards.
 
+mod access;
 mod audit;
 mod credential;
 mod ids;
@@ -10,12 +11,13 @@ mod selector;
 mod verification;
 mod violation;
 
+pub use access::{CustomerBinding, Principal, Scope, Scopes, TokenName, TokenRecord};
 pub use audit::{AuditAction, AuditEntry};
 pub use credential::{
     CredentialMetadata, CredentialName, CredentialType, IdempotencyKey, ListFilter, PageCursor,
     ProviderSummary, Summary, unix_micros,
 };
-pub use ids::{CredentialId, CustomerId};
+pub use ids::{CredentialId, CustomerId, TokenId};
 pub use provider::{Permission, Provider};
 pub use secret::{MAX_SECRET_BYTES, SecretPayload};
 pub use selector::CredentialSelector;

@@ -36,7 +36,7 @@ fn invalid(v: FieldViolation) -> Status {
 #[tonic::async_trait]
 impl CredentialService for CredentialApi {
     async fn store(&self, request: Request<pb::StoreRequest>) -> Result<Response<pb::StoreResponse>, Status> {
-        let ctx = context(&request);
+        let ctx = context(&self.vault, &request).await?;
         let r = request.into_inner();
         let parsed = (|| {
             let customer_id = CustomerId::parse(&r.customer_id, "customer_id")?;
@@ -66,7 +66,7 @@ impl CredentialService for CredentialApi {
 
     async fn get(&self, request: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
         use pb::get_request::Selector;
-        let ctx = context(&request);
+        let ctx = context(&self.vault, &request).await?;
         let selector = match request.into_inner().selector {
             Some(Selector::CredentialId(id)) => {
                 CredentialSelector::Id(CredentialId::parse(&id, "credential_id").map_err(invalid)?)
@@ -91,6 +91,7 @@ impl CredentialService for CredentialApi {
     }
 
     async fn list(&self, request: Request<pb::ListRequest>) -> Result<Response<pb::ListResponse>, Status> {
+        let ctx = context(&self.vault, &request).await?;
         let r = request.into_inner();
         let filter = (|| {
             Ok(ListFilter {
@@ -105,7 +106,7 @@ impl CredentialService for CredentialApi {
             })
         })()
         .map_err(invalid)?;
-        let page = self.vault.list_credentials(filter).await.map_err(status_from)?;
+        let page = self.vault.list_credentials(ctx, filter).await.map_err(status_from)?;
         Ok(Response::new(pb::ListResponse {
             credentials: page.credentials.into_iter().map(credential_to_proto).collect(),
             next_page_token: page.next.map(|c| c.encode()).unwrap_or_default(),
@@ -117,7 +118,7 @@ impl CredentialService for CredentialApi {
         request: Request<pb::VerifyRequest>,
     ) -> Result<Response<pb::VerifyResponse>, Status> {
         use pb::verify_request::Target;
-        let ctx = context(&request);
+        let ctx = context(&self.vault, &request).await?;
         let target = match request.into_inner().target {
             Some(Target::CredentialId(id)) => {
                 VerifyTarget::Stored(CredentialId::parse(&id, "credential_id").map_err(invalid)?)
@@ -140,7 +141,7 @@ impl CredentialService for CredentialApi {
         &self,
         request: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
-        let ctx = context(&request);
+        let ctx = context(&self.vault, &request).await?;
         let id = CredentialId::parse(&request.get_ref().credential_id, "credential_id").map_err(invalid)?;
         let deleted = self.vault.delete_credential(ctx, id).await.map_err(status_from)?;
         Ok(Response::new(pb::DeleteResponse { credential: Some(credential_to_proto(deleted)) }))
@@ -150,9 +151,10 @@ impl CredentialService for CredentialApi {
         &self,
         request: Request<pb::SummaryRequest>,
     ) -> Result<Response<pb::SummaryResponse>, Status> {
+        let ctx = context(&self.vault, &request).await?;
         let customer_id =
             CustomerId::parse(&request.get_ref().customer_id, "customer_id").map_err(invalid)?;
-        let summary = self.vault.summary(customer_id).await.map_err(status_from)?;
+        let summary = self.vault.summary(ctx, customer_id).await.map_err(status_from)?;
         Ok(Response::new(summary_to_proto(summary)))
     }
 }

@@ -10,13 +10,15 @@ use tonic_types::{ErrorDetails, StatusExt};
 pub use credentials::CredentialApi;
 
 use crate::domain::FieldViolation;
-use crate::vault::{RequestContext, VaultError};
+use crate::vault::{RequestContext, Vault, VaultError};
 
 /// Maps a vault error to the gRPC status clients see. Field errors carry the standard
 /// `google.rpc.BadRequest` detail naming the field, so generated clients can read it.
 pub fn status_from(err: VaultError) -> Status {
     match err {
         VaultError::InvalidArgument(v) => invalid_argument(v),
+        VaultError::Unauthenticated(m) => Status::unauthenticated(m),
+        VaultError::PermissionDenied(m) => Status::permission_denied(m),
         VaultError::NotFound(m) => Status::not_found(m),
         VaultError::AlreadyExists(m) => Status::already_exists(m),
         VaultError::FailedPrecondition(m) => Status::failed_precondition(m),
@@ -36,6 +38,13 @@ fn invalid_argument(v: FieldViolation) -> Status {
     )
 }
 
-fn context<T>(request: &tonic::Request<T>) -> RequestContext {
-    RequestContext { peer_ip: request.remote_addr().map(|addr| addr.ip()), acting_for: None }
+/// Authenticates the call (`authorization: Bearer ...` metadata) and records who is asking.
+async fn context<T>(vault: &Vault, request: &tonic::Request<T>) -> Result<RequestContext, Status> {
+    let authorization = request.metadata().get("authorization").map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    let principal = vault.authenticate(authorization).await.map_err(status_from)?;
+    Ok(RequestContext {
+        principal: Some(principal),
+        peer_ip: request.remote_addr().map(|addr| addr.ip()),
+        acting_for: None,
+    })
 }

@@ -46,7 +46,10 @@ fn provider(name: &str, field: &str) -> Result<Provider, FieldViolation> {
         ("X-Customer-ID" = String, Header, format = "uuid", description = "The customer who owns the credential"),
         ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key and body returns the first result (200) instead of a duplicate"),
     ),
+    security(("bearer" = [])),
     responses(
+        (status = 401, description = "No valid bearer token", body = super::dto::ErrorBody),
+        (status = 403, description = "The token lacks the scope, or is bound to another customer", body = super::dto::ErrorBody),
         (status = 201, description = "Stored", body = Created),
         (status = 200, description = "A retry with the same Idempotency-Key: the first result", body = Created),
         (status = 400, description = "Malformed JSON or header", body = super::dto::ErrorBody),
@@ -111,7 +114,10 @@ async fn create(
         ("X-Customer-ID" = String, Header, format = "uuid", description = "The customer whose credentials to list"),
         ListQuery,
     ),
+    security(("bearer" = [])),
     responses(
+        (status = 401, description = "No valid bearer token", body = super::dto::ErrorBody),
+        (status = 403, description = "The token lacks the scope, or is bound to another customer", body = super::dto::ErrorBody),
         (status = 200, description = "One page; `X-Next-Page-Token` names the next", body = Vec<Credential>,
             headers(("X-Next-Page-Token" = String, description = "Pass as page_token for the next page; absent on the last page"))),
         (status = 400, description = "A malformed header or query parameter", body = super::dto::ErrorBody),
@@ -137,7 +143,10 @@ async fn list(
         ("X-Customer-ID" = String, Header, format = "uuid", description = "The customer whose credentials to list"),
         ListQuery,
     ),
+    security(("bearer" = [])),
     responses(
+        (status = 401, description = "No valid bearer token", body = super::dto::ErrorBody),
+        (status = 403, description = "The token lacks the scope, or is bound to another customer", body = super::dto::ErrorBody),
         (status = 200, description = "One page; `X-Next-Page-Token` names the next", body = Vec<Credential>,
             headers(("X-Next-Page-Token" = String, description = "Pass as page_token for the next page; absent on the last page"))),
         (status = 400, description = "Unknown provider, or a malformed header or query parameter", body = super::dto::ErrorBody),
@@ -174,7 +183,7 @@ async fn list_page(
         })
     })()
     .map_err(ApiError::bad_request)?;
-    let page = vault.list_credentials(filter).await?;
+    let page = vault.list_credentials(caller.context, filter).await?;
     let body: Vec<Credential> = page.credentials.into_iter().map(Credential::from).collect();
     let mut response = axum::Json(body).into_response();
     if let Some(next) = page.next {
@@ -191,7 +200,10 @@ async fn list_page(
     tag = "credentials",
     request_body = VerifyBody,
     params(("X-Customer-ID" = String, Header, format = "uuid", description = "The customer who owns the credential")),
+    security(("bearer" = [])),
     responses(
+        (status = 401, description = "No valid bearer token", body = super::dto::ErrorBody),
+        (status = 403, description = "The token lacks the scope, or is bound to another customer", body = super::dto::ErrorBody),
         (status = 200, description = "The provider's verdict (valid, invalid, or unreachable: nothing concluded)", body = Verified),
         (status = 400, description = "Malformed JSON or header", body = super::dto::ErrorBody),
         (status = 404, description = "No such active credential for this customer", body = super::dto::ErrorBody),
@@ -234,7 +246,10 @@ async fn verify(
         ("credential_id" = String, Path, format = "uuid", description = "The credential to delete"),
         ("X-Customer-ID" = String, Header, format = "uuid", description = "The customer who owns the credential"),
     ),
+    security(("bearer" = [])),
     responses(
+        (status = 401, description = "No valid bearer token", body = super::dto::ErrorBody),
+        (status = 403, description = "The token lacks the scope, or is bound to another customer", body = super::dto::ErrorBody),
         (status = 200, description = "Deleted", body = Deleted),
         (status = 400, description = "A malformed id or header", body = super::dto::ErrorBody),
         (status = 404, description = "No such active credential for this customer", body = super::dto::ErrorBody),
@@ -262,7 +277,10 @@ async fn delete(
     path = "/api/v1/credentials/status/summary",
     tag = "credentials",
     params(("X-Customer-ID" = String, Header, format = "uuid", description = "The customer to summarize")),
+    security(("bearer" = [])),
     responses(
+        (status = 401, description = "No valid bearer token", body = super::dto::ErrorBody),
+        (status = 403, description = "The token lacks the scope, or is bound to another customer", body = super::dto::ErrorBody),
         (status = 200, description = "The summary", body = SummaryBody),
         (status = 400, description = "A malformed header", body = super::dto::ErrorBody),
         (status = 404, description = "Unknown customer", body = super::dto::ErrorBody),
@@ -270,5 +288,5 @@ async fn delete(
     )
 )]
 async fn summary(State(vault): State<Vault>, caller: Caller) -> Result<axum::Json<SummaryBody>, ApiError> {
-    Ok(axum::Json(vault.summary(caller.customer).await?.into()))
+    Ok(axum::Json(vault.summary(caller.context, caller.customer).await?.into()))
 }

@@ -111,6 +111,8 @@ impl From<VaultError> for ApiError {
     fn from(err: VaultError) -> Self {
         let (status, code) = match &err {
             VaultError::InvalidArgument(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_argument"),
+            VaultError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            VaultError::PermissionDenied(_) => (StatusCode::FORBIDDEN, "permission_denied"),
             VaultError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             VaultError::AlreadyExists(_) => (StatusCode::CONFLICT, "already_exists"),
             VaultError::FailedPrecondition(_) => (StatusCode::CONFLICT, "failed_precondition"),
@@ -190,7 +192,11 @@ impl IntoResponse for ApiError {
         let body = ErrorBody {
             error: ErrorDetail { code: self.code.to_owned(), message: self.message, field: self.field },
         };
-        (self.status, axum::Json(body)).into_response()
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
     }
 }
 
@@ -201,15 +207,19 @@ pub(crate) struct Caller {
     context: RequestContext,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Caller {
+impl FromRequestParts<Vault> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, vault: &Vault) -> Result<Self, Self::Rejection> {
+        let authorization =
+            parts.headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("\u{fffd}"));
+        let principal = vault.authenticate(authorization).await?;
         let value =
             parts.headers.get("x-customer-id").map(|v| v.to_str().unwrap_or("\u{fffd}")).unwrap_or_default();
         let customer = CustomerId::parse(value, "X-Customer-ID").map_err(ApiError::bad_request)?;
         let peer_ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip());
-        Ok(Caller { customer, context: RequestContext { peer_ip, acting_for: Some(customer) } })
+        let context = RequestContext { principal: Some(principal), peer_ip, acting_for: Some(customer) };
+        Ok(Caller { customer, context })
     }
 }
 

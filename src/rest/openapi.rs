@@ -4,7 +4,8 @@ use std::sync::OnceLock;
 
 use axum::http::header;
 use axum::response::IntoResponse;
-use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,9 +22,26 @@ use utoipa::OpenApi;
         super::credentials::delete,
         super::credentials::summary,
     ),
-    tags((name = "credentials", description = "Cloud-provider credentials of one customer (X-Customer-ID)"))
+    tags((name = "credentials", description = "Cloud-provider credentials of one customer (X-Customer-ID)")),
+    modifiers(&BearerAuth)
 )]
 struct ApiDoc;
+
+/// Declares the `authorization: Bearer <token>` scheme every endpoint uses.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .description(Some("A credvault token (cvt_...) from `credvault token create`"))
+            .build();
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
 
 /// `GET /api/v1/openapi.json`.
 pub(super) async fn document() -> impl IntoResponse {

@@ -20,7 +20,8 @@ pub use sqlite::SqliteStore;
 
 use crate::domain::{
     AuditEntry, CredentialId, CredentialMetadata, CredentialName, CredentialSelector, CredentialType,
-    CustomerId, IdempotencyKey, ListFilter, Permission, Provider,
+    CustomerBinding, CustomerId, IdempotencyKey, ListFilter, Permission, Provider, Scopes, TokenId,
+    TokenName, TokenRecord,
 };
 
 /// A credential to insert, its secret already sealed.
@@ -140,6 +141,40 @@ pub trait Store: Send + Sync + 'static {
         audit: AuditEntry,
         now: OffsetDateTime,
     ) -> Result<CredentialMetadata, StoreError>;
+
+    /// Records a new API token. `Conflict` if the name is taken.
+    async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
+
+    async fn find_token(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError>;
+
+    /// Every token, revoked and expired ones included, oldest first.
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
+
+    /// Marks the named token revoked (idempotent). `NotFound` if there is no such token.
+    async fn revoke_token(&self, name: &TokenName, now: OffsetDateTime) -> Result<TokenRecord, StoreError>;
+}
+
+/// The stored form of a token's row, shared by both backends' decoding.
+fn token_from_parts(
+    id: TokenId,
+    name: String,
+    scopes: &str,
+    customer: &str,
+    secret_hash: &[u8],
+    times: [Option<OffsetDateTime>; 3],
+) -> Result<TokenRecord, StoreError> {
+    let corrupt = |what: &str| StoreError::Other(format!("stored token {id} has an invalid {what}").into());
+    let [created_at, expires_at, revoked_at] = times;
+    Ok(TokenRecord {
+        id,
+        name: TokenName::from_stored(name),
+        scopes: Scopes::parse(scopes, "scopes").map_err(|_| corrupt("scope list"))?,
+        customer: CustomerBinding::parse(customer, "customer").map_err(|_| corrupt("customer"))?,
+        secret_hash: secret_hash.try_into().map_err(|_| corrupt("secret hash"))?,
+        created_at: created_at.ok_or_else(|| corrupt("creation time"))?,
+        expires_at,
+        revoked_at,
+    })
 }
 
 /// Connection pool settings (PostgreSQL; SQLite uses one writer and a few readers).

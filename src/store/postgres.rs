@@ -20,11 +20,19 @@ use super::{
 };
 use crate::domain::{
     AuditEntry, CredentialId, CredentialMetadata, CredentialName, CredentialSelector, CredentialType,
-    CustomerId, ListFilter, Permission, Provider,
+    CustomerId, ListFilter, Permission, Provider, TokenId, TokenName, TokenRecord,
 };
 
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "initial", include_str!("../../migrations/postgres/0001_initial.sql"))];
+macro_rules! token_columns {
+    () => {
+        "id, name, scopes, customer, secret_hash, created_at, expires_at, revoked_at"
+    };
+}
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../../migrations/postgres/0001_initial.sql")),
+    (2, "tokens", include_str!("../../migrations/postgres/0002_tokens.sql")),
+];
 
 fn migrator() -> Migrator {
     let migrations = MIGRATIONS
@@ -53,7 +61,7 @@ macro_rules! credential_columns {
 
 /// A single-row change and its audit row as ONE statement: the audit insert takes its credential
 /// and customer ids from the CTE `changed`, so it inserts nothing when the change matched no row.
-/// `$1`..`$5` are the audit row's (see [`audited`]); the change's own parameters start at `$6`.
+/// `$1`..`$6` are the audit row's (see [`audited`]); the change's own parameters start at `$7`.
 macro_rules! audited_change {
     ($change:literal) => {
         concat!(
@@ -62,8 +70,8 @@ macro_rules! audited_change {
             " RETURNING ",
             credential_columns!(),
             "), audit AS (INSERT INTO credential_audit_log \
-             (id, credential_id, customer_id, action, action_details, ip_address, created_at) \
-             SELECT $1, id, customer_id, $2, $3, $4::inet, $5 FROM changed) \
+             (id, credential_id, customer_id, action, action_details, ip_address, actor, created_at) \
+             SELECT $1, id, customer_id, $2, $3, $4::inet, $6, $5 FROM changed) \
              SELECT * FROM changed"
         )
     };
@@ -79,6 +87,7 @@ fn audited<'q>(sql: &'static str, audit: &'q AuditEntry, now: OffsetDateTime) ->
         .bind(&audit.details)
         .bind(audit.ip_address.map(|ip| ip.to_string()))
         .bind(micro(now))
+        .bind(audit.actor.as_ref().map(TokenName::as_str))
 }
 
 pub struct PostgresStore {
@@ -143,15 +152,16 @@ async fn insert_audit(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO credential_audit_log \
-         (id, credential_id, customer_id, action, action_details, ip_address, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6::inet, $7)",
+         (id, credential_id, customer_id, action, action_details, ip_address, actor, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6::inet, $7, $8)",
     )
     .bind(Uuid::new_v4())
     .bind(audit.credential_id.map(|id| *id.as_uuid()))
-    .bind(audit.customer_id.as_uuid())
+    .bind(audit.customer_id.map(|id| *id.as_uuid()))
     .bind(audit.action.as_str())
     .bind(&audit.details)
     .bind(audit.ip_address.map(|ip| ip.to_string()))
+    .bind(audit.actor.as_ref().map(TokenName::as_str))
     .bind(micro(now))
     .execute(&mut **tx)
     .await?;
@@ -353,7 +363,7 @@ impl Store for PostgresStore {
         now: OffsetDateTime,
     ) -> Result<CredentialMetadata, StoreError> {
         let sql = audited_change!(
-            "UPDATE cloud_credentials SET usage_count = usage_count + 1, last_used_at = $7 WHERE id = $6 AND is_active"
+            "UPDATE cloud_credentials SET usage_count = usage_count + 1, last_used_at = $8 WHERE id = $7 AND is_active"
         );
         let query = audited(sql, &audit, now).bind(id.as_uuid()).bind(micro(now));
         self.fetch_changed(query, id).await
@@ -367,8 +377,8 @@ impl Store for PostgresStore {
         now: OffsetDateTime,
     ) -> Result<CredentialMetadata, StoreError> {
         let sql = audited_change!(
-            "UPDATE cloud_credentials SET is_verified = $8, last_verified_at = $7, updated_at = $7 \
-             WHERE id = $6 AND is_active"
+            "UPDATE cloud_credentials SET is_verified = $9, last_verified_at = $8, updated_at = $8 \
+             WHERE id = $7 AND is_active"
         );
         let query = audited(sql, &audit, now).bind(id.as_uuid()).bind(micro(now)).bind(verified);
         self.fetch_changed(query, id).await
@@ -435,11 +445,63 @@ impl Store for PostgresStore {
         now: OffsetDateTime,
     ) -> Result<CredentialMetadata, StoreError> {
         let sql = audited_change!(
-            "UPDATE cloud_credentials SET is_active = false, is_default = false, updated_at = $7, deleted_at = $7 \
-             WHERE id = $6 AND is_active"
+            "UPDATE cloud_credentials SET is_active = false, is_default = false, updated_at = $8, deleted_at = $8 \
+             WHERE id = $7 AND is_active"
         );
         let query = audited(sql, &audit, now).bind(id.as_uuid()).bind(micro(now));
         self.fetch_changed(query, id).await
+    }
+
+    async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO api_tokens (id, name, scopes, customer, secret_hash, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(token.id.as_uuid())
+        .bind(token.name.as_str())
+        .bind(token.scopes.to_string())
+        .bind(token.customer.to_string())
+        .bind(token.secret_hash.as_slice())
+        .bind(micro(token.created_at))
+        .bind(token.expires_at.map(micro))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict(format!("a token named {:?} already exists", token.name.as_str()))
+            }
+            _ => e.into(),
+        })?;
+        Ok(())
+    }
+
+    async fn find_token(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError> {
+        let row = sqlx::query(concat!("SELECT ", token_columns!(), " FROM api_tokens WHERE id = $1"))
+            .bind(id.as_uuid())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(token_from_row).transpose()
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        let rows =
+            sqlx::query(concat!("SELECT ", token_columns!(), " FROM api_tokens ORDER BY created_at, id"))
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    async fn revoke_token(&self, name: &TokenName, now: OffsetDateTime) -> Result<TokenRecord, StoreError> {
+        let row = sqlx::query(concat!(
+            "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, $1) WHERE name = $2 RETURNING ",
+            token_columns!()
+        ))
+        .bind(micro(now))
+        .bind(name.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("token {:?}", name.as_str())))?;
+        token_from_row(&row)
     }
 }
 
@@ -467,14 +529,28 @@ impl PostgresStore {
     }
 }
 
+fn token_from_row(row: &PgRow) -> Result<TokenRecord, StoreError> {
+    let scopes: String = row.try_get("scopes")?;
+    let customer: String = row.try_get("customer")?;
+    let hash: Vec<u8> = row.try_get("secret_hash")?;
+    super::token_from_parts(
+        TokenId::from_uuid(row.try_get("id")?),
+        row.try_get("name")?,
+        &scopes,
+        &customer,
+        &hash,
+        [row.try_get("created_at")?, row.try_get("expires_at")?, row.try_get("revoked_at")?],
+    )
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn audited_change_numbers_its_parameters_after_the_change() {
-        let sql = audited_change!("UPDATE t SET a = $7 WHERE id = $6");
+        let sql = audited_change!("UPDATE t SET a = $8 WHERE id = $7");
         assert!(
-            sql.starts_with("WITH changed AS (UPDATE t SET a = $7 WHERE id = $6 RETURNING id, customer_id")
+            sql.starts_with("WITH changed AS (UPDATE t SET a = $8 WHERE id = $7 RETURNING id, customer_id")
         );
-        assert!(sql.contains("SELECT $1, id, customer_id, $2, $3, $4::inet, $5 FROM changed"));
+        assert!(sql.contains("SELECT $1, id, customer_id, $2, $3, $4::inet, $6, $5 FROM changed"));
     }
 }

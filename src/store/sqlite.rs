@@ -20,11 +20,19 @@ use uuid::Uuid;
 use super::{Inserted, KeyCheck, NewCredential, NewCustomer, SealedCredential, Store, StoreError};
 use crate::domain::{
     AuditEntry, CredentialId, CredentialMetadata, CredentialName, CredentialSelector, CredentialType,
-    CustomerId, ListFilter, Permission, Provider,
+    CustomerId, ListFilter, Permission, Provider, TokenId, TokenName, TokenRecord,
 };
 
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "initial", include_str!("../../migrations/sqlite/0001_initial.sql"))];
+macro_rules! token_columns {
+    () => {
+        "id, name, scopes, customer, secret_hash, created_at, expires_at, revoked_at"
+    };
+}
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../../migrations/sqlite/0001_initial.sql")),
+    (2, "tokens", include_str!("../../migrations/sqlite/0002_tokens.sql")),
+];
 
 /// The SQLite schema's migrations, embedded in the binary.
 fn migrator() -> Migrator {
@@ -151,15 +159,16 @@ async fn insert_audit(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO credential_audit_log \
-         (id, credential_id, customer_id, action, action_details, ip_address, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+         (id, credential_id, customer_id, action, action_details, ip_address, actor, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(Uuid::new_v4().to_string())
     .bind(audit.credential_id.map(|id| id.to_string()))
-    .bind(audit.customer_id.to_string())
+    .bind(audit.customer_id.map(|id| id.to_string()))
     .bind(audit.action.as_str())
     .bind(&audit.details)
     .bind(audit.ip_address.map(|ip| ip.to_string()))
+    .bind(audit.actor.as_ref().map(TokenName::as_str))
     .bind(micros(now))
     .execute(&mut **tx)
     .await?;
@@ -457,4 +466,73 @@ impl Store for SqliteStore {
         tx.commit().await?;
         Ok(credential)
     }
+
+    async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO api_tokens (id, name, scopes, customer, secret_hash, created_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(token.id.to_string())
+        .bind(token.name.as_str())
+        .bind(token.scopes.to_string())
+        .bind(token.customer.to_string())
+        .bind(token.secret_hash.as_slice())
+        .bind(micros(token.created_at))
+        .bind(token.expires_at.map(micros))
+        .execute(&self.writer)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict(format!("a token named {:?} already exists", token.name.as_str()))
+            }
+            _ => e.into(),
+        })?;
+        Ok(())
+    }
+
+    async fn find_token(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError> {
+        let row = sqlx::query(concat!("SELECT ", token_columns!(), " FROM api_tokens WHERE id = ?"))
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(token_from_row).transpose()
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        let rows =
+            sqlx::query(concat!("SELECT ", token_columns!(), " FROM api_tokens ORDER BY created_at, id"))
+                .fetch_all(&self.reader)
+                .await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    async fn revoke_token(&self, name: &TokenName, now: OffsetDateTime) -> Result<TokenRecord, StoreError> {
+        let row = sqlx::query(concat!(
+            "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, ?) WHERE name = ? RETURNING ",
+            token_columns!()
+        ))
+        .bind(micros(now))
+        .bind(name.as_str())
+        .fetch_optional(&self.writer)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("token {:?}", name.as_str())))?;
+        token_from_row(&row)
+    }
+}
+
+fn token_from_row(row: &SqliteRow) -> Result<TokenRecord, StoreError> {
+    let time = |column: &str| -> Result<Option<OffsetDateTime>, StoreError> {
+        row.try_get::<Option<i64>, _>(column)?.map(from_micros).transpose()
+    };
+    let scopes: String = row.try_get("scopes")?;
+    let customer: String = row.try_get("customer")?;
+    let hash: Vec<u8> = row.try_get("secret_hash")?;
+    super::token_from_parts(
+        TokenId::from_uuid(uuid(row, "id")?),
+        row.try_get("name")?,
+        &scopes,
+        &customer,
+        &hash,
+        [time("created_at")?, time("expires_at")?, time("revoked_at")?],
+    )
 }

@@ -8,6 +8,12 @@ use crate::store::StoreError;
 pub enum VaultError {
     #[error("invalid argument: {0}")]
     InvalidArgument(FieldViolation),
+    /// No valid token: missing, malformed, unknown, expired or revoked.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// A valid token without the scope, or for another customer. Audited as `denied`.
+    #[error("{0}")]
+    PermissionDenied(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]

@@ -1,6 +1,7 @@
 //! The use cases, one method each: validate what the transports could not, seal or open the
 //! secret, persist with its audit row, and answer in domain terms.
 
+mod access;
 mod error;
 
 use std::net::IpAddr;
@@ -12,22 +13,31 @@ use time::OffsetDateTime;
 
 pub use error::{VaultError, error_chain};
 
+use crate::auth::Authenticator;
 use crate::crypto::{Binding, Keyring};
 use crate::domain::{
     AuditAction, AuditEntry, CredentialId, CredentialMetadata, CredentialName, CredentialSelector,
-    CredentialType, CustomerId, IdempotencyKey, ListFilter, PageCursor, Permission, SecretPayload, Summary,
-    Verification, VerifyOutcome,
+    CredentialType, CustomerId, IdempotencyKey, ListFilter, PageCursor, Permission, Principal, Scope,
+    SecretPayload, Summary, TokenName, Verification, VerifyOutcome,
 };
 use crate::store::{Inserted, KeyCheck, NewCredential, Store, StoreError};
 use crate::verify::Verifiers;
 
-/// Who is asking, as far as the audit log is concerned.
-#[derive(Debug, Clone, Copy, Default)]
+/// Who is asking: the authenticated caller, and what the audit log records about them.
+#[derive(Debug, Clone, Default)]
 pub struct RequestContext {
+    /// The caller, once authenticated; use cases refuse a context without one.
+    pub principal: Option<Principal>,
     pub peer_ip: Option<IpAddr>,
     /// The customer the caller acts for (the dashboard's `X-Customer-ID`). When set, another
     /// customer's credential is NOT_FOUND, exactly as if it did not exist.
     pub acting_for: Option<CustomerId>,
+}
+
+impl RequestContext {
+    fn actor(&self) -> Option<TokenName> {
+        self.principal.as_ref().map(|p| p.name.clone())
+    }
 }
 
 /// A validated Store request.
@@ -109,6 +119,7 @@ pub struct Vault {
     store: Arc<dyn Store>,
     keyring: Arc<Keyring>,
     verifiers: Arc<Verifiers>,
+    auth: Arc<Authenticator>,
     /// Set once [`Vault::prepare`] has migrated the schema and proved the key; until then every
     /// use case answers UNAVAILABLE.
     ready: Arc<AtomicBool>,
@@ -117,7 +128,14 @@ pub struct Vault {
 impl Vault {
     /// A vault that serves nothing until [`Vault::prepare`] succeeds.
     pub fn new(store: Arc<dyn Store>, keyring: Arc<Keyring>, verifiers: Arc<Verifiers>) -> Self {
-        Self { store, keyring, verifiers, ready: Arc::new(AtomicBool::new(false)) }
+        let auth = Arc::new(Authenticator::new(store.clone(), crate::auth::DEFAULT_CACHE_TTL));
+        Self { store, keyring, verifiers, auth, ready: Arc::new(AtomicBool::new(false)) }
+    }
+
+    /// How long a checked token is trusted before it is read again (the revocation bound).
+    pub fn with_token_cache_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.auth = Arc::new(Authenticator::new(self.store.clone(), ttl));
+        self
     }
 
     /// Brings the schema up to date and proves the keyring is the one the database was written
@@ -167,6 +185,8 @@ impl Vault {
         request: NewCredentialRequest,
     ) -> Result<Stored, VaultError> {
         self.ensure_ready()?;
+        let customer = Some(request.customer_id);
+        self.authorize(&ctx, Scope::CredentialsWrite, customer, None, "store a credential").await?;
         request.secret.validate("secret")?;
         let provider = request.secret.provider();
         let id = CredentialId::new_random();
@@ -191,7 +211,7 @@ impl Vault {
         let sent_fingerprint = idempotency.as_ref().map(|(_, f)| *f);
         let audit = AuditEntry {
             credential_id: Some(id),
-            customer_id: request.customer_id,
+            customer_id: Some(request.customer_id),
             action: AuditAction::Created,
             details: format!(
                 "stored {provider} credential {:?} ({}, {}{})",
@@ -201,6 +221,7 @@ impl Vault {
                 if request.make_default { ", default" } else { "" }
             ),
             ip_address: ctx.peer_ip,
+            actor: ctx.actor(),
         };
         let new = NewCredential {
             id,
@@ -241,14 +262,27 @@ impl Vault {
         selector: CredentialSelector,
     ) -> Result<Fetched, VaultError> {
         self.ensure_ready()?;
-        let Some(found) = self.fetch_sealed(ctx, selector).await? else {
+        const ATTEMPT: &str = "get a secret";
+        let found = match selector {
+            CredentialSelector::Preferred { customer_id, .. } => {
+                self.authorize(&ctx, Scope::SecretsRead, Some(customer_id), None, ATTEMPT).await?;
+                self.fetch_sealed(&ctx, selector).await?
+            }
+            CredentialSelector::Id(id) => {
+                let found = self.fetch_sealed(&ctx, selector).await?;
+                let customer = found.as_ref().map(|f| f.metadata.customer_id);
+                self.authorize(&ctx, Scope::SecretsRead, customer, Some(id), ATTEMPT).await?;
+                found
+            }
+        };
+        let Some(found) = found else {
             return Err(self.not_found(selector).await?);
         };
         let metadata = found.metadata;
-        let secret = self.open(ctx, &metadata, &found.sealed).await?;
+        let secret = self.open(&ctx, &metadata, &found.sealed).await?;
         let audit = AuditEntry {
             credential_id: Some(metadata.id),
-            customer_id: metadata.customer_id,
+            customer_id: Some(metadata.customer_id),
             action: AuditAction::Used,
             details: format!(
                 "secret of {} credential {:?} handed out",
@@ -256,6 +290,7 @@ impl Vault {
                 metadata.name.as_str()
             ),
             ip_address: ctx.peer_ip,
+            actor: ctx.actor(),
         };
         // The audit row commits before the secret leaves this function.
         let credential = self.store.record_use(metadata.id, audit, OffsetDateTime::now_utc()).await.map_err(
@@ -273,7 +308,7 @@ impl Vault {
     /// The selected active credential, unless the caller acts for another customer.
     async fn fetch_sealed(
         &self,
-        ctx: RequestContext,
+        ctx: &RequestContext,
         selector: CredentialSelector,
     ) -> Result<Option<crate::store::SealedCredential>, VaultError> {
         let found = self.store.fetch_sealed(selector).await?;
@@ -283,7 +318,7 @@ impl Vault {
     /// Opens a stored secret; a blob that fails to open is audited as `failed` (DATA_LOSS).
     async fn open(
         &self,
-        ctx: RequestContext,
+        ctx: &RequestContext,
         metadata: &CredentialMetadata,
         sealed: &[u8],
     ) -> Result<SecretPayload, VaultError> {
@@ -323,17 +358,18 @@ impl Vault {
     /// and tell the caller, without handing anything out or counting a use.
     async fn undecryptable(
         &self,
-        ctx: RequestContext,
+        ctx: &RequestContext,
         metadata: &CredentialMetadata,
         why: &str,
     ) -> VaultError {
         tracing::error!(credential_id = %metadata.id, reason = why, "stored credential failed to decrypt");
         let audit = AuditEntry {
             credential_id: Some(metadata.id),
-            customer_id: metadata.customer_id,
+            customer_id: Some(metadata.customer_id),
             action: AuditAction::Failed,
             details: format!("secret could not be decrypted: {why}"),
             ip_address: ctx.peer_ip,
+            actor: ctx.actor(),
         };
         if let Err(e) = self.store.append_audit(audit, OffsetDateTime::now_utc()).await {
             tracing::error!(error = %error_chain(&e), "could not audit a decryption failure");
@@ -346,8 +382,14 @@ impl Vault {
     }
 
     #[tracing::instrument(skip_all, fields(customer_id = %filter.customer_id))]
-    pub async fn list_credentials(&self, filter: ListFilter) -> Result<Page, VaultError> {
+    pub async fn list_credentials(
+        &self,
+        ctx: RequestContext,
+        filter: ListFilter,
+    ) -> Result<Page, VaultError> {
         self.ensure_ready()?;
+        let customer = Some(filter.customer_id);
+        self.authorize(&ctx, Scope::CredentialsRead, customer, None, "list credentials").await?;
         let mut credentials = self.store.list(&filter).await?;
         if credentials.is_empty() && filter.after.is_none() {
             self.require_customer(filter.customer_id).await?;
@@ -362,8 +404,10 @@ impl Vault {
     }
 
     #[tracing::instrument(skip_all, fields(customer_id = %customer_id))]
-    pub async fn summary(&self, customer_id: CustomerId) -> Result<Summary, VaultError> {
+    pub async fn summary(&self, ctx: RequestContext, customer_id: CustomerId) -> Result<Summary, VaultError> {
         self.ensure_ready()?;
+        let customer = Some(customer_id);
+        self.authorize(&ctx, Scope::CredentialsRead, customer, None, "read the credential summary").await?;
         let credentials = self.store.all_for_customer(customer_id).await?;
         if credentials.is_empty() {
             self.require_customer(customer_id).await?;
@@ -380,14 +424,17 @@ impl Vault {
         self.ensure_ready()?;
         // The audit row names the customer and the credential, which only the row knows; the
         // store's conditional update then settles a race with a concurrent delete.
-        let Some(found) = self.fetch_sealed(ctx, CredentialSelector::Id(id)).await? else {
+        let found = self.fetch_sealed(&ctx, CredentialSelector::Id(id)).await?;
+        let customer = found.as_ref().map(|f| f.metadata.customer_id);
+        self.authorize(&ctx, Scope::CredentialsWrite, customer, Some(id), "delete a credential").await?;
+        let Some(found) = found else {
             return Err(VaultError::NotFound(format!(
                 "no active credential {id} (unknown, or already deleted)"
             )));
         };
         let audit = AuditEntry {
             credential_id: Some(id),
-            customer_id: found.metadata.customer_id,
+            customer_id: Some(found.metadata.customer_id),
             action: AuditAction::Deleted,
             details: format!(
                 "soft-deleted {} credential {:?}",
@@ -395,6 +442,7 @@ impl Vault {
                 found.metadata.name.as_str()
             ),
             ip_address: ctx.peer_ip,
+            actor: ctx.actor(),
         };
         let deleted =
             self.store.soft_delete(id, audit, OffsetDateTime::now_utc()).await.map_err(|e| match e {
@@ -417,19 +465,24 @@ impl Vault {
         target: VerifyTarget,
     ) -> Result<Verified, VaultError> {
         self.ensure_ready()?;
+        const ATTEMPT: &str = "verify a credential";
         let id = match target {
             VerifyTarget::Inline(secret) => {
+                self.authorize(&ctx, Scope::CredentialsVerify, ctx.acting_for, None, ATTEMPT).await?;
                 secret.validate("secret")?;
                 let verification = self.verifiers.verify(&secret).await;
                 return Ok(Verified { verification, credential: None });
             }
             VerifyTarget::Stored(id) => id,
         };
-        let Some(found) = self.fetch_sealed(ctx, CredentialSelector::Id(id)).await? else {
+        let found = self.fetch_sealed(&ctx, CredentialSelector::Id(id)).await?;
+        let customer = found.as_ref().map(|f| f.metadata.customer_id);
+        self.authorize(&ctx, Scope::CredentialsVerify, customer, Some(id), ATTEMPT).await?;
+        let Some(found) = found else {
             return Err(VaultError::NotFound(format!("no active credential {id} (unknown, or deleted)")));
         };
         let metadata = found.metadata;
-        let secret = self.open(ctx, &metadata, &found.sealed).await?;
+        let secret = self.open(&ctx, &metadata, &found.sealed).await?;
         let verification = self.verifiers.verify(&secret).await;
         drop(secret);
         if !verification.outcome.is_definite() {
@@ -438,7 +491,7 @@ impl Vault {
         let valid = verification.outcome == VerifyOutcome::Valid;
         let audit = AuditEntry {
             credential_id: Some(id),
-            customer_id: metadata.customer_id,
+            customer_id: Some(metadata.customer_id),
             action: if valid { AuditAction::Verified } else { AuditAction::Failed },
             details: format!(
                 "verification of {} credential {:?}: {}",
@@ -447,6 +500,7 @@ impl Vault {
                 verification.reason
             ),
             ip_address: ctx.peer_ip,
+            actor: ctx.actor(),
         };
         let credential =
             self.store.record_verification(id, valid, audit, OffsetDateTime::now_utc()).await.map_err(

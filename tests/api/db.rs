@@ -49,6 +49,28 @@ impl TestDb {
         }
     }
 
+    /// The details of the `denied` audit rows naming the token `actor`, oldest first.
+    pub async fn denials(&self, actor: &str) -> Vec<String> {
+        match self {
+            TestDb::Sqlite(pool) => sqlx::query_scalar(
+                "SELECT action_details FROM credential_audit_log WHERE action = 'denied' AND actor = ? \
+                 ORDER BY created_at, rowid",
+            )
+            .bind(actor)
+            .fetch_all(pool)
+            .await
+            .unwrap(),
+            TestDb::Postgres(pool) => sqlx::query_scalar(
+                "SELECT action_details FROM credential_audit_log WHERE action = 'denied' AND actor = $1 \
+                 ORDER BY created_at",
+            )
+            .bind(actor)
+            .fetch_all(pool)
+            .await
+            .unwrap(),
+        }
+    }
+
     /// How many rows (active or not) a credential id has.
     pub async fn credential_rows(&self, credential_id: &str) -> i64 {
         match self {

@@ -32,14 +32,15 @@ async fn grpcurl_stores_and_fetches_a_credential_through_reflection() {
         r#"{{"customer_id":"{c}","credential_name":"Production Vultr","secret":{{"vultr":{{"api_key":"grpcurl-key"}}}}}}"#
     );
     let get = format!(r#"{{"by_provider":{{"customer_id":"{c}","provider":"PROVIDER_VULTR"}}}}"#);
+    let auth = format!("authorization: Bearer {}", app.token);
     let out = tokio::task::spawn_blocking(move || {
         let services = grpcurl(addr, &["list"]);
         assert!(services.contains("credvault.v1.CredentialService"), "{services}");
-        let stored = grpcurl(addr, &["-d", &store, "credvault.v1.CredentialService/Store"]);
+        let stored = grpcurl(addr, &["-H", &auth, "-d", &store, "credvault.v1.CredentialService/Store"]);
         assert!(stored.contains("\"credentialName\": \"Production Vultr\""), "{stored}");
         let health = grpcurl(addr, &["grpc.health.v1.Health/Check"]);
         assert!(health.contains("SERVING"), "{health}");
-        grpcurl(addr, &["-d", &get, "credvault.v1.CredentialService/Get"])
+        grpcurl(addr, &["-H", &auth, "-d", &get, "credvault.v1.CredentialService/Get"])
     })
     .await
     .unwrap();

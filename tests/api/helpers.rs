@@ -6,10 +6,10 @@ use std::time::Duration;
 
 pub use crate::db::TestDb;
 
+use credvault::client::{Bearer, Client};
 use credvault::config::{Config, DatabaseUrl, KeySource, LogFormat};
 use credvault::crypto::MasterKey;
-use credvault::domain::CustomerId;
-use credvault::proto::credential_service_client::CredentialServiceClient;
+use credvault::domain::{CustomerBinding, CustomerId, Scopes, TokenName, TokenRecord};
 use credvault::proto::{self as pb, credential_secret::Secret};
 use credvault::server::{App, StartError};
 use credvault::store::NewCustomer;
@@ -54,10 +54,12 @@ macro_rules! backend_tests {
 pub const DASHBOARD_ORIGIN: &str = "http://dashboard.test:3000";
 
 pub struct TestApp {
+    /// A token with every scope for every customer; `client` and `rest` send it.
+    pub token: String,
     pub addr: SocketAddr,
     /// The REST gateway's base URL, e.g. `http://127.0.0.1:40123`.
     pub http: String,
-    pub client: CredentialServiceClient<Channel>,
+    pub client: Client,
     pub vault: Vault,
     /// A customer created for this test.
     pub customer_id: String,
@@ -66,6 +68,8 @@ pub struct TestApp {
     pub key: String,
     /// Scratch space (the SQLite file lives here).
     pub dir: TempDir,
+    /// The token's record, until it is stored (a server started before its database waits).
+    pending_token: std::sync::Mutex<Option<TokenRecord>>,
     /// Dropping the sender (test end or panic) also shuts the server down.
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<Result<(), StartError>>>,
@@ -98,6 +102,7 @@ pub fn config(database_url: &str, key: &str) -> Config {
         key: KeySource::Inline(SecretString::from(key.to_owned())),
         dev: false,
         log_format: LogFormat::Text,
+        token_cache_ttl: Duration::from_secs(5),
         pool: PoolSettings { connect_timeout: Duration::from_secs(2), ..PoolSettings::default() },
         verify: VerifySettings::default(),
     }
@@ -139,8 +144,13 @@ impl TestApp {
 
     /// Starts a server whose verifiers talk to `verify` (the fake providers).
     pub async fn spawn_verifying(backend: Backend, verify: VerifySettings) -> TestApp {
+        Self::spawn_configured(backend, |config| Config { verify, ..config }).await
+    }
+
+    /// Starts a server with the test configuration as changed by `change`.
+    pub async fn spawn_configured(backend: Backend, change: impl FnOnce(Config) -> Config) -> TestApp {
         let (url, dir) = fresh_database(backend).await;
-        let config = Config { verify, ..config(&url, &new_key()) };
+        let config = change(config(&url, &new_key()));
         Self::start_with(config, backend, dir).await.expect("the test server starts")
     }
 
@@ -160,8 +170,20 @@ impl TestApp {
         let server = tokio::spawn(app.run_until_stopped(async {
             let _ = rx.await;
         }));
-        let client = CredentialServiceClient::connect(format!("http://{addr}")).await.unwrap();
+        let name = format!("test-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let issued = credvault::auth::issue(
+            TokenName::parse(&name, "name").unwrap(),
+            Scopes::all(),
+            CustomerBinding::All,
+            None,
+        )
+        .unwrap();
+        let token = issued.token.expose_secret().to_owned();
+        let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+        let client = credvault::client::client(channel, Bearer::new(&token).unwrap());
         let mut test_app = TestApp {
+            token,
+            pending_token: std::sync::Mutex::new(Some(issued.record)),
             addr,
             http,
             client,
@@ -175,6 +197,7 @@ impl TestApp {
             server: Some(server),
         };
         if test_app.vault.is_ready() {
+            test_app.store_pending_token().await;
             test_app.customer_id = test_app.create_customer().await;
         }
         Ok(test_app)
@@ -225,6 +248,7 @@ impl TestApp {
         reqwest::Client::new()
             .request(method, format!("{}{path}", self.http))
             .header("X-Customer-ID", &self.customer_id)
+            .bearer_auth(&self.token)
     }
 
     pub async fn create_customer(&self) -> String {
@@ -353,7 +377,14 @@ impl TestApp {
         health.check(request).await.unwrap().into_inner().status
     }
 
-    /// Polls until the server reports SERVING, or panics after `limit`.
+    async fn store_pending_token(&self) {
+        let pending = self.pending_token.lock().unwrap().take();
+        if let Some(record) = pending {
+            self.vault.store().insert_token(&record).await.unwrap();
+        }
+    }
+
+    /// Polls until the server reports SERVING, or panics after `limit`; then the test token works.
     pub async fn wait_serving(&self, limit: Duration) {
         let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
         let deadline = tokio::time::Instant::now() + limit;
@@ -364,5 +395,27 @@ impl TestApp {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        self.store_pending_token().await;
+    }
+
+    /// A client that sends `token` (or none) instead of the test's all-powerful one.
+    pub async fn client_with(&self, token: Option<&str>) -> Client {
+        let bearer = token.map_or_else(Bearer::anonymous, |t| Bearer::new(t).unwrap());
+        credvault::client::client(self.channel().await, bearer)
+    }
+
+    /// Creates a token as the operator would (`credvault token create`): (name, token text).
+    pub async fn token(
+        &self,
+        scopes: &str,
+        customer: &str,
+        expires_in: Option<Duration>,
+    ) -> (String, String) {
+        let name = format!("t-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let issued =
+            credvault::admin::create_token(self.vault.store().as_ref(), &name, scopes, customer, expires_in)
+                .await
+                .unwrap();
+        (name, issued.token.expose_secret().to_owned())
     }
 }

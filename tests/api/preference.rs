@@ -17,10 +17,11 @@ async fn mark_verified(app: &TestApp, credential: &pb::Credential) {
     let id = CredentialId::parse(&credential.id, "id").unwrap();
     let audit = AuditEntry {
         credential_id: Some(id),
-        customer_id: CustomerId::parse(&credential.customer_id, "c").unwrap(),
+        customer_id: Some(CustomerId::parse(&credential.customer_id, "c").unwrap()),
         action: AuditAction::Verified,
         details: "test".into(),
         ip_address: None,
+        actor: None,
     };
     app.vault.store().record_verification(id, true, audit, time::OffsetDateTime::now_utc()).await.unwrap();
 }

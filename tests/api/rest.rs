@@ -226,7 +226,10 @@ async fn another_customers_credential_is_not_found_and_untouched() {
     let mine = json_of(create(&app, &seed_vultr()).await).await["credential_id"].as_str().unwrap().to_owned();
     let other = app.create_customer().await;
     let as_other = |method: Method, path: &str| {
-        reqwest::Client::new().request(method, format!("{}{path}", app.http)).header("X-Customer-ID", &other)
+        reqwest::Client::new()
+            .request(method, format!("{}{path}", app.http))
+            .header("X-Customer-ID", &other)
+            .bearer_auth(&app.token)
     };
 
     let response = as_other(Method::DELETE, &format!("/api/v1/credentials/{mine}")).send().await.unwrap();
@@ -251,10 +254,11 @@ async fn each_bad_request_gets_its_status_and_loses_nothing() {
     let client = reqwest::Client::new();
 
     // 400: the customer header missing or malformed.
-    let response = client.get(&url).send().await.unwrap();
+    let response = client.get(&url).bearer_auth(&app.token).send().await.unwrap();
     let error = assert_error(response, StatusCode::BAD_REQUEST, "invalid_argument", "X-Customer-ID").await;
     assert_eq!(error["field"], "X-Customer-ID");
-    let response = client.get(&url).header("X-Customer-ID", "not-a-uuid").send().await.unwrap();
+    let response =
+        client.get(&url).bearer_auth(&app.token).header("X-Customer-ID", "not-a-uuid").send().await.unwrap();
     assert_error(response, StatusCode::BAD_REQUEST, "invalid_argument", "X-Customer-ID").await;
 
     // 400: malformed JSON, saying where.
@@ -324,6 +328,7 @@ async fn each_bad_request_gets_its_status_and_loses_nothing() {
     // 404: an unknown customer; an unknown credential; an unknown path.
     let response = reqwest::Client::new()
         .post(&url)
+        .bearer_auth(&app.token)
         .header("X-Customer-ID", uuid::Uuid::new_v4().to_string())
         .json(&seed_vultr())
         .send()

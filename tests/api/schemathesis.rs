@@ -21,10 +21,11 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     let program = std::env::var("SCHEMATHESIS").unwrap_or_else(|_| "st".into());
     let schema = format!("{}/api/v1/openapi.json", app.http);
     let customer = format!("X-Customer-ID: {}", app.customer_id);
+    let auth = format!("Authorization: Bearer {}", app.token);
     let workdir = app.dir.path().to_owned();
     let output = tokio::task::spawn_blocking(move || {
         Command::new(&program)
-            .args(["run", &schema, "--header", &customer, "--checks", CHECKS])
+            .args(["run", &schema, "--header", &customer, "--header", &auth, "--checks", CHECKS])
             .args(["--max-time", "40", "--workers", "2", "--generation-database", "none", "--no-color"])
             .current_dir(workdir)
             .output()
