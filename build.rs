@@ -7,7 +7,10 @@ use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
-    let fds = protox::compile(["credvault/v1/credentials.proto"], ["proto"])?;
+    let fds = protox::compile(
+        ["credvault/v1/credentials.proto", "credvault/v1/customers.proto", "credvault/v1/audit.proto"],
+        ["proto"],
+    )?;
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     fs::write(out_dir.join("credvault_descriptor.bin"), fds.encode_to_vec())?;
     tonic_prost_build::configure().build_client(true).build_server(true).compile_fds(fds)?;

@@ -67,9 +67,10 @@ pub async fn ensure_dev_token(vault: &Vault, path: &Path) -> Result<SecretString
 
 /// One line per token for `credvault token list`; never the token itself.
 pub fn describe(token: &TokenRecord, now: OffsetDateTime) -> String {
-    let state = match token.usable_at(now) {
-        Ok(()) => "active".to_owned(),
-        Err(why) => why.trim_start_matches("the token ").to_owned(),
+    let state = match (token.revoked_at, token.usable_at(now)) {
+        (Some(_), _) => "revoked",
+        (None, Ok(())) => "active",
+        (None, Err(_)) => "expired",
     };
     let expires = token.expires_at.map_or_else(|| "never".to_owned(), |t| t.date().to_string());
     format!(

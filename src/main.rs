@@ -9,9 +9,12 @@ use secrecy::{ExposeSecret, SecretString};
 use credvault::bench::{self, BenchArgs};
 use credvault::config::{Config, DEFAULT_DATABASE_URL, LogFormat, ServeArgs};
 use credvault::crypto::MasterKey;
-use credvault::domain::{CustomerId, DEMO_CUSTOMER_ID};
+use credvault::domain::{
+    Customer, CustomerId, CustomerStatus, DEMO_CUSTOMER_ID, Principal, SubscriptionTier,
+};
 use credvault::server::{self, App};
-use credvault::store::{self, NewCustomer, PoolSettings, Store};
+use credvault::store::{self, PoolSettings, Store};
+use credvault::vault::{Directory, NewCustomerRequest, RequestContext};
 use credvault::{admin, config, telemetry, vault::error_chain};
 
 #[derive(Parser)]
@@ -50,6 +53,26 @@ enum CustomerCommand {
         email: String,
         #[arg(long)]
         company_name: String,
+        /// active, trial, suspended or cancelled.
+        #[arg(long, default_value = "active")]
+        status: String,
+        /// free, starter, professional or enterprise.
+        #[arg(long, default_value = "free")]
+        tier: String,
+        #[arg(long, env = "CREDVAULT_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+        database_url: String,
+    },
+    /// List customers, oldest first.
+    List {
+        #[arg(long, env = "CREDVAULT_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+        database_url: String,
+    },
+    /// Change a customer's status. Suspended and cancelled customers' secrets are not handed
+    /// out and nothing new is stored for them.
+    SetStatus {
+        customer_id: String,
+        /// active, trial, suspended or cancelled.
+        status: String,
         #[arg(long, env = "CREDVAULT_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
         database_url: String,
     },
@@ -119,16 +142,9 @@ async fn run(command: Command) -> Result<(), String> {
             println!("{}", MasterKey::generate().to_base64().expose_secret());
             Ok(())
         }
-        Command::Customer(CustomerCommand::Create { email, company_name, database_url }) => {
+        Command::Customer(command) => {
             telemetry::init(LogFormat::Text);
-            let store = open_migrated(&database_url).await?;
-            let id = CustomerId::new_random();
-            store
-                .ensure_customer(&NewCustomer { id, email, company_name })
-                .await
-                .map_err(|e| error_chain(&e))?;
-            println!("{id}");
-            Ok(())
+            customer(command).await
         }
         Command::Token(command) => {
             telemetry::init(LogFormat::Text);
@@ -140,6 +156,54 @@ async fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+async fn customer(command: CustomerCommand) -> Result<(), String> {
+    let operator = RequestContext { principal: Some(Principal::operator()), ..Default::default() };
+    let describe = |c: &Customer| {
+        format!("{}\t{}\t{}\t{}\t{}", c.id, c.status, c.tier.as_str(), c.email.as_str(), c.company_name)
+    };
+    let parse_status = |value: &str| {
+        CustomerStatus::parse(value)
+            .ok_or_else(|| format!("{value:?} is not a status: active, trial, suspended or cancelled"))
+    };
+    match command {
+        CustomerCommand::Create { email, company_name, status, tier, database_url } => {
+            let directory = Directory::new(open_migrated(&database_url).await?);
+            let tier = SubscriptionTier::parse(&tier).ok_or_else(|| {
+                format!("{tier:?} is not a tier: free, starter, professional or enterprise")
+            })?;
+            let request = NewCustomerRequest::parse(&email, &company_name, parse_status(&status)?, tier)
+                .map_err(|v| v.to_string())?;
+            let created = directory.create_customer(&operator, request).await.map_err(|e| e.to_string())?;
+            println!("{}", created.id);
+        }
+        CustomerCommand::List { database_url } => {
+            let directory = Directory::new(open_migrated(&database_url).await?);
+            let mut after = None;
+            loop {
+                let page =
+                    directory.list_customers(&operator, after, 500).await.map_err(|e| e.to_string())?;
+                for c in &page.items {
+                    println!("{}", describe(c));
+                }
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+        }
+        CustomerCommand::SetStatus { customer_id, status, database_url } => {
+            let directory = Directory::new(open_migrated(&database_url).await?);
+            let id = CustomerId::parse(&customer_id, "CUSTOMER_ID").map_err(|v| v.to_string())?;
+            let changed = directory
+                .set_customer_status(&operator, id, parse_status(&status)?)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("{}", describe(&changed));
+        }
+    }
+    Ok(())
 }
 
 async fn token(command: TokenCommand) -> Result<(), String> {

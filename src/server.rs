@@ -19,8 +19,8 @@ use tonic_health::server::HealthReporter;
 
 use crate::config::Config;
 use crate::crypto::Keyring;
-use crate::domain::{CustomerId, DEMO_CUSTOMER_ID};
-use crate::grpc::CredentialApi;
+use crate::domain::{CustomerId, CustomerStatus, DEMO_CUSTOMER_ID, SubscriptionTier};
+use crate::grpc::{AuditApi, CredentialApi, CustomerApi};
 use crate::proto::credential_service_server::CredentialServiceServer;
 use crate::store::{self, NewCustomer};
 use crate::vault::{StartupError, Vault, error_chain};
@@ -179,6 +179,8 @@ impl App {
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
+            .add_service(CustomerApi::new(self.vault.clone()).into_server())
+            .add_service(AuditApi::new(self.vault.clone()).into_server())
             .add_service(CredentialApi::new(self.vault).into_server())
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(self.listener).with_nodelay(Some(true)),
@@ -247,6 +249,8 @@ async fn seed_demo_customer(vault: &Vault) -> Result<(), StartError> {
         id: CustomerId::parse(DEMO_CUSTOMER_ID, "demo").expect("the demo id is a UUID"),
         email: "demo@example.com".into(),
         company_name: "Demo Customer".into(),
+        status: CustomerStatus::Active,
+        tier: SubscriptionTier::Free,
     };
     let created = vault.store().ensure_customer(&demo).await.map_err(|e| StartError::Database {
         url: "(configured database)".into(),

@@ -15,6 +15,20 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
+    pub const ALL: [AuditAction; 7] = [
+        AuditAction::Created,
+        AuditAction::Updated,
+        AuditAction::Deleted,
+        AuditAction::Verified,
+        AuditAction::Used,
+        AuditAction::Failed,
+        AuditAction::Denied,
+    ];
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             AuditAction::Created => "created",
@@ -40,4 +54,30 @@ pub struct AuditEntry {
     pub ip_address: Option<IpAddr>,
     /// The acting token's name.
     pub actor: Option<TokenName>,
+}
+
+/// One audit-log row as read back.
+#[derive(Debug, Clone)]
+pub struct AuditEvent {
+    pub id: uuid::Uuid,
+    pub credential_id: Option<CredentialId>,
+    pub customer_id: Option<CustomerId>,
+    pub action: String,
+    pub details: String,
+    pub ip_address: Option<String>,
+    pub actor: Option<String>,
+    pub created_at: time::OffsetDateTime,
+}
+
+/// Which audit events to list, newest first.
+#[derive(Debug, Clone)]
+pub struct AuditFilter {
+    pub customer_id: Option<CustomerId>,
+    pub credential_id: Option<CredentialId>,
+    pub action: Option<AuditAction>,
+    pub since: Option<time::OffsetDateTime>,
+    pub until: Option<time::OffsetDateTime>,
+    /// 1 to 500.
+    pub page_size: u32,
+    pub after: Option<super::Cursor>,
 }

@@ -4,6 +4,8 @@
 mod access;
 mod audit;
 mod credential;
+mod cursor;
+mod customer;
 mod ids;
 mod provider;
 mod secret;
@@ -12,11 +14,13 @@ mod verification;
 mod violation;
 
 pub use access::{CustomerBinding, Principal, Scope, Scopes, TokenName, TokenRecord};
-pub use audit::{AuditAction, AuditEntry};
+pub use audit::{AuditAction, AuditEntry, AuditEvent, AuditFilter};
 pub use credential::{
     CredentialMetadata, CredentialName, CredentialType, IdempotencyKey, ListFilter, PageCursor,
     ProviderSummary, Summary, unix_micros,
 };
+pub use cursor::Cursor;
+pub use customer::{Customer, CustomerStatus, Email, SubscriptionTier, company_name};
 pub use ids::{CredentialId, CustomerId, TokenId};
 pub use provider::{Permission, Provider};
 pub use secret::{MAX_SECRET_BYTES, SecretPayload};

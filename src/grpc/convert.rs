@@ -130,7 +130,7 @@ pub(super) fn secret_to_proto(secret: &SecretPayload) -> pb::CredentialSecret {
     pb::CredentialSecret { secret: Some(secret) }
 }
 
-fn timestamp(t: OffsetDateTime) -> Timestamp {
+pub(super) fn timestamp(t: OffsetDateTime) -> Timestamp {
     Timestamp {
         seconds: t.unix_timestamp(),
         nanos: i32::try_from(t.nanosecond()).expect("nanoseconds are below 10^9"),

@@ -6,13 +6,13 @@ use super::convert::{
     credential_to_proto, permission_from_proto, provider_filter_from_proto, provider_from_proto,
     secret_from_proto, secret_to_proto, summary_to_proto, verification_to_proto,
 };
-use super::{context, status_from};
+use super::{context, invalid, status_from};
 use crate::domain::{
     CredentialId, CredentialName, CredentialSelector, CredentialType, CustomerId, FieldViolation,
     IdempotencyKey, ListFilter, PageCursor,
 };
 use crate::proto::{self as pb, credential_service_server::CredentialService};
-use crate::vault::{NewCredentialRequest, Vault, VaultError, VerifyTarget};
+use crate::vault::{NewCredentialRequest, Vault, VerifyTarget};
 
 /// The gRPC face of the vault's credential use cases.
 pub struct CredentialApi {
@@ -27,10 +27,6 @@ impl CredentialApi {
     pub fn into_server(self) -> pb::credential_service_server::CredentialServiceServer<Self> {
         pb::credential_service_server::CredentialServiceServer::new(self)
     }
-}
-
-fn invalid(v: FieldViolation) -> Status {
-    status_from(VaultError::InvalidArgument(v))
 }
 
 #[tonic::async_trait]

@@ -1,13 +1,17 @@
 //! The gRPC transport: proto messages in, domain values to the vault, proto messages out.
 //! [`status_from`] is the one place vault errors become gRPC statuses.
 
+mod audit;
 mod convert;
 mod credentials;
+mod customers;
 
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+pub use audit::AuditApi;
 pub use credentials::CredentialApi;
+pub use customers::CustomerApi;
 
 use crate::domain::FieldViolation;
 use crate::vault::{RequestContext, Vault, VaultError};
@@ -27,6 +31,11 @@ pub fn status_from(err: VaultError) -> Status {
         VaultError::DataLoss(m) => Status::data_loss(m),
         VaultError::Internal => Status::internal("internal error; the server log has the details"),
     }
+}
+
+/// A request field that failed parsing.
+fn invalid(v: FieldViolation) -> Status {
+    invalid_argument(v)
 }
 
 fn invalid_argument(v: FieldViolation) -> Status {

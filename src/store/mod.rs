@@ -19,9 +19,10 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use crate::domain::{
-    AuditEntry, CredentialId, CredentialMetadata, CredentialName, CredentialSelector, CredentialType,
-    CustomerBinding, CustomerId, IdempotencyKey, ListFilter, Permission, Provider, Scopes, TokenId,
-    TokenName, TokenRecord,
+    AuditEntry, AuditEvent, AuditFilter, CredentialId, CredentialMetadata, CredentialName,
+    CredentialSelector, CredentialType, Cursor, Customer, CustomerBinding, CustomerId, CustomerStatus, Email,
+    IdempotencyKey, ListFilter, Permission, Provider, Scopes, SubscriptionTier, TokenId, TokenName,
+    TokenRecord,
 };
 
 /// A credential to insert, its secret already sealed.
@@ -52,11 +53,13 @@ pub enum Inserted {
     },
 }
 
-/// A credential's metadata and its sealed secret, as read for Get.
+/// A credential's metadata and its sealed secret, as read for Get, with its customer's status
+/// (read in the same statement).
 #[derive(Debug, Clone)]
 pub struct SealedCredential {
     pub metadata: CredentialMetadata,
     pub sealed: Vec<u8>,
+    pub customer_status: CustomerStatus,
 }
 
 /// A customer to create.
@@ -65,6 +68,8 @@ pub struct NewCustomer {
     pub id: CustomerId,
     pub email: String,
     pub company_name: String,
+    pub status: CustomerStatus,
+    pub tier: SubscriptionTier,
 }
 
 /// The outcome of comparing the configured key with the database's record of it.
@@ -142,6 +147,23 @@ pub trait Store: Send + Sync + 'static {
         now: OffsetDateTime,
     ) -> Result<CredentialMetadata, StoreError>;
 
+    async fn customer(&self, id: CustomerId) -> Result<Option<Customer>, StoreError>;
+
+    /// Customers oldest first, after `after`; up to `limit` of them.
+    async fn list_customers(&self, after: Option<Cursor>, limit: u32) -> Result<Vec<Customer>, StoreError>;
+
+    /// Changes a customer's status with its `updated` audit row. `NotFound` for an unknown id.
+    async fn set_customer_status(
+        &self,
+        id: CustomerId,
+        status: CustomerStatus,
+        audit: AuditEntry,
+        now: OffsetDateTime,
+    ) -> Result<Customer, StoreError>;
+
+    /// Audit events matching the filter, newest first; up to `filter.page_size + 1` of them.
+    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError>;
+
     /// Records a new API token. `Conflict` if the name is taken.
     async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
 
@@ -152,6 +174,32 @@ pub trait Store: Send + Sync + 'static {
 
     /// Marks the named token revoked (idempotent). `NotFound` if there is no such token.
     async fn revoke_token(&self, name: &TokenName, now: OffsetDateTime) -> Result<TokenRecord, StoreError>;
+}
+
+/// A stored customer row's text columns, decoded (shared by both backends).
+fn customer_from_parts(
+    id: CustomerId,
+    email: String,
+    company_name: String,
+    status: &str,
+    tier: &str,
+    created_at: OffsetDateTime,
+) -> Result<Customer, StoreError> {
+    let corrupt =
+        |what: &str| StoreError::Other(format!("stored customer {id} has an invalid {what}").into());
+    Ok(Customer {
+        id,
+        email: Email::from_stored(email),
+        company_name,
+        status: CustomerStatus::parse(status).ok_or_else(|| corrupt("status"))?,
+        tier: SubscriptionTier::parse(tier).ok_or_else(|| corrupt("subscription tier"))?,
+        created_at,
+    })
+}
+
+fn customer_status(value: &str) -> Result<CustomerStatus, StoreError> {
+    CustomerStatus::parse(value)
+        .ok_or_else(|| StoreError::Other(format!("stored customer status {value:?} is not valid").into()))
 }
 
 /// The stored form of a token's row, shared by both backends' decoding.

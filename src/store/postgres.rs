@@ -19,9 +19,16 @@ use super::{
     Inserted, KeyCheck, NewCredential, NewCustomer, PoolSettings, SealedCredential, Store, StoreError,
 };
 use crate::domain::{
-    AuditEntry, CredentialId, CredentialMetadata, CredentialName, CredentialSelector, CredentialType,
-    CustomerId, ListFilter, Permission, Provider, TokenId, TokenName, TokenRecord,
+    AuditAction, AuditEntry, AuditEvent, AuditFilter, CredentialId, CredentialMetadata, CredentialName,
+    CredentialSelector, CredentialType, Cursor, Customer, CustomerId, CustomerStatus, ListFilter, Permission,
+    Provider, TokenId, TokenName, TokenRecord,
 };
+
+macro_rules! customer_columns {
+    () => {
+        "id, email, company_name, status, subscription_tier, created_at"
+    };
+}
 
 macro_rules! token_columns {
     () => {
@@ -213,12 +220,14 @@ impl Store for PostgresStore {
 
     async fn ensure_customer(&self, customer: &NewCustomer) -> Result<bool, StoreError> {
         let result = sqlx::query(
-            "INSERT INTO customers (id, email, company_name, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO customers (id, email, company_name, status, subscription_tier, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
         )
         .bind(customer.id.as_uuid())
         .bind(&customer.email)
         .bind(&customer.company_name)
+        .bind(customer.status.as_str())
+        .bind(customer.tier.as_str())
         .bind(micro(OffsetDateTime::now_utc()))
         .execute(&self.pool)
         .await
@@ -327,7 +336,8 @@ impl Store for PostgresStore {
                 sqlx::query(concat!(
                     "SELECT ",
                     credential_columns!(),
-                    ", encrypted_credentials FROM cloud_credentials WHERE id = $1 AND is_active"
+                    ", encrypted_credentials, (SELECT status FROM customers WHERE customers.id = cloud_credentials.customer_id) AS customer_status \
+                     FROM cloud_credentials WHERE id = $1 AND is_active"
                 ))
                 .bind(id.as_uuid())
                 .fetch_optional(&self.pool)
@@ -337,8 +347,8 @@ impl Store for PostgresStore {
                 sqlx::query(concat!(
                     "SELECT ",
                     credential_columns!(),
-                    ", encrypted_credentials FROM cloud_credentials \
-                     WHERE customer_id = $1 AND provider = $2 AND is_active \
+                    ", encrypted_credentials, (SELECT status FROM customers WHERE customers.id = cloud_credentials.customer_id) AS customer_status \
+                     FROM cloud_credentials WHERE customer_id = $1 AND provider = $2 AND is_active \
                      ORDER BY is_default DESC, is_verified DESC, created_at DESC, id DESC LIMIT 1"
                 ))
                 .bind(customer_id.as_uuid())
@@ -351,6 +361,7 @@ impl Store for PostgresStore {
             Ok(SealedCredential {
                 metadata: metadata_from_row(&row)?,
                 sealed: row.try_get("encrypted_credentials")?,
+                customer_status: super::customer_status(row.try_get("customer_status")?)?,
             })
         })
         .transpose()
@@ -452,6 +463,90 @@ impl Store for PostgresStore {
         self.fetch_changed(query, id).await
     }
 
+    async fn customer(&self, id: CustomerId) -> Result<Option<Customer>, StoreError> {
+        let row = sqlx::query(concat!("SELECT ", customer_columns!(), " FROM customers WHERE id = $1"))
+            .bind(id.as_uuid())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(customer_from_row).transpose()
+    }
+
+    async fn list_customers(&self, after: Option<Cursor>, limit: u32) -> Result<Vec<Customer>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            customer_columns!(),
+            " FROM customers WHERE $1::timestamptz IS NULL OR (created_at, id) > ($1, $2) \
+             ORDER BY created_at, id LIMIT $3"
+        ))
+        .bind(after.map(|c| from_micros(c.at_micros)).transpose()?)
+        .bind(after.map(|c| c.id))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(customer_from_row).collect()
+    }
+
+    async fn set_customer_status(
+        &self,
+        id: CustomerId,
+        status: CustomerStatus,
+        audit: AuditEntry,
+        now: OffsetDateTime,
+    ) -> Result<Customer, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(concat!(
+            "UPDATE customers SET status = $1 WHERE id = $2 RETURNING ",
+            customer_columns!()
+        ))
+        .bind(status.as_str())
+        .bind(id.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("customer {id}")))?;
+        let customer = customer_from_row(&row)?;
+        insert_audit(&mut tx, &audit, now).await?;
+        tx.commit().await?;
+        Ok(customer)
+    }
+
+    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, credential_id, customer_id, action, action_details, host(ip_address) AS ip_address, \
+             actor, created_at FROM credential_audit_log \
+             WHERE ($1::uuid IS NULL OR customer_id = $1) AND ($2::uuid IS NULL OR credential_id = $2) \
+             AND ($3::text IS NULL OR action = $3) AND ($4::timestamptz IS NULL OR created_at >= $4) \
+             AND ($5::timestamptz IS NULL OR created_at < $5) \
+             AND ($6::timestamptz IS NULL OR (created_at, id) < ($6, $7)) \
+             ORDER BY created_at DESC, id DESC LIMIT $8",
+        )
+        .bind(filter.customer_id.map(|c| *c.as_uuid()))
+        .bind(filter.credential_id.map(|c| *c.as_uuid()))
+        .bind(filter.action.map(AuditAction::as_str))
+        .bind(filter.since.map(micro))
+        .bind(filter.until.map(micro))
+        .bind(filter.after.map(|c| from_micros(c.at_micros)).transpose()?)
+        .bind(filter.after.map(|c| c.id))
+        .bind(i64::from(filter.page_size) + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AuditEvent {
+                    id: row.try_get("id")?,
+                    credential_id: row
+                        .try_get::<Option<Uuid>, _>("credential_id")?
+                        .map(CredentialId::from_uuid),
+                    customer_id: row.try_get::<Option<Uuid>, _>("customer_id")?.map(CustomerId::from_uuid),
+                    action: row.try_get("action")?,
+                    details: row.try_get("action_details")?,
+                    ip_address: row.try_get("ip_address")?,
+                    actor: row.try_get("actor")?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
     async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO api_tokens (id, name, scopes, customer, secret_hash, created_at, expires_at) \
@@ -527,6 +622,24 @@ impl PostgresStore {
         })
         .transpose()
     }
+}
+
+fn customer_from_row(row: &PgRow) -> Result<Customer, StoreError> {
+    let status: String = row.try_get("status")?;
+    let tier: String = row.try_get("subscription_tier")?;
+    super::customer_from_parts(
+        CustomerId::from_uuid(row.try_get("id")?),
+        row.try_get("email")?,
+        row.try_get("company_name")?,
+        &status,
+        &tier,
+        row.try_get("created_at")?,
+    )
+}
+
+fn from_micros(micros: i64) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
+        .map_err(|_| StoreError::Other(format!("time {micros} is out of range").into()))
 }
 
 fn token_from_row(row: &PgRow) -> Result<TokenRecord, StoreError> {

@@ -19,9 +19,16 @@ use uuid::Uuid;
 
 use super::{Inserted, KeyCheck, NewCredential, NewCustomer, SealedCredential, Store, StoreError};
 use crate::domain::{
-    AuditEntry, CredentialId, CredentialMetadata, CredentialName, CredentialSelector, CredentialType,
-    CustomerId, ListFilter, Permission, Provider, TokenId, TokenName, TokenRecord,
+    AuditAction, AuditEntry, AuditEvent, AuditFilter, CredentialId, CredentialMetadata, CredentialName,
+    CredentialSelector, CredentialType, Cursor, Customer, CustomerId, CustomerStatus, ListFilter, Permission,
+    Provider, TokenId, TokenName, TokenRecord,
 };
+
+macro_rules! customer_columns {
+    () => {
+        "id, email, company_name, status, subscription_tier, created_at"
+    };
+}
 
 macro_rules! token_columns {
     () => {
@@ -210,12 +217,14 @@ impl Store for SqliteStore {
 
     async fn ensure_customer(&self, customer: &NewCustomer) -> Result<bool, StoreError> {
         let result = sqlx::query(
-            "INSERT INTO customers (id, email, company_name, created_at) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO customers (id, email, company_name, status, subscription_tier, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
         )
         .bind(customer.id.to_string())
         .bind(&customer.email)
         .bind(&customer.company_name)
+        .bind(customer.status.as_str())
+        .bind(customer.tier.as_str())
         .bind(micros(OffsetDateTime::now_utc()))
         .execute(&self.writer)
         .await
@@ -325,7 +334,9 @@ impl Store for SqliteStore {
         let row = match selector {
             CredentialSelector::Id(id) => {
                 sqlx::query(select_credentials!(
-                    ", encrypted_credentials FROM cloud_credentials WHERE id = ? AND is_active = 1"
+                    ", encrypted_credentials, "
+                    "(SELECT status FROM customers WHERE customers.id = cloud_credentials.customer_id) AS customer_status"
+                    " FROM cloud_credentials WHERE id = ? AND is_active = 1"
                 ))
                 .bind(id.to_string())
                 .fetch_optional(&self.reader)
@@ -333,7 +344,9 @@ impl Store for SqliteStore {
             }
             CredentialSelector::Preferred { customer_id, provider } => {
                 sqlx::query(select_credentials!(
-                    ", encrypted_credentials FROM cloud_credentials "
+                    ", encrypted_credentials, "
+                    "(SELECT status FROM customers WHERE customers.id = cloud_credentials.customer_id) AS customer_status"
+                    " FROM cloud_credentials "
                     "WHERE customer_id = ? AND provider = ? AND is_active = 1 "
                     "ORDER BY is_default DESC, is_verified DESC, created_at DESC, id DESC LIMIT 1"
                 ))
@@ -347,6 +360,7 @@ impl Store for SqliteStore {
             Ok(SealedCredential {
                 metadata: metadata_from_row(&row)?,
                 sealed: row.try_get("encrypted_credentials")?,
+                customer_status: super::customer_status(row.try_get("customer_status")?)?,
             })
         })
         .transpose()
@@ -467,6 +481,94 @@ impl Store for SqliteStore {
         Ok(credential)
     }
 
+    async fn customer(&self, id: CustomerId) -> Result<Option<Customer>, StoreError> {
+        let row = sqlx::query(concat!("SELECT ", customer_columns!(), " FROM customers WHERE id = ?"))
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(customer_from_row).transpose()
+    }
+
+    async fn list_customers(&self, after: Option<Cursor>, limit: u32) -> Result<Vec<Customer>, StoreError> {
+        let (at, id) = after.map_or((i64::MIN, String::new()), |c| (c.at_micros, c.id.to_string()));
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            customer_columns!(),
+            " FROM customers WHERE (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?"
+        ))
+        .bind(at)
+        .bind(id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(customer_from_row).collect()
+    }
+
+    async fn set_customer_status(
+        &self,
+        id: CustomerId,
+        status: CustomerStatus,
+        audit: AuditEntry,
+        now: OffsetDateTime,
+    ) -> Result<Customer, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let row = sqlx::query(concat!(
+            "UPDATE customers SET status = ? WHERE id = ? RETURNING ",
+            customer_columns!()
+        ))
+        .bind(status.as_str())
+        .bind(id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("customer {id}")))?;
+        let customer = customer_from_row(&row)?;
+        insert_audit(&mut tx, &audit, now).await?;
+        tx.commit().await?;
+        Ok(customer)
+    }
+
+    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {
+        let (at, id) = filter.after.map_or((i64::MAX, String::new()), |c| (c.at_micros, c.id.to_string()));
+        let rows = sqlx::query(
+            "SELECT id, credential_id, customer_id, action, action_details, ip_address, actor, created_at \
+             FROM credential_audit_log \
+             WHERE (?1 IS NULL OR customer_id = ?1) AND (?2 IS NULL OR credential_id = ?2) \
+             AND (?3 IS NULL OR action = ?3) AND (?4 IS NULL OR created_at >= ?4) \
+             AND (?5 IS NULL OR created_at < ?5) \
+             AND (created_at < ?6 OR (created_at = ?6 AND id < ?7) OR ?7 = '') \
+             ORDER BY created_at DESC, id DESC LIMIT ?8",
+        )
+        .bind(filter.customer_id.map(|c| c.to_string()))
+        .bind(filter.credential_id.map(|c| c.to_string()))
+        .bind(filter.action.map(AuditAction::as_str))
+        .bind(filter.since.map(micros))
+        .bind(filter.until.map(micros))
+        .bind(at)
+        .bind(id)
+        .bind(i64::from(filter.page_size) + 1)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let optional_id = |column: &str| -> Result<Option<uuid::Uuid>, StoreError> {
+                    row.try_get::<Option<String>, _>(column)?
+                        .map(|v| Uuid::try_parse(&v).map_err(|_| corrupt(column, &v)))
+                        .transpose()
+                };
+                Ok(AuditEvent {
+                    id: uuid(row, "id")?,
+                    credential_id: optional_id("credential_id")?.map(CredentialId::from_uuid),
+                    customer_id: optional_id("customer_id")?.map(CustomerId::from_uuid),
+                    action: row.try_get("action")?,
+                    details: row.try_get("action_details")?,
+                    ip_address: row.try_get("ip_address")?,
+                    actor: row.try_get("actor")?,
+                    created_at: from_micros(row.try_get("created_at")?)?,
+                })
+            })
+            .collect()
+    }
+
     async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO api_tokens (id, name, scopes, customer, secret_hash, created_at, expires_at) \
@@ -518,6 +620,19 @@ impl Store for SqliteStore {
         .ok_or_else(|| StoreError::NotFound(format!("token {:?}", name.as_str())))?;
         token_from_row(&row)
     }
+}
+
+fn customer_from_row(row: &SqliteRow) -> Result<Customer, StoreError> {
+    let status: String = row.try_get("status")?;
+    let tier: String = row.try_get("subscription_tier")?;
+    super::customer_from_parts(
+        CustomerId::from_uuid(uuid(row, "id")?),
+        row.try_get("email")?,
+        row.try_get("company_name")?,
+        &status,
+        &tier,
+        from_micros(row.try_get("created_at")?)?,
+    )
 }
 
 fn token_from_row(row: &SqliteRow) -> Result<TokenRecord, StoreError> {

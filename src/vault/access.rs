@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 use super::{RequestContext, Vault, VaultError, error_chain};
 use crate::auth::AuthError;
 use crate::domain::{AuditAction, AuditEntry, CredentialId, CustomerId, Principal, Scope};
+use crate::store::Store;
 
 impl Vault {
     /// The caller named by an `authorization` header value (`Bearer cvt_...`).
@@ -17,8 +18,6 @@ impl Vault {
         })
     }
 
-    /// Refuses, with a `denied` audit row, a caller without `scope` or bound to a customer other
-    /// than `customer` (when the request concerns a known customer).
     pub(super) async fn authorize(
         &self,
         ctx: &RequestContext,
@@ -27,6 +26,21 @@ impl Vault {
         credential: Option<CredentialId>,
         attempt: &str,
     ) -> Result<(), VaultError> {
+        authorize(self.store.as_ref(), ctx, scope, customer, credential, attempt).await
+    }
+}
+
+/// Refuses, with a `denied` audit row, a caller without `scope` or bound to a customer other
+/// than `customer` (when the request concerns a known customer).
+pub(super) async fn authorize(
+    store: &dyn Store,
+    ctx: &RequestContext,
+    scope: Scope,
+    customer: Option<CustomerId>,
+    credential: Option<CredentialId>,
+    attempt: &str,
+) -> Result<(), VaultError> {
+    {
         let Some(principal) = &ctx.principal else {
             return Err(VaultError::Unauthenticated(AuthError::Missing.to_string()));
         };
@@ -51,7 +65,7 @@ impl Vault {
             actor: Some(principal.name.clone()),
         };
         tracing::warn!(token = principal.name.as_str(), reason = %refusal, "request denied");
-        if let Err(e) = self.store.append_audit(audit, OffsetDateTime::now_utc()).await {
+        if let Err(e) = store.append_audit(audit, OffsetDateTime::now_utc()).await {
             tracing::error!(error = %error_chain(&e), "could not audit a denied request");
             return Err(e.into());
         }

@@ -2,6 +2,7 @@
 //! secret, persist with its audit row, and answer in domain terms.
 
 mod access;
+mod customers;
 mod error;
 
 use std::net::IpAddr;
@@ -11,14 +12,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use aws_lc_rs::constant_time::verify_slices_are_equal;
 use time::OffsetDateTime;
 
+pub use customers::{AUDIT_CURSOR, CUSTOMER_CURSOR, Directory, Listed, NewCustomerRequest};
 pub use error::{VaultError, error_chain};
 
 use crate::auth::Authenticator;
 use crate::crypto::{Binding, Keyring};
 use crate::domain::{
     AuditAction, AuditEntry, CredentialId, CredentialMetadata, CredentialName, CredentialSelector,
-    CredentialType, CustomerId, IdempotencyKey, ListFilter, PageCursor, Permission, Principal, Scope,
-    SecretPayload, Summary, TokenName, Verification, VerifyOutcome,
+    CredentialType, CustomerId, CustomerStatus, IdempotencyKey, ListFilter, PageCursor, Permission,
+    Principal, Scope, SecretPayload, Summary, TokenName, Verification, VerifyOutcome,
 };
 use crate::store::{Inserted, KeyCheck, NewCredential, Store, StoreError};
 use crate::verify::Verifiers;
@@ -35,7 +37,7 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
-    fn actor(&self) -> Option<TokenName> {
+    pub(crate) fn actor(&self) -> Option<TokenName> {
         self.principal.as_ref().map(|p| p.name.clone())
     }
 }
@@ -120,6 +122,7 @@ pub struct Vault {
     keyring: Arc<Keyring>,
     verifiers: Arc<Verifiers>,
     auth: Arc<Authenticator>,
+    directory: Directory,
     /// Set once [`Vault::prepare`] has migrated the schema and proved the key; until then every
     /// use case answers UNAVAILABLE.
     ready: Arc<AtomicBool>,
@@ -129,7 +132,8 @@ impl Vault {
     /// A vault that serves nothing until [`Vault::prepare`] succeeds.
     pub fn new(store: Arc<dyn Store>, keyring: Arc<Keyring>, verifiers: Arc<Verifiers>) -> Self {
         let auth = Arc::new(Authenticator::new(store.clone(), crate::auth::DEFAULT_CACHE_TTL));
-        Self { store, keyring, verifiers, auth, ready: Arc::new(AtomicBool::new(false)) }
+        let directory = Directory::new(store.clone());
+        Self { store, keyring, verifiers, auth, directory, ready: Arc::new(AtomicBool::new(false)) }
     }
 
     /// How long a checked token is trusted before it is read again (the revocation bound).
@@ -174,6 +178,11 @@ impl Vault {
         }
     }
 
+    /// Customers and the audit log.
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
@@ -188,6 +197,16 @@ impl Vault {
         let customer = Some(request.customer_id);
         self.authorize(&ctx, Scope::CredentialsWrite, customer, None, "store a credential").await?;
         request.secret.validate("secret")?;
+        match self.store.customer(request.customer_id).await? {
+            None => return Err(VaultError::NotFound(format!("customer {} not found", request.customer_id))),
+            Some(c) if !c.status.in_good_standing() => {
+                return Err(VaultError::FailedPrecondition(format!(
+                    "customer {} is {}: no credentials can be stored for it until it is active again",
+                    c.id, c.status
+                )));
+            }
+            Some(_) => {}
+        }
         let provider = request.secret.provider();
         let id = CredentialId::new_random();
         let binding = Binding { credential_id: id, customer_id: request.customer_id, provider };
@@ -278,6 +297,9 @@ impl Vault {
         let Some(found) = found else {
             return Err(self.not_found(selector).await?);
         };
+        if !found.customer_status.in_good_standing() {
+            return Err(self.refuse_for_standing(&ctx, &found.metadata, found.customer_status).await);
+        }
         let metadata = found.metadata;
         let secret = self.open(&ctx, &metadata, &found.sealed).await?;
         let audit = AuditEntry {
@@ -313,6 +335,32 @@ impl Vault {
     ) -> Result<Option<crate::store::SealedCredential>, VaultError> {
         let found = self.store.fetch_sealed(selector).await?;
         Ok(found.filter(|f| ctx.acting_for.is_none_or(|customer| customer == f.metadata.customer_id)))
+    }
+
+    /// A suspended or cancelled customer's secret is not handed out; the refusal is audited.
+    async fn refuse_for_standing(
+        &self,
+        ctx: &RequestContext,
+        metadata: &CredentialMetadata,
+        status: CustomerStatus,
+    ) -> VaultError {
+        let reason = format!(
+            "customer {} is {status}: its secrets cannot be fetched until it is active again",
+            metadata.customer_id
+        );
+        let audit = AuditEntry {
+            credential_id: Some(metadata.id),
+            customer_id: Some(metadata.customer_id),
+            action: AuditAction::Denied,
+            details: reason.clone(),
+            ip_address: ctx.peer_ip,
+            actor: ctx.actor(),
+        };
+        if let Err(e) = self.store.append_audit(audit, OffsetDateTime::now_utc()).await {
+            tracing::error!(error = %error_chain(&e), "could not audit a refused Get");
+            return e.into();
+        }
+        VaultError::FailedPrecondition(reason)
     }
 
     /// Opens a stored secret; a blob that fails to open is audited as `failed` (DATA_LOSS).

@@ -259,6 +259,8 @@ impl TestApp {
                 id,
                 email: format!("{id}@example.com"),
                 company_name: "Test Co".into(),
+                status: Default::default(),
+                tier: Default::default(),
             })
             .await
             .unwrap();

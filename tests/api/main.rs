@@ -11,6 +11,7 @@ mod helpers;
 mod auth;
 mod bad_input;
 mod cli;
+mod customers;
 mod cycle;
 mod db;
 mod encryption;
