@@ -58,6 +58,10 @@ pub struct ServeArgs {
     /// revocation (from the CLI or another instance) takes effect. 0 reads it on every call.
     #[arg(long, env = "CREDVAULT_TOKEN_CACHE_SECS", default_value_t = crate::auth::DEFAULT_CACHE_TTL.as_secs_f64())]
     pub token_cache_secs: f64,
+    /// Seconds between sealings of new audit rows onto the tamper-evident chain: the window in
+    /// which a new row is protected by its own MAC only.
+    #[arg(long, env = "CREDVAULT_AUDIT_SEAL_SECS", default_value_t = crate::vault::SEAL_INTERVAL.as_secs_f64())]
+    pub audit_seal_secs: f64,
     #[command(flatten)]
     pub pool: PoolArgs,
     #[command(flatten)]
@@ -297,6 +301,7 @@ pub struct Config {
     pub dev: bool,
     pub log_format: LogFormat,
     pub token_cache_ttl: Duration,
+    pub audit_seal_interval: Duration,
     pub pool: PoolSettings,
     pub verify: VerifySettings,
 }
@@ -341,6 +346,14 @@ impl Config {
                     ));
                 }
             },
+            audit_seal_interval: match args.audit_seal_secs {
+                t if t.is_finite() && (0.05..=3600.0).contains(&t) => Duration::from_secs_f64(t),
+                _ => {
+                    return Err(ConfigError(
+                        "CREDVAULT_AUDIT_SEAL_SECS / --audit-seal-secs must be 0.05 to 3600".into(),
+                    ));
+                }
+            },
             pool: args.pool.validate()?,
             verify: args.verify.validate()?,
         })
@@ -361,6 +374,26 @@ impl Config {
                 read_key_file(path)
             }
         }
+    }
+}
+
+/// The master key for CLI commands that need it: `CREDENTIAL_ENCRYPTION_KEY` from the
+/// environment, or `key_file`.
+pub fn load_master_key(key_file: Option<&Path>) -> Result<MasterKey, ConfigError> {
+    let env_key = std::env::var("CREDENTIAL_ENCRYPTION_KEY").ok().map(SecretString::from);
+    match (env_key, key_file) {
+        (Some(_), Some(_)) => Err(ConfigError(
+            "both CREDENTIAL_ENCRYPTION_KEY and CREDVAULT_KEY_FILE / --key-file are set; set only one".into(),
+        )),
+        (Some(key), None) => {
+            MasterKey::from_base64(&key).map_err(|e| ConfigError(format!("CREDENTIAL_ENCRYPTION_KEY: {e}")))
+        }
+        (None, Some(path)) => read_key_file(path),
+        (None, None) => Err(ConfigError(
+            "this command needs the master key (audit rows are signed with a key derived from it): \
+             set CREDENTIAL_ENCRYPTION_KEY or CREDVAULT_KEY_FILE / --key-file"
+                .into(),
+        )),
     }
 }
 
@@ -429,6 +462,7 @@ mod tests {
             dev: false,
             log_format: LogFormat::Text,
             token_cache_secs: 5.0,
+            audit_seal_secs: 1.0,
             pool: PoolArgs::default(),
             verify: VerifyArgs::default(),
         }

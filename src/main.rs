@@ -8,13 +8,16 @@ use secrecy::{ExposeSecret, SecretString};
 
 use credvault::bench::{self, BenchArgs};
 use credvault::config::{Config, DEFAULT_DATABASE_URL, LogFormat, ServeArgs};
+use credvault::crypto::Keyring;
 use credvault::crypto::MasterKey;
+use credvault::domain::AuditSigner;
 use credvault::domain::{
     Customer, CustomerId, CustomerStatus, DEMO_CUSTOMER_ID, Principal, SubscriptionTier,
 };
 use credvault::server::{self, App};
+use credvault::store::KeyCheck;
 use credvault::store::{self, PoolSettings, Store};
-use credvault::vault::{Directory, NewCustomerRequest, RequestContext};
+use credvault::vault::{Directory, NewCustomerRequest, RequestContext, verify_audit_log};
 use credvault::{admin, config, telemetry, vault::error_chain};
 
 #[derive(Parser)]
@@ -41,6 +44,9 @@ enum Command {
     /// Manage API tokens (callers authenticate with `authorization: Bearer <token>`).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Drive a running server with concurrent clients and print throughput and latency.
     Bench(BenchArgs),
 }
@@ -73,6 +79,22 @@ enum CustomerCommand {
         customer_id: String,
         /// active, trial, suspended or cancelled.
         status: String,
+        /// The master key file (or set CREDENTIAL_ENCRYPTION_KEY): the change's audit row is signed.
+        #[arg(long, env = "CREDVAULT_KEY_FILE")]
+        key_file: Option<std::path::PathBuf>,
+        #[arg(long, env = "CREDVAULT_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+        database_url: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the whole audit log for tampering (changed, deleted, inserted or reordered rows);
+    /// names the first bad row and exits 1 if there is one.
+    Verify {
+        /// The master key file (or set CREDENTIAL_ENCRYPTION_KEY): the log is keyed with it.
+        #[arg(long, env = "CREDVAULT_KEY_FILE")]
+        key_file: Option<std::path::PathBuf>,
         #[arg(long, env = "CREDVAULT_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
         database_url: String,
     },
@@ -146,6 +168,21 @@ async fn run(command: Command) -> Result<(), String> {
             telemetry::init(LogFormat::Text);
             customer(command).await
         }
+        Command::Audit(AuditCommand::Verify { key_file, database_url }) => {
+            telemetry::init(LogFormat::Text);
+            let keyring = keyring(key_file.as_deref())?;
+            let store = open_signing(&database_url, Some(keyring.clone())).await?;
+            match verify_audit_log(store.as_ref(), keyring.as_ref()).await.map_err(|e| error_chain(&e))? {
+                Ok(ok) => {
+                    println!(
+                        "audit log intact: {} sealed rows, {} not yet sealed (each checked by its MAC)",
+                        ok.sealed, ok.unsealed
+                    );
+                    Ok(())
+                }
+                Err(tampered) => Err(format!("TAMPERED: {tampered}")),
+            }
+        }
         Command::Token(command) => {
             telemetry::init(LogFormat::Text);
             token(command).await
@@ -193,8 +230,9 @@ async fn customer(command: CustomerCommand) -> Result<(), String> {
                 }
             }
         }
-        CustomerCommand::SetStatus { customer_id, status, database_url } => {
-            let directory = Directory::new(open_migrated(&database_url).await?);
+        CustomerCommand::SetStatus { customer_id, status, key_file, database_url } => {
+            let keyring = keyring(key_file.as_deref())?;
+            let directory = Directory::new(open_signing(&database_url, Some(keyring)).await?);
             let id = CustomerId::parse(&customer_id, "CUSTOMER_ID").map_err(|v| v.to_string())?;
             let changed = directory
                 .set_customer_status(&operator, id, parse_status(&status)?)
@@ -232,9 +270,30 @@ async fn token(command: TokenCommand) -> Result<(), String> {
 }
 
 async fn open_migrated(database_url: &str) -> Result<Arc<dyn Store>, String> {
-    let store = store::open(database_url, &PoolSettings::default()).await.map_err(|e| error_chain(&e))?;
+    open_signing(database_url, None).await
+}
+
+/// Opens the store with the audit signer of the master key, for commands that write or check
+/// audit rows; the key must be the database's.
+async fn open_signing(database_url: &str, keyring: Option<Arc<Keyring>>) -> Result<Arc<dyn Store>, String> {
+    let signer = keyring.clone().map(|k| k as Arc<dyn AuditSigner>);
+    let store =
+        store::open(database_url, &PoolSettings::default(), signer).await.map_err(|e| error_chain(&e))?;
     store.migrate().await.map_err(|e| error_chain(&e))?;
+    if let Some(keyring) = keyring {
+        for version in keyring.versions() {
+            let check = keyring.check_value(version).expect("versions() lists keys in the ring");
+            if store.check_key(version, &check).await.map_err(|e| error_chain(&e))? == KeyCheck::Mismatch {
+                return Err("the key is not the one this database was written with".into());
+            }
+        }
+    }
     Ok(store)
+}
+
+fn keyring(key_file: Option<&std::path::Path>) -> Result<Arc<Keyring>, String> {
+    let master = config::load_master_key(key_file).map_err(|e| e.to_string())?;
+    Ok(Arc::new(Keyring::single(&master)))
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {

@@ -19,7 +19,7 @@ use tonic_health::server::HealthReporter;
 
 use crate::config::Config;
 use crate::crypto::Keyring;
-use crate::domain::{CustomerId, CustomerStatus, DEMO_CUSTOMER_ID, SubscriptionTier};
+use crate::domain::{AuditSigner, CustomerId, CustomerStatus, DEMO_CUSTOMER_ID, SubscriptionTier};
 use crate::grpc::{AuditApi, CredentialApi, CustomerApi};
 use crate::proto::credential_service_server::CredentialServiceServer;
 use crate::store::{self, NewCustomer};
@@ -49,6 +49,7 @@ pub struct App {
     http_addr: SocketAddr,
     dashboard_origin: Option<http::HeaderValue>,
     dev_token: Option<SecretString>,
+    audit_seal_interval: Duration,
     vault: Vault,
     dev: bool,
 }
@@ -65,9 +66,11 @@ impl App {
         let master = config.master_key()?;
         let keyring = Arc::new(Keyring::single(&master));
         drop(master);
-        let store = store::open(config.database_url.expose(), &config.pool).await.map_err(|e| {
-            StartError::Database { url: config.database_url.to_string(), reason: error_chain(&e) }
-        })?;
+        let signer: Arc<dyn AuditSigner> = keyring.clone();
+        let store =
+            store::open(config.database_url.expose(), &config.pool, Some(signer)).await.map_err(|e| {
+                StartError::Database { url: config.database_url.to_string(), reason: error_chain(&e) }
+            })?;
         let verifiers = Arc::new(Verifiers::new(&config.verify).map_err(StartError::Serve)?);
         let vault = Vault::new(store, keyring, verifiers).with_token_cache_ttl(config.token_cache_ttl);
         let mut dev_token = None;
@@ -95,6 +98,7 @@ impl App {
             http_addr,
             dashboard_origin: config.dashboard_origin.clone(),
             dev_token,
+            audit_seal_interval: config.audit_seal_interval,
             vault,
             dev: config.dev,
         })
@@ -169,6 +173,8 @@ impl App {
         };
 
         crate::metrics::install();
+        let sealer = tokio::spawn(seal_audit_log(self.vault.clone(), self.audit_seal_interval));
+        let final_seal = self.vault.clone();
         tracing::info!(grpc_addr = %self.grpc_addr, http_addr = %self.http_addr, "credvault listening");
         let store = self.vault.store().clone();
         let rest = crate::rest::router(self.vault.clone(), self.dashboard_origin)
@@ -186,16 +192,37 @@ impl App {
                 TcpIncoming::from(self.listener).with_nodelay(Some(true)),
                 stop_signal(stopped),
             );
-        tokio::try_join!(
+        let served = tokio::try_join!(
             stopping,
             async { grpc.await.map_err(|e| StartError::Serve(format!("gRPC: {}", error_chain(&e)))) },
             async { http.await.map_err(|e| StartError::Serve(format!("HTTP: {}", error_chain(&e)))) },
-        )?;
+        );
+        sealer.abort();
+        served?;
+        if final_seal.is_ready()
+            && let Err(e) = final_seal.seal_audit().await
+        {
+            tracing::warn!(error = %e, "could not seal the newest audit rows at shutdown");
+        }
         store.close().await;
         tracing::info!("stopped");
         match fatal.lock().expect("not poisoned").take() {
             Some(error) => Err(error.into()),
             None => Ok(()),
+        }
+    }
+}
+
+/// Seals new audit rows onto the chain every `interval`, while the database is reachable.
+async fn seal_audit_log(vault: Vault, interval: Duration) {
+    let mut every = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if vault.is_ready()
+            && let Err(e) = vault.seal_audit().await
+        {
+            tracing::warn!(error = %e, "sealing the audit log failed; retrying");
         }
     }
 }

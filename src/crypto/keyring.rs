@@ -6,6 +6,7 @@ use aws_lc_rs::{hkdf, hmac};
 use zeroize::Zeroizing;
 
 use super::MasterKey;
+use crate::domain::AuditSigner;
 
 /// A key version, stored in every sealed blob so that keys can rotate without downtime.
 pub type KeyVersion = u32;
@@ -26,6 +27,8 @@ pub(super) struct DerivedKeys {
     check_value: [u8; 32],
     /// Keys request fingerprints (idempotency), so they reveal nothing about secrets.
     fingerprint: hmac::Key,
+    /// Keys the audit log's row MACs and seal chain.
+    audit: hmac::Key,
 }
 
 struct Len(usize);
@@ -50,7 +53,8 @@ impl DerivedKeys {
             .expect("a 32-byte key fits AES-256-GCM");
         let check_value = *expand(b"key check value");
         let fingerprint = hmac::Key::new(hmac::HMAC_SHA256, expand(b"request fingerprint").as_ref());
-        Self { kek, check_value, fingerprint }
+        let audit = hmac::Key::new(hmac::HMAC_SHA256, expand(b"audit log").as_ref());
+        Self { kek, check_value, fingerprint, audit }
     }
 }
 
@@ -87,13 +91,7 @@ impl Keyring {
     /// A keyed fingerprint of a request's content, safe to store: without the key it cannot be
     /// used to test guesses of a secret.
     pub fn fingerprint(&self, parts: &[&[u8]]) -> [u8; 32] {
-        let mut ctx = hmac::Context::with_key(&self.current_keys().fingerprint);
-        for part in parts {
-            // Length-prefix each part so that ("ab", "c") and ("a", "bc") differ.
-            ctx.update(&(part.len() as u64).to_be_bytes());
-            ctx.update(part);
-        }
-        ctx.sign().as_ref().try_into().expect("HMAC-SHA256 tags are 32 bytes")
+        keyed_mac(&self.current_keys().fingerprint, parts)
     }
 
     pub(super) fn current_keys(&self) -> &DerivedKeys {
@@ -103,6 +101,24 @@ impl Keyring {
     pub(super) fn keys(&self, version: KeyVersion) -> Option<&DerivedKeys> {
         self.keys.get(&version)
     }
+}
+
+/// The audit log's MACs use the current key version's audit key. (Rotating the master key
+/// therefore starts a new audit key: `audit verify` needs the key the rows were written with.)
+impl AuditSigner for Keyring {
+    fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
+        keyed_mac(&self.current_keys().audit, parts)
+    }
+}
+
+/// HMAC-SHA256 over length-prefixed parts, so that ("ab", "c") and ("a", "bc") differ.
+fn keyed_mac(key: &hmac::Key, parts: &[&[u8]]) -> [u8; 32] {
+    let mut ctx = hmac::Context::with_key(key);
+    for part in parts {
+        ctx.update(&(part.len() as u64).to_be_bytes());
+        ctx.update(part);
+    }
+    ctx.sign().as_ref().try_into().expect("HMAC-SHA256 tags are 32 bytes")
 }
 
 impl fmt::Debug for Keyring {

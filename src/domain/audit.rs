@@ -81,3 +81,54 @@ pub struct AuditFilter {
     pub page_size: u32,
     pub after: Option<super::Cursor>,
 }
+
+/// The keyed MAC that makes audit rows tamper-evident. Implemented by the crypto keyring; the
+/// store applies it to exactly what it writes, and `audit verify` to exactly what it reads.
+pub trait AuditSigner: Send + Sync {
+    /// HMAC-SHA256 over the length-prefixed parts.
+    fn mac(&self, parts: &[&[u8]]) -> [u8; 32];
+}
+
+impl AuditEvent {
+    /// The row's MAC: over every column but the seal's.
+    pub fn mac(&self, signer: &dyn AuditSigner) -> [u8; 32] {
+        let id = |v: Option<uuid::Uuid>| v.map(|u| u.to_string()).unwrap_or_default();
+        signer.mac(&[
+            b"credvault audit row v1",
+            self.id.as_bytes(),
+            id(self.credential_id.map(|c| *c.as_uuid())).as_bytes(),
+            id(self.customer_id.map(|c| *c.as_uuid())).as_bytes(),
+            self.action.as_bytes(),
+            self.details.as_bytes(),
+            self.ip_address.as_deref().unwrap_or_default().as_bytes(),
+            self.actor.as_deref().unwrap_or_default().as_bytes(),
+            &super::unix_micros(self.created_at).to_be_bytes(),
+        ])
+    }
+}
+
+impl AuditEntry {
+    /// The row this entry becomes, given the id and time the store gives it.
+    pub fn to_event(&self, id: uuid::Uuid, created_at: time::OffsetDateTime) -> AuditEvent {
+        AuditEvent {
+            id,
+            credential_id: self.credential_id,
+            customer_id: self.customer_id,
+            action: self.action.as_str().to_owned(),
+            details: self.details.clone(),
+            ip_address: self.ip_address.map(|ip| ip.to_string()),
+            actor: self.actor.as_ref().map(|a| a.as_str().to_owned()),
+            created_at,
+        }
+    }
+}
+
+/// The chain link of the `seq`-th sealed row.
+pub fn seal_hash(signer: &dyn AuditSigner, prev: &[u8; 32], seq: i64, row_mac: &[u8]) -> [u8; 32] {
+    signer.mac(&[b"credvault audit seal v1", prev, &seq.to_be_bytes(), row_mac])
+}
+
+/// The MAC of the chain's head, so that dropping the newest sealed rows is caught.
+pub fn head_mac(signer: &dyn AuditSigner, seq: i64, hash: &[u8; 32]) -> [u8; 32] {
+    signer.mac(&[b"credvault audit head v1", &seq.to_be_bytes(), hash])
+}

@@ -19,10 +19,10 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use crate::domain::{
-    AuditEntry, AuditEvent, AuditFilter, CredentialId, CredentialMetadata, CredentialName,
+    AuditEntry, AuditEvent, AuditFilter, AuditSigner, CredentialId, CredentialMetadata, CredentialName,
     CredentialSelector, CredentialType, Cursor, Customer, CustomerBinding, CustomerId, CustomerStatus, Email,
     IdempotencyKey, ListFilter, Permission, Provider, Scopes, SubscriptionTier, TokenId, TokenName,
-    TokenRecord,
+    TokenRecord, head_mac, seal_hash,
 };
 
 /// A credential to insert, its secret already sealed.
@@ -164,6 +164,13 @@ pub trait Store: Send + Sync + 'static {
     /// Audit events matching the filter, newest first; up to `filter.page_size + 1` of them.
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError>;
 
+    /// Seals up to `limit` unsealed audit rows, oldest first, onto the chain (see
+    /// `migrations/*/0003_audit_seal.sql`). Rows whose MAC fails are left unsealed and reported.
+    async fn seal_audit(&self, limit: u32) -> Result<SealReport, StoreError>;
+
+    /// The chain's head and every audit row: sealed ones in chain order, then unsealed ones.
+    async fn audit_chain(&self) -> Result<(SealHead, Vec<ChainRow>), StoreError>;
+
     /// Records a new API token. `Conflict` if the name is taken.
     async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
 
@@ -174,6 +181,63 @@ pub trait Store: Send + Sync + 'static {
 
     /// Marks the named token revoked (idempotent). `NotFound` if there is no such token.
     async fn revoke_token(&self, name: &TokenName, now: OffsetDateTime) -> Result<TokenRecord, StoreError>;
+}
+
+/// The audit chain's head: the last sealed row's place and link.
+#[derive(Debug, Clone)]
+pub struct SealHead {
+    pub seq: i64,
+    pub hash: Vec<u8>,
+    /// `None` before the first seal.
+    pub mac: Option<Vec<u8>>,
+}
+
+/// An audit row with its tamper-evidence columns.
+#[derive(Debug, Clone)]
+pub struct ChainRow {
+    pub event: AuditEvent,
+    pub row_mac: Option<Vec<u8>>,
+    pub seal_seq: Option<i64>,
+    pub seal_hash: Option<Vec<u8>>,
+}
+
+/// What one sealing pass did.
+#[derive(Debug, Clone, Default)]
+pub struct SealReport {
+    pub sealed: u32,
+    /// Rows whose MAC failed: forged or altered before sealing. They stay unsealed.
+    pub refused: Vec<uuid::Uuid>,
+}
+
+/// One row's new place on the chain: its id, seal_seq and seal_hash.
+type Link = (uuid::Uuid, i64, [u8; 32]);
+
+/// Links `rows` onto the chain after `head`: the new links, the new head, and the rows refused
+/// for a bad MAC. Shared by both backends so the chain is computed one way.
+fn link(
+    signer: &dyn AuditSigner,
+    head: &SealHead,
+    rows: &[ChainRow],
+) -> (Vec<Link>, SealHead, Vec<uuid::Uuid>) {
+    let mut prev: [u8; 32] = head.hash.as_slice().try_into().unwrap_or([0; 32]);
+    let mut seq = head.seq;
+    let (mut links, mut refused) = (Vec::new(), Vec::new());
+    for row in rows {
+        let expected = row.event.mac(signer);
+        let valid = row
+            .row_mac
+            .as_deref()
+            .is_some_and(|mac| aws_lc_rs::constant_time::verify_slices_are_equal(mac, &expected).is_ok());
+        if !valid {
+            refused.push(row.event.id);
+            continue;
+        }
+        seq += 1;
+        prev = seal_hash(signer, &prev, seq, &expected);
+        links.push((row.event.id, seq, prev));
+    }
+    let head = SealHead { seq, hash: prev.to_vec(), mac: Some(head_mac(signer, seq, &prev).to_vec()) };
+    (links, head, refused)
 }
 
 /// A stored customer row's text columns, decoded (shared by both backends).
@@ -251,11 +315,17 @@ impl Default for PoolSettings {
 /// Opens the backend named by the URL's scheme. SQLite opens (creating) its file now;
 /// PostgreSQL connects lazily, so the server can start before the database is reachable.
 /// Neither migrates: call [`Store::migrate`].
-pub async fn open(url: &str, settings: &PoolSettings) -> Result<Arc<dyn Store>, StoreError> {
+/// `signer` MACs every audit row written; without one (CLI commands run without the key) rows
+/// are written unsigned, which `audit verify` reports.
+pub async fn open(
+    url: &str,
+    settings: &PoolSettings,
+    signer: Option<Arc<dyn AuditSigner>>,
+) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect(url).await?))
+        Ok(Arc::new(SqliteStore::connect(url, signer).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresStore::connect_lazy(url, settings)?))
+        Ok(Arc::new(PostgresStore::connect_lazy(url, settings, signer)?))
     } else {
         Err(StoreError::Config(
             "the database URL must start with sqlite:, postgres:// or postgresql://".into(),

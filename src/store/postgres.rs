@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -16,13 +17,21 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    Inserted, KeyCheck, NewCredential, NewCustomer, PoolSettings, SealedCredential, Store, StoreError,
+    ChainRow, Inserted, KeyCheck, NewCredential, NewCustomer, PoolSettings, SealHead, SealReport,
+    SealedCredential, Store, StoreError,
 };
 use crate::domain::{
-    AuditAction, AuditEntry, AuditEvent, AuditFilter, CredentialId, CredentialMetadata, CredentialName,
-    CredentialSelector, CredentialType, Cursor, Customer, CustomerId, CustomerStatus, ListFilter, Permission,
-    Provider, TokenId, TokenName, TokenRecord,
+    AuditAction, AuditEntry, AuditEvent, AuditFilter, AuditSigner, CredentialId, CredentialMetadata,
+    CredentialName, CredentialSelector, CredentialType, Cursor, Customer, CustomerId, CustomerStatus,
+    ListFilter, Permission, Provider, TokenId, TokenName, TokenRecord,
 };
+
+macro_rules! audit_columns {
+    () => {
+        "id, credential_id, customer_id, action, action_details, host(ip_address) AS ip_address, actor, \
+         created_at, row_mac, seal_seq, seal_hash"
+    };
+}
 
 macro_rules! customer_columns {
     () => {
@@ -39,6 +48,7 @@ macro_rules! token_columns {
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../../migrations/postgres/0001_initial.sql")),
     (2, "tokens", include_str!("../../migrations/postgres/0002_tokens.sql")),
+    (3, "audit seal", include_str!("../../migrations/postgres/0003_audit_seal.sql")),
 ];
 
 fn migrator() -> Migrator {
@@ -68,7 +78,7 @@ macro_rules! credential_columns {
 
 /// A single-row change and its audit row as ONE statement: the audit insert takes its credential
 /// and customer ids from the CTE `changed`, so it inserts nothing when the change matched no row.
-/// `$1`..`$6` are the audit row's (see [`audited`]); the change's own parameters start at `$7`.
+/// `$1`..`$7` are the audit row's (see [`audited`]); the change's own parameters start at `$8`.
 macro_rules! audited_change {
     ($change:literal) => {
         concat!(
@@ -77,8 +87,8 @@ macro_rules! audited_change {
             " RETURNING ",
             credential_columns!(),
             "), audit AS (INSERT INTO credential_audit_log \
-             (id, credential_id, customer_id, action, action_details, ip_address, actor, created_at) \
-             SELECT $1, id, customer_id, $2, $3, $4::inet, $6, $5 FROM changed) \
+             (id, credential_id, customer_id, action, action_details, ip_address, actor, created_at, row_mac) \
+             SELECT $1, id, customer_id, $2, $3, $4::inet, $6, $5, $7 FROM changed) \
              SELECT * FROM changed"
         )
     };
@@ -87,24 +97,38 @@ macro_rules! audited_change {
 type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
 
 /// Starts an `audited_change!` query with the audit row's parameters bound.
-fn audited<'q>(sql: &'static str, audit: &'q AuditEntry, now: OffsetDateTime) -> PgQuery<'q> {
+fn audited<'q>(
+    sql: &'static str,
+    signer: Option<&dyn AuditSigner>,
+    audit: &'q AuditEntry,
+    now: OffsetDateTime,
+) -> PgQuery<'q> {
+    let id = Uuid::new_v4();
+    let now = micro(now);
+    let mac = signer.map(|signer| audit.to_event(id, now).mac(signer).to_vec());
     sqlx::query(sql)
-        .bind(Uuid::new_v4())
+        .bind(id)
         .bind(audit.action.as_str())
         .bind(&audit.details)
         .bind(audit.ip_address.map(|ip| ip.to_string()))
-        .bind(micro(now))
+        .bind(now)
         .bind(audit.actor.as_ref().map(TokenName::as_str))
+        .bind(mac)
 }
 
 pub struct PostgresStore {
     pool: PgPool,
+    signer: Option<Arc<dyn AuditSigner>>,
 }
 
 impl PostgresStore {
     /// Builds the pool without connecting: connections are made on first use and re-made after
     /// the database comes back.
-    pub fn connect_lazy(url: &str, settings: &PoolSettings) -> Result<Self, StoreError> {
+    pub fn connect_lazy(
+        url: &str,
+        settings: &PoolSettings,
+        signer: Option<Arc<dyn AuditSigner>>,
+    ) -> Result<Self, StoreError> {
         let statement_timeout = format!("{}ms", settings.statement_timeout.as_millis());
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::Config(format!("invalid PostgreSQL URL: {e}")))?
@@ -120,7 +144,11 @@ impl PostgresStore {
             .idle_timeout(None)
             .max_lifetime(std::time::Duration::from_secs(30 * 60))
             .connect_lazy_with(options);
-        Ok(Self { pool })
+        Ok(Self { pool, signer })
+    }
+
+    fn signer(&self) -> Option<&dyn AuditSigner> {
+        self.signer.as_deref()
     }
 }
 
@@ -154,22 +182,27 @@ fn micro(t: OffsetDateTime) -> OffsetDateTime {
 
 async fn insert_audit(
     tx: &mut Transaction<'_, Postgres>,
+    signer: Option<&dyn AuditSigner>,
     audit: &AuditEntry,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
+    let id = Uuid::new_v4();
+    let now = micro(now);
+    let mac = signer.map(|signer| audit.to_event(id, now).mac(signer).to_vec());
     sqlx::query(
         "INSERT INTO credential_audit_log \
-         (id, credential_id, customer_id, action, action_details, ip_address, actor, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6::inet, $7, $8)",
+         (id, credential_id, customer_id, action, action_details, ip_address, actor, created_at, row_mac) \
+         VALUES ($1, $2, $3, $4, $5, $6::inet, $7, $8, $9)",
     )
-    .bind(Uuid::new_v4())
+    .bind(id)
     .bind(audit.credential_id.map(|id| *id.as_uuid()))
     .bind(audit.customer_id.map(|id| *id.as_uuid()))
     .bind(audit.action.as_str())
     .bind(&audit.details)
     .bind(audit.ip_address.map(|ip| ip.to_string()))
     .bind(audit.actor.as_ref().map(TokenName::as_str))
-    .bind(micro(now))
+    .bind(now)
+    .bind(mac)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -322,7 +355,7 @@ impl Store for PostgresStore {
             Err(e) => return Err(e.into()),
         };
         let credential = metadata_from_row(&row)?;
-        insert_audit(&mut tx, &audit, now).await?;
+        insert_audit(&mut tx, self.signer(), &audit, now).await?;
         tx.commit().await?;
         Ok(Inserted::Created(credential))
     }
@@ -374,9 +407,9 @@ impl Store for PostgresStore {
         now: OffsetDateTime,
     ) -> Result<CredentialMetadata, StoreError> {
         let sql = audited_change!(
-            "UPDATE cloud_credentials SET usage_count = usage_count + 1, last_used_at = $8 WHERE id = $7 AND is_active"
+            "UPDATE cloud_credentials SET usage_count = usage_count + 1, last_used_at = $9 WHERE id = $8 AND is_active"
         );
-        let query = audited(sql, &audit, now).bind(id.as_uuid()).bind(micro(now));
+        let query = audited(sql, self.signer(), &audit, now).bind(id.as_uuid()).bind(micro(now));
         self.fetch_changed(query, id).await
     }
 
@@ -388,16 +421,17 @@ impl Store for PostgresStore {
         now: OffsetDateTime,
     ) -> Result<CredentialMetadata, StoreError> {
         let sql = audited_change!(
-            "UPDATE cloud_credentials SET is_verified = $9, last_verified_at = $8, updated_at = $8 \
-             WHERE id = $7 AND is_active"
+            "UPDATE cloud_credentials SET is_verified = $10, last_verified_at = $9, updated_at = $9 \
+             WHERE id = $8 AND is_active"
         );
-        let query = audited(sql, &audit, now).bind(id.as_uuid()).bind(micro(now)).bind(verified);
+        let query =
+            audited(sql, self.signer(), &audit, now).bind(id.as_uuid()).bind(micro(now)).bind(verified);
         self.fetch_changed(query, id).await
     }
 
     async fn append_audit(&self, audit: AuditEntry, now: OffsetDateTime) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        insert_audit(&mut tx, &audit, now).await?;
+        insert_audit(&mut tx, self.signer(), &audit, now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -456,10 +490,10 @@ impl Store for PostgresStore {
         now: OffsetDateTime,
     ) -> Result<CredentialMetadata, StoreError> {
         let sql = audited_change!(
-            "UPDATE cloud_credentials SET is_active = false, is_default = false, updated_at = $8, deleted_at = $8 \
-             WHERE id = $7 AND is_active"
+            "UPDATE cloud_credentials SET is_active = false, is_default = false, updated_at = $9, deleted_at = $9 \
+             WHERE id = $8 AND is_active"
         );
-        let query = audited(sql, &audit, now).bind(id.as_uuid()).bind(micro(now));
+        let query = audited(sql, self.signer(), &audit, now).bind(id.as_uuid()).bind(micro(now));
         self.fetch_changed(query, id).await
     }
 
@@ -504,7 +538,7 @@ impl Store for PostgresStore {
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("customer {id}")))?;
         let customer = customer_from_row(&row)?;
-        insert_audit(&mut tx, &audit, now).await?;
+        insert_audit(&mut tx, self.signer(), &audit, now).await?;
         tx.commit().await?;
         Ok(customer)
     }
@@ -529,22 +563,67 @@ impl Store for PostgresStore {
         .bind(i64::from(filter.page_size) + 1)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(AuditEvent {
-                    id: row.try_get("id")?,
-                    credential_id: row
-                        .try_get::<Option<Uuid>, _>("credential_id")?
-                        .map(CredentialId::from_uuid),
-                    customer_id: row.try_get::<Option<Uuid>, _>("customer_id")?.map(CustomerId::from_uuid),
-                    action: row.try_get("action")?,
-                    details: row.try_get("action_details")?,
-                    ip_address: row.try_get("ip_address")?,
-                    actor: row.try_get("actor")?,
-                    created_at: row.try_get("created_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(audit_event_from_row).collect()
+    }
+
+    async fn seal_audit(&self, limit: u32) -> Result<SealReport, StoreError> {
+        let signer = self.signer().ok_or_else(|| StoreError::Config("sealing needs the audit key".into()))?;
+        let mut tx = self.pool.begin().await?;
+        // The head's row lock serializes sealers across instances; requests never take it.
+        let head = sqlx::query("SELECT seq, hash, mac FROM audit_seal WHERE id = 1 FOR UPDATE")
+            .fetch_one(&mut *tx)
+            .await?;
+        let head =
+            SealHead { seq: head.try_get("seq")?, hash: head.try_get("hash")?, mac: head.try_get("mac")? };
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            audit_columns!(),
+            " FROM credential_audit_log WHERE seal_seq IS NULL ORDER BY created_at, id LIMIT $1"
+        ))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        let rows = rows.iter().map(chain_row).collect::<Result<Vec<_>, _>>()?;
+        let (links, head, refused) = super::link(signer, &head, &rows);
+        if !links.is_empty() {
+            let ids: Vec<Uuid> = links.iter().map(|(id, _, _)| *id).collect();
+            let seqs: Vec<i64> = links.iter().map(|(_, seq, _)| *seq).collect();
+            let hashes: Vec<Vec<u8>> = links.iter().map(|(_, _, hash)| hash.to_vec()).collect();
+            sqlx::query(
+                "UPDATE credential_audit_log AS a SET seal_seq = v.seq, seal_hash = v.hash \
+                 FROM unnest($1::uuid[], $2::bigint[], $3::bytea[]) AS v(id, seq, hash) WHERE a.id = v.id",
+            )
+            .bind(ids)
+            .bind(seqs)
+            .bind(hashes)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE audit_seal SET seq = $1, hash = $2, mac = $3, updated_at = now() WHERE id = 1",
+            )
+            .bind(head.seq)
+            .bind(&head.hash)
+            .bind(&head.mac)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(SealReport { sealed: u32::try_from(links.len()).unwrap_or(u32::MAX), refused })
+    }
+
+    async fn audit_chain(&self) -> Result<(SealHead, Vec<ChainRow>), StoreError> {
+        let head =
+            sqlx::query("SELECT seq, hash, mac FROM audit_seal WHERE id = 1").fetch_one(&self.pool).await?;
+        let head =
+            SealHead { seq: head.try_get("seq")?, hash: head.try_get("hash")?, mac: head.try_get("mac")? };
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            audit_columns!(),
+            " FROM credential_audit_log ORDER BY seal_seq IS NULL, seal_seq, created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok((head, rows.iter().map(chain_row).collect::<Result<_, _>>()?))
     }
 
     async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
@@ -624,6 +703,28 @@ impl PostgresStore {
     }
 }
 
+fn audit_event_from_row(row: &PgRow) -> Result<AuditEvent, StoreError> {
+    Ok(AuditEvent {
+        id: row.try_get("id")?,
+        credential_id: row.try_get::<Option<Uuid>, _>("credential_id")?.map(CredentialId::from_uuid),
+        customer_id: row.try_get::<Option<Uuid>, _>("customer_id")?.map(CustomerId::from_uuid),
+        action: row.try_get("action")?,
+        details: row.try_get("action_details")?,
+        ip_address: row.try_get("ip_address")?,
+        actor: row.try_get("actor")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn chain_row(row: &PgRow) -> Result<ChainRow, StoreError> {
+    Ok(ChainRow {
+        event: audit_event_from_row(row)?,
+        row_mac: row.try_get("row_mac")?,
+        seal_seq: row.try_get("seal_seq")?,
+        seal_hash: row.try_get("seal_hash")?,
+    })
+}
+
 fn customer_from_row(row: &PgRow) -> Result<Customer, StoreError> {
     let status: String = row.try_get("status")?;
     let tier: String = row.try_get("subscription_tier")?;
@@ -660,10 +761,10 @@ fn token_from_row(row: &PgRow) -> Result<TokenRecord, StoreError> {
 mod tests {
     #[test]
     fn audited_change_numbers_its_parameters_after_the_change() {
-        let sql = audited_change!("UPDATE t SET a = $8 WHERE id = $7");
+        let sql = audited_change!("UPDATE t SET a = $9 WHERE id = $8");
         assert!(
-            sql.starts_with("WITH changed AS (UPDATE t SET a = $8 WHERE id = $7 RETURNING id, customer_id")
+            sql.starts_with("WITH changed AS (UPDATE t SET a = $9 WHERE id = $8 RETURNING id, customer_id")
         );
-        assert!(sql.contains("SELECT $1, id, customer_id, $2, $3, $4::inet, $6, $5 FROM changed"));
+        assert!(sql.contains("SELECT $1, id, customer_id, $2, $3, $4::inet, $6, $5, $7 FROM changed"));
     }
 }

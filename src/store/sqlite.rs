@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -17,12 +18,22 @@ use sqlx::{Row, Sqlite, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Inserted, KeyCheck, NewCredential, NewCustomer, SealedCredential, Store, StoreError};
-use crate::domain::{
-    AuditAction, AuditEntry, AuditEvent, AuditFilter, CredentialId, CredentialMetadata, CredentialName,
-    CredentialSelector, CredentialType, Cursor, Customer, CustomerId, CustomerStatus, ListFilter, Permission,
-    Provider, TokenId, TokenName, TokenRecord,
+use super::{
+    ChainRow, Inserted, KeyCheck, NewCredential, NewCustomer, SealHead, SealReport, SealedCredential, Store,
+    StoreError,
 };
+use crate::domain::{
+    AuditAction, AuditEntry, AuditEvent, AuditFilter, AuditSigner, CredentialId, CredentialMetadata,
+    CredentialName, CredentialSelector, CredentialType, Cursor, Customer, CustomerId, CustomerStatus,
+    ListFilter, Permission, Provider, TokenId, TokenName, TokenRecord,
+};
+
+macro_rules! audit_columns {
+    () => {
+        "id, credential_id, customer_id, action, action_details, ip_address, actor, created_at, \
+         row_mac, seal_seq, seal_hash"
+    };
+}
 
 macro_rules! customer_columns {
     () => {
@@ -39,6 +50,7 @@ macro_rules! token_columns {
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../../migrations/sqlite/0001_initial.sql")),
     (2, "tokens", include_str!("../../migrations/sqlite/0002_tokens.sql")),
+    (3, "audit seal", include_str!("../../migrations/sqlite/0003_audit_seal.sql")),
 ];
 
 /// The SQLite schema's migrations, embedded in the binary.
@@ -81,11 +93,12 @@ macro_rules! returning_credential {
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    signer: Option<Arc<dyn AuditSigner>>,
 }
 
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url`.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+    pub async fn connect(url: &str, signer: Option<Arc<dyn AuditSigner>>) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Config(format!("invalid SQLite URL: {e}")))?
             .create_if_missing(true)
@@ -113,7 +126,11 @@ impl SqliteStore {
             .max_lifetime(None)
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Self { writer, reader })
+        Ok(Self { writer, reader, signer })
+    }
+
+    fn signer(&self) -> Option<&dyn AuditSigner> {
+        self.signer.as_deref()
     }
 }
 
@@ -161,15 +178,18 @@ fn metadata_from_row(row: &SqliteRow) -> Result<CredentialMetadata, StoreError> 
 
 async fn insert_audit(
     tx: &mut Transaction<'_, Sqlite>,
+    signer: Option<&dyn AuditSigner>,
     audit: &AuditEntry,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
+    let id = Uuid::new_v4();
+    let mac = signer.map(|signer| audit.to_event(id, now).mac(signer));
     sqlx::query(
         "INSERT INTO credential_audit_log \
-         (id, credential_id, customer_id, action, action_details, ip_address, actor, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+         (id, credential_id, customer_id, action, action_details, ip_address, actor, created_at, row_mac) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
-    .bind(Uuid::new_v4().to_string())
+    .bind(id.to_string())
     .bind(audit.credential_id.map(|id| id.to_string()))
     .bind(audit.customer_id.map(|id| id.to_string()))
     .bind(audit.action.as_str())
@@ -177,6 +197,7 @@ async fn insert_audit(
     .bind(audit.ip_address.map(|ip| ip.to_string()))
     .bind(audit.actor.as_ref().map(TokenName::as_str))
     .bind(micros(now))
+    .bind(mac.as_ref().map(<[u8; 32]>::as_slice))
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -322,7 +343,7 @@ impl Store for SqliteStore {
             _ => e.into(),
         })?;
         let credential = metadata_from_row(&row)?;
-        insert_audit(&mut tx, &audit, new.now).await?;
+        insert_audit(&mut tx, self.signer(), &audit, new.now).await?;
         tx.commit().await?;
         Ok(Inserted::Created(credential))
     }
@@ -383,7 +404,7 @@ impl Store for SqliteStore {
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("active credential {id}")))?;
         let credential = metadata_from_row(&row)?;
-        insert_audit(&mut tx, &audit, now).await?;
+        insert_audit(&mut tx, self.signer(), &audit, now).await?;
         tx.commit().await?;
         Ok(credential)
     }
@@ -408,14 +429,14 @@ impl Store for SqliteStore {
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("active credential {id}")))?;
         let credential = metadata_from_row(&row)?;
-        insert_audit(&mut tx, &audit, now).await?;
+        insert_audit(&mut tx, self.signer(), &audit, now).await?;
         tx.commit().await?;
         Ok(credential)
     }
 
     async fn append_audit(&self, audit: AuditEntry, now: OffsetDateTime) -> Result<(), StoreError> {
         let mut tx = self.writer.begin().await?;
-        insert_audit(&mut tx, &audit, now).await?;
+        insert_audit(&mut tx, self.signer(), &audit, now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -476,7 +497,7 @@ impl Store for SqliteStore {
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("active credential {id}")))?;
         let credential = metadata_from_row(&row)?;
-        insert_audit(&mut tx, &audit, now).await?;
+        insert_audit(&mut tx, self.signer(), &audit, now).await?;
         tx.commit().await?;
         Ok(credential)
     }
@@ -522,7 +543,7 @@ impl Store for SqliteStore {
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("customer {id}")))?;
         let customer = customer_from_row(&row)?;
-        insert_audit(&mut tx, &audit, now).await?;
+        insert_audit(&mut tx, self.signer(), &audit, now).await?;
         tx.commit().await?;
         Ok(customer)
     }
@@ -548,25 +569,61 @@ impl Store for SqliteStore {
         .bind(i64::from(filter.page_size) + 1)
         .fetch_all(&self.reader)
         .await?;
-        rows.iter()
-            .map(|row| {
-                let optional_id = |column: &str| -> Result<Option<uuid::Uuid>, StoreError> {
-                    row.try_get::<Option<String>, _>(column)?
-                        .map(|v| Uuid::try_parse(&v).map_err(|_| corrupt(column, &v)))
-                        .transpose()
-                };
-                Ok(AuditEvent {
-                    id: uuid(row, "id")?,
-                    credential_id: optional_id("credential_id")?.map(CredentialId::from_uuid),
-                    customer_id: optional_id("customer_id")?.map(CustomerId::from_uuid),
-                    action: row.try_get("action")?,
-                    details: row.try_get("action_details")?,
-                    ip_address: row.try_get("ip_address")?,
-                    actor: row.try_get("actor")?,
-                    created_at: from_micros(row.try_get("created_at")?)?,
-                })
-            })
-            .collect()
+        rows.iter().map(audit_event_from_row).collect()
+    }
+
+    async fn seal_audit(&self, limit: u32) -> Result<SealReport, StoreError> {
+        let signer = self.signer().ok_or_else(|| StoreError::Config("sealing needs the audit key".into()))?;
+        // The single writer serializes sealing with every other write.
+        let mut tx = self.writer.begin().await?;
+        let head =
+            sqlx::query("SELECT seq, hash, mac FROM audit_seal WHERE id = 1").fetch_one(&mut *tx).await?;
+        let head =
+            SealHead { seq: head.try_get("seq")?, hash: head.try_get("hash")?, mac: head.try_get("mac")? };
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            audit_columns!(),
+            " FROM credential_audit_log WHERE seal_seq IS NULL ORDER BY created_at, id LIMIT ?"
+        ))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        let rows = rows.iter().map(chain_row).collect::<Result<Vec<_>, _>>()?;
+        let (links, head, refused) = super::link(signer, &head, &rows);
+        for (id, seq, hash) in &links {
+            sqlx::query("UPDATE credential_audit_log SET seal_seq = ?, seal_hash = ? WHERE id = ?")
+                .bind(seq)
+                .bind(hash.as_slice())
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        if !links.is_empty() {
+            sqlx::query("UPDATE audit_seal SET seq = ?, hash = ?, mac = ?, updated_at = ? WHERE id = 1")
+                .bind(head.seq)
+                .bind(&head.hash)
+                .bind(&head.mac)
+                .bind(micros(OffsetDateTime::now_utc()))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(SealReport { sealed: u32::try_from(links.len()).unwrap_or(u32::MAX), refused })
+    }
+
+    async fn audit_chain(&self) -> Result<(SealHead, Vec<ChainRow>), StoreError> {
+        let head =
+            sqlx::query("SELECT seq, hash, mac FROM audit_seal WHERE id = 1").fetch_one(&self.reader).await?;
+        let head =
+            SealHead { seq: head.try_get("seq")?, hash: head.try_get("hash")?, mac: head.try_get("mac")? };
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            audit_columns!(),
+            " FROM credential_audit_log ORDER BY seal_seq IS NULL, seal_seq, created_at, id"
+        ))
+        .fetch_all(&self.reader)
+        .await?;
+        Ok((head, rows.iter().map(chain_row).collect::<Result<_, _>>()?))
     }
 
     async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
@@ -620,6 +677,33 @@ impl Store for SqliteStore {
         .ok_or_else(|| StoreError::NotFound(format!("token {:?}", name.as_str())))?;
         token_from_row(&row)
     }
+}
+
+fn audit_event_from_row(row: &SqliteRow) -> Result<AuditEvent, StoreError> {
+    let optional_id = |column: &str| -> Result<Option<Uuid>, StoreError> {
+        row.try_get::<Option<String>, _>(column)?
+            .map(|v| Uuid::try_parse(&v).map_err(|_| corrupt(column, &v)))
+            .transpose()
+    };
+    Ok(AuditEvent {
+        id: uuid(row, "id")?,
+        credential_id: optional_id("credential_id")?.map(CredentialId::from_uuid),
+        customer_id: optional_id("customer_id")?.map(CustomerId::from_uuid),
+        action: row.try_get("action")?,
+        details: row.try_get("action_details")?,
+        ip_address: row.try_get("ip_address")?,
+        actor: row.try_get("actor")?,
+        created_at: from_micros(row.try_get("created_at")?)?,
+    })
+}
+
+fn chain_row(row: &SqliteRow) -> Result<ChainRow, StoreError> {
+    Ok(ChainRow {
+        event: audit_event_from_row(row)?,
+        row_mac: row.try_get("row_mac")?,
+        seal_seq: row.try_get("seal_seq")?,
+        seal_hash: row.try_get("seal_hash")?,
+    })
 }
 
 fn customer_from_row(row: &SqliteRow) -> Result<Customer, StoreError> {

@@ -2,6 +2,7 @@
 //! secret, persist with its audit row, and answer in domain terms.
 
 mod access;
+mod audit_log;
 mod customers;
 mod error;
 
@@ -12,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use aws_lc_rs::constant_time::verify_slices_are_equal;
 use time::OffsetDateTime;
 
+pub use audit_log::{AuditVerified, SEAL_INTERVAL, Tampered, verify_audit_log};
 pub use customers::{AUDIT_CURSOR, CUSTOMER_CURSOR, Directory, Listed, NewCustomerRequest};
 pub use error::{VaultError, error_chain};
 

@@ -186,6 +186,8 @@ async fn the_cli_manages_customers_and_tokens() {
         let output = Command::new(env!("CARGO_BIN_EXE_credvault"))
             .args(args)
             .env("CREDVAULT_DATABASE_URL", &app.database_url)
+            .env("CREDENTIAL_ENCRYPTION_KEY", &app.key)
+            .env_remove("CREDVAULT_KEY_FILE")
             .output()
             .unwrap();
         assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));

@@ -71,6 +71,15 @@ impl TestDb {
         }
     }
 
+    /// Runs one statement behind the server's back (tampering); returns the rows it touched.
+    pub async fn execute(&self, sql: &str) -> u64 {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match self {
+            TestDb::Sqlite(pool) => sqlx::raw_sql(sql).execute(pool).await.unwrap().rows_affected(),
+            TestDb::Postgres(pool) => sqlx::raw_sql(sql).execute(pool).await.unwrap().rows_affected(),
+        }
+    }
+
     /// How many rows (active or not) a credential id has.
     pub async fn credential_rows(&self, credential_id: &str) -> i64 {
         match self {

@@ -8,6 +8,7 @@
 #[macro_use]
 mod helpers;
 
+mod audit_seal;
 mod auth;
 mod bad_input;
 mod cli;
