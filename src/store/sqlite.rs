@@ -574,39 +574,50 @@ impl Store for SqliteStore {
 
     async fn seal_audit(&self, limit: u32) -> Result<SealReport, StoreError> {
         let signer = self.signer().ok_or_else(|| StoreError::Config("sealing needs the audit key".into()))?;
-        // The single writer serializes sealing with every other write.
-        let mut tx = self.writer.begin().await?;
-        let head =
-            sqlx::query("SELECT seq, hash, mac FROM audit_seal WHERE id = 1").fetch_one(&mut *tx).await?;
-        let head =
-            SealHead { seq: head.try_get("seq")?, hash: head.try_get("hash")?, mac: head.try_get("mac")? };
+        // Read and compute on a reader connection, so the single writer is held only for the
+        // one UPDATE below: requests' audit writes wait for milliseconds, not for the MACs.
+        let head = read_head(&self.reader).await?;
         let rows = sqlx::query(concat!(
             "SELECT ",
             audit_columns!(),
             " FROM credential_audit_log WHERE seal_seq IS NULL ORDER BY created_at, id LIMIT ?"
         ))
         .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
+        .fetch_all(&self.reader)
         .await?;
         let rows = rows.iter().map(chain_row).collect::<Result<Vec<_>, _>>()?;
-        let (links, head, refused) = super::link(signer, &head, &rows);
+        let (links, new_head, refused) = super::link(signer, &head, &rows);
+        if links.is_empty() {
+            return Ok(SealReport { sealed: 0, refused });
+        }
+        let mut tx = self.writer.begin().await?;
+        let current = read_head(&mut *tx).await?;
+        if current.seq != head.seq || current.hash != head.hash {
+            // Another sealer moved the head meanwhile (only possible with two servers on one
+            // file); the next pass starts from the new head.
+            return Ok(SealReport::default());
+        }
         for (id, seq, hash) in &links {
-            sqlx::query("UPDATE credential_audit_log SET seal_seq = ?, seal_hash = ? WHERE id = ?")
-                .bind(seq)
-                .bind(hash.as_slice())
-                .bind(id.to_string())
-                .execute(&mut *tx)
-                .await?;
+            // One primary-key update per row: each is a few microseconds in process.
+            let updated = sqlx::query(
+                "UPDATE credential_audit_log SET seal_seq = ?, seal_hash = ? WHERE id = ? AND seal_seq IS NULL",
+            )
+            .bind(seq)
+            .bind(hash.as_slice())
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+            if updated.rows_affected() != 1 {
+                return Err(StoreError::Other(format!("audit row {id} changed while being sealed").into()));
+            }
         }
-        if !links.is_empty() {
-            sqlx::query("UPDATE audit_seal SET seq = ?, hash = ?, mac = ?, updated_at = ? WHERE id = 1")
-                .bind(head.seq)
-                .bind(&head.hash)
-                .bind(&head.mac)
-                .bind(micros(OffsetDateTime::now_utc()))
-                .execute(&mut *tx)
-                .await?;
-        }
+        sqlx::query("UPDATE audit_seal SET seq = ?, hash = ?, mac = ?, updated_at = ? WHERE id = 1")
+            .bind(new_head.seq)
+            .bind(&new_head.hash)
+            .bind(&new_head.mac)
+            .bind(micros(OffsetDateTime::now_utc()))
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(SealReport { sealed: u32::try_from(links.len()).unwrap_or(u32::MAX), refused })
     }
@@ -677,6 +688,11 @@ impl Store for SqliteStore {
         .ok_or_else(|| StoreError::NotFound(format!("token {:?}", name.as_str())))?;
         token_from_row(&row)
     }
+}
+
+async fn read_head<'e>(executor: impl sqlx::SqliteExecutor<'e>) -> Result<SealHead, StoreError> {
+    let head = sqlx::query("SELECT seq, hash, mac FROM audit_seal WHERE id = 1").fetch_one(executor).await?;
+    Ok(SealHead { seq: head.try_get("seq")?, hash: head.try_get("hash")?, mac: head.try_get("mac")? })
 }
 
 fn audit_event_from_row(row: &SqliteRow) -> Result<AuditEvent, StoreError> {

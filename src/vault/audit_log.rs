@@ -9,8 +9,8 @@ use super::{Vault, VaultError};
 use crate::domain::{AuditSigner, head_mac, seal_hash};
 use crate::store::{SealReport, Store, StoreError};
 
-/// Rows sealed per transaction.
-const SEAL_BATCH: u32 = 5_000;
+/// Rows sealed per transaction: small enough that SQLite's single writer is held briefly.
+const SEAL_BATCH: u32 = 1_000;
 
 /// How often the server seals new audit rows: the window in which a freshly written row is
 /// protected by its own MAC only (a deleted unsealed row would go unnoticed).
