@@ -9,6 +9,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use crate::crypto::{KeyError, MasterKey};
+use crate::domain::TrustedProxies;
 use crate::store::PoolSettings;
 use crate::verify::VerifySettings;
 
@@ -40,6 +41,19 @@ pub struct ServeArgs {
     /// from (CORS); unset, no cross-origin browser calls are allowed.
     #[arg(long, env = "CREDVAULT_DASHBOARD_ORIGIN")]
     pub dashboard_origin: Option<String>,
+    /// PEM certificate chain for TLS on the gRPC listener (with --tls-key); plaintext without.
+    #[arg(long, env = "CREDVAULT_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "CREDVAULT_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificate(s): require clients to present a certificate signed by one (mutual TLS).
+    #[arg(long, env = "CREDVAULT_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Comma-separated addresses or CIDR networks of proxies whose X-Forwarded-For is believed
+    /// for the audit log's ip_address (e.g. 10.0.0.0/8); unset, the peer address is recorded.
+    #[arg(long, env = "CREDVAULT_TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<String>,
     /// Database URL: sqlite://path/to/file.db or postgres://user:password@host:port/db
     #[arg(long, env = "CREDVAULT_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
     pub database_url: String,
@@ -290,6 +304,58 @@ fn origin(value: &str) -> Result<http::HeaderValue, ConfigError> {
     http::HeaderValue::try_from(value.trim_end_matches('/')).map_err(|_| refuse())
 }
 
+/// Where the gRPC listener's TLS material is.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Set for mutual TLS.
+    pub client_ca: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    fn from_args(
+        cert: Option<PathBuf>,
+        key: Option<PathBuf>,
+        client_ca: Option<PathBuf>,
+    ) -> Result<Option<Self>, ConfigError> {
+        match (cert, key, client_ca) {
+            (None, None, None) => Ok(None),
+            (Some(cert), Some(key), client_ca) => Ok(Some(Self { cert, key, client_ca })),
+            (_, _, Some(_)) => Err(ConfigError(
+                "CREDVAULT_TLS_CLIENT_CA / --tls-client-ca needs --tls-cert and --tls-key (mutual TLS is TLS first)".into(),
+            )),
+            _ => Err(ConfigError(
+                "set both CREDVAULT_TLS_CERT / --tls-cert and CREDVAULT_TLS_KEY / --tls-key, or neither".into(),
+            )),
+        }
+    }
+
+    /// Reads the files.
+    pub fn read(&self) -> Result<TlsPem, ConfigError> {
+        let read = |path: &Path, what: &str| {
+            std::fs::read(path)
+                .map_err(|e| ConfigError(format!("cannot read the TLS {what} {}: {e}", path.display())))
+        };
+        let cert = read(&self.cert, "certificate")?;
+        let key = zeroize::Zeroizing::new(read(&self.key, "key")?);
+        let client_ca = self.client_ca.as_deref().map(|p| read(p, "client CA")).transpose()?;
+        for (pem, what, path) in [(&cert, "certificate", &self.cert), (&*key, "key", &self.key)] {
+            if !pem.starts_with(b"-----BEGIN") && !String::from_utf8_lossy(pem).contains("-----BEGIN") {
+                return Err(ConfigError(format!("the TLS {what} {} is not PEM", path.display())));
+            }
+        }
+        Ok(TlsPem { cert, key, client_ca })
+    }
+}
+
+/// The TLS files' contents; the key is wiped when dropped.
+pub struct TlsPem {
+    pub cert: Vec<u8>,
+    pub key: zeroize::Zeroizing<Vec<u8>>,
+    pub client_ca: Option<Vec<u8>>,
+}
+
 /// The server's validated configuration.
 #[derive(Debug)]
 pub struct Config {
@@ -300,6 +366,8 @@ pub struct Config {
     pub key: KeySource,
     pub dev: bool,
     pub log_format: LogFormat,
+    pub tls: Option<TlsFiles>,
+    pub trusted_proxies: TrustedProxies,
     pub token_cache_ttl: Duration,
     pub audit_seal_interval: Duration,
     pub pool: PoolSettings,
@@ -338,6 +406,12 @@ impl Config {
             key,
             dev: args.dev,
             log_format: args.log_format,
+            tls: TlsFiles::from_args(args.tls_cert, args.tls_key, args.tls_client_ca)?,
+            trusted_proxies: TrustedProxies::parse(
+                args.trusted_proxies.as_deref().unwrap_or_default(),
+                "CREDVAULT_TRUSTED_PROXIES / --trusted-proxies",
+            )
+            .map_err(|v| ConfigError(v.to_string()))?,
             token_cache_ttl: match args.token_cache_secs {
                 t if t.is_finite() && (0.0..=300.0).contains(&t) => Duration::from_secs_f64(t),
                 _ => {
@@ -457,6 +531,10 @@ mod tests {
             grpc_addr: DEFAULT_GRPC_ADDR.into(),
             http_addr: DEFAULT_HTTP_ADDR.into(),
             dashboard_origin: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            trusted_proxies: None,
             database_url: DEFAULT_DATABASE_URL.into(),
             key_file: None,
             dev: false,

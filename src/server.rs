@@ -12,8 +12,8 @@ use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tonic::server::NamedService;
-use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
@@ -49,6 +49,7 @@ pub struct App {
     http_addr: SocketAddr,
     dashboard_origin: Option<http::HeaderValue>,
     dev_token: Option<SecretString>,
+    tls: Option<ServerTlsConfig>,
     audit_seal_interval: Duration,
     vault: Vault,
     dev: bool,
@@ -63,6 +64,7 @@ impl App {
     /// that is not reachable yet is not an error: the server starts NOT_SERVING and keeps trying
     /// (see [`App::run_until_stopped`]). A wrong key or a broken schema is.
     pub async fn build(config: &Config) -> Result<Self, StartError> {
+        let tls = config.tls.as_ref().map(tls_config).transpose()?;
         let master = config.master_key()?;
         let keyring = Arc::new(Keyring::single(&master));
         drop(master);
@@ -72,7 +74,9 @@ impl App {
                 StartError::Database { url: config.database_url.to_string(), reason: error_chain(&e) }
             })?;
         let verifiers = Arc::new(Verifiers::new(&config.verify).map_err(StartError::Serve)?);
-        let vault = Vault::new(store, keyring, verifiers).with_token_cache_ttl(config.token_cache_ttl);
+        let vault = Vault::new(store, keyring, verifiers)
+            .with_token_cache_ttl(config.token_cache_ttl)
+            .with_trusted_proxies(config.trusted_proxies.clone());
         let mut dev_token = None;
         match vault.prepare().await {
             Ok(()) => {
@@ -98,6 +102,7 @@ impl App {
             http_addr,
             dashboard_origin: config.dashboard_origin.clone(),
             dev_token,
+            tls,
             audit_seal_interval: config.audit_seal_interval,
             vault,
             dev: config.dev,
@@ -180,7 +185,13 @@ impl App {
         let rest = crate::rest::router(self.vault.clone(), self.dashboard_origin)
             .into_make_service_with_connect_info::<SocketAddr>();
         let http = axum::serve(self.http_listener, rest).with_graceful_shutdown(stop_signal(stopped.clone()));
-        let grpc = Server::builder()
+        let mut builder = Server::builder();
+        if let Some(tls) = self.tls {
+            builder = builder
+                .tls_config(tls)
+                .map_err(|e| StartError::Serve(format!("TLS: {}", error_chain(&e))))?;
+        }
+        let grpc = builder
             .layer(crate::metrics::GrpcMetricsLayer)
             .add_service(health_service)
             .add_service(reflection_v1)
@@ -211,6 +222,16 @@ impl App {
             None => Ok(()),
         }
     }
+}
+
+/// The gRPC listener's TLS (and, with a client CA, mutual TLS) from the configured files.
+fn tls_config(files: &crate::config::TlsFiles) -> Result<ServerTlsConfig, StartError> {
+    let pem = files.read()?;
+    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(pem.cert, pem.key.as_slice()));
+    if let Some(ca) = pem.client_ca {
+        tls = tls.client_ca_root(Certificate::from_pem(ca));
+    }
+    Ok(tls)
 }
 
 /// Seals new audit rows onto the chain every `interval`, while the database is reachable.

@@ -7,6 +7,7 @@ mod credential;
 mod cursor;
 mod customer;
 mod ids;
+mod network;
 mod provider;
 mod secret;
 mod selector;
@@ -22,6 +23,7 @@ pub use credential::{
 pub use cursor::Cursor;
 pub use customer::{Customer, CustomerStatus, Email, SubscriptionTier, company_name};
 pub use ids::{CredentialId, CustomerId, TokenId};
+pub use network::TrustedProxies;
 pub use provider::{Permission, Provider};
 pub use secret::{MAX_SECRET_BYTES, SecretPayload};
 pub use selector::CredentialSelector;

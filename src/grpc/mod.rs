@@ -53,7 +53,10 @@ async fn context<T>(vault: &Vault, request: &tonic::Request<T>) -> Result<Reques
     let principal = vault.authenticate(authorization).await.map_err(status_from)?;
     Ok(RequestContext {
         principal: Some(principal),
-        peer_ip: request.remote_addr().map(|addr| addr.ip()),
+        peer_ip: vault.client_ip(
+            request.remote_addr().map(|addr| addr.ip()),
+            request.metadata().get("x-forwarded-for").and_then(|v| v.to_str().ok()),
+        ),
         acting_for: None,
     })
 }

@@ -217,7 +217,9 @@ impl FromRequestParts<Vault> for Caller {
         let value =
             parts.headers.get("x-customer-id").map(|v| v.to_str().unwrap_or("\u{fffd}")).unwrap_or_default();
         let customer = CustomerId::parse(value, "X-Customer-ID").map_err(ApiError::bad_request)?;
-        let peer_ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip());
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip());
+        let forwarded = parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+        let peer_ip = vault.client_ip(peer, forwarded);
         let context = RequestContext { principal: Some(principal), peer_ip, acting_for: Some(customer) };
         Ok(Caller { customer, context })
     }

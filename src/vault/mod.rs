@@ -22,7 +22,7 @@ use crate::crypto::{Binding, Keyring};
 use crate::domain::{
     AuditAction, AuditEntry, CredentialId, CredentialMetadata, CredentialName, CredentialSelector,
     CredentialType, CustomerId, CustomerStatus, IdempotencyKey, ListFilter, PageCursor, Permission,
-    Principal, Scope, SecretPayload, Summary, TokenName, Verification, VerifyOutcome,
+    Principal, Scope, SecretPayload, Summary, TokenName, TrustedProxies, Verification, VerifyOutcome,
 };
 use crate::store::{Inserted, KeyCheck, NewCredential, Store, StoreError};
 use crate::verify::Verifiers;
@@ -125,6 +125,7 @@ pub struct Vault {
     verifiers: Arc<Verifiers>,
     auth: Arc<Authenticator>,
     directory: Directory,
+    trusted_proxies: Arc<TrustedProxies>,
     /// Set once [`Vault::prepare`] has migrated the schema and proved the key; until then every
     /// use case answers UNAVAILABLE.
     ready: Arc<AtomicBool>,
@@ -135,7 +136,15 @@ impl Vault {
     pub fn new(store: Arc<dyn Store>, keyring: Arc<Keyring>, verifiers: Arc<Verifiers>) -> Self {
         let auth = Arc::new(Authenticator::new(store.clone(), crate::auth::DEFAULT_CACHE_TTL));
         let directory = Directory::new(store.clone());
-        Self { store, keyring, verifiers, auth, directory, ready: Arc::new(AtomicBool::new(false)) }
+        Self {
+            store,
+            keyring,
+            verifiers,
+            auth,
+            directory,
+            trusted_proxies: Arc::default(),
+            ready: Arc::new(AtomicBool::new(false)),
+        }
     }
 
     /// How long a checked token is trusted before it is read again (the revocation bound).
@@ -178,6 +187,17 @@ impl Vault {
                 "credvault is starting and cannot reach its database yet; retry shortly".into(),
             ))
         }
+    }
+
+    /// Proxies whose `X-Forwarded-For` names the client in the audit log.
+    pub fn with_trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.trusted_proxies = Arc::new(proxies);
+        self
+    }
+
+    /// The address the audit log records for a request from `peer`.
+    pub fn client_ip(&self, peer: Option<IpAddr>, forwarded_for: Option<&str>) -> Option<IpAddr> {
+        peer.map(|peer| self.trusted_proxies.client_ip(peer, forwarded_for))
     }
 
     /// Customers and the audit log.

@@ -102,6 +102,8 @@ pub fn config(database_url: &str, key: &str) -> Config {
         key: KeySource::Inline(SecretString::from(key.to_owned())),
         dev: false,
         log_format: LogFormat::Text,
+        tls: None,
+        trusted_proxies: Default::default(),
         token_cache_ttl: Duration::from_secs(5),
         // Tests seal when they choose (Vault::seal_audit); shutdown seals the rest.
         audit_seal_interval: Duration::from_secs(3600),

@@ -27,4 +27,5 @@ mod rest;
 mod schemathesis;
 mod server;
 mod shared_database;
+mod tls;
 mod verify;

@@ -506,3 +506,35 @@ async fn readyz_is_503_while_the_database_is_unreachable() {
     app.wait_serving(Duration::from_secs(30)).await;
     assert_eq!(reqwest::get(format!("{}/readyz", app.http)).await.unwrap().status(), StatusCode::OK);
 }
+
+/// The audit log records the peer address, or the forwarded one only from a trusted proxy.
+#[tokio::test]
+async fn the_audit_log_believes_x_forwarded_for_only_from_trusted_proxies() {
+    let trusted = credvault::domain::TrustedProxies::parse("127.0.0.0/8", "proxies").unwrap();
+    for (proxies, expected) in [(Default::default(), "127.0.0.1"), (trusted, "203.0.113.9")] {
+        let app = TestApp::spawn_configured(Backend::Sqlite, |config| credvault::config::Config {
+            trusted_proxies: proxies,
+            ..config
+        })
+        .await;
+        let response = app
+            .rest(Method::POST, "/api/v1/credentials")
+            .header("X-Forwarded-For", "203.0.113.9")
+            .json(&seed_vultr())
+            .send()
+            .await
+            .unwrap();
+        let id = json_of(response).await["credential_id"].as_str().unwrap().to_owned();
+        let filter = credvault::domain::AuditFilter {
+            customer_id: None,
+            credential_id: Some(credvault::domain::CredentialId::parse(&id, "id").unwrap()),
+            action: None,
+            since: None,
+            until: None,
+            page_size: 10,
+            after: None,
+        };
+        let events = app.vault.store().list_audit(&filter).await.unwrap();
+        assert_eq!(events[0].ip_address.as_deref(), Some(expected));
+    }
+}
