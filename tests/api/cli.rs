@@ -68,3 +68,35 @@ fn serve_with_a_missing_key_file_names_the_file() {
         .unwrap();
     assert_refused(&output, &["/nonexistent/credvault.key"]);
 }
+
+#[test]
+fn serve_dev_creates_and_prints_a_development_token() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--dev", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env_remove("CREDENTIAL_ENCRYPTION_KEY")
+        .env_remove("CREDVAULT_KEY_FILE")
+        .env_remove("CREDVAULT_DATABASE_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let printed = stdout
+        .lines()
+        .map(Result::unwrap)
+        .find_map(|line| line.trim().strip_prefix("export CREDVAULT_TOKEN=").map(str::to_owned));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let printed = printed.expect("the banner prints the token");
+    assert!(printed.starts_with("cvt_"), "{printed}");
+    let path = dir.path().join(".credvault/dev.token");
+    assert_eq!(std::fs::read_to_string(&path).unwrap().trim(), printed);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+}
