@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use super::access::authorize;
+use super::access::{authorize, authorize_all_customers};
 use super::{RequestContext, VaultError};
 use crate::domain::{
     AuditAction, AuditEntry, AuditEvent, AuditFilter, Cursor, Customer, CustomerBinding, CustomerId,
@@ -65,7 +65,7 @@ impl Directory {
         ctx: &RequestContext,
         request: NewCustomerRequest,
     ) -> Result<Customer, VaultError> {
-        authorize(self.store.as_ref(), ctx, Scope::Admin, None, None, "create a customer").await?;
+        authorize_all_customers(self.store.as_ref(), ctx, Scope::Admin, "create a customer").await?;
         let id = CustomerId::new_random();
         let new = NewCustomer {
             id,
@@ -89,7 +89,7 @@ impl Directory {
         after: Option<Cursor>,
         page_size: u32,
     ) -> Result<Listed<Customer>, VaultError> {
-        authorize(self.store.as_ref(), ctx, Scope::Admin, None, None, "list customers").await?;
+        authorize_all_customers(self.store.as_ref(), ctx, Scope::Admin, "list customers").await?;
         let mut items = self.store.list_customers(after, page_size + 1).await?;
         let next = page_end(&mut items, page_size, |c| Cursor {
             at_micros: crate::domain::unix_micros(c.created_at),

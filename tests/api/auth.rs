@@ -21,10 +21,15 @@ enum Rpc {
     VerifyStored,
     VerifyInline,
     Delete,
+    CreateCustomer,
+    GetCustomer,
+    ListCustomers,
+    SetCustomerStatus,
+    ListAuditEvents,
 }
 
 impl Rpc {
-    const ALL: [Rpc; 8] = [
+    const ALL: [Rpc; 13] = [
         Rpc::Store,
         Rpc::GetById,
         Rpc::GetByProvider,
@@ -33,6 +38,11 @@ impl Rpc {
         Rpc::VerifyStored,
         Rpc::VerifyInline,
         Rpc::Delete,
+        Rpc::CreateCustomer,
+        Rpc::GetCustomer,
+        Rpc::ListCustomers,
+        Rpc::SetCustomerStatus,
+        Rpc::ListAuditEvents,
     ];
 
     fn scope(self) -> &'static str {
@@ -41,6 +51,17 @@ impl Rpc {
             Rpc::GetById | Rpc::GetByProvider => "secrets:read",
             Rpc::List | Rpc::Summary => "credentials:read",
             Rpc::VerifyStored | Rpc::VerifyInline => "credentials:verify",
+            Rpc::CreateCustomer | Rpc::GetCustomer | Rpc::ListCustomers | Rpc::SetCustomerStatus => "admin",
+            Rpc::ListAuditEvents => "audit:read",
+        }
+    }
+
+    /// The narrowest customer binding that may make the call: creating and listing customers
+    /// concern every customer.
+    fn allowed_binding(self, customer: &str) -> String {
+        match self {
+            Rpc::CreateCustomer | Rpc::ListCustomers => "*".into(),
+            _ => customer.into(),
         }
     }
 
@@ -66,13 +87,17 @@ struct Fixture {
     credential: String,
 }
 
-/// Makes one call of `rpc` as the holder of `client`'s token.
-async fn call(
-    rpc: Rpc,
-    client: &mut credvault::client::Client,
-    f: &Fixture,
-    app: &TestApp,
-) -> Result<(), Status> {
+/// Makes one call of `rpc` as the holder of `token` (none: no authorization header).
+async fn call(rpc: Rpc, token: Option<&str>, f: &Fixture, app: &TestApp) -> Result<(), Status> {
+    let bearer = || {
+        token
+            .map_or_else(credvault::client::Bearer::anonymous, |t| credvault::client::Bearer::new(t).unwrap())
+    };
+    let mut client = app.client_with(token).await;
+    let mut customers =
+        pb::customer_service_client::CustomerServiceClient::with_interceptor(app.channel().await, bearer());
+    let mut audit =
+        pb::audit_service_client::AuditServiceClient::with_interceptor(app.channel().await, bearer());
     match rpc {
         Rpc::Store => {
             let name = format!("stored-{}", uuid::Uuid::new_v4());
@@ -107,6 +132,28 @@ async fn call(
             let doomed = app.store_vultr(&format!("doomed-{}", uuid::Uuid::new_v4()), "k").await;
             client.delete(pb::DeleteRequest { credential_id: doomed.id }).await.map(drop)
         }
+        Rpc::CreateCustomer => {
+            let email = format!("{}@example.com", uuid::Uuid::new_v4());
+            let request =
+                pb::CreateCustomerRequest { email, company_name: "Co".into(), ..Default::default() };
+            customers.create_customer(request).await.map(drop)
+        }
+        Rpc::GetCustomer => {
+            customers.get_customer(pb::GetCustomerRequest { customer_id: f.customer.clone() }).await.map(drop)
+        }
+        Rpc::ListCustomers => customers.list_customers(pb::ListCustomersRequest::default()).await.map(drop),
+        Rpc::SetCustomerStatus => {
+            let request = pb::SetCustomerStatusRequest {
+                customer_id: f.customer.clone(),
+                status: pb::CustomerStatus::Active as i32,
+            };
+            customers.set_customer_status(request).await.map(drop)
+        }
+        Rpc::ListAuditEvents => {
+            let request =
+                pb::ListAuditEventsRequest { customer_id: f.customer.clone(), ..Default::default() };
+            audit.list_audit_events(request).await.map(drop)
+        }
     }
 }
 
@@ -127,28 +174,21 @@ async fn every_rpc_refuses_all_but_the_allowed_caller(backend: Backend) {
 
     for rpc in Rpc::ALL {
         // No token, and a token that is not one of ours.
-        let status = assert_code(
-            call(rpc, &mut app.client_with(None).await, &f, &app).await,
+        let status = assert_code(call(rpc, None, &f, &app).await, Code::Unauthenticated, rpc, "no token");
+        assert!(status.message().contains("Bearer"), "says what to send: {status:?}");
+        let forged = "cvt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        assert_code(call(rpc, Some(forged), &f, &app).await, Code::Unauthenticated, rpc, "unknown token");
+        assert_code(
+            call(rpc, Some("hunter2"), &f, &app).await,
             Code::Unauthenticated,
             rpc,
-            "no token",
+            "malformed token",
         );
-        assert!(status.message().contains("Bearer"), "says what to send: {status:?}");
-        let mut forged = app
-            .client_with(Some("cvt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"))
-            .await;
-        assert_code(call(rpc, &mut forged, &f, &app).await, Code::Unauthenticated, rpc, "unknown token");
-        let mut garbage = app.client_with(Some("hunter2")).await;
-        assert_code(call(rpc, &mut garbage, &f, &app).await, Code::Unauthenticated, rpc, "malformed token");
 
         // Every scope but the needed one: denied, and the denial audited with the token's name.
         let (name, token) = app.token(&rpc.all_scopes_but_mine(), "*", None).await;
-        let status = assert_code(
-            call(rpc, &mut app.client_with(Some(&token)).await, &f, &app).await,
-            Code::PermissionDenied,
-            rpc,
-            "wrong scope",
-        );
+        let status =
+            assert_code(call(rpc, Some(&token), &f, &app).await, Code::PermissionDenied, rpc, "wrong scope");
         assert!(status.message().contains(rpc.scope()), "names the missing scope: {status:?}");
         let denials = db.denials(&name).await;
         assert_eq!(denials.len(), 1, "{rpc:?}: one denied row: {denials:?}");
@@ -158,7 +198,7 @@ async fn every_rpc_refuses_all_but_the_allowed_caller(backend: Backend) {
         if rpc.has_customer() {
             let (name, token) = app.token("*", &other_customer, None).await;
             let status = assert_code(
-                call(rpc, &mut app.client_with(Some(&token)).await, &f, &app).await,
+                call(rpc, Some(&token), &f, &app).await,
                 Code::PermissionDenied,
                 rpc,
                 "other customer",
@@ -170,30 +210,23 @@ async fn every_rpc_refuses_all_but_the_allowed_caller(backend: Backend) {
         // Revoked before use; expired.
         let (name, token) = app.token(rpc.scope(), &f.customer, None).await;
         credvault::admin::revoke_token(app.vault.store().as_ref(), &name).await.unwrap();
-        let status = assert_code(
-            call(rpc, &mut app.client_with(Some(&token)).await, &f, &app).await,
-            Code::Unauthenticated,
-            rpc,
-            "revoked",
-        );
+        let status =
+            assert_code(call(rpc, Some(&token), &f, &app).await, Code::Unauthenticated, rpc, "revoked");
         assert!(status.message().contains("revoked"), "{status:?}");
 
         // Allowed: exactly the scope, bound to the customer.
-        let (name, token) = app.token(rpc.scope(), &f.customer, None).await;
-        call(rpc, &mut app.client_with(Some(&token)).await, &f, &app)
-            .await
-            .unwrap_or_else(|s| panic!("{rpc:?} allowed: {s:?}"));
+        let (name, token) = app.token(rpc.scope(), &rpc.allowed_binding(&f.customer), None).await;
+        call(rpc, Some(&token), &f, &app).await.unwrap_or_else(|s| panic!("{rpc:?} allowed: {s:?}"));
         assert!(db.denials(&name).await.is_empty());
     }
 
     // Expiry is checked on every call, cached or not.
     let (_, token) = app.token("*", "*", Some(Duration::from_secs(1))).await;
-    let mut expiring = app.client_with(Some(&token)).await;
-    call(Rpc::List, &mut expiring, &f, &app).await.unwrap();
+    call(Rpc::List, Some(&token), &f, &app).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     for rpc in Rpc::ALL {
         let status =
-            assert_code(call(rpc, &mut expiring, &f, &app).await, Code::Unauthenticated, rpc, "expired");
+            assert_code(call(rpc, Some(&token), &f, &app).await, Code::Unauthenticated, rpc, "expired");
         assert!(status.message().contains("expired"), "{status:?}");
     }
 }
