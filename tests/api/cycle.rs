@@ -145,3 +145,43 @@ backend_tests!(
     a_deleted_name_can_be_reused_but_an_active_one_cannot,
     every_provider_round_trips_its_typed_secret,
 );
+
+/// Concurrent Gets share commits on SQLite (group commit); each still counts once, has its own
+/// `used` row, and a Delete racing them leaves the count equal to the secrets handed out.
+#[tokio::test]
+async fn grouped_uses_on_sqlite_count_exactly_and_survive_a_racing_delete() {
+    let app = TestApp::spawn_on(Backend::Sqlite).await;
+    let stored = app.store_vultr("Busy", "busy-key").await;
+    let mut gets = Vec::new();
+    for _ in 0..120 {
+        let mut client = app.client.clone();
+        let request = get_by_id(&stored.id);
+        gets.push(tokio::spawn(async move { client.get(request).await }));
+    }
+    let mut client = app.client.clone();
+    let delete = pb::DeleteRequest { credential_id: stored.id.clone() };
+    let deleted = tokio::spawn(async move { client.delete(delete).await });
+    let mut served = 0i64;
+    for task in gets {
+        match task.await.unwrap() {
+            Ok(got) => {
+                assert_eq!(got.into_inner().secret.unwrap().secret, Some(vultr("busy-key")));
+                served += 1;
+            }
+            Err(status) => assert_eq!(status.code(), Code::NotFound, "{status:?}"),
+        }
+    }
+    deleted.await.unwrap().expect("the delete succeeds");
+    let all = app
+        .list(pb::ListRequest {
+            customer_id: app.customer_id.clone(),
+            include_inactive: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.credentials[0].usage_count, served);
+    let actions = app.audit_actions(&stored.id).await;
+    assert_eq!(i64::try_from(actions.iter().filter(|a| *a == "used").count()).unwrap(), served);
+    assert_eq!(actions.iter().filter(|a| *a == "deleted").count(), 1);
+}

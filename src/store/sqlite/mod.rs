@@ -48,9 +48,9 @@ macro_rules! token_columns {
 }
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "initial", include_str!("../../migrations/sqlite/0001_initial.sql")),
-    (2, "tokens", include_str!("../../migrations/sqlite/0002_tokens.sql")),
-    (3, "audit seal", include_str!("../../migrations/sqlite/0003_audit_seal.sql")),
+    (1, "initial", include_str!("../../../migrations/sqlite/0001_initial.sql")),
+    (2, "tokens", include_str!("../../../migrations/sqlite/0002_tokens.sql")),
+    (3, "audit seal", include_str!("../../../migrations/sqlite/0003_audit_seal.sql")),
 ];
 
 /// The SQLite schema's migrations, embedded in the binary.
@@ -90,10 +90,14 @@ macro_rules! returning_credential {
     };
 }
 
+mod group_commit;
+
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     signer: Option<Arc<dyn AuditSigner>>,
+    /// Get's audited uses, committed in groups (see [`group_commit`]).
+    uses: tokio::sync::mpsc::Sender<group_commit::Use>,
 }
 
 impl SqliteStore {
@@ -126,7 +130,8 @@ impl SqliteStore {
             .max_lifetime(None)
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Self { writer, reader, signer })
+        let uses = group_commit::start(writer.clone(), signer.clone());
+        Ok(Self { writer, reader, signer, uses })
     }
 
     fn signer(&self) -> Option<&dyn AuditSigner> {
@@ -393,20 +398,10 @@ impl Store for SqliteStore {
         audit: AuditEntry,
         now: OffsetDateTime,
     ) -> Result<CredentialMetadata, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let row = sqlx::query(returning_credential!(
-            "UPDATE cloud_credentials SET usage_count = usage_count + 1, last_used_at = ? \
-             WHERE id = ? AND is_active = 1"
-        ))
-        .bind(micros(now))
-        .bind(id.to_string())
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("active credential {id}")))?;
-        let credential = metadata_from_row(&row)?;
-        insert_audit(&mut tx, self.signer(), &audit, now).await?;
-        tx.commit().await?;
-        Ok(credential)
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let closed = || StoreError::Unavailable(sqlx::Error::PoolClosed);
+        self.uses.send(group_commit::Use { id, audit, now, reply }).await.map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
     }
 
     async fn record_verification(
