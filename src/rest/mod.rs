@@ -6,10 +6,10 @@ mod credentials;
 mod dto;
 mod openapi;
 
-use axum::Router;
-use axum::extract::rejection::JsonRejection;
 use std::net::SocketAddr;
 
+use axum::Router;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{
     ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State,
 };
@@ -56,6 +56,7 @@ pub fn router(vault: Vault, dashboard_origin: Option<HeaderValue>) -> Router {
                     header::AUTHORIZATION,
                     header::CONTENT_TYPE,
                     "x-customer-id".parse().expect("a header name"),
+                    "idempotency-key".parse().expect("a header name"),
                 ])
                 .expose_headers(["x-next-page-token".parse().expect("a header name")]),
         ),

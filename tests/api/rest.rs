@@ -425,14 +425,22 @@ async fn cors_allows_the_dashboard_origin_only() {
             .request(Method::OPTIONS, format!("{}/api/v1/credentials", app.http))
             .header("Origin", origin)
             .header("Access-Control-Request-Method", "POST")
-            .header("Access-Control-Request-Headers", "content-type,x-customer-id,authorization")
+            .header(
+                "Access-Control-Request-Headers",
+                "content-type,x-customer-id,authorization,idempotency-key",
+            )
             .send()
     };
     let allowed = preflight(DASHBOARD_ORIGIN).await.unwrap();
     assert!(allowed.status().is_success());
     assert_eq!(allowed.headers()["access-control-allow-origin"], DASHBOARD_ORIGIN);
     let headers = allowed.headers()["access-control-allow-headers"].to_str().unwrap().to_lowercase();
-    assert!(headers.contains("x-customer-id") && headers.contains("authorization"), "{headers}");
+    assert!(
+        headers.contains("x-customer-id")
+            && headers.contains("authorization")
+            && headers.contains("idempotency-key"),
+        "{headers}"
+    );
 
     let refused = preflight("https://evil.example").await.unwrap();
     assert!(refused.headers().get("access-control-allow-origin").is_none());
