@@ -137,6 +137,26 @@ impl SqliteStore {
     fn signer(&self) -> Option<&dyn AuditSigner> {
         self.signer.as_deref()
     }
+
+    /// Runs `change` (an UPDATE of one active credential, RETURNING its columns) and its audit
+    /// row in one transaction; `NotFound` if no active credential matched.
+    async fn audited_change(
+        &self,
+        change: sqlx::query::Query<'_, Sqlite, sqlx::sqlite::SqliteArguments>,
+        id: CredentialId,
+        audit: &AuditEntry,
+        now: OffsetDateTime,
+    ) -> Result<CredentialMetadata, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let row = change
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("active credential {id}")))?;
+        let credential = metadata_from_row(&row)?;
+        insert_audit(&mut tx, self.signer(), audit, now).await?;
+        tx.commit().await?;
+        Ok(credential)
+    }
 }
 
 fn micros(t: OffsetDateTime) -> i64 {
@@ -411,22 +431,15 @@ impl Store for SqliteStore {
         audit: AuditEntry,
         now: OffsetDateTime,
     ) -> Result<CredentialMetadata, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let row = sqlx::query(returning_credential!(
+        let change = sqlx::query(returning_credential!(
             "UPDATE cloud_credentials SET is_verified = ?, last_verified_at = ?, updated_at = ? \
              WHERE id = ? AND is_active = 1"
         ))
         .bind(verified)
         .bind(micros(now))
         .bind(micros(now))
-        .bind(id.to_string())
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("active credential {id}")))?;
-        let credential = metadata_from_row(&row)?;
-        insert_audit(&mut tx, self.signer(), &audit, now).await?;
-        tx.commit().await?;
-        Ok(credential)
+        .bind(id.to_string());
+        self.audited_change(change, id, &audit, now).await
     }
 
     async fn append_audit(&self, audit: AuditEntry, now: OffsetDateTime) -> Result<(), StoreError> {
@@ -481,20 +494,13 @@ impl Store for SqliteStore {
         audit: AuditEntry,
         now: OffsetDateTime,
     ) -> Result<CredentialMetadata, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let row = sqlx::query(returning_credential!(
+        let change = sqlx::query(returning_credential!(
             "UPDATE cloud_credentials SET is_active = 0, is_default = 0, updated_at = ?1, deleted_at = ?1 \
              WHERE id = ?2 AND is_active = 1"
         ))
         .bind(micros(now))
-        .bind(id.to_string())
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("active credential {id}")))?;
-        let credential = metadata_from_row(&row)?;
-        insert_audit(&mut tx, self.signer(), &audit, now).await?;
-        tx.commit().await?;
-        Ok(credential)
+        .bind(id.to_string());
+        self.audited_change(change, id, &audit, now).await
     }
 
     async fn customer(&self, id: CustomerId) -> Result<Option<Customer>, StoreError> {
