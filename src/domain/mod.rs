@@ -22,7 +22,7 @@ pub use credential::{
 };
 pub use cursor::Cursor;
 pub use customer::{Customer, CustomerStatus, Email, SubscriptionTier, company_name};
-pub use ids::{CredentialId, CustomerId, TokenId};
+pub use ids::{CredentialId, CustomerId, TokenId, new_audit_row_id};
 pub use network::TrustedProxies;
 pub use provider::{Permission, Provider};
 pub use secret::{MAX_SECRET_BYTES, SecretPayload};

@@ -4,6 +4,14 @@
 //! commits both in one transaction: there is no change without its audit row, and no audit row
 //! for a change that did not happen.
 
+/// The customer statuses whose secrets may be handed out, as an SQL list: the statuses for
+/// which [`CustomerStatus::in_good_standing`] holds (a test keeps the two in step).
+macro_rules! good_standing_sql {
+    () => {
+        "('active', 'trial')"
+    };
+}
+
 mod error;
 mod postgres;
 mod sqlite;
@@ -62,6 +70,25 @@ pub struct SealedCredential {
     pub customer_status: CustomerStatus,
 }
 
+/// A Get's claim to one use: the credential, the customer it was authorized for, and the exact
+/// ciphertext the caller has opened.
+#[derive(Clone)]
+pub struct UseClaim {
+    pub id: CredentialId,
+    pub customer_id: CustomerId,
+    pub sealed: Arc<[u8]>,
+}
+
+impl std::fmt::Debug for UseClaim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UseClaim")
+            .field("id", &self.id)
+            .field("customer_id", &self.customer_id)
+            .field("sealed_len", &self.sealed.len())
+            .finish()
+    }
+}
+
 /// A customer to create.
 #[derive(Debug, Clone)]
 pub struct NewCustomer {
@@ -107,14 +134,16 @@ pub trait Store: Send + Sync + 'static {
         selector: CredentialSelector,
     ) -> Result<Option<SealedCredential>, StoreError>;
 
-    /// Counts one use of an active credential (usage_count, last_used_at) with its `used` audit
-    /// row. `NotFound` if it is no longer active.
+    /// Counts one use (usage_count, last_used_at) with its `used` audit row, in one statement,
+    /// provided the credential is still active, still belongs to `claim.customer_id`, that
+    /// customer is in good standing, and the row still holds exactly `claim.sealed`. `None`, and
+    /// nothing written, when any of that no longer holds.
     async fn record_use(
         &self,
-        id: CredentialId,
+        claim: UseClaim,
         audit: AuditEntry,
         now: OffsetDateTime,
-    ) -> Result<CredentialMetadata, StoreError>;
+    ) -> Result<Option<CredentialMetadata>, StoreError>;
 
     /// Records a definite verification outcome with its `verified` or `failed` audit row.
     async fn record_verification(
@@ -330,5 +359,20 @@ pub async fn open(
         Err(StoreError::Config(
             "the database URL must start with sqlite:, postgres:// or postgresql://".into(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sql_list_of_good_standing_matches_the_domain() {
+        let listed: Vec<String> = CustomerStatus::ALL
+            .into_iter()
+            .filter(|s| s.in_good_standing())
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        assert_eq!(good_standing_sql!(), format!("({})", listed.join(", ")));
     }
 }

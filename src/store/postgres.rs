@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::{
     ChainRow, Inserted, KeyCheck, NewCredential, NewCustomer, PoolSettings, SealHead, SealReport,
-    SealedCredential, Store, StoreError,
+    SealedCredential, Store, StoreError, UseClaim,
 };
 use crate::domain::{
     AuditAction, AuditEntry, AuditEvent, AuditFilter, AuditSigner, CredentialId, CredentialMetadata,
@@ -80,7 +80,7 @@ macro_rules! credential_columns {
 /// and customer ids from the CTE `changed`, so it inserts nothing when the change matched no row.
 /// `$1`..`$7` are the audit row's (see [`audited`]); the change's own parameters start at `$8`.
 macro_rules! audited_change {
-    ($change:literal) => {
+    ($change:expr) => {
         concat!(
             "WITH changed AS (",
             $change,
@@ -103,7 +103,7 @@ fn audited<'q>(
     audit: &'q AuditEntry,
     now: OffsetDateTime,
 ) -> PgQuery<'q> {
-    let id = Uuid::new_v4();
+    let id = crate::domain::new_audit_row_id();
     let now = micro(now);
     let mac = signer.map(|signer| audit.to_event(id, now).mac(signer).to_vec());
     sqlx::query(sql)
@@ -186,7 +186,7 @@ async fn insert_audit(
     audit: &AuditEntry,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
-    let id = Uuid::new_v4();
+    let id = crate::domain::new_audit_row_id();
     let now = micro(now);
     let mac = signer.map(|signer| audit.to_event(id, now).mac(signer).to_vec());
     sqlx::query(
@@ -402,15 +402,24 @@ impl Store for PostgresStore {
 
     async fn record_use(
         &self,
-        id: CredentialId,
+        claim: UseClaim,
         audit: AuditEntry,
         now: OffsetDateTime,
-    ) -> Result<CredentialMetadata, StoreError> {
-        let sql = audited_change!(
-            "UPDATE cloud_credentials SET usage_count = usage_count + 1, last_used_at = $9 WHERE id = $8 AND is_active"
-        );
-        let query = audited(sql, self.signer(), &audit, now).bind(id.as_uuid()).bind(micro(now));
-        self.fetch_changed(query, id).await
+    ) -> Result<Option<CredentialMetadata>, StoreError> {
+        let sql = audited_change!(concat!(
+            "UPDATE cloud_credentials SET usage_count = usage_count + 1, last_used_at = $9 \
+             WHERE id = $8 AND customer_id = $10 AND encrypted_credentials = $11 AND is_active \
+             AND (SELECT status FROM customers WHERE customers.id = cloud_credentials.customer_id) IN ",
+            good_standing_sql!()
+        ));
+        let row = audited(sql, self.signer(), &audit, now)
+            .bind(claim.id.as_uuid())
+            .bind(micro(now))
+            .bind(claim.customer_id.as_uuid())
+            .bind(&*claim.sealed)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(metadata_from_row).transpose()
     }
 
     async fn record_verification(

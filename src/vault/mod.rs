@@ -5,6 +5,8 @@ mod access;
 mod audit_log;
 mod customers;
 mod error;
+mod get;
+mod sealed_cache;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -21,8 +23,8 @@ use crate::auth::Authenticator;
 use crate::crypto::{Binding, Keyring};
 use crate::domain::{
     AuditAction, AuditEntry, CredentialId, CredentialMetadata, CredentialName, CredentialSelector,
-    CredentialType, CustomerId, CustomerStatus, IdempotencyKey, ListFilter, PageCursor, Permission,
-    Principal, Scope, SecretPayload, Summary, TokenName, TrustedProxies, Verification, VerifyOutcome,
+    CredentialType, CustomerId, IdempotencyKey, ListFilter, PageCursor, Permission, Principal, Scope,
+    SecretPayload, Summary, TokenName, TrustedProxies, Verification, VerifyOutcome,
 };
 use crate::store::{Inserted, KeyCheck, NewCredential, Store, StoreError};
 use crate::verify::Verifiers;
@@ -117,6 +119,11 @@ pub struct Verified {
     pub credential: Option<CredentialMetadata>,
 }
 
+/// What a credential's ciphertext is bound to.
+fn binding_of(metadata: &CredentialMetadata) -> Binding {
+    Binding { credential_id: metadata.id, customer_id: metadata.customer_id, provider: metadata.provider }
+}
+
 /// The credential use cases over one store and keyring. Cheap to clone.
 #[derive(Clone)]
 pub struct Vault {
@@ -126,6 +133,8 @@ pub struct Vault {
     auth: Arc<Authenticator>,
     directory: Directory,
     trusted_proxies: Arc<TrustedProxies>,
+    /// Owner, provider, name and ciphertext of credentials Get has seen (see [`sealed_cache`]).
+    sealed: Arc<sealed_cache::SealedCache>,
     /// Set once [`Vault::prepare`] has migrated the schema and proved the key; until then every
     /// use case answers UNAVAILABLE.
     ready: Arc<AtomicBool>,
@@ -143,6 +152,7 @@ impl Vault {
             auth,
             directory,
             trusted_proxies: Arc::default(),
+            sealed: Arc::default(),
             ready: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -296,59 +306,6 @@ impl Vault {
         }
     }
 
-    #[tracing::instrument(skip_all, fields(selector = ?selector))]
-    pub async fn get_credential(
-        &self,
-        ctx: RequestContext,
-        selector: CredentialSelector,
-    ) -> Result<Fetched, VaultError> {
-        self.ensure_ready()?;
-        const ATTEMPT: &str = "get a secret";
-        let found = match selector {
-            CredentialSelector::Preferred { customer_id, .. } => {
-                self.authorize(&ctx, Scope::SecretsRead, Some(customer_id), None, ATTEMPT).await?;
-                self.fetch_sealed(&ctx, selector).await?
-            }
-            CredentialSelector::Id(id) => {
-                let found = self.fetch_sealed(&ctx, selector).await?;
-                let customer = found.as_ref().map(|f| f.metadata.customer_id);
-                self.authorize(&ctx, Scope::SecretsRead, customer, Some(id), ATTEMPT).await?;
-                found
-            }
-        };
-        let Some(found) = found else {
-            return Err(self.not_found(selector).await?);
-        };
-        if !found.customer_status.in_good_standing() {
-            return Err(self.refuse_for_standing(&ctx, &found.metadata, found.customer_status).await);
-        }
-        let metadata = found.metadata;
-        let secret = self.open(&ctx, &metadata, &found.sealed).await?;
-        let audit = AuditEntry {
-            credential_id: Some(metadata.id),
-            customer_id: Some(metadata.customer_id),
-            action: AuditAction::Used,
-            details: format!(
-                "secret of {} credential {:?} handed out",
-                metadata.provider,
-                metadata.name.as_str()
-            ),
-            ip_address: ctx.peer_ip,
-            actor: ctx.actor(),
-        };
-        // The audit row commits before the secret leaves this function.
-        let credential = self.store.record_use(metadata.id, audit, OffsetDateTime::now_utc()).await.map_err(
-            |e| match e {
-                StoreError::NotFound(_) => VaultError::NotFound(format!(
-                    "credential {} was deleted while being fetched",
-                    metadata.id
-                )),
-                other => other.into(),
-            },
-        )?;
-        Ok(Fetched { credential, secret })
-    }
-
     /// The selected active credential, unless the caller acts for another customer.
     async fn fetch_sealed(
         &self,
@@ -359,83 +316,30 @@ impl Vault {
         Ok(found.filter(|f| ctx.acting_for.is_none_or(|customer| customer == f.metadata.customer_id)))
     }
 
-    /// A suspended or cancelled customer's secret is not handed out; the refusal is audited.
-    async fn refuse_for_standing(
-        &self,
-        ctx: &RequestContext,
-        metadata: &CredentialMetadata,
-        status: CustomerStatus,
-    ) -> VaultError {
-        let reason = format!(
-            "customer {} is {status}: its secrets cannot be fetched until it is active again",
-            metadata.customer_id
-        );
-        let audit = AuditEntry {
-            credential_id: Some(metadata.id),
-            customer_id: Some(metadata.customer_id),
-            action: AuditAction::Denied,
-            details: reason.clone(),
-            ip_address: ctx.peer_ip,
-            actor: ctx.actor(),
-        };
-        if let Err(e) = self.store.append_audit(audit, OffsetDateTime::now_utc()).await {
-            tracing::error!(error = %error_chain(&e), "could not audit a refused Get");
-            return e.into();
-        }
-        VaultError::FailedPrecondition(reason)
-    }
-
     /// Opens a stored secret; a blob that fails to open is audited as `failed` (DATA_LOSS).
     async fn open(
         &self,
         ctx: &RequestContext,
-        metadata: &CredentialMetadata,
+        binding: &Binding,
         sealed: &[u8],
     ) -> Result<SecretPayload, VaultError> {
-        let binding = Binding {
-            credential_id: metadata.id,
-            customer_id: metadata.customer_id,
-            provider: metadata.provider,
-        };
-        let opened = self.keyring.open(&binding, sealed).map_err(|e| e.to_string()).and_then(|plaintext| {
+        let opened = self.keyring.open(binding, sealed).map_err(|e| e.to_string()).and_then(|plaintext| {
             SecretPayload::from_plaintext(&plaintext).map_err(|_| "sealed payload is not a secret".into())
         });
         match opened {
-            Ok(secret) if secret.provider() == metadata.provider => Ok(secret),
-            Ok(_) => Err(self.undecryptable(ctx, metadata, "sealed payload is for another provider").await),
-            Err(why) => Err(self.undecryptable(ctx, metadata, &why).await),
+            Ok(secret) if secret.provider() == binding.provider => Ok(secret),
+            Ok(_) => Err(self.undecryptable(ctx, binding, "sealed payload is for another provider").await),
+            Err(why) => Err(self.undecryptable(ctx, binding, &why).await),
         }
-    }
-
-    async fn not_found(&self, selector: CredentialSelector) -> Result<VaultError, VaultError> {
-        Ok(match selector {
-            CredentialSelector::Id(id) => {
-                VaultError::NotFound(format!("no active credential {id} (unknown, or deleted)"))
-            }
-            CredentialSelector::Preferred { customer_id, provider } => {
-                if self.store.customer_exists(customer_id).await? {
-                    VaultError::NotFound(format!(
-                        "no active {provider} credential for customer {customer_id}; add one in the dashboard"
-                    ))
-                } else {
-                    VaultError::NotFound(format!("customer {customer_id} not found"))
-                }
-            }
-        })
     }
 
     /// A stored ciphertext that fails to open is tampering or corruption: audit it as `failed`
     /// and tell the caller, without handing anything out or counting a use.
-    async fn undecryptable(
-        &self,
-        ctx: &RequestContext,
-        metadata: &CredentialMetadata,
-        why: &str,
-    ) -> VaultError {
-        tracing::error!(credential_id = %metadata.id, reason = why, "stored credential failed to decrypt");
+    async fn undecryptable(&self, ctx: &RequestContext, binding: &Binding, why: &str) -> VaultError {
+        tracing::error!(credential_id = %binding.credential_id, reason = why, "stored credential failed to decrypt");
         let audit = AuditEntry {
-            credential_id: Some(metadata.id),
-            customer_id: Some(metadata.customer_id),
+            credential_id: Some(binding.credential_id),
+            customer_id: Some(binding.customer_id),
             action: AuditAction::Failed,
             details: format!("secret could not be decrypted: {why}"),
             ip_address: ctx.peer_ip,
@@ -447,7 +351,7 @@ impl Vault {
         VaultError::DataLoss(format!(
             "credential {} cannot be decrypted: its stored ciphertext was altered or does not belong to this row; \
              store the credential again",
-            metadata.id
+            binding.credential_id
         ))
     }
 
@@ -521,6 +425,7 @@ impl Vault {
                 }
                 other => other.into(),
             })?;
+        self.sealed.remove(id);
         tracing::info!("credential deleted");
         Ok(deleted)
     }
@@ -551,8 +456,9 @@ impl Vault {
         let Some(found) = found else {
             return Err(VaultError::NotFound(format!("no active credential {id} (unknown, or deleted)")));
         };
+        let binding = binding_of(&found.metadata);
+        let secret = self.open(&ctx, &binding, &found.sealed).await?;
         let metadata = found.metadata;
-        let secret = self.open(&ctx, &metadata, &found.sealed).await?;
         let verification = self.verifiers.verify(&secret).await;
         drop(secret);
         if !verification.outcome.is_definite() {

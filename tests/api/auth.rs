@@ -169,6 +169,8 @@ async fn every_rpc_refuses_all_but_the_allowed_caller(backend: Backend) {
     let app = TestApp::spawn_verifying(backend, fakes.settings(Duration::from_secs(5), 0)).await;
     let credential = app.store_vultr("Production Vultr", VULTR_KEY).await;
     let f = Fixture { customer: app.customer_id.clone(), credential: credential.id.clone() };
+    // Served once, so Get's checks below run on the vault's cached copy (no read first).
+    app.get_by_id(&credential.id).await.unwrap();
     let other_customer = app.create_customer().await;
     let db = app.db().await;
 

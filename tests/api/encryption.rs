@@ -110,6 +110,26 @@ async fn a_tampered_ciphertext_fails_to_open(backend: Backend) {
     assert_status(app.get_by_id(&stored.id).await, Code::DataLoss, "cannot be decrypted");
 }
 
+async fn a_ciphertext_tampered_after_it_was_served_fails_to_open(backend: Backend) {
+    let app = TestApp::spawn_on(backend).await;
+    let stored = app.store_vultr("Served", "served-secret").await;
+    // The first Get reads the row; the vault keeps its ciphertext for the next ones.
+    app.get_by_id(&stored.id).await.unwrap();
+    let db = app.db().await;
+    let mut blob = db.ciphertext(&stored.id).await;
+    *blob.last_mut().unwrap() ^= 0x01;
+    db.set_ciphertext(&stored.id, &blob).await;
+
+    let status = assert_status(app.get_by_id(&stored.id).await, Code::DataLoss, "cannot be decrypted");
+    assert!(!status.message().contains("served-secret"));
+    assert_eq!(app.audit_actions(&stored.id).await, ["created", "used", "failed"]);
+    let listed = app
+        .list(pb::ListRequest { customer_id: app.customer_id.clone(), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(listed.credentials[0].usage_count, 1, "the refused Get is not counted");
+}
+
 async fn start_up_is_refused_with_a_key_the_database_was_not_written_with(backend: Backend) {
     let app = TestApp::spawn_on(backend).await;
     app.store_vultr("Keep", "kept-secret").await;
@@ -139,6 +159,7 @@ backend_tests!(
     no_plaintext_secret_reaches_the_database_files,
     a_ciphertext_copied_onto_another_row_fails_to_open,
     a_tampered_ciphertext_fails_to_open,
+    a_ciphertext_tampered_after_it_was_served_fails_to_open,
     start_up_is_refused_with_a_key_the_database_was_not_written_with,
     the_right_key_reopens_the_same_database,
 );

@@ -36,6 +36,17 @@ async fn a_credential_stored_through_one_instance_is_served_by_another() {
 }
 
 #[tokio::test]
+async fn an_instance_that_served_a_credential_refuses_it_once_another_deleted_it() {
+    let (a, b) = spawn_pair().await;
+    let stored = a.store_vultr("Served then deleted", "k").await;
+    a.get_by_id(&stored.id).await.unwrap();
+    b.delete(&stored.id).await.unwrap();
+    assert_status(a.get_by_id(&stored.id).await, Code::NotFound, "no active credential");
+    let counts = audit_counts(&a, &stored.id).await;
+    assert_eq!((counts["used"], counts["deleted"]), (1, 1), "{counts:?}");
+}
+
+#[tokio::test]
 async fn concurrent_stores_of_one_name_yield_exactly_one_success() {
     let (a, b) = spawn_pair().await;
     let n = 12;

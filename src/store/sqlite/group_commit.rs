@@ -3,24 +3,32 @@
 //! the uses that arrive while a commit is in flight wait in a queue and the next commit takes
 //! them all: each use still commits (usage count and its audit row, together) before its caller
 //! hears back, so no secret leaves before its own audit row is durable.
+//!
+//! A group is ONE round trip to SQLite's worker thread whatever its size (begin, one INSERT for
+//! every audit row, one UPDATE for every use, commit, sent as one query): under load, each
+//! round trip waits for the thread to be scheduled, and those waits, not SQLite's own work,
+//! were most of the cost of a use recorded row by row.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use serde_json::json;
+use sqlx::Row;
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{insert_audit, metadata_from_row, micros};
-use crate::domain::{AuditEntry, AuditSigner, CredentialId, CredentialMetadata};
-use crate::store::StoreError;
+use super::{metadata_from_row, micros};
+use crate::domain::{AuditEntry, AuditSigner, CredentialMetadata, TokenName};
+use crate::store::{StoreError, UseClaim};
 
 /// Most uses one commit takes.
 const MAX_BATCH: usize = 512;
 
-type Reply = oneshot::Sender<Result<CredentialMetadata, StoreError>>;
+type Reply = oneshot::Sender<Result<Option<CredentialMetadata>, StoreError>>;
 
 /// One Get's use to record.
 pub(super) struct Use {
-    pub(super) id: CredentialId,
+    pub(super) claim: UseClaim,
     pub(super) audit: AuditEntry,
     pub(super) now: OffsetDateTime,
     pub(super) reply: Reply,
@@ -38,37 +46,38 @@ pub(super) fn start(writer: sqlx::SqlitePool, signer: Option<Arc<dyn AuditSigner
     tx
 }
 
-/// Records every use of `batch` in one transaction and answers each caller after the commit.
+/// The condition under which the claim `$claim` (a JSON object) on the row `$row` holds.
+macro_rules! claim_holds {
+    ($row:literal, $claim:literal) => {
+        concat!(
+            $row,
+            ".id = ",
+            $claim,
+            " ->> 'id' AND ",
+            $row,
+            ".customer_id = ",
+            $claim,
+            " ->> 'customer' AND ",
+            $row,
+            ".encrypted_credentials = unhex(",
+            $claim,
+            " ->> 'sealed') AND ",
+            $row,
+            ".is_active = 1 AND (SELECT status FROM customers WHERE customers.id = ",
+            $row,
+            ".customer_id) IN ",
+            good_standing_sql!()
+        )
+    };
+}
+
+/// Records every claim of `batch` that still holds in one transaction, and answers each caller
+/// after the commit: `Some` for a counted use, `None` for a claim that no longer holds.
 async fn commit(writer: &sqlx::SqlitePool, signer: Option<&dyn AuditSigner>, batch: Vec<Use>) {
-    let mut outcomes = Vec::with_capacity(batch.len());
-    let result: Result<(), StoreError> = async {
-        let mut tx = writer.begin().await?;
-        for item in &batch {
-            let row = sqlx::query(returning_credential!(
-                "UPDATE cloud_credentials SET usage_count = usage_count + 1, last_used_at = ? \
-                 WHERE id = ? AND is_active = 1"
-            ))
-            .bind(micros(item.now))
-            .bind(item.id.to_string())
-            .fetch_optional(&mut *tx)
-            .await?;
-            // A credential deleted meanwhile fails alone; the rest of the batch goes on.
-            match row {
-                Some(row) => {
-                    outcomes.push(Ok(metadata_from_row(&row)?));
-                    insert_audit(&mut tx, signer, &item.audit, item.now).await?;
-                }
-                None => outcomes.push(Err(StoreError::NotFound(format!("active credential {}", item.id)))),
-            }
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-    .await;
-    match result {
-        Ok(()) => {
+    match record(writer, signer, &batch).await {
+        Ok(outcomes) => {
             for (item, outcome) in batch.into_iter().zip(outcomes) {
-                let _ = item.reply.send(outcome);
+                let _ = item.reply.send(Ok(outcome));
             }
         }
         Err(e) => {
@@ -85,4 +94,87 @@ async fn commit(writer: &sqlx::SqlitePool, signer: Option<&dyn AuditSigner>, bat
             }
         }
     }
+}
+
+async fn record(
+    writer: &sqlx::SqlitePool,
+    signer: Option<&dyn AuditSigner>,
+    batch: &[Use],
+) -> Result<Vec<Option<CredentialMetadata>>, StoreError> {
+    let now = batch.iter().map(|u| u.now).max().expect("a batch holds at least one use");
+    let claims: Vec<_> = batch.iter().map(|u| claim_json(signer, u)).collect();
+    let mut conn = writer.acquire().await?;
+    // One round trip to SQLite's thread for the whole group. A claim counts, and gets its audit
+    // row, only if the row still holds: same owner, same ciphertext, active, customer in good
+    // standing. Claims on one credential with the same owner and ciphertext count together.
+    let rows = sqlx::query(concat!(
+        "BEGIN IMMEDIATE; ",
+        "INSERT INTO credential_audit_log \
+         (id, credential_id, customer_id, action, action_details, ip_address, actor, created_at, row_mac) \
+         SELECT c.value ->> 'audit_id', cred.id, cred.customer_id, c.value ->> 'action', c.value ->> 'details', \
+                c.value ->> 'ip', c.value ->> 'actor', c.value ->> 'at', unhex(c.value ->> 'mac') \
+         FROM json_each(?2) AS c JOIN cloud_credentials AS cred ON ",
+        claim_holds!("cred", "c.value"),
+        " ORDER BY c.key; ",
+        returning_credential!(
+            concat!(
+                "UPDATE cloud_credentials SET usage_count = usage_count + claims.uses, last_used_at = ?1 \
+                 FROM (SELECT value, count(*) AS uses FROM json_each(?2) \
+                       GROUP BY value ->> 'id', value ->> 'customer', value ->> 'sealed') AS claims \
+                 WHERE ",
+                claim_holds!("cloud_credentials", "claims.value")
+            ),
+            ", encrypted_credentials; "
+        ),
+        "COMMIT"
+    ))
+    .bind(micros(now))
+    .bind(serde_json::Value::Array(claims).to_string())
+    .fetch_all(&mut *conn)
+    .await;
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(e) => {
+            // The group's transaction may still be open on the writer: end it, writing nothing.
+            if let Err(rollback) = sqlx::query("ROLLBACK").execute(&mut *conn).await {
+                tracing::debug!(error = %rollback, "no group transaction to roll back");
+            }
+            return Err(e.into());
+        }
+    };
+    let mut counted = HashMap::with_capacity(rows.len());
+    for row in &rows {
+        let sealed: Vec<u8> = row.try_get("encrypted_credentials")?;
+        let metadata = metadata_from_row(row)?;
+        counted.insert(metadata.id, (metadata, sealed));
+    }
+    Ok(batch
+        .iter()
+        .map(|u| {
+            counted.get(&u.claim.id).and_then(|(metadata, sealed)| {
+                let holds = metadata.customer_id == u.claim.customer_id && **sealed == *u.claim.sealed;
+                holds.then(|| metadata.clone())
+            })
+        })
+        .collect())
+}
+
+/// One use as the statements above read it: the claim, and its audit row with the row's MAC
+/// (as `insert_audit` writes it).
+fn claim_json(signer: Option<&dyn AuditSigner>, u: &Use) -> serde_json::Value {
+    let audit = &u.audit;
+    let audit_id = crate::domain::new_audit_row_id();
+    let mac = signer.map(|signer| hex::encode(audit.to_event(audit_id, u.now).mac(signer)));
+    json!({
+        "id": u.claim.id.to_string(),
+        "customer": u.claim.customer_id.to_string(),
+        "sealed": hex::encode(&u.claim.sealed),
+        "audit_id": audit_id.to_string(),
+        "action": audit.action.as_str(),
+        "details": audit.details,
+        "ip": audit.ip_address.map(|ip| ip.to_string()),
+        "actor": audit.actor.as_ref().map(TokenName::as_str),
+        "at": micros(u.now),
+        "mac": mac,
+    })
 }

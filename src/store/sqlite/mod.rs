@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use super::{
     ChainRow, Inserted, KeyCheck, NewCredential, NewCustomer, SealHead, SealReport, SealedCredential, Store,
-    StoreError,
+    StoreError, UseClaim,
 };
 use crate::domain::{
     AuditAction, AuditEntry, AuditEvent, AuditFilter, AuditSigner, CredentialId, CredentialMetadata,
@@ -81,11 +81,12 @@ macro_rules! select_credentials {
 }
 
 macro_rules! returning_credential {
-    ($head:literal) => {
+    ($head:expr $(, $extra:literal)?) => {
         concat!(
             $head,
             " RETURNING id, customer_id, provider, credential_name, credential_type, permissions, ",
             "is_active, is_verified, is_default, last_verified_at, last_used_at, usage_count, created_at, updated_at"
+            $(, $extra)?
         )
     };
 }
@@ -207,7 +208,7 @@ async fn insert_audit(
     audit: &AuditEntry,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
-    let id = Uuid::new_v4();
+    let id = crate::domain::new_audit_row_id();
     let mac = signer.map(|signer| audit.to_event(id, now).mac(signer));
     sqlx::query(
         "INSERT INTO credential_audit_log \
@@ -414,13 +415,13 @@ impl Store for SqliteStore {
 
     async fn record_use(
         &self,
-        id: CredentialId,
+        claim: UseClaim,
         audit: AuditEntry,
         now: OffsetDateTime,
-    ) -> Result<CredentialMetadata, StoreError> {
+    ) -> Result<Option<CredentialMetadata>, StoreError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let closed = || StoreError::Unavailable(sqlx::Error::PoolClosed);
-        self.uses.send(group_commit::Use { id, audit, now, reply }).await.map_err(|_| closed())?;
+        self.uses.send(group_commit::Use { claim, audit, now, reply }).await.map_err(|_| closed())?;
         answer.await.map_err(|_| closed())?
     }
 

@@ -1,0 +1,136 @@
+//! Get: hand out a secret, its `used` audit row durable first.
+//!
+//! The secret is opened before anything is written, so a ciphertext that fails to open is
+//! audited as `failed` and never counted. The use is then recorded by one statement that holds
+//! only if the row still is what was opened (active, same owner, same ciphertext, customer in
+//! good standing). For a credential seen before, owner and ciphertext come from the
+//! [`SealedCache`](super::sealed_cache::SealedCache) and that statement is Get's only database
+//! round trip; otherwise (or when it no longer holds) the row is read first.
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use super::sealed_cache::Sealed;
+use super::{Fetched, RequestContext, Vault, VaultError, error_chain};
+use crate::domain::{AuditAction, AuditEntry, CredentialMetadata, CredentialSelector, CustomerStatus, Scope};
+use crate::store::UseClaim;
+
+const ATTEMPT: &str = "get a secret";
+
+impl Vault {
+    #[tracing::instrument(skip_all, fields(selector = ?selector))]
+    pub async fn get_credential(
+        &self,
+        ctx: RequestContext,
+        selector: CredentialSelector,
+    ) -> Result<Fetched, VaultError> {
+        self.ensure_ready()?;
+        if let CredentialSelector::Id(id) = selector
+            && let Some(cached) = self.sealed.get(id)
+            && ctx.acting_for.is_none_or(|customer| customer == cached.customer_id)
+        {
+            self.authorize(&ctx, Scope::SecretsRead, Some(cached.customer_id), Some(id), ATTEMPT).await?;
+            if let Some(fetched) = self.hand_out(&ctx, &cached).await? {
+                return Ok(fetched);
+            }
+            // Deleted, tampered with, or its customer's standing changed: read what is there now.
+            self.sealed.remove(id);
+        }
+        let found = match selector {
+            CredentialSelector::Preferred { customer_id, .. } => {
+                self.authorize(&ctx, Scope::SecretsRead, Some(customer_id), None, ATTEMPT).await?;
+                self.fetch_sealed(&ctx, selector).await?
+            }
+            CredentialSelector::Id(id) => {
+                let found = self.fetch_sealed(&ctx, selector).await?;
+                let customer = found.as_ref().map(|f| f.metadata.customer_id);
+                self.authorize(&ctx, Scope::SecretsRead, customer, Some(id), ATTEMPT).await?;
+                found
+            }
+        };
+        let Some(found) = found else {
+            return Err(self.not_found(selector).await?);
+        };
+        if !found.customer_status.in_good_standing() {
+            return Err(self.refuse_for_standing(&ctx, &found.metadata, found.customer_status).await);
+        }
+        let sealed = Arc::new(Sealed::from_stored(&found));
+        match self.hand_out(&ctx, &sealed).await? {
+            Some(fetched) => {
+                self.sealed.insert(sealed);
+                Ok(fetched)
+            }
+            None => Err(VaultError::NotFound(format!(
+                "credential {} was deleted, or its customer suspended, while being fetched",
+                sealed.id
+            ))),
+        }
+    }
+
+    /// Opens the secret, then records its use; `None` (nothing handed out, nothing counted) if
+    /// the row no longer is what was opened.
+    async fn hand_out(&self, ctx: &RequestContext, sealed: &Sealed) -> Result<Option<Fetched>, VaultError> {
+        let secret = self.open(ctx, &sealed.binding(), &sealed.sealed).await?;
+        let audit = AuditEntry {
+            credential_id: Some(sealed.id),
+            customer_id: Some(sealed.customer_id),
+            action: AuditAction::Used,
+            details: format!(
+                "secret of {} credential {:?} handed out",
+                sealed.provider,
+                sealed.name.as_str()
+            ),
+            ip_address: ctx.peer_ip,
+            actor: ctx.actor(),
+        };
+        let claim =
+            UseClaim { id: sealed.id, customer_id: sealed.customer_id, sealed: sealed.sealed.clone() };
+        // The audit row commits before the secret leaves this function.
+        let counted = self.store.record_use(claim, audit, OffsetDateTime::now_utc()).await?;
+        Ok(counted.map(|credential| Fetched { credential, secret }))
+    }
+
+    /// A suspended or cancelled customer's secret is not handed out; the refusal is audited.
+    async fn refuse_for_standing(
+        &self,
+        ctx: &RequestContext,
+        metadata: &CredentialMetadata,
+        status: CustomerStatus,
+    ) -> VaultError {
+        let reason = format!(
+            "customer {} is {status}: its secrets cannot be fetched until it is active again",
+            metadata.customer_id
+        );
+        let audit = AuditEntry {
+            credential_id: Some(metadata.id),
+            customer_id: Some(metadata.customer_id),
+            action: AuditAction::Denied,
+            details: reason.clone(),
+            ip_address: ctx.peer_ip,
+            actor: ctx.actor(),
+        };
+        if let Err(e) = self.store.append_audit(audit, OffsetDateTime::now_utc()).await {
+            tracing::error!(error = %error_chain(&e), "could not audit a refused Get");
+            return e.into();
+        }
+        VaultError::FailedPrecondition(reason)
+    }
+
+    async fn not_found(&self, selector: CredentialSelector) -> Result<VaultError, VaultError> {
+        Ok(match selector {
+            CredentialSelector::Id(id) => {
+                VaultError::NotFound(format!("no active credential {id} (unknown, or deleted)"))
+            }
+            CredentialSelector::Preferred { customer_id, provider } => {
+                if self.store.customer_exists(customer_id).await? {
+                    VaultError::NotFound(format!(
+                        "no active {provider} credential for customer {customer_id}; add one in the dashboard"
+                    ))
+                } else {
+                    VaultError::NotFound(format!("customer {customer_id} not found"))
+                }
+            }
+        })
+    }
+}
