@@ -66,7 +66,8 @@ def wait_port(port, proc, what, timeout=60):
 
 
 def cpu_ticks(pid):
-    """utime + stime of a process and every live descendant."""
+    """CPU ticks of a process and its descendants: utime + stime of every live one, plus the
+    root's cutime + cstime (children it has reaped, e.g. PostgreSQL backends that exited)."""
     children = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -75,6 +76,11 @@ def cpu_ticks(pid):
             continue
         children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
     total, todo = 0, [pid]
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[13]) + int(fields[14])
+    except OSError:
+        pass
     while todo:
         p = todo.pop()
         try:
@@ -144,7 +150,7 @@ def measure(server_pid, pg_pid, command, env, started_marker=None):
     t1, s1, p1 = time.time(), cpu_ticks(server_pid), cpu_ticks(pg_pid) if pg_pid else 0
     if proc.returncode != 0:
         sys.exit(f"{command[0]} failed ({proc.returncode}): {err.strip()[-500:]}")
-    return out, (s1 - s0) * TICK_MS, (p1 - p0) * TICK_MS, t1 - t0
+    return out, (s1 - s0) * TICK_MS, (p1 - p0) * TICK_MS
 
 
 def result(system, op, clients, rps, p50, p99, requests, server_ms, pg_ms, errors):
@@ -155,46 +161,36 @@ def result(system, op, clients, rps, p50, p99, requests, server_ms, pg_ms, error
 
 # --- credvault -------------------------------------------------------------------------------
 
-def credvault_system(name, url, work, pg):
-    env = dict(os.environ, RUST_LOG="warn")
-    env["CREDENTIAL_ENCRYPTION_KEY"] = subprocess.run([str(CREDVAULT), "keygen"], check=True,
-                                                      capture_output=True, text=True).stdout.strip()
-    cli = lambda *a: subprocess.run([str(CREDVAULT), *a, "--database-url", url], env=env, check=True,
-                                    capture_output=True, text=True).stdout.strip()
-    customer = cli("customer", "create", "--email", "bench@example.com", "--company-name", "Bench")
-    env["CREDVAULT_TOKEN"] = cli("token", "create", "--name", "bench", "--scopes",
-                                 "credentials:write,secrets:read", "--customer", customer)
-    port = free_port()
-    server = subprocess.Popen([str(CREDVAULT), "serve", "--grpc-addr", f"127.0.0.1:{port}",
-                               "--http-addr", f"127.0.0.1:{free_port()}", "--database-url", url],
-                              env=env, stderr=open(work / f"{name}.log", "w"), cwd=work)
-    results = []
-    try:
-        wait_port(port, server, name)
+class Credvault:
+    """`credvault serve` on one database, driven by `credvault bench` over gRPC."""
 
-        def bench(op, clients, seconds, warmup):
-            command = [str(CREDVAULT), "bench", "--endpoint", f"http://127.0.0.1:{port}", "--op", op,
-                       "--clients", str(clients), "--seconds", str(seconds), "--warmup", str(warmup),
-                       "--credentials", str(NKEYS), "--customer-id", customer]
-            return measure(server.pid, pg.pid if pg else None, command, env, "bench: measuring")
+    def __init__(self, name, url, work, pg):
+        self.name, self.pg = name, pg
+        self.env = dict(os.environ, RUST_LOG="warn")
+        self.env["CREDENTIAL_ENCRYPTION_KEY"] = subprocess.run(
+            [str(CREDVAULT), "keygen"], check=True, capture_output=True, text=True).stdout.strip()
+        cli = lambda *a: subprocess.run([str(CREDVAULT), *a, "--database-url", url], env=self.env, check=True,
+                                        capture_output=True, text=True).stdout.strip()
+        self.customer = cli("customer", "create", "--email", "bench@example.com", "--company-name", "Bench")
+        self.env["CREDVAULT_TOKEN"] = cli("token", "create", "--name", "bench", "--scopes",
+                                          "credentials:write,secrets:read", "--customer", self.customer)
+        self.port = free_port()
+        self.server = subprocess.Popen(
+            [str(CREDVAULT), "serve", "--grpc-addr", f"127.0.0.1:{self.port}", "--http-addr",
+             f"127.0.0.1:{free_port()}", "--database-url", url],
+            env=self.env, stderr=open(work / f"{name}.log", "w"), cwd=work)
+        wait_port(self.port, self.server, name)
 
-        for op in ("get", "store"):
-            log(f"{name} {op}: warm-up {WARMUP} s")
-            bench(op, max(CLIENTS), WARMUP, 0)
-            for run in range(1, RUNS + 1):
-                for clients in CLIENTS:
-                    out, server_ms, pg_ms, _ = bench(op, clients, DURATION, 2)
-                    f = dict(kv.split("=", 1) for kv in out.split() if "=" in kv)
-                    ms = lambda v: float(v.removesuffix("ms"))
-                    r = result(name, op, clients, float(f["req/s"]), ms(f["p50"]), ms(f["p99"]), int(f["ok"]),
-                               server_ms, pg_ms, int(f["errors"]))
-                    log(f"{name} {op} c={clients} run {run}: {out.strip()} cpu={r['cpu']:.3f}ms/req")
-                    results.append(r)
-        rss = peak_rss_mb(server.pid)
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
-    return results, rss
+    def load(self, op, clients, seconds, warmup=False):
+        command = [str(CREDVAULT), "bench", "--endpoint", f"http://127.0.0.1:{self.port}", "--op", op,
+                   "--clients", str(clients), "--seconds", str(seconds), "--warmup", "0" if warmup else "2",
+                   "--credentials", str(NKEYS), "--customer-id", self.customer]
+        out, server_ms, pg_ms = measure(self.server.pid, self.pg.pid if self.pg else None, command, self.env,
+                                        "bench: measuring")
+        f = dict(kv.split("=", 1) for kv in out.split() if "=" in kv)
+        ms = lambda v: float(v.removesuffix("ms"))
+        return result(self.name, op, clients, float(f["req/s"]), ms(f["p50"]), ms(f["p99"]), int(f["ok"]),
+                      server_ms, pg_ms, int(f["errors"]))
 
 
 # --- OpenBao ---------------------------------------------------------------------------------
@@ -216,34 +212,37 @@ def bao_request(port, token, method, path, body=None):
     return response.status, (json.loads(data) if data else None)
 
 
-def openbao_system(name, work, pg):
-    port = free_port()
-    audit = work / f"{name}-audit.log"
-    config = work / f"{name}.hcl"
-    stanza = f'audit "file" "file" {{\n  options {{\n    file_path = "{audit}"\n  }}\n}}\n'
-    if pg is None:
-        token = "bench-root-token"
-        config.write_text(stanza)
-        command = [bao_binary(), "server", "-dev", f"-dev-root-token-id={token}",
-                   f"-dev-listen-address=127.0.0.1:{port}", f"-config={config}", "-log-level=warn"]
-    else:
-        pg.psql("postgres", "CREATE DATABASE openbao")
-        pg.psql("openbao", 'CREATE TABLE vault_kv_store (parent_path TEXT COLLATE "C" NOT NULL, '
-                           'path TEXT COLLATE "C", key TEXT COLLATE "C", value BYTEA, '
-                           'CONSTRAINT pkey PRIMARY KEY (path, key)); '
-                           'CREATE INDEX parent_path_idx ON vault_kv_store (parent_path)')
-        # max_idle_connections = max_parallel: without it OpenBao's pool drops connections and
-        # opens a backend for most requests under load (3-4x slower).
-        config.write_text(
-            f'storage "postgresql" {{\n  connection_url = "{pg.url("openbao")}?sslmode=disable"\n'
-            f'  table = "vault_kv_store"\n  skip_create_table = "true"\n  max_idle_connections = "128"\n}}\n'
-            f'listener "tcp" {{\n  address = "127.0.0.1:{port}"\n  tls_disable = true\n}}\n'
-            f'api_addr = "http://127.0.0.1:{port}"\n' + stanza)
-        command = [bao_binary(), "server", f"-config={config}", "-log-level=warn"]
-    server = subprocess.Popen(command, stdout=open(work / f"{name}.log", "w"), stderr=subprocess.STDOUT)
-    results = []
-    try:
-        wait_port(port, server, name)
+class OpenBao:
+    """OpenBao KV v2 with a file audit device, in memory (`-dev`) or on PostgreSQL storage,
+    seeded with NKEYS secrets and driven by wrk."""
+
+    def __init__(self, name, work, pg):
+        self.name, self.pg = name, pg
+        self.port = port = free_port()
+        audit = work / f"{name}-audit.log"
+        config = work / f"{name}.hcl"
+        stanza = f'audit "file" "file" {{\n  options {{\n    file_path = "{audit}"\n  }}\n}}\n'
+        if pg is None:
+            token = "bench-root-token"
+            config.write_text(stanza)
+            command = [bao_binary(), "server", "-dev", f"-dev-root-token-id={token}",
+                       f"-dev-listen-address=127.0.0.1:{port}", f"-config={config}", "-log-level=warn"]
+        else:
+            pg.psql("postgres", "CREATE DATABASE openbao")
+            pg.psql("openbao", 'CREATE TABLE vault_kv_store (parent_path TEXT COLLATE "C" NOT NULL, '
+                               'path TEXT COLLATE "C", key TEXT COLLATE "C", value BYTEA, '
+                               'CONSTRAINT pkey PRIMARY KEY (path, key)); '
+                               'CREATE INDEX parent_path_idx ON vault_kv_store (parent_path)')
+            # max_idle_connections = max_parallel: without it OpenBao's pool drops connections
+            # and opens a backend for most requests under load (3-4x slower).
+            config.write_text(
+                f'storage "postgresql" {{\n  connection_url = "{pg.url("openbao")}?sslmode=disable"\n'
+                f'  table = "vault_kv_store"\n  skip_create_table = "true"\n  max_idle_connections = "128"\n}}\n'
+                f'listener "tcp" {{\n  address = "127.0.0.1:{port}"\n  tls_disable = true\n}}\n'
+                f'api_addr = "http://127.0.0.1:{port}"\n' + stanza)
+            command = [bao_binary(), "server", f"-config={config}", "-log-level=warn"]
+        self.server = subprocess.Popen(command, stdout=open(work / f"{name}.log", "w"), stderr=subprocess.STDOUT)
+        wait_port(port, self.server, name)
         if pg is not None:
             _, init = bao_request(port, None, "PUT", "/v1/sys/init", {"secret_shares": 1, "secret_threshold": 1})
             token = init["root_token"]
@@ -259,29 +258,15 @@ def openbao_system(name, work, pg):
                 time.sleep(0.2)
             else:
                 sys.exit(f"{name}: seeding bench-{i:04d} failed with HTTP {status}")
-        env = dict(os.environ, BAO_TOKEN=token, NKEYS=str(NKEYS))
+        self.env = dict(os.environ, BAO_TOKEN=token, NKEYS=str(NKEYS))
 
-        def wrk(op, clients, seconds):
-            command = ["wrk", "-t2", f"-c{clients}", f"-d{seconds}s", "--timeout", "10s", "--latency",
-                       "-s", str(LUA / f"openbao-{op}.lua"), f"http://127.0.0.1:{port}"]
-            return measure(server.pid, pg.pid if pg else None, command, env)
-
-        for op, wrk_op in (("get", "read"), ("store", "write")):
-            log(f"{name} {wrk_op}: warm-up {WARMUP} s")
-            wrk(wrk_op, max(CLIENTS), WARMUP)
-            for run in range(1, RUNS + 1):
-                for clients in CLIENTS:
-                    out, server_ms, pg_ms, _ = wrk(wrk_op, clients, DURATION)
-                    r = result(name, op, clients, wrk_rps(out), wrk_pct(out, "50"), wrk_pct(out, "99"),
-                               wrk_requests(out), server_ms, pg_ms, wrk_errors(out))
-                    log(f"{name} {wrk_op} c={clients} run {run}: {r['rps']:.0f} req/s p50={r['p50']:.2f}ms "
-                        f"p99={r['p99']:.2f}ms errors={r['errors']} cpu={r['cpu']:.3f}ms/req")
-                    results.append(r)
-        rss = peak_rss_mb(server.pid)
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
-    return results, rss
+    def load(self, op, clients, seconds, warmup=False):
+        script = LUA / f"openbao-{'read' if op == 'get' else 'write'}.lua"
+        command = ["wrk", "-t2", f"-c{clients}", f"-d{seconds}s", "--timeout", "10s", "--latency",
+                   "-s", str(script), f"http://127.0.0.1:{self.port}"]
+        out, server_ms, pg_ms = measure(self.server.pid, self.pg.pid if self.pg else None, command, self.env)
+        return result(self.name, op, clients, wrk_rps(out), wrk_pct(out, "50"), wrk_pct(out, "99"),
+                      wrk_requests(out), server_ms, pg_ms, wrk_errors(out))
 
 
 def wrk_ms(value):
@@ -322,28 +307,34 @@ FROM changed) SELECT * FROM changed;
 """
 
 
-def pgbench_system(work, pg):
-    """pgbench running the statement credvault's Get sends (see PostgresStore::record_use), on
-    the credentials credvault-pg's Get runs stored: the claim's id, customer and ciphertext are
-    looked up by a random number in the same statement (one primary-key read more than the
-    real statement, which gets them as parameters)."""
-    pg.psql("credvault", "CREATE TABLE bench_ids AS SELECT row_number() OVER (ORDER BY id) AS n, id, customer_id, "
-                         "encrypted_credentials FROM cloud_credentials WHERE credential_name LIKE 'bench-get-%' "
-                         "AND is_active; ALTER TABLE bench_ids ADD PRIMARY KEY (n)")
-    n = int(pg.psql("credvault", "SELECT count(*) FROM bench_ids", capture=True))
-    script = work / "get.sql"
-    script.write_text(GET_SQL)
-    script.chmod(0o644)
-    results = []
-    for run in range(1, RUNS + 1):
-        for clients in CLIENTS:
-            out = as_pg([str(PG_BIN / "pgbench"), "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres", "-n",
-                         "-M", "prepared", "-j", "2", "-c", str(clients), "-T", str(DURATION), "-D", f"nkeys={n}",
-                         "-f", str(script), "credvault"], capture_output=True, text=True).stdout
-            tps = float(re.search(r"^tps = ([\d.]+)", out, re.M).group(1))
-            log(f"pgbench get c={clients} run {run}: {tps:.0f} tps")
-            results.append({"system": "pgbench", "op": "get", "clients": clients, "rps": tps})
-    return results
+class Pgbench:
+    """pgbench running the statement credvault's Get sends (PostgresStore::record_use), on the
+    credentials credvault-pg's Get runs stored: each transaction looks the claim's id, customer
+    and ciphertext up by a random number in the same statement (one primary-key read more than
+    the real statement, which gets them as parameters). Get only."""
+
+    def __init__(self, work, pg):
+        self.pg, self.work, self.nkeys = pg, work, None
+        self.server = None
+
+    def load(self, op, clients, seconds, warmup=False):
+        if op != "get":
+            return None
+        if self.nkeys is None:
+            self.pg.psql("credvault", "CREATE TABLE bench_ids AS SELECT row_number() OVER (ORDER BY id) AS n, id, "
+                                      "customer_id, encrypted_credentials FROM cloud_credentials "
+                                      "WHERE credential_name LIKE 'bench-get-%' AND is_active; "
+                                      "ALTER TABLE bench_ids ADD PRIMARY KEY (n)")
+            self.nkeys = int(self.pg.psql("credvault", "SELECT count(*) FROM bench_ids", capture=True))
+            script = self.work / "get.sql"
+            script.write_text(GET_SQL)
+            script.chmod(0o644)
+        out = as_pg([str(PG_BIN / "pgbench"), "-h", "127.0.0.1", "-p", str(self.pg.port), "-U", "postgres", "-n",
+                     "-M", "prepared", "-j", "2", "-c", str(clients), "-T", str(seconds), "-D",
+                     f"nkeys={self.nkeys}", "-f", str(self.work / "get.sql"), "credvault"],
+                    capture_output=True, text=True).stdout
+        tps = float(re.search(r"^tps = ([\d.]+)", out, re.M).group(1))
+        return {"system": "pgbench", "op": "get", "clients": clients, "rps": tps}
 
 
 # --- report ----------------------------------------------------------------------------------
@@ -399,30 +390,52 @@ def main():
         sys.exit(f"{CREDVAULT} missing: run bench/compare.sh (it builds the release binary)")
     work = Path(tempfile.mkdtemp(prefix="credvault-compare-"))
     os.chmod(work, 0o755)
-    pg = None
-    results, rss = [], {}
+    pg, systems, results, rss = None, {}, [], {}
     try:
         if any(s.endswith("-pg") or s == "pgbench" for s in SYSTEMS):
             pg = Postgres(work)
             pg.psql("postgres", "CREATE DATABASE credvault")
-        for system in SYSTEMS:
-            if system == "credvault-sqlite":
+        # Every system runs from the start; the load goes to one at a time, taking turns within
+        # each round, so that a slow stretch of this shared machine falls on all of them alike.
+        for name in SYSTEMS:
+            log(f"starting {name}")
+            if name == "credvault-sqlite":
                 (work / "sqlite").mkdir()
-                r, rss[system] = credvault_system(system, f"sqlite://{work}/sqlite/credvault.db", work, None)
-            elif system == "credvault-pg":
-                r, rss[system] = credvault_system(system, pg.url("credvault"), work, pg)
-            elif system == "openbao-inmem":
-                r, rss[system] = openbao_system(system, work, None)
-            elif system == "openbao-pg":
-                r, rss[system] = openbao_system(system, work, pg)
-            elif system == "pgbench":
-                if "credvault-pg" not in SYSTEMS:
-                    sys.exit("pgbench runs on the credentials credvault-pg stored: list credvault-pg first")
-                r = pgbench_system(work, pg)
+                systems[name] = Credvault(name, f"sqlite://{work}/sqlite/credvault.db", work, None)
+            elif name == "credvault-pg":
+                systems[name] = Credvault(name, pg.url("credvault"), work, pg)
+            elif name == "openbao-inmem":
+                systems[name] = OpenBao(name, work, None)
+            elif name == "openbao-pg":
+                systems[name] = OpenBao(name, work, pg)
+            elif name == "pgbench":
+                if "credvault-pg" not in SYSTEMS[:SYSTEMS.index("pgbench")]:
+                    sys.exit("pgbench runs on the credentials credvault-pg stored: list credvault-pg before it")
+                systems[name] = Pgbench(work, pg)
             else:
-                sys.exit(f"unknown system {system}")
-            results.extend(r)
+                sys.exit(f"unknown system {name}")
+        for op in ("get", "store"):
+            for name, system in systems.items():
+                log(f"{name} {op}: warm-up {WARMUP} s")
+                system.load(op, max(CLIENTS), WARMUP, warmup=True)
+            for run in range(1, RUNS + 1):
+                for clients in CLIENTS:
+                    for name, system in systems.items():
+                        r = system.load(op, clients, DURATION)
+                        if r is None:
+                            continue
+                        log(f"{name} {op} c={clients} run {run}: {r['rps']:.0f} req/s"
+                            + (f" p50={r['p50']:.2f}ms p99={r['p99']:.2f}ms errors={r['errors']} "
+                               f"cpu={r['cpu']:.3f}ms/req" if "p50" in r else ""))
+                        results.append(r)
+        for name, system in systems.items():
+            if system.server is not None:
+                rss[name] = peak_rss_mb(system.server.pid)
     finally:
+        for system in systems.values():
+            if system.server is not None:
+                system.server.send_signal(signal.SIGTERM)
+                system.server.wait(timeout=30)
         if pg:
             pg.stop()
         shutil.rmtree(work, ignore_errors=True)

@@ -99,6 +99,25 @@ fn store_request(customer_id: &str, name: String) -> pb::StoreRequest {
     }
 }
 
+/// A small per-client pseudo-random sequence (xorshift64*): uniform enough to spread load,
+/// and no dependency for a load generator.
+struct Pick(u64);
+
+impl Pick {
+    fn new(client_no: usize) -> Self {
+        Self((client_no as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        let value = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        let n = u64::try_from(n).expect("a usize fits in a u64");
+        usize::try_from(value % n).expect("below n, which is a usize")
+    }
+}
+
 fn secret_arg(value: &str) -> Result<SecretString, String> {
     Ok(SecretString::from(value.to_owned()))
 }
@@ -140,6 +159,9 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
             let mut latencies = Vec::with_capacity(1 << 16);
             let mut errors = 0u64;
             let mut seq = 0usize;
+            // Each client picks credentials at random (as pgbench and wrk's scripts do), so
+            // that clients do not walk the same rows in step and queue on each other's row locks.
+            let mut pick = Pick::new(client_no);
             loop {
                 let now = Instant::now();
                 if now >= stop_at {
@@ -148,7 +170,7 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
                 seq += 1;
                 let result = match op {
                     Operation::Get => {
-                        let target = &targets[(client_no + seq) % targets.len()];
+                        let target = &targets[pick.below(targets.len())];
                         client
                             .get(pb::GetRequest { selector: Some(Selector::CredentialId(target.clone())) })
                             .await
@@ -198,4 +220,25 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
         p99: pct(990),
         max: latencies.last().copied().unwrap_or_default(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Pick;
+
+    #[test]
+    fn picks_spread_over_every_credential_and_differ_between_clients() {
+        let mut counts = [0u32; 100];
+        let mut pick = Pick::new(0);
+        for _ in 0..100_000 {
+            counts[pick.below(100)] += 1;
+        }
+        // 1000 expected per credential; a walk or a stuck generator would be far off.
+        assert!(counts.iter().all(|&c| (800..1200).contains(&c)), "{counts:?}");
+        let first: Vec<_> = (0..16).map(|_| Pick::new(1).below(1000)).collect();
+        let (mut a, mut b) = (Pick::new(1), Pick::new(2));
+        let same = (0..1000).filter(|_| a.below(1000) == b.below(1000)).count();
+        assert!(same < 20, "clients 1 and 2 pick alike {same} times in 1000");
+        assert!(first.iter().all(|&x| x == first[0]), "a client's sequence is reproducible");
+    }
 }
