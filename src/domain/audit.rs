@@ -90,7 +90,7 @@ pub trait AuditSigner: Send + Sync {
 }
 
 impl AuditEvent {
-    /// The row's MAC: over every column but the seal's.
+    /// The row's MAC: over every column credvault writes but the MAC itself.
     pub fn mac(&self, signer: &dyn AuditSigner) -> [u8; 32] {
         let id = |v: Option<uuid::Uuid>| v.map(|u| u.to_string()).unwrap_or_default();
         signer.mac(&[

@@ -193,12 +193,14 @@ pub trait Store: Send + Sync + 'static {
     /// Audit events matching the filter, newest first; up to `filter.page_size + 1` of them.
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError>;
 
-    /// Seals up to `limit` unsealed audit rows, oldest first, onto the chain (see
-    /// `migrations/*/0003_audit_seal.sql`). Rows whose MAC fails are left unsealed and reported.
+    /// Seals up to `limit` audit rows not on the chain yet onto it, in the order they were
+    /// committed (see `migrations/*/0004_audit_chain.sql`). Rows whose MAC fails are left off
+    /// the chain and reported.
     async fn seal_audit(&self, limit: u32) -> Result<SealReport, StoreError>;
 
-    /// The chain's head and every audit row: sealed ones in chain order, then unsealed ones.
-    async fn audit_chain(&self) -> Result<(SealHead, Vec<ChainRow>), StoreError>;
+    /// The whole log as `audit verify` reads it: the chain's head, its links in order, and every
+    /// audit row (oldest first).
+    async fn audit_chain(&self) -> Result<AuditChain, StoreError>;
 
     /// Records a new API token. `Conflict` if the name is taken.
     async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
@@ -221,13 +223,29 @@ pub struct SealHead {
     pub mac: Option<Vec<u8>>,
 }
 
-/// An audit row with its tamper-evidence columns.
+/// An audit row with its MAC.
 #[derive(Debug, Clone)]
-pub struct ChainRow {
+pub struct SignedRow {
     pub event: AuditEvent,
     pub row_mac: Option<Vec<u8>>,
-    pub seal_seq: Option<i64>,
-    pub seal_hash: Option<Vec<u8>>,
+}
+
+/// One link of the chain: the `seq`-th sealed audit row and its chain hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainLink {
+    pub seq: i64,
+    pub audit_id: uuid::Uuid,
+    pub hash: Vec<u8>,
+}
+
+/// Everything `audit verify` reads.
+#[derive(Debug, Clone)]
+pub struct AuditChain {
+    pub head: SealHead,
+    /// In chain order.
+    pub links: Vec<ChainLink>,
+    /// Oldest first.
+    pub rows: Vec<SignedRow>,
 }
 
 /// What one sealing pass did.
@@ -238,16 +256,13 @@ pub struct SealReport {
     pub refused: Vec<uuid::Uuid>,
 }
 
-/// One row's new place on the chain: its id, seal_seq and seal_hash.
-type Link = (uuid::Uuid, i64, [u8; 32]);
-
 /// Links `rows` onto the chain after `head`: the new links, the new head, and the rows refused
 /// for a bad MAC. Shared by both backends so the chain is computed one way.
 fn link(
     signer: &dyn AuditSigner,
     head: &SealHead,
-    rows: &[ChainRow],
-) -> (Vec<Link>, SealHead, Vec<uuid::Uuid>) {
+    rows: &[SignedRow],
+) -> (Vec<ChainLink>, SealHead, Vec<uuid::Uuid>) {
     let mut prev: [u8; 32] = head.hash.as_slice().try_into().unwrap_or([0; 32]);
     let mut seq = head.seq;
     let (mut links, mut refused) = (Vec::new(), Vec::new());
@@ -263,7 +278,7 @@ fn link(
         }
         seq += 1;
         prev = seal_hash(signer, &prev, seq, &expected);
-        links.push((row.event.id, seq, prev));
+        links.push(ChainLink { seq, audit_id: row.event.id, hash: prev.to_vec() });
     }
     let head = SealHead { seq, hash: prev.to_vec(), mac: Some(head_mac(signer, seq, &prev).to_vec()) };
     (links, head, refused)

@@ -17,8 +17,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    ChainRow, Inserted, KeyCheck, NewCredential, NewCustomer, PoolSettings, SealHead, SealReport,
-    SealedCredential, Store, StoreError, UseClaim,
+    AuditChain, ChainLink, Inserted, KeyCheck, NewCredential, NewCustomer, PoolSettings, SealHead,
+    SealReport, SealedCredential, SignedRow, Store, StoreError, UseClaim,
 };
 use crate::domain::{
     AuditAction, AuditEntry, AuditEvent, AuditFilter, AuditSigner, CredentialId, CredentialMetadata,
@@ -29,7 +29,7 @@ use crate::domain::{
 macro_rules! audit_columns {
     () => {
         "id, credential_id, customer_id, action, action_details, host(ip_address) AS ip_address, actor, \
-         created_at, row_mac, seal_seq, seal_hash"
+         created_at, row_mac"
     };
 }
 
@@ -49,6 +49,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../../migrations/postgres/0001_initial.sql")),
     (2, "tokens", include_str!("../../migrations/postgres/0002_tokens.sql")),
     (3, "audit seal", include_str!("../../migrations/postgres/0003_audit_seal.sql")),
+    (4, "audit chain", include_str!("../../migrations/postgres/0004_audit_chain.sql")),
 ];
 
 fn migrator() -> Migrator {
@@ -578,61 +579,97 @@ impl Store for PostgresStore {
     async fn seal_audit(&self, limit: u32) -> Result<SealReport, StoreError> {
         let signer = self.signer().ok_or_else(|| StoreError::Config("sealing needs the audit key".into()))?;
         let mut tx = self.pool.begin().await?;
-        // The head's row lock serializes sealers across instances; requests never take it.
-        let head = sqlx::query("SELECT seq, hash, mac FROM audit_seal WHERE id = 1 FOR UPDATE")
+        // Taken before anything else, so it is at most the xmin of the snapshot the rows are read
+        // in: every row that read cannot see belongs to a transaction at or above it.
+        let xmin: i64 = sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
             .fetch_one(&mut *tx)
             .await?;
+        // The head's row lock serializes sealers across instances; requests never take it.
+        let head =
+            sqlx::query("SELECT seq, hash, mac, next_tx, next_id FROM audit_seal WHERE id = 1 FOR UPDATE")
+                .fetch_one(&mut *tx)
+                .await?;
+        let from: (i64, Option<Uuid>) = (head.try_get("next_tx")?, head.try_get("next_id")?);
         let head =
             SealHead { seq: head.try_get("seq")?, hash: head.try_get("hash")?, mac: head.try_get("mac")? };
         let rows = sqlx::query(concat!(
             "SELECT ",
             audit_columns!(),
-            " FROM credential_audit_log WHERE seal_seq IS NULL ORDER BY created_at, id LIMIT $1"
+            ", tx FROM credential_audit_log a WHERE tx >= $1 AND ($2::uuid IS NULL OR (tx, id) > ($1, $2)) \
+             AND NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.audit_id = a.id) ORDER BY tx, id LIMIT $3"
         ))
+        .bind(from.0)
+        .bind(from.1)
         .bind(i64::from(limit))
         .fetch_all(&mut *tx)
         .await?;
-        let rows = rows.iter().map(chain_row).collect::<Result<Vec<_>, _>>()?;
+        // A full batch resumes right after its last row; otherwise every row below xmin is done.
+        let next = match rows.last() {
+            Some(last) if rows.len() >= usize::try_from(limit).unwrap_or(usize::MAX) => {
+                (last.try_get("tx")?, Some(last.try_get::<Uuid, _>("id")?))
+            }
+            _ => (xmin, None),
+        };
+        let rows = rows.iter().map(signed_row).collect::<Result<Vec<_>, _>>()?;
         let (links, head, refused) = super::link(signer, &head, &rows);
         if !links.is_empty() {
-            let ids: Vec<Uuid> = links.iter().map(|(id, _, _)| *id).collect();
-            let seqs: Vec<i64> = links.iter().map(|(_, seq, _)| *seq).collect();
-            let hashes: Vec<Vec<u8>> = links.iter().map(|(_, _, hash)| hash.to_vec()).collect();
             sqlx::query(
-                "UPDATE credential_audit_log AS a SET seal_seq = v.seq, seal_hash = v.hash \
-                 FROM unnest($1::uuid[], $2::bigint[], $3::bytea[]) AS v(id, seq, hash) WHERE a.id = v.id",
+                "INSERT INTO audit_chain (seq, audit_id, hash) \
+                 SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::bytea[])",
             )
-            .bind(ids)
-            .bind(seqs)
-            .bind(hashes)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "UPDATE audit_seal SET seq = $1, hash = $2, mac = $3, updated_at = now() WHERE id = 1",
-            )
-            .bind(head.seq)
-            .bind(&head.hash)
-            .bind(&head.mac)
+            .bind(links.iter().map(|l| l.seq).collect::<Vec<_>>())
+            .bind(links.iter().map(|l| l.audit_id).collect::<Vec<_>>())
+            .bind(links.iter().map(|l| l.hash.as_slice()).collect::<Vec<_>>())
             .execute(&mut *tx)
             .await?;
         }
+        sqlx::query(
+            "UPDATE audit_seal SET seq = $1, hash = $2, mac = $3, next_tx = $4, next_id = $5, updated_at = now() \
+             WHERE id = 1",
+        )
+        .bind(head.seq)
+        .bind(&head.hash)
+        .bind(&head.mac)
+        .bind(next.0)
+        .bind(next.1)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(SealReport { sealed: u32::try_from(links.len()).unwrap_or(u32::MAX), refused })
     }
 
-    async fn audit_chain(&self) -> Result<(SealHead, Vec<ChainRow>), StoreError> {
+    async fn audit_chain(&self) -> Result<AuditChain, StoreError> {
+        // One snapshot, so a sealing pass committing meanwhile cannot look like tampering.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
         let head =
-            sqlx::query("SELECT seq, hash, mac FROM audit_seal WHERE id = 1").fetch_one(&self.pool).await?;
+            sqlx::query("SELECT seq, hash, mac FROM audit_seal WHERE id = 1").fetch_one(&mut *tx).await?;
         let head =
             SealHead { seq: head.try_get("seq")?, hash: head.try_get("hash")?, mac: head.try_get("mac")? };
+        let links = sqlx::query("SELECT seq, audit_id, hash FROM audit_chain ORDER BY seq")
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(ChainLink {
+                    seq: row.try_get("seq")?,
+                    audit_id: row.try_get("audit_id")?,
+                    hash: row.try_get("hash")?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
         let rows = sqlx::query(concat!(
             "SELECT ",
             audit_columns!(),
-            " FROM credential_audit_log ORDER BY seal_seq IS NULL, seal_seq, created_at, id"
+            " FROM credential_audit_log ORDER BY created_at, id"
         ))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok((head, rows.iter().map(chain_row).collect::<Result<_, _>>()?))
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(signed_row)
+        .collect::<Result<_, _>>()?;
+        tx.commit().await?;
+        Ok(AuditChain { head, links, rows })
     }
 
     async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
@@ -725,13 +762,8 @@ fn audit_event_from_row(row: &PgRow) -> Result<AuditEvent, StoreError> {
     })
 }
 
-fn chain_row(row: &PgRow) -> Result<ChainRow, StoreError> {
-    Ok(ChainRow {
-        event: audit_event_from_row(row)?,
-        row_mac: row.try_get("row_mac")?,
-        seal_seq: row.try_get("seal_seq")?,
-        seal_hash: row.try_get("seal_hash")?,
-    })
+fn signed_row(row: &PgRow) -> Result<SignedRow, StoreError> {
+    Ok(SignedRow { event: audit_event_from_row(row)?, row_mac: row.try_get("row_mac")? })
 }
 
 fn customer_from_row(row: &PgRow) -> Result<Customer, StoreError> {

@@ -1,13 +1,16 @@
 //! The audit log's tamper evidence: sealing new rows onto the chain (a background task of the
 //! server), and `credvault audit verify`, which walks the whole log and names the first bad row.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_lc_rs::constant_time::verify_slices_are_equal;
 
 use super::{Vault, VaultError};
 use crate::domain::{AuditSigner, head_mac, seal_hash};
-use crate::store::{SealReport, Store, StoreError};
+use uuid::Uuid;
+
+use crate::store::{AuditChain, ChainLink, SealHead, SealReport, SignedRow, Store, StoreError};
 
 /// Rows sealed per transaction: small enough that SQLite's single writer is held briefly.
 const SEAL_BATCH: u32 = 1_000;
@@ -26,9 +29,10 @@ impl Vault {
             for id in &pass.refused {
                 tracing::error!(audit_row = %id, "audit row fails its MAC: altered or forged; left unsealed");
             }
+            let taken = pass.sealed.saturating_add(u32::try_from(pass.refused.len()).unwrap_or(u32::MAX));
             total.sealed += pass.sealed;
             total.refused.extend(pass.refused);
-            if pass.sealed < SEAL_BATCH {
+            if taken < SEAL_BATCH {
                 return Ok(total);
             }
         }
@@ -58,61 +62,87 @@ pub async fn verify_audit_log(
     store: &dyn Store,
     signer: &dyn AuditSigner,
 ) -> Result<Result<AuditVerified, Tampered>, StoreError> {
-    let (head, rows) = store.audit_chain().await?;
-    let tampered = |row: String, problem: &str| Ok(Err(Tampered { row, problem: problem.to_owned() }));
+    let AuditChain { head, links, rows } = store.audit_chain().await?;
+    Ok(check_chain(signer, &head, &links, &rows))
+}
+
+fn check_chain(
+    signer: &dyn AuditSigner,
+    head: &SealHead,
+    links: &[ChainLink],
+    rows: &[SignedRow],
+) -> Result<AuditVerified, Tampered> {
+    let tampered = |row: String, problem: String| Err(Tampered { row, problem });
+    let mut by_id: HashMap<Uuid, &SignedRow> = rows.iter().map(|row| (row.event.id, row)).collect();
     let mut prev = [0u8; 32];
     let mut expected_seq = 1;
-    let mut verified = AuditVerified { sealed: 0, unsealed: 0 };
-    for row in &rows {
-        let id = row.event.id.to_string();
-        let mac = row.event.mac(signer);
-        match row.row_mac.as_deref() {
-            None => return tampered(id, "has no MAC: it was inserted behind credvault's back"),
-            Some(stored) if verify_slices_are_equal(stored, &mac).is_err() => {
-                return tampered(id, "its content does not match its MAC: it was changed (or forged)");
-            }
-            Some(_) => {}
-        }
-        let Some(seq) = row.seal_seq else {
-            verified.unsealed += 1;
-            continue;
-        };
-        if seq != expected_seq {
+    for link in links {
+        let id = link.audit_id.to_string();
+        if link.seq != expected_seq {
             let problem = format!(
-                "is sealed at position {seq} where {expected_seq} was expected: rows before it were deleted, or it was moved"
+                "is sealed at position {} where {expected_seq} was expected: the links before it were deleted",
+                link.seq
             );
-            return tampered(id, &problem);
+            return tampered(id, problem);
         }
-        let link = seal_hash(signer, &prev, seq, &mac);
-        if row.seal_hash.as_deref().is_none_or(|stored| verify_slices_are_equal(stored, &link).is_err()) {
+        // Taken out of the map, so a row sealed twice is caught at its second link.
+        let Some(row) = by_id.remove(&link.audit_id) else {
+            let problem = format!(
+                "is sealed at position {} but missing from the log: it was deleted (or sealed twice)",
+                link.seq
+            );
+            return tampered(id, problem);
+        };
+        let mac = row_mac(signer, row)?;
+        let expected = seal_hash(signer, &prev, link.seq, &mac);
+        if verify_slices_are_equal(&link.hash, &expected).is_err() {
             return tampered(
                 id,
-                "its seal does not follow the previous row: rows were reordered, removed or inserted",
+                "its seal does not follow the previous row: rows were reordered, removed or inserted".into(),
             );
         }
-        prev = link;
+        prev = expected;
         expected_seq += 1;
-        verified.sealed += 1;
     }
-    let last = expected_seq - 1;
-    if head.seq != last {
-        let problem = format!(
-            "records {} sealed rows but {last} remain: the newest sealed rows were deleted",
-            head.seq
-        );
-        return tampered("(head)".into(), &problem);
+    let sealed = expected_seq - 1;
+    if head.seq != sealed {
+        let problem =
+            format!("records {} sealed rows but {sealed} remain: the newest links were deleted", head.seq);
+        return tampered("(head)".into(), problem);
     }
-    if last > 0 {
+    if sealed > 0 {
         let mac_ok = head
             .mac
             .as_deref()
-            .is_some_and(|m| verify_slices_are_equal(m, &head_mac(signer, last, &prev)).is_ok());
+            .is_some_and(|m| verify_slices_are_equal(m, &head_mac(signer, sealed, &prev)).is_ok());
         if head.hash != prev || !mac_ok {
             return tampered(
                 "(head)".into(),
-                "does not match the chain: the head or the newest rows were altered",
+                "does not match the chain: the head or the newest links were altered".into(),
             );
         }
     }
-    Ok(Ok(verified))
+    // What is left is not on the chain yet: each row must still carry a valid MAC.
+    let mut unsealed = 0;
+    for row in rows.iter().filter(|row| by_id.contains_key(&row.event.id)) {
+        row_mac(signer, row)?;
+        unsealed += 1;
+    }
+    Ok(AuditVerified { sealed: u64::try_from(sealed).unwrap_or(0), unsealed })
+}
+
+/// The row's MAC, if the one stored with it is right.
+fn row_mac(signer: &dyn AuditSigner, row: &SignedRow) -> Result<[u8; 32], Tampered> {
+    let id = row.event.id.to_string();
+    let mac = row.event.mac(signer);
+    match row.row_mac.as_deref() {
+        None => {
+            Err(Tampered { row: id, problem: "has no MAC: it was inserted behind credvault's back".into() })
+        }
+        Some(stored) if verify_slices_are_equal(stored, &mac).is_err() => Err(Tampered {
+            row: id,
+            problem: "its content does not match its MAC: it was changed (or forged)".into(),
+        }),
+        Some(_) => Ok(mac),
+    }
 }

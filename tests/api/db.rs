@@ -1,8 +1,10 @@
 //! Direct SQL against a test's database, behind the server's back: for checks the API cannot
 //! make (audit rows, stored bytes) and for tampering. One method per question, per backend.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
+use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 
@@ -18,6 +20,56 @@ impl TestDb {
             TestDb::Sqlite(SqlitePool::connect_with(options).await.unwrap())
         } else {
             TestDb::Postgres(PgPool::connect(url).await.unwrap())
+        }
+    }
+
+    /// Like `connect`, creating a SQLite file that does not exist yet.
+    pub async fn connect_creating(url: &str) -> TestDb {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            let options = SqliteConnectOptions::new().filename(path).create_if_missing(true);
+            TestDb::Sqlite(SqlitePool::connect_with(options).await.unwrap())
+        } else {
+            Self::connect(url).await
+        }
+    }
+
+    /// Applies the schema's first three migrations only, as credvault recorded them, so that
+    /// `Store::migrate` continues from there: a database written by an older credvault.
+    pub async fn migrate_to_version_3(&self) {
+        let migrator = |files: [&'static str; 3]| {
+            let migrations = ["initial", "tokens", "audit seal"]
+                .into_iter()
+                .zip(files)
+                .zip(1..)
+                .map(|((description, sql), version)| {
+                    Migration::new(
+                        version,
+                        Cow::Borrowed(description),
+                        MigrationType::Simple,
+                        sqlx::SqlSafeStr::into_sql_str(sql),
+                        false,
+                    )
+                })
+                .collect();
+            Migrator { migrations: Cow::Owned(migrations), ..Migrator::DEFAULT }
+        };
+        match self {
+            TestDb::Sqlite(pool) => migrator([
+                include_str!("../../migrations/sqlite/0001_initial.sql"),
+                include_str!("../../migrations/sqlite/0002_tokens.sql"),
+                include_str!("../../migrations/sqlite/0003_audit_seal.sql"),
+            ])
+            .run(pool)
+            .await
+            .unwrap(),
+            TestDb::Postgres(pool) => migrator([
+                include_str!("../../migrations/postgres/0001_initial.sql"),
+                include_str!("../../migrations/postgres/0002_tokens.sql"),
+                include_str!("../../migrations/postgres/0003_audit_seal.sql"),
+            ])
+            .run(pool)
+            .await
+            .unwrap(),
         }
     }
 

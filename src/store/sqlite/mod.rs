@@ -19,8 +19,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    ChainRow, Inserted, KeyCheck, NewCredential, NewCustomer, SealHead, SealReport, SealedCredential, Store,
-    StoreError, UseClaim,
+    AuditChain, ChainLink, Inserted, KeyCheck, NewCredential, NewCustomer, SealHead, SealReport,
+    SealedCredential, SignedRow, Store, StoreError, UseClaim,
 };
 use crate::domain::{
     AuditAction, AuditEntry, AuditEvent, AuditFilter, AuditSigner, CredentialId, CredentialMetadata,
@@ -31,7 +31,7 @@ use crate::domain::{
 macro_rules! audit_columns {
     () => {
         "id, credential_id, customer_id, action, action_details, ip_address, actor, created_at, \
-         row_mac, seal_seq, seal_hash"
+         row_mac"
     };
 }
 
@@ -51,6 +51,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../../../migrations/sqlite/0001_initial.sql")),
     (2, "tokens", include_str!("../../../migrations/sqlite/0002_tokens.sql")),
     (3, "audit seal", include_str!("../../../migrations/sqlite/0003_audit_seal.sql")),
+    (4, "audit chain", include_str!("../../../migrations/sqlite/0004_audit_chain.sql")),
 ];
 
 /// The SQLite schema's migrations, embedded in the binary.
@@ -577,66 +578,84 @@ impl Store for SqliteStore {
     async fn seal_audit(&self, limit: u32) -> Result<SealReport, StoreError> {
         let signer = self.signer().ok_or_else(|| StoreError::Config("sealing needs the audit key".into()))?;
         // Read and compute on a reader connection, so the single writer is held only for the
-        // one UPDATE below: requests' audit writes wait for milliseconds, not for the MACs.
-        let head = read_head(&self.reader).await?;
+        // inserts below: requests' audit writes wait for milliseconds, not for the MACs.
+        let (head, from_rowid) = read_head(&self.reader).await?;
         let rows = sqlx::query(concat!(
-            "SELECT ",
+            "SELECT rowid AS row_no, ",
             audit_columns!(),
-            " FROM credential_audit_log WHERE seal_seq IS NULL ORDER BY created_at, id LIMIT ?"
+            " FROM credential_audit_log a WHERE rowid > ? \
+             AND NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.audit_id = a.id) ORDER BY rowid LIMIT ?"
         ))
+        .bind(from_rowid)
         .bind(i64::from(limit))
         .fetch_all(&self.reader)
         .await?;
-        let rows = rows.iter().map(chain_row).collect::<Result<Vec<_>, _>>()?;
+        let Some(last) = rows.last() else {
+            return Ok(SealReport::default());
+        };
+        // Rows committed after this read get higher rowids (one writer, rowids in order).
+        let next_rowid: i64 = last.try_get("row_no")?;
+        let rows = rows.iter().map(signed_row).collect::<Result<Vec<_>, _>>()?;
         let (links, new_head, refused) = super::link(signer, &head, &rows);
-        if links.is_empty() {
-            return Ok(SealReport { sealed: 0, refused });
-        }
         let mut tx = self.writer.begin().await?;
-        let current = read_head(&mut *tx).await?;
+        let (current, _) = read_head(&mut *tx).await?;
         if current.seq != head.seq || current.hash != head.hash {
             // Another sealer moved the head meanwhile (only possible with two servers on one
             // file); the next pass starts from the new head.
             return Ok(SealReport::default());
         }
-        for (id, seq, hash) in &links {
-            // One primary-key update per row: each is a few microseconds in process.
-            let updated = sqlx::query(
-                "UPDATE credential_audit_log SET seal_seq = ?, seal_hash = ? WHERE id = ? AND seal_seq IS NULL",
-            )
-            .bind(seq)
-            .bind(hash.as_slice())
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
-            if updated.rows_affected() != 1 {
-                return Err(StoreError::Other(format!("audit row {id} changed while being sealed").into()));
-            }
+        for link in &links {
+            // One small insert per row: each is a few microseconds in process.
+            sqlx::query("INSERT INTO audit_chain (seq, audit_id, hash) VALUES (?, ?, ?)")
+                .bind(link.seq)
+                .bind(link.audit_id.to_string())
+                .bind(link.hash.as_slice())
+                .execute(&mut *tx)
+                .await?;
         }
-        sqlx::query("UPDATE audit_seal SET seq = ?, hash = ?, mac = ?, updated_at = ? WHERE id = 1")
-            .bind(new_head.seq)
-            .bind(&new_head.hash)
-            .bind(&new_head.mac)
-            .bind(micros(OffsetDateTime::now_utc()))
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE audit_seal SET seq = ?, hash = ?, mac = ?, next_rowid = ?, updated_at = ? WHERE id = 1",
+        )
+        .bind(new_head.seq)
+        .bind(&new_head.hash)
+        .bind(&new_head.mac)
+        .bind(next_rowid)
+        .bind(micros(OffsetDateTime::now_utc()))
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(SealReport { sealed: u32::try_from(links.len()).unwrap_or(u32::MAX), refused })
     }
 
-    async fn audit_chain(&self) -> Result<(SealHead, Vec<ChainRow>), StoreError> {
-        let head =
-            sqlx::query("SELECT seq, hash, mac FROM audit_seal WHERE id = 1").fetch_one(&self.reader).await?;
-        let head =
-            SealHead { seq: head.try_get("seq")?, hash: head.try_get("hash")?, mac: head.try_get("mac")? };
+    async fn audit_chain(&self) -> Result<AuditChain, StoreError> {
+        // One read transaction: one snapshot, so a sealing pass committing meanwhile cannot look
+        // like tampering.
+        let mut tx = self.reader.begin().await?;
+        let (head, _) = read_head(&mut *tx).await?;
+        let links = sqlx::query("SELECT seq, audit_id, hash FROM audit_chain ORDER BY seq")
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(ChainLink {
+                    seq: row.try_get("seq")?,
+                    audit_id: uuid(row, "audit_id")?,
+                    hash: row.try_get("hash")?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
         let rows = sqlx::query(concat!(
             "SELECT ",
             audit_columns!(),
-            " FROM credential_audit_log ORDER BY seal_seq IS NULL, seal_seq, created_at, id"
+            " FROM credential_audit_log ORDER BY created_at, id"
         ))
-        .fetch_all(&self.reader)
-        .await?;
-        Ok((head, rows.iter().map(chain_row).collect::<Result<_, _>>()?))
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(signed_row)
+        .collect::<Result<_, _>>()?;
+        tx.commit().await?;
+        Ok(AuditChain { head, links, rows })
     }
 
     async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
@@ -692,9 +711,13 @@ impl Store for SqliteStore {
     }
 }
 
-async fn read_head<'e>(executor: impl sqlx::SqliteExecutor<'e>) -> Result<SealHead, StoreError> {
-    let head = sqlx::query("SELECT seq, hash, mac FROM audit_seal WHERE id = 1").fetch_one(executor).await?;
-    Ok(SealHead { seq: head.try_get("seq")?, hash: head.try_get("hash")?, mac: head.try_get("mac")? })
+/// The chain's head, and the rowid the next sealing pass starts after.
+async fn read_head<'e>(executor: impl sqlx::SqliteExecutor<'e>) -> Result<(SealHead, i64), StoreError> {
+    let head = sqlx::query("SELECT seq, hash, mac, next_rowid FROM audit_seal WHERE id = 1")
+        .fetch_one(executor)
+        .await?;
+    let seal = SealHead { seq: head.try_get("seq")?, hash: head.try_get("hash")?, mac: head.try_get("mac")? };
+    Ok((seal, head.try_get("next_rowid")?))
 }
 
 fn audit_event_from_row(row: &SqliteRow) -> Result<AuditEvent, StoreError> {
@@ -715,13 +738,8 @@ fn audit_event_from_row(row: &SqliteRow) -> Result<AuditEvent, StoreError> {
     })
 }
 
-fn chain_row(row: &SqliteRow) -> Result<ChainRow, StoreError> {
-    Ok(ChainRow {
-        event: audit_event_from_row(row)?,
-        row_mac: row.try_get("row_mac")?,
-        seal_seq: row.try_get("seal_seq")?,
-        seal_hash: row.try_get("seal_hash")?,
-    })
+fn signed_row(row: &SqliteRow) -> Result<SignedRow, StoreError> {
+    Ok(SignedRow { event: audit_event_from_row(row)?, row_mac: row.try_get("row_mac")? })
 }
 
 fn customer_from_row(row: &SqliteRow) -> Result<Customer, StoreError> {
