@@ -13,6 +13,7 @@ macro_rules! good_standing_sql {
 }
 
 mod error;
+mod group;
 mod postgres;
 mod sqlite;
 

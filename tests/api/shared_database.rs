@@ -95,6 +95,38 @@ async fn a_concurrent_burst_of_gets_loses_no_usage_update() {
 }
 
 #[tokio::test]
+async fn groups_of_gets_over_shared_credentials_on_two_instances_neither_deadlock_nor_miscount() {
+    let (a, b) = spawn_pair().await;
+    let mut ids = Vec::new();
+    for n in 0..6 {
+        ids.push(a.store_vultr(&format!("Shared {n}"), &format!("key-{n}")).await.id);
+    }
+    // The instances walk the credentials in opposite orders, so their groups hold the same rows
+    // in different orders.
+    let rounds = 10;
+    let mut tasks = Vec::new();
+    for (app, order) in [(&a, ids.clone()), (&b, ids.iter().rev().cloned().collect::<Vec<_>>())] {
+        for _ in 0..rounds {
+            for id in &order {
+                let mut client = app.client.clone();
+                let request = get_by_id(id);
+                tasks.push(tokio::spawn(async move { client.get(request).await }));
+            }
+        }
+    }
+    for task in tasks {
+        task.await.unwrap().expect("every Get succeeds");
+    }
+    let listed =
+        a.list(pb::ListRequest { customer_id: a.customer_id.clone(), ..Default::default() }).await.unwrap();
+    assert_eq!(listed.credentials.len(), ids.len());
+    for credential in &listed.credentials {
+        assert_eq!(credential.usage_count, 2 * rounds, "{}", credential.credential_name);
+        assert_eq!(audit_counts(&a, &credential.id).await.get("used"), Some(&(2 * rounds)));
+    }
+}
+
+#[tokio::test]
 async fn delete_racing_gets_on_two_instances_leaves_a_consistent_record() {
     let (a, b) = spawn_pair().await;
     let stored = a.store_vultr("Racing", "racing-key").await;

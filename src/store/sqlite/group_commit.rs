@@ -1,8 +1,6 @@
-//! Group commit for Get's audited use on SQLite. SQLite has one writer and every commit is an
-//! fsync (synchronous=FULL), so one commit per Get caps Get at the disk's fsync rate. Instead,
-//! the uses that arrive while a commit is in flight wait in a queue and the next commit takes
-//! them all: each use still commits (usage count and its audit row, together) before its caller
-//! hears back, so no secret leaves before its own audit row is durable.
+//! Group commit (see [`crate::store::group`]) for Get's audited use on SQLite. SQLite has one
+//! writer and every commit is an fsync (synchronous=FULL), so one commit per Get would cap Get at
+//! the disk's fsync rate.
 //!
 //! A group is ONE round trip to SQLite's worker thread whatever its size (begin, one INSERT for
 //! every audit row, one UPDATE for every use, commit, sent as one query): under load, each
@@ -12,38 +10,19 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use serde_json::json;
 use sqlx::Row;
-use time::OffsetDateTime;
-use tokio::sync::{mpsc, oneshot};
 
 use super::{metadata_from_row, micros};
-use crate::domain::{AuditEntry, AuditSigner, CredentialMetadata, TokenName};
-use crate::store::{StoreError, UseClaim};
+use crate::domain::{AuditSigner, CredentialMetadata, TokenName};
+use crate::store::StoreError;
+use crate::store::group::{Recorder, Use};
 
-/// Most uses one commit takes.
-const MAX_BATCH: usize = 512;
-
-type Reply = oneshot::Sender<Result<Option<CredentialMetadata>, StoreError>>;
-
-/// One Get's use to record.
-pub(super) struct Use {
-    pub(super) claim: UseClaim,
-    pub(super) audit: AuditEntry,
-    pub(super) now: OffsetDateTime,
-    pub(super) reply: Reply,
-}
-
-/// Starts the committer on the writer pool; it ends when every sender is gone.
-pub(super) fn start(writer: sqlx::SqlitePool, signer: Option<Arc<dyn AuditSigner>>) -> mpsc::Sender<Use> {
-    let (tx, mut rx) = mpsc::channel::<Use>(4 * MAX_BATCH);
-    tokio::spawn(async move {
-        let mut batch = Vec::with_capacity(MAX_BATCH);
-        while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-            commit(&writer, signer.as_deref(), std::mem::take(&mut batch)).await;
-        }
-    });
-    tx
+/// SQLite's committer: one group at a time on the single writer.
+pub(super) struct Committer {
+    pub(super) writer: sqlx::SqlitePool,
+    pub(super) signer: Option<Arc<dyn AuditSigner>>,
 }
 
 /// The condition under which the claim `$claim` (a JSON object) on the row `$row` holds.
@@ -71,28 +50,10 @@ macro_rules! claim_holds {
     };
 }
 
-/// Records every claim of `batch` that still holds in one transaction, and answers each caller
-/// after the commit: `Some` for a counted use, `None` for a claim that no longer holds.
-async fn commit(writer: &sqlx::SqlitePool, signer: Option<&dyn AuditSigner>, batch: Vec<Use>) {
-    match record(writer, signer, &batch).await {
-        Ok(outcomes) => {
-            for (item, outcome) in batch.into_iter().zip(outcomes) {
-                let _ = item.reply.send(Ok(outcome));
-            }
-        }
-        Err(e) => {
-            // Nothing of the batch was committed: every caller gets the failure.
-            let unavailable = matches!(e, StoreError::Unavailable(_));
-            let message = crate::vault::error_chain(&e);
-            for item in batch {
-                let error = if unavailable {
-                    StoreError::Unavailable(sqlx::Error::Io(std::io::Error::other(message.clone())))
-                } else {
-                    StoreError::Other(message.clone().into())
-                };
-                let _ = item.reply.send(Err(error));
-            }
-        }
+#[async_trait]
+impl Recorder for Committer {
+    async fn record(&self, batch: &[Use]) -> Result<Vec<Option<CredentialMetadata>>, StoreError> {
+        record(&self.writer, self.signer.as_deref(), batch).await
     }
 }
 

@@ -99,7 +99,7 @@ pub struct SqliteStore {
     reader: SqlitePool,
     signer: Option<Arc<dyn AuditSigner>>,
     /// Get's audited uses, committed in groups (see [`group_commit`]).
-    uses: tokio::sync::mpsc::Sender<group_commit::Use>,
+    uses: super::group::Uses,
 }
 
 impl SqliteStore {
@@ -132,7 +132,10 @@ impl SqliteStore {
             .max_lifetime(None)
             .connect_with(options.read_only(true))
             .await?;
-        let uses = group_commit::start(writer.clone(), signer.clone());
+        let uses = super::group::Uses::start(group_commit::Committer {
+            writer: writer.clone(),
+            signer: signer.clone(),
+        });
         Ok(Self { writer, reader, signer, uses })
     }
 
@@ -420,10 +423,7 @@ impl Store for SqliteStore {
         audit: AuditEntry,
         now: OffsetDateTime,
     ) -> Result<Option<CredentialMetadata>, StoreError> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let closed = || StoreError::Unavailable(sqlx::Error::PoolClosed);
-        self.uses.send(group_commit::Use { claim, audit, now, reply }).await.map_err(|_| closed())?;
-        answer.await.map_err(|_| closed())?
+        self.uses.record(claim, audit, now).await
     }
 
     async fn record_verification(

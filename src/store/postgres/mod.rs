@@ -3,7 +3,8 @@
 //! The pool connects lazily, so a server can start while the database is still down (the vault
 //! reports UNAVAILABLE and health NOT_SERVING until [`Store::migrate`] succeeds). Changes that
 //! touch one row are single statements (a data-modifying CTE updates the row and inserts its
-//! audit row atomically, in one round trip); Store is a short transaction.
+//! audit row atomically, in one round trip); Get's uses are committed in groups
+//! ([`group_commit`]); Store is a short transaction.
 
 use std::borrow::Cow;
 use std::str::FromStr;
@@ -46,10 +47,10 @@ macro_rules! token_columns {
 }
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "initial", include_str!("../../migrations/postgres/0001_initial.sql")),
-    (2, "tokens", include_str!("../../migrations/postgres/0002_tokens.sql")),
-    (3, "audit seal", include_str!("../../migrations/postgres/0003_audit_seal.sql")),
-    (4, "audit chain", include_str!("../../migrations/postgres/0004_audit_chain.sql")),
+    (1, "initial", include_str!("../../../migrations/postgres/0001_initial.sql")),
+    (2, "tokens", include_str!("../../../migrations/postgres/0002_tokens.sql")),
+    (3, "audit seal", include_str!("../../../migrations/postgres/0003_audit_seal.sql")),
+    (4, "audit chain", include_str!("../../../migrations/postgres/0004_audit_chain.sql")),
 ];
 
 fn migrator() -> Migrator {
@@ -70,10 +71,42 @@ fn migrator() -> Migrator {
     Migrator { migrations: Cow::Owned(migrations), locking: true, ..Migrator::DEFAULT }
 }
 
+/// A credential's metadata columns, optionally each prefixed (`"cred."`).
 macro_rules! credential_columns {
     () => {
-        "id, customer_id, provider, credential_name, credential_type, permissions, is_active, is_verified, \
-         is_default, last_verified_at, last_used_at, usage_count, created_at, updated_at"
+        credential_columns!("")
+    };
+    ($p:literal) => {
+        concat!(
+            $p,
+            "id, ",
+            $p,
+            "customer_id, ",
+            $p,
+            "provider, ",
+            $p,
+            "credential_name, ",
+            $p,
+            "credential_type, ",
+            $p,
+            "permissions, ",
+            $p,
+            "is_active, ",
+            $p,
+            "is_verified, ",
+            $p,
+            "is_default, ",
+            $p,
+            "last_verified_at, ",
+            $p,
+            "last_used_at, ",
+            $p,
+            "usage_count, ",
+            $p,
+            "created_at, ",
+            $p,
+            "updated_at"
+        )
     };
 }
 
@@ -117,9 +150,13 @@ fn audited<'q>(
         .bind(mac)
 }
 
+mod group_commit;
+
 pub struct PostgresStore {
     pool: PgPool,
     signer: Option<Arc<dyn AuditSigner>>,
+    /// Get's audited uses, committed in groups (see [`group_commit`]).
+    uses: super::group::Uses,
 }
 
 impl PostgresStore {
@@ -145,7 +182,9 @@ impl PostgresStore {
             .idle_timeout(None)
             .max_lifetime(std::time::Duration::from_secs(30 * 60))
             .connect_lazy_with(options);
-        Ok(Self { pool, signer })
+        let uses =
+            super::group::Uses::start(group_commit::Committer { pool: pool.clone(), signer: signer.clone() });
+        Ok(Self { pool, signer, uses })
     }
 
     fn signer(&self) -> Option<&dyn AuditSigner> {
@@ -181,12 +220,20 @@ fn micro(t: OffsetDateTime) -> OffsetDateTime {
     t.replace_nanosecond(t.nanosecond() / 1_000 * 1_000).expect("truncating nanoseconds stays in range")
 }
 
+/// A Store's idempotency key and request fingerprint, if it has them.
+fn idempotency(new: &NewCredential) -> (Option<&str>, Option<&[u8]>) {
+    match &new.idempotency {
+        Some((key, fingerprint)) => (Some(key.as_str()), Some(fingerprint.as_slice())),
+        None => (None, None),
+    }
+}
+
 async fn insert_audit(
     tx: &mut Transaction<'_, Postgres>,
     signer: Option<&dyn AuditSigner>,
     audit: &AuditEntry,
     now: OffsetDateTime,
-) -> Result<(), StoreError> {
+) -> Result<(), sqlx::Error> {
     let id = crate::domain::new_audit_row_id();
     let now = micro(now);
     let mac = signer.map(|signer| audit.to_event(id, now).mac(signer).to_vec());
@@ -210,6 +257,88 @@ async fn insert_audit(
 }
 
 impl PostgresStore {
+    /// Store's common case as ONE statement: the credential (if its customer exists) and its
+    /// audit row. `None` if there is no such customer.
+    async fn insert_plain(
+        &self,
+        new: &NewCredential,
+        audit: &AuditEntry,
+    ) -> Result<Option<PgRow>, sqlx::Error> {
+        let sql = audited_change!(
+            "INSERT INTO cloud_credentials (id, customer_id, provider, credential_name, encrypted_credentials, \
+             key_version, credential_type, permissions, is_default, idempotency_key, request_fingerprint, \
+             created_at, updated_at) \
+             SELECT $8, $9, $10, $11, $12, $13, $14, $15, false, $16, $17, $5, $5 \
+             WHERE EXISTS (SELECT 1 FROM customers WHERE id = $9)"
+        );
+        let (idempotency_key, fingerprint) = idempotency(new);
+        audited(sql, self.signer(), audit, new.now)
+            .bind(new.id.as_uuid())
+            .bind(new.customer_id.as_uuid())
+            .bind(new.provider.as_str())
+            .bind(new.name.as_str())
+            .bind(new.sealed.as_slice())
+            .bind(i64::from(new.key_version))
+            .bind(new.credential_type.as_str())
+            .bind(new.permissions.as_str())
+            .bind(idempotency_key)
+            .bind(fingerprint)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    /// Store of a credential that becomes its provider's default: a short transaction that
+    /// moves the default. `None` if there is no such customer.
+    async fn insert_default(
+        &self,
+        new: &NewCredential,
+        audit: &AuditEntry,
+    ) -> Result<Option<PgRow>, sqlx::Error> {
+        let now = micro(new.now);
+        let mut tx = self.pool.begin().await?;
+        // Lock the customer row, so two concurrent "make default" Stores queue instead of
+        // colliding on the one-default index.
+        let customer: Option<i32> = sqlx::query_scalar("SELECT 1 FROM customers WHERE id = $1 FOR UPDATE")
+            .bind(new.customer_id.as_uuid())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if customer.is_none() {
+            return Ok(None);
+        }
+        sqlx::query(
+            "UPDATE cloud_credentials SET is_default = false, updated_at = $1 \
+             WHERE customer_id = $2 AND provider = $3 AND is_default",
+        )
+        .bind(now)
+        .bind(new.customer_id.as_uuid())
+        .bind(new.provider.as_str())
+        .execute(&mut *tx)
+        .await?;
+        let (idempotency_key, fingerprint) = idempotency(new);
+        let row = sqlx::query(concat!(
+            "INSERT INTO cloud_credentials (id, customer_id, provider, credential_name, encrypted_credentials, \
+             key_version, credential_type, permissions, is_default, idempotency_key, request_fingerprint, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, true, $9, $10, $11, $11) RETURNING ",
+            credential_columns!()
+        ))
+        .bind(new.id.as_uuid())
+        .bind(new.customer_id.as_uuid())
+        .bind(new.provider.as_str())
+        .bind(new.name.as_str())
+        .bind(new.sealed.as_slice())
+        .bind(i64::from(new.key_version))
+        .bind(new.credential_type.as_str())
+        .bind(new.permissions.as_str())
+        .bind(idempotency_key)
+        .bind(fingerprint)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        insert_audit(&mut tx, self.signer(), audit, now).await?;
+        tx.commit().await?;
+        Ok(Some(row))
+    }
+
     async fn fetch_changed(
         &self,
         query: PgQuery<'_>,
@@ -286,79 +415,30 @@ impl Store for PostgresStore {
         if let Some(existing) = self.find_idempotent(&new).await? {
             return Ok(existing);
         }
-        let now = micro(new.now);
-        let mut tx = self.pool.begin().await?;
-
-        // Lock the customer row when moving the default, so two concurrent "make default"
-        // Stores queue instead of colliding on the one-default index.
-        let lock = if new.make_default {
-            "SELECT 1 FROM customers WHERE id = $1 FOR UPDATE"
+        let inserted = if new.make_default {
+            self.insert_default(&new, &audit).await
         } else {
-            "SELECT 1 FROM customers WHERE id = $1"
+            self.insert_plain(&new, &audit).await
         };
-        let customer: Option<i32> =
-            sqlx::query_scalar(lock).bind(new.customer_id.as_uuid()).fetch_optional(&mut *tx).await?;
-        if customer.is_none() {
-            return Err(StoreError::NotFound(format!("customer {}", new.customer_id)));
-        }
-        if new.make_default {
-            sqlx::query(
-                "UPDATE cloud_credentials SET is_default = false, updated_at = $1 \
-                 WHERE customer_id = $2 AND provider = $3 AND is_default",
-            )
-            .bind(now)
-            .bind(new.customer_id.as_uuid())
-            .bind(new.provider.as_str())
-            .execute(&mut *tx)
-            .await?;
-        }
-        let (idempotency_key, fingerprint) = match &new.idempotency {
-            Some((key, fingerprint)) => (Some(key.as_str()), Some(fingerprint.as_slice())),
-            None => (None, None),
-        };
-        let inserted = sqlx::query(concat!(
-            "INSERT INTO cloud_credentials (id, customer_id, provider, credential_name, encrypted_credentials, \
-             key_version, credential_type, permissions, is_default, idempotency_key, request_fingerprint, \
-             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING ",
-            credential_columns!()
-        ))
-        .bind(new.id.as_uuid())
-        .bind(new.customer_id.as_uuid())
-        .bind(new.provider.as_str())
-        .bind(new.name.as_str())
-        .bind(new.sealed.as_slice())
-        .bind(i64::from(new.key_version))
-        .bind(new.credential_type.as_str())
-        .bind(new.permissions.as_str())
-        .bind(new.make_default)
-        .bind(idempotency_key)
-        .bind(fingerprint)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await;
-        let row = match inserted {
-            Ok(row) => row,
+        match inserted {
+            Ok(Some(row)) => Ok(Inserted::Created(metadata_from_row(&row)?)),
+            Ok(None) => Err(StoreError::NotFound(format!("customer {}", new.customer_id))),
             Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                drop(tx);
                 // A concurrent Store with the same idempotency key may have committed first; it
                 // can trip the name index before the key index, so look before calling it a
                 // conflict, and answer as that Store did.
                 if let Some(existing) = self.find_idempotent(&new).await? {
                     return Ok(existing);
                 }
-                return Err(StoreError::Conflict(format!(
+                Err(StoreError::Conflict(format!(
                     "customer {} already has an active {} credential named {:?}",
                     new.customer_id,
                     new.provider,
                     new.name.as_str()
-                )));
+                )))
             }
-            Err(e) => return Err(e.into()),
-        };
-        let credential = metadata_from_row(&row)?;
-        insert_audit(&mut tx, self.signer(), &audit, now).await?;
-        tx.commit().await?;
-        Ok(Inserted::Created(credential))
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn fetch_sealed(
@@ -407,20 +487,7 @@ impl Store for PostgresStore {
         audit: AuditEntry,
         now: OffsetDateTime,
     ) -> Result<Option<CredentialMetadata>, StoreError> {
-        let sql = audited_change!(concat!(
-            "UPDATE cloud_credentials SET usage_count = usage_count + 1, last_used_at = $9 \
-             WHERE id = $8 AND customer_id = $10 AND encrypted_credentials = $11 AND is_active \
-             AND (SELECT status FROM customers WHERE customers.id = cloud_credentials.customer_id) IN ",
-            good_standing_sql!()
-        ));
-        let row = audited(sql, self.signer(), &audit, now)
-            .bind(claim.id.as_uuid())
-            .bind(micro(now))
-            .bind(claim.customer_id.as_uuid())
-            .bind(&*claim.sealed)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(metadata_from_row).transpose()
+        self.uses.record(claim, audit, now).await
     }
 
     async fn record_verification(

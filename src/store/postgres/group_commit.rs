@@ -1,0 +1,122 @@
+//! Group commit (see [`crate::store::group`]) for Get's audited use on PostgreSQL. A use as its
+//! own statement costs PostgreSQL a transaction, a commit record and a log flush, and credvault a
+//! round trip; under load those, not the update and the insert, were most of a Get's cost. A
+//! group is ONE statement whatever its size.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sqlx::Row;
+use sqlx::postgres::PgPool;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{metadata_from_row, micro};
+use crate::domain::{AuditSigner, CredentialMetadata, TokenName};
+use crate::store::StoreError;
+use crate::store::group::{Recorder, Use};
+
+pub(super) struct Committer {
+    pub(super) pool: PgPool,
+    pub(super) signer: Option<Arc<dyn AuditSigner>>,
+}
+
+#[async_trait]
+impl Recorder for Committer {
+    async fn record(&self, batch: &[Use]) -> Result<Vec<Option<CredentialMetadata>>, StoreError> {
+        let now = micro(batch.iter().map(|u| u.now).max().expect("a group holds at least one use"));
+        let mut claims = Claims::default();
+        for u in batch {
+            claims.push(self.signer.as_deref(), u);
+        }
+        // A claim counts, and gets its audit row, only if the row still holds: same owner, same
+        // ciphertext, active, customer in good standing. Claims on one credential with the same
+        // owner and ciphertext count together. The rows are locked in id order first, so groups
+        // (of this instance or another) that share credentials cannot deadlock.
+        let rows = sqlx::query(concat!(
+            "WITH claims AS (SELECT * FROM unnest($1::int[], $2::uuid[], $3::uuid[], $4::bytea[], $5::uuid[], \
+                   $6::text[], $7::text[], $8::inet[], $9::text[], $10::timestamptz[], $11::bytea[]) \
+                 AS c(claim_no, credential_id, customer_id, sealed, audit_id, action, details, ip, actor, at_time, mac)), \
+             uses AS (SELECT row_number() OVER () AS use_no, credential_id, customer_id, sealed, count(*) AS n \
+                 FROM claims GROUP BY credential_id, customer_id, sealed), \
+             locked AS (SELECT id FROM cloud_credentials WHERE id IN (SELECT credential_id FROM uses) \
+                 ORDER BY id FOR UPDATE), \
+             changed AS (UPDATE cloud_credentials AS cred \
+                 SET usage_count = cred.usage_count + uses.n, last_used_at = $12 FROM uses \
+                 WHERE cred.id IN (SELECT id FROM locked) AND cred.id = uses.credential_id \
+                 AND cred.customer_id = uses.customer_id AND cred.encrypted_credentials = uses.sealed \
+                 AND cred.is_active \
+                 AND (SELECT status FROM customers WHERE customers.id = cred.customer_id) IN ",
+            good_standing_sql!(),
+            " RETURNING uses.use_no, ",
+            credential_columns!("cred."),
+            "), counted AS (SELECT c.*, ch.use_no FROM claims c JOIN uses u \
+                 ON (u.credential_id, u.customer_id, u.sealed) = (c.credential_id, c.customer_id, c.sealed) \
+                 JOIN changed ch ON ch.use_no = u.use_no), \
+             audit AS (INSERT INTO credential_audit_log \
+                 (id, credential_id, customer_id, action, action_details, ip_address, actor, created_at, row_mac) \
+                 SELECT audit_id, credential_id, customer_id, action, details, ip, actor, at_time, mac FROM counted) \
+             SELECT counted.claim_no, ",
+            credential_columns!("changed."),
+            " FROM counted JOIN changed USING (use_no)"
+        ))
+        .bind(claims.no)
+        .bind(claims.credential_id)
+        .bind(claims.customer_id)
+        .bind(claims.sealed)
+        .bind(claims.audit_id)
+        .bind(claims.action)
+        .bind(claims.details)
+        .bind(claims.ip)
+        .bind(claims.actor)
+        .bind(claims.at)
+        .bind(claims.mac)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut outcomes = vec![None; batch.len()];
+        for row in &rows {
+            let no: i32 = row.try_get("claim_no")?;
+            let slot = usize::try_from(no)
+                .ok()
+                .and_then(|no| outcomes.get_mut(no))
+                .ok_or_else(|| StoreError::Other(format!("group commit answered for claim {no}").into()))?;
+            *slot = Some(metadata_from_row(row)?);
+        }
+        Ok(outcomes)
+    }
+}
+
+/// A group's claims and audit rows, one array per column (PostgreSQL's `unnest` takes them).
+#[derive(Default)]
+struct Claims<'a> {
+    no: Vec<i32>,
+    credential_id: Vec<Uuid>,
+    customer_id: Vec<Uuid>,
+    sealed: Vec<&'a [u8]>,
+    audit_id: Vec<Uuid>,
+    action: Vec<&'static str>,
+    details: Vec<&'a str>,
+    ip: Vec<Option<String>>,
+    actor: Vec<Option<&'a str>>,
+    at: Vec<OffsetDateTime>,
+    mac: Vec<Option<Vec<u8>>>,
+}
+
+impl<'a> Claims<'a> {
+    fn push(&mut self, signer: Option<&dyn AuditSigner>, u: &'a Use) {
+        let audit_id = crate::domain::new_audit_row_id();
+        let at = micro(u.now);
+        self.no.push(i32::try_from(self.no.len()).expect("a group is far smaller than i32::MAX"));
+        self.credential_id.push(*u.claim.id.as_uuid());
+        self.customer_id.push(*u.claim.customer_id.as_uuid());
+        self.sealed.push(&u.claim.sealed);
+        self.audit_id.push(audit_id);
+        self.action.push(u.audit.action.as_str());
+        self.details.push(&u.audit.details);
+        self.ip.push(u.audit.ip_address.map(|ip| ip.to_string()));
+        self.actor.push(u.audit.actor.as_ref().map(TokenName::as_str));
+        self.at.push(at);
+        self.mac.push(signer.map(|signer| u.audit.to_event(audit_id, at).mac(signer).to_vec()));
+    }
+}
