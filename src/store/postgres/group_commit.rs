@@ -1,7 +1,7 @@
-//! Group commit (see [`crate::store::group`]) for Get's audited use on PostgreSQL. A use as its
-//! own statement costs PostgreSQL a transaction, a commit record and a log flush, and credvault a
-//! round trip; under load those, not the update and the insert, were most of a Get's cost. A
-//! group is ONE statement whatever its size.
+//! Group commit (see [`crate::store::group`]) on PostgreSQL, for Get's audited use and for Store.
+//! A write as its own statement costs PostgreSQL a transaction, a commit record and a log flush,
+//! and credvault a round trip; under load those, not the update and the inserts, were most of
+//! the cost. A group is ONE statement whatever its size.
 
 use std::sync::Arc;
 
@@ -12,17 +12,21 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{metadata_from_row, micro};
-use crate::domain::{AuditSigner, CredentialMetadata, TokenName};
-use crate::store::StoreError;
+use crate::domain::{AuditEntry, AuditSigner, CredentialMetadata, TokenName};
 use crate::store::group::{Recorder, Use};
+use crate::store::{NewCredential, StoreError};
 
-pub(super) struct Committer {
+/// Commits groups of Get's uses.
+pub(super) struct UseCommitter {
     pub(super) pool: PgPool,
     pub(super) signer: Option<Arc<dyn AuditSigner>>,
 }
 
 #[async_trait]
-impl Recorder for Committer {
+impl Recorder for UseCommitter {
+    type Item = Use;
+    type Outcome = Option<CredentialMetadata>;
+
     async fn record(&self, batch: &[Use]) -> Result<Vec<Option<CredentialMetadata>>, StoreError> {
         let now = micro(batch.iter().map(|u| u.now).max().expect("a group holds at least one use"));
         let mut claims = Claims::default();
@@ -118,5 +122,141 @@ impl<'a> Claims<'a> {
         self.actor.push(u.audit.actor.as_ref().map(TokenName::as_str));
         self.at.push(at);
         self.mac.push(signer.map(|signer| u.audit.to_event(audit_id, at).mac(signer).to_vec()));
+    }
+}
+
+/// One Store that does not move a default (those take the customer's lock; see
+/// `insert_default`).
+pub(super) struct NewStore {
+    pub(super) new: NewCredential,
+    pub(super) audit: AuditEntry,
+}
+
+/// Commits groups of Stores.
+pub(super) struct StoreCommitter {
+    pub(super) pool: PgPool,
+    pub(super) signer: Option<Arc<dyn AuditSigner>>,
+}
+
+#[async_trait]
+impl Recorder for StoreCommitter {
+    type Item = Arc<NewStore>;
+    /// `None` for a Store the group did not insert (its customer is missing, or it conflicts
+    /// with a stored credential or another Store of the group): the caller does it on its own,
+    /// which gives the precise answer.
+    type Outcome = Option<CredentialMetadata>;
+
+    async fn record(&self, batch: &[Arc<NewStore>]) -> Result<Vec<Option<CredentialMetadata>>, StoreError> {
+        let mut items = Items::default();
+        for store in batch {
+            items.push(self.signer.as_deref(), store);
+        }
+        // Inserted in (customer, provider, name) order, so that groups inserting the same names
+        // wait for each other in one order instead of deadlocking.
+        let rows = sqlx::query(concat!(
+            "WITH items AS (SELECT * FROM unnest($1::int[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], \
+                   $6::bytea[], $7::bigint[], $8::text[], $9::text[], $10::text[], $11::bytea[], \
+                   $12::timestamptz[], $13::uuid[], $14::text[], $15::text[], $16::inet[], $17::text[], \
+                   $18::bytea[]) \
+                 AS i(item_no, id, customer_id, provider, credential_name, sealed, key_version, \
+                      credential_type, permissions, idempotency_key, fingerprint, at_time, audit_id, action, \
+                      details, ip, actor, mac)), \
+             inserted AS (INSERT INTO cloud_credentials (id, customer_id, provider, credential_name, \
+                   encrypted_credentials, key_version, credential_type, permissions, is_default, \
+                   idempotency_key, request_fingerprint, created_at, updated_at) \
+                 SELECT id, customer_id, provider, credential_name, sealed, key_version, credential_type, \
+                   permissions, false, idempotency_key, fingerprint, at_time, at_time FROM items \
+                 WHERE EXISTS (SELECT 1 FROM customers WHERE customers.id = items.customer_id) \
+                 ORDER BY customer_id, provider, credential_name \
+                 ON CONFLICT DO NOTHING RETURNING ",
+            credential_columns!(),
+            "), audit AS (INSERT INTO credential_audit_log \
+                 (id, credential_id, customer_id, action, action_details, ip_address, actor, created_at, row_mac) \
+                 SELECT items.audit_id, items.id, items.customer_id, items.action, items.details, items.ip, \
+                   items.actor, items.at_time, items.mac FROM items JOIN inserted USING (id)) \
+             SELECT items.item_no, ",
+            credential_columns!("inserted."),
+            " FROM items JOIN inserted USING (id)"
+        ))
+        .bind(items.no)
+        .bind(items.id)
+        .bind(items.customer_id)
+        .bind(items.provider)
+        .bind(items.name)
+        .bind(items.sealed)
+        .bind(items.key_version)
+        .bind(items.credential_type)
+        .bind(items.permissions)
+        .bind(items.idempotency_key)
+        .bind(items.fingerprint)
+        .bind(items.at)
+        .bind(items.audit_id)
+        .bind(items.action)
+        .bind(items.details)
+        .bind(items.ip)
+        .bind(items.actor)
+        .bind(items.mac)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut outcomes = vec![None; batch.len()];
+        for row in &rows {
+            let no: i32 = row.try_get("item_no")?;
+            let slot = usize::try_from(no)
+                .ok()
+                .and_then(|no| outcomes.get_mut(no))
+                .ok_or_else(|| StoreError::Other(format!("group commit answered for Store {no}").into()))?;
+            *slot = Some(metadata_from_row(row)?);
+        }
+        Ok(outcomes)
+    }
+}
+
+/// A group's Stores and their audit rows, one array per column.
+#[derive(Default)]
+struct Items<'a> {
+    no: Vec<i32>,
+    id: Vec<Uuid>,
+    customer_id: Vec<Uuid>,
+    provider: Vec<&'static str>,
+    name: Vec<&'a str>,
+    sealed: Vec<&'a [u8]>,
+    key_version: Vec<i64>,
+    credential_type: Vec<&'a str>,
+    permissions: Vec<&'static str>,
+    idempotency_key: Vec<Option<&'a str>>,
+    fingerprint: Vec<Option<&'a [u8]>>,
+    at: Vec<OffsetDateTime>,
+    audit_id: Vec<Uuid>,
+    action: Vec<&'static str>,
+    details: Vec<&'a str>,
+    ip: Vec<Option<String>>,
+    actor: Vec<Option<&'a str>>,
+    mac: Vec<Option<Vec<u8>>>,
+}
+
+impl<'a> Items<'a> {
+    fn push(&mut self, signer: Option<&dyn AuditSigner>, store: &'a NewStore) {
+        let (new, audit) = (&store.new, &store.audit);
+        let audit_id = crate::domain::new_audit_row_id();
+        let at = micro(new.now);
+        let (idempotency_key, fingerprint) = super::idempotency(new);
+        self.no.push(i32::try_from(self.no.len()).expect("a group is far smaller than i32::MAX"));
+        self.id.push(*new.id.as_uuid());
+        self.customer_id.push(*new.customer_id.as_uuid());
+        self.provider.push(new.provider.as_str());
+        self.name.push(new.name.as_str());
+        self.sealed.push(&new.sealed);
+        self.key_version.push(i64::from(new.key_version));
+        self.credential_type.push(new.credential_type.as_str());
+        self.permissions.push(new.permissions.as_str());
+        self.idempotency_key.push(idempotency_key);
+        self.fingerprint.push(fingerprint);
+        self.at.push(at);
+        self.audit_id.push(audit_id);
+        self.action.push(audit.action.as_str());
+        self.details.push(&audit.details);
+        self.ip.push(audit.ip_address.map(|ip| ip.to_string()));
+        self.actor.push(audit.actor.as_ref().map(TokenName::as_str));
+        self.mac.push(signer.map(|signer| audit.to_event(audit_id, at).mac(signer).to_vec()));
     }
 }

@@ -156,7 +156,9 @@ pub struct PostgresStore {
     pool: PgPool,
     signer: Option<Arc<dyn AuditSigner>>,
     /// Get's audited uses, committed in groups (see [`group_commit`]).
-    uses: super::group::Uses,
+    uses: super::group::Group<group_commit::UseCommitter>,
+    /// Stores that do not move a default, committed in groups.
+    stores: super::group::Group<group_commit::StoreCommitter>,
 }
 
 impl PostgresStore {
@@ -182,9 +184,15 @@ impl PostgresStore {
             .idle_timeout(None)
             .max_lifetime(std::time::Duration::from_secs(30 * 60))
             .connect_lazy_with(options);
-        let uses =
-            super::group::Uses::start(group_commit::Committer { pool: pool.clone(), signer: signer.clone() });
-        Ok(Self { pool, signer, uses })
+        let uses = super::group::Group::start(group_commit::UseCommitter {
+            pool: pool.clone(),
+            signer: signer.clone(),
+        });
+        let stores = super::group::Group::start(group_commit::StoreCommitter {
+            pool: pool.clone(),
+            signer: signer.clone(),
+        });
+        Ok(Self { pool, signer, uses, stores })
     }
 
     fn signer(&self) -> Option<&dyn AuditSigner> {
@@ -418,7 +426,12 @@ impl Store for PostgresStore {
         let inserted = if new.make_default {
             self.insert_default(&new, &audit).await
         } else {
-            self.insert_plain(&new, &audit).await
+            let store = Arc::new(group_commit::NewStore { new: new.clone(), audit });
+            if let Some(created) = self.stores.submit(store.clone()).await? {
+                return Ok(Inserted::Created(created));
+            }
+            // Not inserted by the group: on its own, for the precise answer.
+            self.insert_plain(&new, &store.audit).await
         };
         match inserted {
             Ok(Some(row)) => Ok(Inserted::Created(metadata_from_row(&row)?)),
@@ -487,7 +500,7 @@ impl Store for PostgresStore {
         audit: AuditEntry,
         now: OffsetDateTime,
     ) -> Result<Option<CredentialMetadata>, StoreError> {
-        self.uses.record(claim, audit, now).await
+        self.uses.submit(super::group::Use { claim, audit, now }).await
     }
 
     async fn record_verification(

@@ -52,6 +52,9 @@ macro_rules! claim_holds {
 
 #[async_trait]
 impl Recorder for Committer {
+    type Item = Use;
+    type Outcome = Option<CredentialMetadata>;
+
     async fn record(&self, batch: &[Use]) -> Result<Vec<Option<CredentialMetadata>>, StoreError> {
         record(&self.writer, self.signer.as_deref(), batch).await
     }

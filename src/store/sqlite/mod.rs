@@ -99,7 +99,7 @@ pub struct SqliteStore {
     reader: SqlitePool,
     signer: Option<Arc<dyn AuditSigner>>,
     /// Get's audited uses, committed in groups (see [`group_commit`]).
-    uses: super::group::Uses,
+    uses: super::group::Group<group_commit::Committer>,
 }
 
 impl SqliteStore {
@@ -132,7 +132,7 @@ impl SqliteStore {
             .max_lifetime(None)
             .connect_with(options.read_only(true))
             .await?;
-        let uses = super::group::Uses::start(group_commit::Committer {
+        let uses = super::group::Group::start(group_commit::Committer {
             writer: writer.clone(),
             signer: signer.clone(),
         });
@@ -423,7 +423,7 @@ impl Store for SqliteStore {
         audit: AuditEntry,
         now: OffsetDateTime,
     ) -> Result<Option<CredentialMetadata>, StoreError> {
-        self.uses.record(claim, audit, now).await
+        self.uses.submit(super::group::Use { claim, audit, now }).await
     }
 
     async fn record_verification(
