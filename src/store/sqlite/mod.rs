@@ -125,8 +125,10 @@ impl SqliteStore {
             .max_lifetime(None)
             .connect_with(options.clone())
             .await?;
+        // Two readers: Get reads only for a credential it has not served before, so reads are
+        // List, Summary and audit queries; each reader holds its own page cache.
         let reader = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(2)
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
@@ -604,14 +606,19 @@ impl Store for SqliteStore {
             // file); the next pass starts from the new head.
             return Ok(SealReport::default());
         }
-        for link in &links {
-            // One small insert per row: each is a few microseconds in process.
-            sqlx::query("INSERT INTO audit_chain (seq, audit_id, hash) VALUES (?, ?, ?)")
-                .bind(link.seq)
-                .bind(link.audit_id.to_string())
-                .bind(link.hash.as_slice())
-                .execute(&mut *tx)
-                .await?;
+        if !links.is_empty() {
+            // All links in one statement: one round trip to SQLite's thread, not one per row.
+            let links: Vec<_> = links
+                .iter()
+                .map(|l| serde_json::json!([l.seq, l.audit_id.to_string(), hex::encode(&l.hash)]))
+                .collect();
+            sqlx::query(
+                "INSERT INTO audit_chain (seq, audit_id, hash) \
+                 SELECT value ->> 0, value ->> 1, unhex(value ->> 2) FROM json_each(?)",
+            )
+            .bind(serde_json::Value::Array(links).to_string())
+            .execute(&mut *tx)
+            .await?;
         }
         sqlx::query(
             "UPDATE audit_seal SET seq = ?, hash = ?, mac = ?, next_rowid = ?, updated_at = ? WHERE id = 1",
