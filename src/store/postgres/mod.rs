@@ -228,6 +228,24 @@ fn micro(t: OffsetDateTime) -> OffsetDateTime {
     t.replace_nanosecond(t.nanosecond() / 1_000 * 1_000).expect("truncating nanoseconds stays in range")
 }
 
+/// Binds a new credential's ten columns, in the order both Store statements number them (id,
+/// customer, provider, name, ciphertext, key version, type, permissions, idempotency key,
+/// request fingerprint).
+fn bind_credential<'q>(query: PgQuery<'q>, new: &'q NewCredential) -> PgQuery<'q> {
+    let (idempotency_key, fingerprint) = idempotency(new);
+    query
+        .bind(new.id.as_uuid())
+        .bind(new.customer_id.as_uuid())
+        .bind(new.provider.as_str())
+        .bind(new.name.as_str())
+        .bind(new.sealed.as_slice())
+        .bind(i64::from(new.key_version))
+        .bind(new.credential_type.as_str())
+        .bind(new.permissions.as_str())
+        .bind(idempotency_key)
+        .bind(fingerprint)
+}
+
 /// A Store's idempotency key and request fingerprint, if it has them.
 fn idempotency(new: &NewCredential) -> (Option<&str>, Option<&[u8]>) {
     match &new.idempotency {
@@ -279,20 +297,7 @@ impl PostgresStore {
              SELECT $8, $9, $10, $11, $12, $13, $14, $15, false, $16, $17, $5, $5 \
              WHERE EXISTS (SELECT 1 FROM customers WHERE id = $9)"
         );
-        let (idempotency_key, fingerprint) = idempotency(new);
-        audited(sql, self.signer(), audit, new.now)
-            .bind(new.id.as_uuid())
-            .bind(new.customer_id.as_uuid())
-            .bind(new.provider.as_str())
-            .bind(new.name.as_str())
-            .bind(new.sealed.as_slice())
-            .bind(i64::from(new.key_version))
-            .bind(new.credential_type.as_str())
-            .bind(new.permissions.as_str())
-            .bind(idempotency_key)
-            .bind(fingerprint)
-            .fetch_optional(&self.pool)
-            .await
+        bind_credential(audited(sql, self.signer(), audit, new.now), new).fetch_optional(&self.pool).await
     }
 
     /// Store of a credential that becomes its provider's default: a short transaction that
@@ -322,26 +327,13 @@ impl PostgresStore {
         .bind(new.provider.as_str())
         .execute(&mut *tx)
         .await?;
-        let (idempotency_key, fingerprint) = idempotency(new);
-        let row = sqlx::query(concat!(
+        let query = sqlx::query(concat!(
             "INSERT INTO cloud_credentials (id, customer_id, provider, credential_name, encrypted_credentials, \
              key_version, credential_type, permissions, is_default, idempotency_key, request_fingerprint, \
              created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, true, $9, $10, $11, $11) RETURNING ",
             credential_columns!()
-        ))
-        .bind(new.id.as_uuid())
-        .bind(new.customer_id.as_uuid())
-        .bind(new.provider.as_str())
-        .bind(new.name.as_str())
-        .bind(new.sealed.as_slice())
-        .bind(i64::from(new.key_version))
-        .bind(new.credential_type.as_str())
-        .bind(new.permissions.as_str())
-        .bind(idempotency_key)
-        .bind(fingerprint)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
+        ));
+        let row = bind_credential(query, new).bind(now).fetch_one(&mut *tx).await?;
         insert_audit(&mut tx, self.signer(), audit, now).await?;
         tx.commit().await?;
         Ok(Some(row))
