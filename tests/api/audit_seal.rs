@@ -163,6 +163,49 @@ backend_tests!(
     a_log_sealed_before_migration_4_still_verifies
 );
 
+/// SQLite: Gets' audit rows commit to the use journal with the use; the next audit row written
+/// moves them into the log first, so the log's rowid order (the sealer's order) stays the order
+/// in which rows committed; a sealing pass leaves the journal empty and the chain in that order.
+#[tokio::test]
+async fn gets_rows_reach_the_log_in_commit_order() {
+    let app = TestApp::spawn_on(Backend::Sqlite).await;
+    let kept = app.store_vultr("Kept", "k1").await;
+    for _ in 0..2 {
+        app.get_by_id(&kept.id).await.unwrap();
+    }
+    let TestDb::Sqlite(pool) = app.db().await else { unreachable!() };
+    let in_log = || async {
+        sqlx::query_scalar::<_, String>("SELECT action FROM credential_audit_log ORDER BY rowid")
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+    };
+    let journal = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM credential_use_journal")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    let moved = in_log().await.len();
+    assert_eq!(
+        moved + usize::try_from(journal().await).unwrap(),
+        3,
+        "created + 2 used, in the log or the journal"
+    );
+    app.delete(&kept.id).await.unwrap();
+    assert_eq!(in_log().await, ["created", "used", "used", "deleted"]);
+    assert_eq!(journal().await, 0);
+    app.get_by_id(&app.store_vultr("Other", "k2").await.id).await.unwrap();
+    app.vault.seal_audit().await.unwrap();
+    assert_eq!(journal().await, 0, "sealing moves the journal first");
+    let chain = app.vault.store().audit_chain().await.unwrap();
+    assert_eq!(chain.links.len(), 6);
+    let in_chain_order: Vec<_> = chain.links.iter().map(|l| l.audit_id).collect();
+    let in_log_order: Vec<_> = chain.rows.iter().map(|r| r.event.id).collect();
+    assert_eq!(in_chain_order, in_log_order);
+    assert_eq!(verify(&app).await.unwrap(), AuditVerified { sealed: 6, unsealed: 0 });
+}
+
 /// PostgreSQL: a row written by a transaction that began before newer rows were sealed, and
 /// committed after, is still sealed (the sealer resumes from the oldest running transaction).
 #[tokio::test]

@@ -81,11 +81,27 @@ impl TestDb {
         }
     }
 
+    /// Every audit row, on SQLite those still in the use journal too.
+    pub async fn audit_rows(&self) -> i64 {
+        match self {
+            TestDb::Sqlite(_) => {
+                self.count(
+                    "SELECT (SELECT count(*) FROM credential_audit_log) + (SELECT count(*) FROM credential_use_journal)",
+                )
+                .await
+            }
+            TestDb::Postgres(_) => self.count("SELECT count(*) FROM credential_audit_log").await,
+        }
+    }
+
     /// The audit actions recorded for a credential, oldest first.
     pub async fn audit_actions(&self, credential_id: &str) -> Vec<String> {
         match self {
+            // Gets' rows wait in the use journal until the server moves them into the log.
             TestDb::Sqlite(pool) => sqlx::query_scalar(
-                "SELECT action FROM credential_audit_log WHERE credential_id = ? ORDER BY created_at, rowid",
+                "SELECT action FROM (SELECT action, created_at, 0 AS moved, rowid AS n FROM credential_audit_log \
+                 WHERE credential_id = ?1 UNION ALL SELECT action, created_at, 1, seq FROM credential_use_journal \
+                 WHERE credential_id = ?1) ORDER BY created_at, moved, n",
             )
             .bind(credential_id)
             .fetch_all(pool)
@@ -196,7 +212,8 @@ impl TestDb {
         let rows: i64 = match self {
             TestDb::Sqlite(pool) => sqlx::query_scalar(
                 "SELECT (SELECT count(*) FROM cloud_credentials WHERE instr(encrypted_credentials, ?1) > 0) \
-                 + (SELECT count(*) FROM credential_audit_log WHERE instr(action_details, ?1) > 0)",
+                 + (SELECT count(*) FROM credential_audit_log WHERE instr(action_details, ?1) > 0) \
+                 + (SELECT count(*) FROM credential_use_journal WHERE instr(action_details, ?1) > 0)",
             )
             .bind(needle)
             .fetch_one(pool)

@@ -144,7 +144,7 @@ async fn inline_secrets_are_checked_without_being_stored() {
     }
     let db = app.db().await;
     assert_eq!(db.count("SELECT count(*) FROM cloud_credentials").await, 0);
-    assert_eq!(db.count("SELECT count(*) FROM credential_audit_log").await, 0);
+    assert_eq!(db.audit_rows().await, 0);
 }
 
 #[tokio::test]

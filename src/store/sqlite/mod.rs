@@ -7,6 +7,7 @@
 use std::borrow::Cow;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -52,6 +53,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "tokens", include_str!("../../../migrations/sqlite/0002_tokens.sql")),
     (3, "audit seal", include_str!("../../../migrations/sqlite/0003_audit_seal.sql")),
     (4, "audit chain", include_str!("../../../migrations/sqlite/0004_audit_chain.sql")),
+    (5, "use journal", include_str!("../../../migrations/sqlite/0005_use_journal.sql")),
 ];
 
 /// The SQLite schema's migrations, embedded in the binary.
@@ -92,14 +94,19 @@ macro_rules! returning_credential {
     };
 }
 
+mod checkpoint;
 mod group_commit;
 
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// Copies the WAL into the database file in the background (see [`checkpoint`]).
+    _checkpoints: checkpoint::Checkpointer,
     signer: Option<Arc<dyn AuditSigner>>,
     /// Get's audited uses, committed in groups (see [`group_commit`]).
     uses: super::group::Group<group_commit::Committer>,
+    /// Rows appended to the use journal since it was last moved into the audit log.
+    journaled: Arc<AtomicUsize>,
 }
 
 impl SqliteStore {
@@ -123,8 +130,17 @@ impl SqliteStore {
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
+            // Checkpoints run beside the writer, not inside its commits (see `checkpoint`).
+            .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
+            .await?;
+        let checkpointer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
             .connect_with(options.clone())
             .await?;
+        let checkpoints = checkpoint::start(checkpointer);
         // Two readers: Get reads only for a credential it has not served before, so reads are
         // List, Summary and audit queries; each reader holds its own page cache.
         let reader = SqlitePoolOptions::new()
@@ -134,11 +150,22 @@ impl SqliteStore {
             .max_lifetime(None)
             .connect_with(options.read_only(true))
             .await?;
+        let journaled = Arc::new(AtomicUsize::new(0));
         let uses = super::group::Group::start(group_commit::Committer {
             writer: writer.clone(),
             signer: signer.clone(),
+            journaled: journaled.clone(),
         });
-        Ok(Self { writer, reader, signer, uses })
+        Ok(Self { writer, reader, _checkpoints: checkpoints, signer, uses, journaled })
+    }
+
+    /// Moves the use journal into the audit log, so that a read of the log that follows sees
+    /// every committed use.
+    async fn move_journal(&self) -> Result<(), StoreError> {
+        let mut conn = self.writer.acquire().await?;
+        group_commit::move_journal(&mut conn).await?;
+        self.journaled.store(0, Ordering::Relaxed);
+        Ok(())
     }
 
     fn signer(&self) -> Option<&dyn AuditSigner> {
@@ -214,6 +241,8 @@ async fn insert_audit(
     audit: &AuditEntry,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
+    // Gets' rows committed before this one go into the log first: rowid order stays commit order.
+    sqlx::query(group_commit::move_journal_sql!()).execute(&mut **tx).await?;
     let id = crate::domain::new_audit_row_id();
     let mac = signer.map(|signer| audit.to_event(id, now).mac(signer));
     sqlx::query(
@@ -554,6 +583,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {
+        self.move_journal().await?;
         let (at, id) = filter.after.map_or((i64::MAX, String::new()), |c| (c.at_micros, c.id.to_string()));
         let rows = sqlx::query(
             "SELECT id, credential_id, customer_id, action, action_details, ip_address, actor, created_at \
@@ -579,6 +609,7 @@ impl Store for SqliteStore {
 
     async fn seal_audit(&self, limit: u32) -> Result<SealReport, StoreError> {
         let signer = self.signer().ok_or_else(|| StoreError::Config("sealing needs the audit key".into()))?;
+        self.move_journal().await?;
         // Read and compute on a reader connection, so the single writer is held only for the
         // inserts below: requests' audit writes wait for milliseconds, not for the MACs.
         let (head, from_rowid) = read_head(&self.reader).await?;
@@ -635,6 +666,7 @@ impl Store for SqliteStore {
     }
 
     async fn audit_chain(&self) -> Result<AuditChain, StoreError> {
+        self.move_journal().await?;
         // One read transaction: one snapshot, so a sealing pass committing meanwhile cannot look
         // like tampering.
         let mut tx = self.reader.begin().await?;
