@@ -6,8 +6,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use sqlx::Row;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgPool;
+use sqlx::{Postgres, Row};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -26,8 +27,17 @@ pub(super) struct UseCommitter {
 impl Recorder for UseCommitter {
     type Item = Use;
     type Outcome = Option<CredentialMetadata>;
+    type Session = PoolConnection<Postgres>;
 
-    async fn record(&self, batch: &[Use]) -> Result<Vec<Option<CredentialMetadata>>, StoreError> {
+    async fn open(&self) -> Result<Self::Session, StoreError> {
+        Ok(self.pool.acquire().await?)
+    }
+
+    async fn record(
+        &self,
+        conn: &mut Self::Session,
+        batch: &[Use],
+    ) -> Result<Vec<Option<CredentialMetadata>>, StoreError> {
         let now = micro(batch.iter().map(|u| u.now).max().expect("a group holds at least one use"));
         let mut claims = Claims::default();
         for u in batch {
@@ -76,7 +86,7 @@ impl Recorder for UseCommitter {
         .bind(claims.at)
         .bind(claims.mac)
         .bind(now)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut **conn)
         .await?;
         let mut outcomes = vec![None; batch.len()];
         for row in &rows {
@@ -145,8 +155,17 @@ impl Recorder for StoreCommitter {
     /// with a stored credential or another Store of the group): the caller does it on its own,
     /// which gives the precise answer.
     type Outcome = Option<CredentialMetadata>;
+    type Session = PoolConnection<Postgres>;
 
-    async fn record(&self, batch: &[Arc<NewStore>]) -> Result<Vec<Option<CredentialMetadata>>, StoreError> {
+    async fn open(&self) -> Result<Self::Session, StoreError> {
+        Ok(self.pool.acquire().await?)
+    }
+
+    async fn record(
+        &self,
+        conn: &mut Self::Session,
+        batch: &[Arc<NewStore>],
+    ) -> Result<Vec<Option<CredentialMetadata>>, StoreError> {
         let mut items = Items::default();
         for store in batch {
             items.push(self.signer.as_deref(), store);
@@ -196,7 +215,7 @@ impl Recorder for StoreCommitter {
         .bind(items.ip)
         .bind(items.actor)
         .bind(items.mac)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut **conn)
         .await?;
         let mut outcomes = vec![None; batch.len()];
         for row in &rows {

@@ -20,7 +20,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use serde_json::json;
-use sqlx::Row;
+use sqlx::pool::PoolConnection;
+use sqlx::{Row, Sqlite};
 
 use super::{metadata_from_row, micros};
 use crate::domain::{AuditSigner, CredentialMetadata, TokenName};
@@ -69,15 +70,23 @@ macro_rules! claim_holds {
 impl Recorder for Committer {
     type Item = Use;
     type Outcome = Option<CredentialMetadata>;
+    type Session = PoolConnection<Sqlite>;
 
-    async fn record(&self, batch: &[Use]) -> Result<Vec<Option<CredentialMetadata>>, StoreError> {
-        let mut conn = self.writer.acquire().await?;
-        let outcomes = record(&mut conn, self.signer.as_deref(), batch).await?;
+    async fn open(&self) -> Result<Self::Session, StoreError> {
+        Ok(self.writer.acquire().await?)
+    }
+
+    async fn record(
+        &self,
+        conn: &mut Self::Session,
+        batch: &[Use],
+    ) -> Result<Vec<Option<CredentialMetadata>>, StoreError> {
+        let outcomes = record(conn, self.signer.as_deref(), batch).await?;
         let journaled = self.journaled.fetch_add(batch.len(), Ordering::Relaxed) + batch.len();
         if journaled >= MOVE_AT {
             // The group above is committed and answered whatever happens here: a failed move
             // leaves the rows in the journal, for the next move.
-            match move_journal(&mut conn).await {
+            match move_journal(conn).await {
                 Ok(()) => self.journaled.store(0, Ordering::Relaxed),
                 Err(e) => tracing::warn!(error = %e, "could not move the use journal into the audit log"),
             }

@@ -125,11 +125,15 @@ impl SqliteStore {
                 StoreError::Config(format!("cannot create the database directory {}: {e}", dir.display()))
             })?;
         }
+        // No ping before each acquire: the connections are in this process and do not go away;
+        // a ping is one more round trip to SQLite's thread on every write, in the group
+        // committer's path.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
+            .test_before_acquire(false)
             // Checkpoints run beside the writer, not inside its commits (see `checkpoint`).
             .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
             .await?;
@@ -138,6 +142,7 @@ impl SqliteStore {
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await?;
         let checkpoints = checkpoint::start(checkpointer);
@@ -148,6 +153,7 @@ impl SqliteStore {
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
+            .test_before_acquire(false)
             .connect_with(options.read_only(true))
             .await?;
         let journaled = Arc::new(AtomicUsize::new(0));
