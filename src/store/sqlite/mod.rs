@@ -143,7 +143,8 @@ impl SqliteStore {
             .idle_timeout(None)
             .max_lifetime(None)
             .test_before_acquire(false)
-            .connect_with(options.clone())
+            // Copying WAL frames into the file needs no page cache of its own.
+            .connect_with(options.clone().pragma("cache_size", "16"))
             .await?;
         let checkpoints = checkpoint::start(checkpointer);
         // Two readers: Get reads only for a credential it has not served before, so reads are
@@ -154,7 +155,8 @@ impl SqliteStore {
             .idle_timeout(None)
             .max_lifetime(None)
             .test_before_acquire(false)
-            .connect_with(options.read_only(true))
+            // Half SQLite's default page cache each: Get's rows are cached by the vault itself.
+            .connect_with(options.read_only(true).pragma("cache_size", "-1024"))
             .await?;
         let journaled = Arc::new(AtomicUsize::new(0));
         let uses = super::group::Group::start(group_commit::Committer {
