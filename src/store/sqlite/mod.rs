@@ -125,36 +125,18 @@ impl SqliteStore {
                 StoreError::Config(format!("cannot create the database directory {}: {e}", dir.display()))
             })?;
         }
-        // No ping before each acquire: the connections are in this process and do not go away;
-        // a ping is one more round trip to SQLite's thread on every write, in the group
-        // committer's path.
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .test_before_acquire(false)
+        let writer = in_process_pool(1)
             // Checkpoints run beside the writer, not inside its commits (see `checkpoint`).
             .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
             .await?;
-        let checkpointer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .test_before_acquire(false)
+        let checkpointer = in_process_pool(1)
             // Copying WAL frames into the file needs no page cache of its own.
             .connect_with(options.clone().pragma("cache_size", "16"))
             .await?;
         let checkpoints = checkpoint::start(checkpointer);
         // Two readers: Get reads only for a credential it has not served before, so reads are
         // List, Summary and audit queries; each reader holds its own page cache.
-        let reader = SqlitePoolOptions::new()
-            .max_connections(2)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .test_before_acquire(false)
+        let reader = in_process_pool(2)
             // Half SQLite's default page cache each: Get's rows are cached by the vault itself.
             .connect_with(options.read_only(true).pragma("cache_size", "-1024"))
             .await?;
@@ -199,6 +181,18 @@ impl SqliteStore {
         tx.commit().await?;
         Ok(credential)
     }
+}
+
+/// A pool of `size` connections that live as long as the store. No ping before each acquire: the
+/// connections are in this process and do not go away, and a ping is one more round trip to
+/// SQLite's thread on every write, in the group committer's path.
+fn in_process_pool(size: u32) -> SqlitePoolOptions {
+    SqlitePoolOptions::new()
+        .max_connections(size)
+        .min_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .test_before_acquire(false)
 }
 
 fn micros(t: OffsetDateTime) -> i64 {
