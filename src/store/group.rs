@@ -20,7 +20,7 @@ use super::{StoreError, UseClaim};
 use crate::domain::AuditEntry;
 
 /// Most writes one commit takes.
-const MAX_BATCH: usize = 512;
+pub(super) const MAX_BATCH: usize = 512;
 
 /// Longest a session keeps its connection while writes keep coming.
 const HOLD: Duration = Duration::from_millis(20);
@@ -86,12 +86,13 @@ impl<R: Recorder> Group<R> {
                         break;
                     }
                     // The writes that arrived meanwhile form the next group, on this connection.
-                    // The callers just answered get one turn to send their next write first.
-                    tokio::task::yield_now().await;
-                    while queued.len() < MAX_BATCH
-                        && let Ok(item) = rx.try_recv()
-                    {
-                        queued.push(item);
+                    // If none did, the callers just answered get one turn to send their next
+                    // write first. (Yielding every time put the committer, the one serial step,
+                    // behind every task the answers had just woken.)
+                    take_queued(&mut rx, &mut queued);
+                    if queued.is_empty() {
+                        tokio::task::yield_now().await;
+                        take_queued(&mut rx, &mut queued);
                     }
                     if queued.is_empty() {
                         break;
@@ -108,6 +109,14 @@ impl<R: Recorder> Group<R> {
         let closed = || StoreError::Unavailable(sqlx::Error::PoolClosed);
         self.0.send((item, reply)).await.map_err(|_| closed())?;
         outcome.await.map_err(|_| closed())?
+    }
+}
+
+fn take_queued<T>(rx: &mut mpsc::Receiver<T>, queued: &mut Vec<T>) {
+    while queued.len() < MAX_BATCH
+        && let Ok(item) = rx.try_recv()
+    {
+        queued.push(item);
     }
 }
 

@@ -11,6 +11,7 @@ mod helpers;
 mod audit_seal;
 mod auth;
 mod bad_input;
+mod bench;
 mod cli;
 mod customers;
 mod cycle;

@@ -127,7 +127,9 @@ impl SqliteStore {
         }
         let writer = in_process_pool(1)
             // Checkpoints run beside the writer, not inside its commits (see `checkpoint`).
-            .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
+            // A group's UPDATE keeps a statement journal (the pages it changed, to undo it alone);
+            // in memory, not in a temporary file written and deleted for every group.
+            .connect_with(options.clone().pragma("wal_autocheckpoint", "0").pragma("temp_store", "memory"))
             .await?;
         let checkpointer = in_process_pool(1)
             // Copying WAL frames into the file needs no page cache of its own.

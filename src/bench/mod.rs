@@ -1,6 +1,7 @@
 //! `credvault bench`: a load generator. N clients, each on its own HTTP/2 connection, call Get
 //! or Store back to back for a fixed time against a running server; it prints throughput and
-//! latency percentiles.
+//! latency percentiles. The calls go through [`wire`], a client lean enough not to take the
+//! server's CPU on a shared machine.
 
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,11 @@ use tonic::transport::Endpoint;
 use crate::client::{Bearer, Client, client};
 use crate::domain::DEMO_CUSTOMER_ID;
 use crate::proto::{self as pb, get_request::Selector};
+
+mod wire;
+
+const GET: &str = "/credvault.v1.CredentialService/Get";
+const STORE: &str = "/credvault.v1.CredentialService/Store";
 
 /// What to drive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -143,7 +149,8 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
                 .store(store_request(&args.customer_id, format!("bench-get-{run_id}-{i}")))
                 .await
                 .map_err(|s| format!("setup Store failed: {}", s.message()))?;
-            targets.push(stored.into_inner().credential.map(|c| c.id).unwrap_or_default());
+            let id = stored.into_inner().credential.map(|c| c.id).unwrap_or_default();
+            targets.push(wire::frame(&pb::GetRequest { selector: Some(Selector::CredentialId(id)) }));
         }
     }
     let targets = std::sync::Arc::new(targets);
@@ -153,7 +160,7 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
     let stop_at = measure_from + Duration::from_secs(args.seconds);
     let mut tasks = Vec::with_capacity(args.clients);
     for client_no in 0..args.clients {
-        let mut client = connect(&args.endpoint, args.token.expose_secret()).await?;
+        let mut client = wire::Connection::open(&args.endpoint, args.token.expose_secret()).await?;
         let (op, targets, customer) = (args.op, targets.clone(), args.customer_id.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(1 << 16);
@@ -169,23 +176,22 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
                 }
                 seq += 1;
                 let result = match op {
-                    Operation::Get => {
-                        let target = &targets[pick.below(targets.len())];
-                        client
-                            .get(pb::GetRequest { selector: Some(Selector::CredentialId(target.clone())) })
-                            .await
-                            .map(drop)
+                    Operation::Get => client.call(GET, targets[pick.below(targets.len())].clone()).await,
+                    Operation::Store => {
+                        let request = store_request(&customer, format!("bench-{run_id}-{client_no}-{seq}"));
+                        client.call(STORE, wire::frame(&request)).await
                     }
-                    Operation::Store => client
-                        .store(store_request(&customer, format!("bench-{run_id}-{client_no}-{seq}")))
-                        .await
-                        .map(drop),
                 };
                 let elapsed = now.elapsed();
                 if now >= measure_from {
                     match result {
                         Ok(()) => latencies.push(elapsed),
-                        Err(_) => errors += 1,
+                        Err(e) => {
+                            if errors == 0 {
+                                eprintln!("bench: client {client_no}: a call failed: {e}");
+                            }
+                            errors += 1;
+                        }
                     }
                 }
             }
