@@ -8,6 +8,11 @@
 //! more round trip between two groups, took a quarter of each group's time. A session ends when
 //! no write is waiting, after a failed group, or after [`HOLD`], so that other writers waiting
 //! for SQLite's one connection get their turn.
+//!
+//! A recorder may commit without waiting for the disk and sync separately
+//! ([`Recorder::defers_sync`], SQLite's): a second task then answers each committed group after
+//! a sync that began once it had committed, so a group still commits durably before its callers
+//! hear back, and the committer is already at the next group.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -49,6 +54,24 @@ pub(super) trait Recorder: Send + Sync + 'static {
         session: &mut Self::Session,
         batch: &[Self::Item],
     ) -> Result<Vec<Self::Outcome>, StoreError>;
+
+    /// Ends a session after its last group. The default hands the connection back.
+    async fn close(&self, session: Self::Session) {
+        drop(session);
+    }
+
+    /// Whether a group is durable only after [`Recorder::sync`], not when `record` returns.
+    /// Such a recorder's groups are answered by a second task, after a sync that began once
+    /// they were committed, while the committer already runs the next group: the disk's flush
+    /// leaves the one serial step, and one flush covers every group committed before it.
+    fn defers_sync(&self) -> bool {
+        false
+    }
+
+    /// Makes every group `record` has returned so far durable.
+    async fn sync(&self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 type Reply<O> = oneshot::Sender<Result<O, StoreError>>;
@@ -62,6 +85,8 @@ impl<R: Recorder> Group<R> {
     /// PostgreSQL the groups got smaller and Get 25% slower at 16 clients.)
     pub(super) fn start(recorder: R) -> Self {
         let (tx, mut rx) = mpsc::channel::<(R::Item, Reply<R::Outcome>)>(4 * MAX_BATCH);
+        let recorder = Arc::new(recorder);
+        let syncs = recorder.defers_sync().then(|| start_syncs(recorder.clone()));
         tokio::spawn(async move {
             let mut queued = Vec::with_capacity(MAX_BATCH);
             loop {
@@ -81,7 +106,15 @@ impl<R: Recorder> Group<R> {
                     let outcome = recorder.record(&mut session, &batch).await;
                     // A failed group may leave its connection unusable: the next opens another.
                     let failed = outcome.is_err();
-                    answer(replies, outcome);
+                    match (&syncs, outcome) {
+                        (Some(syncs), Ok(outcomes)) => {
+                            if let Err(mpsc::error::SendError((replies, _))) = syncs.send((replies, outcomes))
+                            {
+                                answer(replies, Err(StoreError::Unavailable(sqlx::Error::PoolClosed)));
+                            }
+                        }
+                        (_, outcome) => answer(replies, outcome),
+                    }
                     if failed || opened.elapsed() >= HOLD {
                         break;
                     }
@@ -98,6 +131,7 @@ impl<R: Recorder> Group<R> {
                         break;
                     }
                 }
+                recorder.close(session).await;
             }
         });
         Self(tx)
@@ -110,6 +144,35 @@ impl<R: Recorder> Group<R> {
         self.0.send((item, reply)).await.map_err(|_| closed())?;
         outcome.await.map_err(|_| closed())?
     }
+}
+
+/// Committed groups waiting for their sync: the callers, and what each is to hear.
+type Committed<O> = (Vec<Reply<O>>, Vec<O>);
+
+/// Starts the task that answers a deferring recorder's committed groups once synced.
+fn start_syncs<R: Recorder>(recorder: Arc<R>) -> mpsc::UnboundedSender<Committed<R::Outcome>> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Committed<R::Outcome>>();
+    tokio::spawn(async move {
+        let mut committed = Vec::new();
+        while rx.recv_many(&mut committed, MAX_BATCH).await > 0 {
+            // Every group taken here was committed before this sync began.
+            let synced = recorder.sync().await;
+            if let Err(e) = &synced {
+                tracing::error!(error = %e, "could not flush committed groups to disk; their callers get an error");
+            }
+            for (replies, outcomes) in committed.drain(..) {
+                let outcome = match &synced {
+                    Ok(()) => Ok(outcomes),
+                    Err(e) => Err(StoreError::Unavailable(sqlx::Error::Io(std::io::Error::new(
+                        e.kind(),
+                        e.to_string(),
+                    )))),
+                };
+                answer(replies, outcome);
+            }
+        }
+    });
+    tx
 }
 
 fn take_queued<T>(rx: &mut mpsc::Receiver<T>, queued: &mut Vec<T>) {
@@ -156,16 +219,23 @@ mod tests {
     use super::*;
 
     /// Counts sessions and items; a group takes a millisecond (the callers answered meanwhile
-    /// queue again), and the group holding `fail_on` fails.
+    /// queue again), and the group holding `fail_on` fails. With `defer`, groups are durable
+    /// only after a sync; a sync fails with `fail_sync`.
+    #[derive(Default)]
     struct Counting {
         sessions: Arc<AtomicUsize>,
         recorded: Arc<AtomicUsize>,
         fail_on: Option<usize>,
+        defer: bool,
+        fail_sync: bool,
+        /// Items recorded when the last sync began: those it made durable.
+        synced: Arc<AtomicUsize>,
     }
 
     #[async_trait]
     impl Recorder for Counting {
         type Item = usize;
+        /// The item's place in recording order, counting from 1.
         type Outcome = usize;
         type Session = usize;
 
@@ -173,34 +243,48 @@ mod tests {
             Ok(self.sessions.fetch_add(1, Ordering::SeqCst))
         }
 
-        async fn record(&self, session: &mut usize, batch: &[usize]) -> Result<Vec<usize>, StoreError> {
+        async fn record(&self, _session: &mut usize, batch: &[usize]) -> Result<Vec<usize>, StoreError> {
             tokio::time::sleep(Duration::from_millis(1)).await;
             if self.fail_on.is_some_and(|item| batch.contains(&item)) {
                 return Err(StoreError::Other("this group fails".into()));
             }
-            self.recorded.fetch_add(batch.len(), Ordering::SeqCst);
-            Ok(batch.iter().map(|_| *session).collect())
+            let before = self.recorded.fetch_add(batch.len(), Ordering::SeqCst);
+            Ok((before + 1..=before + batch.len()).collect())
+        }
+
+        fn defers_sync(&self) -> bool {
+            self.defer
+        }
+
+        async fn sync(&self) -> std::io::Result<()> {
+            self.synced.store(self.recorded.load(Ordering::SeqCst), Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            if self.fail_sync {
+                return Err(std::io::Error::other("the disk is gone"));
+            }
+            Ok(())
         }
     }
 
-    /// Starts a group over `Counting` and 32 callers submitting back to back for `run`; returns
-    /// (sessions opened, items recorded, items answered Ok).
-    async fn drive(run: Duration, fail_on: Option<usize>) -> (usize, usize, usize) {
-        let (sessions, recorded) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-        let group = Arc::new(Group::start(Counting {
-            sessions: sessions.clone(),
-            recorded: recorded.clone(),
-            fail_on,
-        }));
+    /// Starts a group over `counting` and 32 callers submitting back to back for `run`; returns
+    /// (sessions opened, items recorded, items answered Ok). A caller answered Ok checks that
+    /// its item was durable by then.
+    async fn drive(run: Duration, counting: Counting) -> (usize, usize, usize) {
+        let (sessions, recorded, synced) =
+            (counting.sessions.clone(), counting.recorded.clone(), counting.synced.clone());
+        let defer = counting.defer;
+        let group = Arc::new(Group::start(counting));
         let until = Instant::now() + run;
         let next = Arc::new(AtomicUsize::new(0));
         let callers: Vec<_> = (0..32)
             .map(|_| {
-                let (group, next) = (group.clone(), next.clone());
+                let (group, next, synced) = (group.clone(), next.clone(), synced.clone());
                 tokio::spawn(async move {
                     let mut ok = 0;
                     while Instant::now() < until {
-                        if group.submit(next.fetch_add(1, Ordering::SeqCst)).await.is_ok() {
+                        if let Ok(place) = group.submit(next.fetch_add(1, Ordering::SeqCst)).await {
+                            let durable = synced.load(Ordering::SeqCst);
+                            assert!(!defer || place <= durable, "item {place} answered, {durable} synced");
                             ok += 1;
                         }
                     }
@@ -218,7 +302,7 @@ mod tests {
     #[tokio::test]
     async fn back_to_back_groups_share_a_session_for_at_most_hold() {
         let run = HOLD * 10;
-        let (sessions, recorded, ok) = drive(run, None).await;
+        let (sessions, recorded, ok) = drive(run, Counting::default()).await;
         assert_eq!(recorded, ok, "every item recorded once and answered");
         // Groups never stop coming for the whole run: about one session per HOLD (fewer if the
         // machine stalls), not one per group, and not one for the whole run.
@@ -228,8 +312,25 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_group_ends_its_session_and_fails_only_its_callers() {
-        let (sessions, recorded, ok) = drive(HOLD / 2, Some(100)).await;
+        let (sessions, recorded, ok) =
+            drive(HOLD / 2, Counting { fail_on: Some(100), ..Counting::default() }).await;
         assert_eq!(recorded, ok, "the callers of the failed group hear the failure, nobody else");
         assert!(sessions >= 2, "after the failure a new session opens ({sessions})");
+    }
+
+    #[tokio::test]
+    async fn a_deferred_sync_answers_each_group_after_a_sync_that_covers_it() {
+        let counting = Counting { defer: true, ..Counting::default() };
+        let (_, recorded, ok) = drive(HOLD * 2, counting).await;
+        assert_eq!(recorded, ok, "every item recorded once and answered, each after its sync");
+        assert!(ok > 32, "groups kept coming while syncs ran ({ok} items)");
+    }
+
+    #[tokio::test]
+    async fn a_failed_sync_fails_the_callers_of_the_groups_it_was_for() {
+        let counting = Counting { defer: true, fail_sync: true, ..Counting::default() };
+        let (_, recorded, ok) = drive(HOLD / 2, counting).await;
+        assert!(recorded > 0);
+        assert_eq!(ok, 0, "no group is answered Ok without a sync");
     }
 }

@@ -1,6 +1,11 @@
 //! Group commit (see [`crate::store::group`]) for Get's audited use on SQLite. SQLite has one
-//! writer and every commit is an fsync (synchronous=FULL), so one commit per Get would cap Get at
-//! the disk's fsync rate.
+//! writer and every durable commit is a sync of the WAL, so one commit per Get would cap Get at
+//! the disk's sync rate.
+//!
+//! The committer's sessions commit with synchronous=NORMAL and sync the WAL themselves, on
+//! another thread, before any caller of the group hears back (see [`Wal`]): the writer runs the
+//! next group while the disk flushes the last ones. Every other write on the connection commits
+//! with synchronous=FULL, as before.
 //!
 //! A group is ONE round trip to SQLite's worker thread whatever its size (begin, one INSERT for
 //! every audit row, one UPDATE for every use, commit, sent as one query): under load, each
@@ -15,8 +20,9 @@
 //! stays the order in which rows committed (the order the sealer chains them in).
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use async_trait::async_trait;
 use sqlx::pool::PoolConnection;
@@ -38,6 +44,131 @@ pub(super) struct Committer {
     pub(super) signer: Option<Arc<dyn AuditSigner>>,
     /// Rows this process appended to the journal since it last moved it.
     pub(super) journaled: Arc<AtomicUsize>,
+    /// The database's WAL, which the committer syncs itself (`None` for a database in memory).
+    pub(super) wal: Option<Wal>,
+}
+
+/// The writer connection during a session. With a [`Wal`], the session's commits do not wait
+/// for the disk (synchronous=NORMAL); [`Recorder::close`] sets FULL again before the connection
+/// goes back to the pool. A session dropped without that (its task cancelled or panicking)
+/// closes the connection instead, so that no other write ever commits on it without a sync.
+pub(super) struct Session(Option<PoolConnection<Sqlite>>);
+
+impl Session {
+    fn connection(&mut self) -> &mut sqlx::SqliteConnection {
+        self.0.as_mut().expect("a session holds its connection until it is closed")
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(conn) = &mut self.0 {
+            conn.close_on_drop();
+        }
+    }
+}
+
+#[async_trait]
+impl Recorder for Committer {
+    type Item = Use;
+    type Outcome = Option<CredentialMetadata>;
+    type Session = Session;
+
+    async fn open(&self) -> Result<Session, StoreError> {
+        let mut session = Session(Some(self.writer.acquire().await?));
+        if self.wal.is_some() {
+            sqlx::query("PRAGMA synchronous = NORMAL").execute(session.connection()).await?;
+        }
+        Ok(session)
+    }
+
+    async fn record(
+        &self,
+        session: &mut Session,
+        batch: &[Use],
+    ) -> Result<Vec<Option<CredentialMetadata>>, StoreError> {
+        let conn = session.connection();
+        let outcomes = record(conn, self.signer.as_deref(), batch).await?;
+        let journaled = self.journaled.fetch_add(batch.len(), Ordering::Relaxed) + batch.len();
+        if journaled >= MOVE_AT {
+            // The group above is committed and answered whatever happens here: a failed move
+            // leaves the rows in the journal, for the next move.
+            match move_journal(conn).await {
+                Ok(()) => self.journaled.store(0, Ordering::Relaxed),
+                Err(e) => tracing::warn!(error = %e, "could not move the use journal into the audit log"),
+            }
+        }
+        Ok(outcomes)
+    }
+
+    async fn close(&self, mut session: Session) {
+        let mut conn = session.0.take().expect("a session is closed once");
+        if self.wal.is_some()
+            && let Err(e) = sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await
+        {
+            tracing::warn!(error = %e, "could not restore synchronous=FULL; closing the writer connection");
+            if let Err(e) = conn.close().await {
+                tracing::debug!(error = %e, "closing the writer connection failed");
+            }
+        }
+    }
+
+    fn defers_sync(&self) -> bool {
+        self.wal.is_some()
+    }
+
+    async fn sync(&self) -> std::io::Result<()> {
+        match &self.wal {
+            Some(wal) => wal.sync().await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// The database's write-ahead log, as the committer syncs it. A commit with synchronous=NORMAL
+/// has written its frames, commit frame last, into the WAL without syncing it; one
+/// `fdatasync` of the file, begun after that commit returned, makes it as durable as
+/// synchronous=FULL would have (which syncs the same file at the end of the commit). SQLite
+/// recovers a WAL up to its last valid commit frame, so a crash before the sync loses at most
+/// groups nobody was answered for.
+pub(super) struct Wal {
+    path: PathBuf,
+    /// The inode of the WAL last synced: a new file (SQLite deletes the WAL when its last
+    /// connection closes) needs its directory entry synced too, once.
+    synced_inode: Mutex<Option<u64>>,
+}
+
+impl Wal {
+    /// The WAL of the database file at `database`; `None` for a database in memory.
+    pub(super) fn of(database: &Path) -> Option<Self> {
+        let name = database.file_name()?.to_str()?;
+        if name.is_empty() || name.starts_with(':') {
+            return None;
+        }
+        Some(Self { path: database.with_file_name(format!("{name}-wal")), synced_inode: Mutex::new(None) })
+    }
+
+    async fn sync(&self) -> std::io::Result<()> {
+        let path = self.path.clone();
+        let last = *self.synced_inode.lock().expect("never held across a panic");
+        let inode = tokio::task::spawn_blocking(move || {
+            use std::os::unix::fs::MetadataExt as _;
+            let wal = std::fs::File::open(&path)?;
+            wal.sync_data()?;
+            let inode = wal.metadata()?.ino();
+            if last != Some(inode)
+                && let Some(dir) = path.parent()
+            {
+                let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok::<_, std::io::Error>(inode)
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        *self.synced_inode.lock().expect("never held across a panic") = Some(inode);
+        Ok(())
+    }
 }
 
 /// The fields of one claim, in [`claims_table`]'s order.
@@ -89,35 +220,6 @@ macro_rules! claim_holds {
             good_standing_sql!()
         )
     };
-}
-
-#[async_trait]
-impl Recorder for Committer {
-    type Item = Use;
-    type Outcome = Option<CredentialMetadata>;
-    type Session = PoolConnection<Sqlite>;
-
-    async fn open(&self) -> Result<Self::Session, StoreError> {
-        Ok(self.writer.acquire().await?)
-    }
-
-    async fn record(
-        &self,
-        conn: &mut Self::Session,
-        batch: &[Use],
-    ) -> Result<Vec<Option<CredentialMetadata>>, StoreError> {
-        let outcomes = record(conn, self.signer.as_deref(), batch).await?;
-        let journaled = self.journaled.fetch_add(batch.len(), Ordering::Relaxed) + batch.len();
-        if journaled >= MOVE_AT {
-            // The group above is committed and answered whatever happens here: a failed move
-            // leaves the rows in the journal, for the next move.
-            match move_journal(conn).await {
-                Ok(()) => self.journaled.store(0, Ordering::Relaxed),
-                Err(e) => tracing::warn!(error = %e, "could not move the use journal into the audit log"),
-            }
-        }
-        Ok(outcomes)
-    }
 }
 
 /// Moves every journal row into the audit log, in journal order; run inside a transaction.
@@ -233,4 +335,58 @@ async fn record(
             })
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::SqliteStore;
+
+    async fn store(dir: &tempfile::TempDir) -> (SqliteStore, Committer) {
+        let path = dir.path().join("vault.db");
+        let store = SqliteStore::connect(&format!("sqlite://{}", path.display()), None).await.unwrap();
+        let committer = Committer {
+            writer: store.writer.clone(),
+            signer: None,
+            journaled: Arc::new(AtomicUsize::new(0)),
+            wal: Wal::of(&path),
+        };
+        (store, committer)
+    }
+
+    async fn synchronous(conn: &mut sqlx::SqliteConnection) -> i64 {
+        sqlx::query_scalar("PRAGMA synchronous").fetch_one(conn).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_session_commits_without_waiting_and_hands_the_writer_back_at_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, committer) = store(&dir).await;
+        assert!(committer.defers_sync());
+        let mut session = committer.open().await.unwrap();
+        assert_eq!(synchronous(session.connection()).await, 1, "NORMAL during the session");
+        committer.close(session).await;
+        let mut writer = store.writer.acquire().await.unwrap();
+        assert_eq!(synchronous(&mut writer).await, 2, "FULL for every other write");
+    }
+
+    #[tokio::test]
+    async fn a_session_dropped_unclosed_never_reaches_another_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, committer) = store(&dir).await;
+        let session = committer.open().await.unwrap();
+        drop(session);
+        let mut writer = store.writer.acquire().await.unwrap();
+        assert_eq!(synchronous(&mut writer).await, 2, "a fresh connection, at FULL");
+    }
+
+    #[tokio::test]
+    async fn the_wal_syncs_and_a_missing_one_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_store, committer) = store(&dir).await;
+        committer.sync().await.expect("the store's WAL syncs");
+        let missing = Wal::of(&dir.path().join("absent.db")).unwrap();
+        assert!(missing.sync().await.is_err(), "no WAL to sync is a failure, not a success");
+        assert!(Wal::of(Path::new(":memory:")).is_none());
+    }
 }

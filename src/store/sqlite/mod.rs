@@ -120,6 +120,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
+        let database = options.get_filename().to_owned();
         if let Some(dir) = options.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
                 StoreError::Config(format!("cannot create the database directory {}: {e}", dir.display()))
@@ -147,6 +148,7 @@ impl SqliteStore {
             writer: writer.clone(),
             signer: signer.clone(),
             journaled: journaled.clone(),
+            wal: group_commit::Wal::of(&database),
         });
         Ok(Self { writer, reader, _checkpoints: checkpoints, signer, uses, journaled })
     }
