@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -136,7 +136,8 @@ impl SqliteStore {
             // Copying WAL frames into the file needs no page cache of its own.
             .connect_with(options.clone().pragma("cache_size", "16"))
             .await?;
-        let checkpoints = checkpoint::start(checkpointer);
+        let restart_due = Arc::new(AtomicBool::new(false));
+        let checkpoints = checkpoint::start(checkpointer, restart_due.clone());
         // Two readers: Get reads only for a credential it has not served before, so reads are
         // List, Summary and audit queries; each reader holds its own page cache.
         let reader = in_process_pool(2)
@@ -149,6 +150,7 @@ impl SqliteStore {
             signer: signer.clone(),
             journaled: journaled.clone(),
             wal: group_commit::Wal::of(&database),
+            restart_due,
         });
         Ok(Self { writer, reader, _checkpoints: checkpoints, signer, uses, journaled })
     }
