@@ -128,9 +128,9 @@ impl SqliteStore {
         }
         let writer = in_process_pool(1)
             // Checkpoints run beside the writer, not inside its commits (see `checkpoint`).
-            // A group's UPDATE keeps a statement journal (the pages it changed, to undo it alone);
-            // in memory, not in a temporary file written and deleted for every group.
-            .connect_with(options.clone().pragma("wal_autocheckpoint", "0").pragma("temp_store", "memory"))
+            // (temp_store=memory, for the statement journal each group's UPDATE writes to a
+            // temporary file, was measured: 3 MB more peak RSS and no faster.)
+            .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
             .await?;
         let checkpointer = in_process_pool(1)
             // Copying WAL frames into the file needs no page cache of its own.
