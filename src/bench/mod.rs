@@ -161,6 +161,7 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
     let mut tasks = Vec::with_capacity(args.clients);
     for client_no in 0..args.clients {
         let mut client = wire::Connection::open(&args.endpoint, args.token.expose_secret()).await?;
+        let (get, store) = (client.uri(GET)?, client.uri(STORE)?);
         let (op, targets, customer) = (args.op, targets.clone(), args.customer_id.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(1 << 16);
@@ -176,10 +177,10 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
                 }
                 seq += 1;
                 let result = match op {
-                    Operation::Get => client.call(GET, targets[pick.below(targets.len())].clone()).await,
+                    Operation::Get => client.call(&get, targets[pick.below(targets.len())].clone()).await,
                     Operation::Store => {
                         let request = store_request(&customer, format!("bench-{run_id}-{client_no}-{seq}"));
-                        client.call(STORE, wire::frame(&request)).await
+                        client.call(&store, wire::frame(&request)).await
                     }
                 };
                 let elapsed = now.elapsed();

@@ -10,7 +10,7 @@
 //! driven by wrk, which is as lean.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use http::{HeaderValue, Request, header};
+use http::{HeaderValue, Request, Uri, header};
 use tokio::net::TcpStream;
 
 /// One HTTP/2 connection to a gRPC server.
@@ -47,10 +47,16 @@ impl Connection {
         Ok(Self { send, authority, authorization })
     }
 
-    /// Calls `path` (e.g. `/credvault.v1.CredentialService/Get`) with `message`, already framed
-    /// by [`frame`]. Ok means grpc-status 0 and one whole response message.
-    pub(super) async fn call(&mut self, path: &str, message: Bytes) -> Result<(), String> {
-        let request = Request::post(format!("http://{}{path}", self.authority))
+    /// The URI of the method at `path` (e.g. `/credvault.v1.CredentialService/Get`) on this
+    /// connection's server, built once per client rather than once per call.
+    pub(super) fn uri(&self, path: &str) -> Result<Uri, String> {
+        format!("http://{}{path}", self.authority).parse().map_err(|e| format!("bad method path {path}: {e}"))
+    }
+
+    /// Calls the method at `uri` (from [`Connection::uri`]) with `message`, already framed by
+    /// [`frame`]. Ok means grpc-status 0 and one whole response message.
+    pub(super) async fn call(&mut self, uri: &Uri, message: Bytes) -> Result<(), String> {
+        let request = Request::post(uri.clone())
             .header(header::CONTENT_TYPE, "application/grpc")
             .header(header::TE, "trailers")
             .header(header::AUTHORIZATION, self.authorization.clone())
