@@ -21,7 +21,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use async_trait::async_trait;
@@ -46,8 +46,6 @@ pub(super) struct Committer {
     pub(super) journaled: Arc<AtomicUsize>,
     /// The database's WAL, which the committer syncs itself (`None` for a database in memory).
     pub(super) wal: Option<Wal>,
-    /// Set by the checkpointer when the WAL should start over (see [`super::checkpoint`]).
-    pub(super) restart_due: Arc<AtomicBool>,
 }
 
 /// The writer connection during a session. With a [`Wal`], the session's commits do not wait
@@ -99,11 +97,6 @@ impl Recorder for Committer {
                 Ok(()) => self.journaled.store(0, Ordering::Relaxed),
                 Err(e) => tracing::warn!(error = %e, "could not move the use journal into the audit log"),
             }
-        }
-        if self.restart_due.swap(false, Ordering::Relaxed)
-            && let Err(e) = super::checkpoint::restart(conn).await
-        {
-            tracing::warn!(error = %e, "could not make the WAL start over; the checkpointer asks again");
         }
         Ok(outcomes)
     }
@@ -357,7 +350,6 @@ mod tests {
             signer: None,
             journaled: Arc::new(AtomicUsize::new(0)),
             wal: Wal::of(&path),
-            restart_due: Arc::new(AtomicBool::new(false)),
         };
         (store, committer)
     }

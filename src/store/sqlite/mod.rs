@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -130,14 +130,20 @@ impl SqliteStore {
             // Checkpoints run beside the writer, not inside its commits (see `checkpoint`).
             // (temp_store=memory, for the statement journal each group's UPDATE writes to a
             // temporary file, was measured: 3 MB more peak RSS and no faster.)
-            .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
+            // A WAL that grew past the checkpointer's restart point (a burst of writes) is cut
+            // back to that size when it starts over, instead of keeping its largest size.
+            .connect_with(
+                options
+                    .clone()
+                    .pragma("wal_autocheckpoint", "0")
+                    .pragma("journal_size_limit", checkpoint::RESTART_BYTES.to_string()),
+            )
             .await?;
         let checkpointer = in_process_pool(1)
             // Copying WAL frames into the file needs no page cache of its own.
             .connect_with(options.clone().pragma("cache_size", "16"))
             .await?;
-        let restart_due = Arc::new(AtomicBool::new(false));
-        let checkpoints = checkpoint::start(checkpointer, restart_due.clone());
+        let checkpoints = checkpoint::start(checkpointer, writer.clone(), checkpoint::RESTART_AT);
         // Two readers: Get reads only for a credential it has not served before, so reads are
         // List, Summary and audit queries; each reader holds its own page cache.
         let reader = in_process_pool(2)
@@ -150,7 +156,6 @@ impl SqliteStore {
             signer: signer.clone(),
             journaled: journaled.clone(),
             wal: group_commit::Wal::of(&database),
-            restart_due,
         });
         Ok(Self { writer, reader, _checkpoints: checkpoints, signer, uses, journaled })
     }
