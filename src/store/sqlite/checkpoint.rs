@@ -13,8 +13,9 @@
 //! 20 s), and to 957 MB in 20 s of Stores. Once the WAL holds [`RESTART_AT`] frames, this task
 //! takes the writer connection from its pool, as any write does, and runs a RESTART checkpoint
 //! on it ([`restart`]): it copies the little the PASSIVE one left and waits until no reader
-//! still reads the WAL, so that the next write starts it over (and cuts the file back to the
-//! writer's `journal_size_limit`). On the writer, because a RESTART checkpoint holds the write
+//! still reads the WAL (at most [`RESTART_WAIT`]; a longer reader makes it try again at the
+//! next tick), so that the next write starts it over (and cuts the file back to the writer's
+//! `journal_size_limit`). On the writer, because a RESTART checkpoint holds the write
 //! lock: run from this task's own connection, it deadlocked with a Store's transaction that had
 //! read and then wanted to write (SQLite answers one of them "database is locked"). Holding the
 //! writer, it waits its turn behind a Store or a group committer's session (at most
@@ -22,7 +23,8 @@
 
 use std::time::Duration;
 
-use sqlx::SqlitePool;
+use sqlx::pool::PoolConnection;
+use sqlx::{Sqlite, SqlitePool};
 use tokio::sync::oneshot;
 
 /// How often the WAL is copied into the database file: under load a few thousand pages.
@@ -52,7 +54,13 @@ pub(super) fn start(pool: SqlitePool, writer: SqlitePool, restart_at: i64) -> Ch
             }
             let checkpointed = match passive(&pool).await {
                 Ok(frames) if frames >= restart_at => match writer.acquire().await {
-                    Ok(mut conn) => restart(&mut conn).await,
+                    Ok(mut conn) => restart(&mut conn).await.map(|done| {
+                        if !done {
+                            tracing::debug!(
+                                "a reader kept the WAL from starting over; the next tick retries"
+                            );
+                        }
+                    }),
                     Err(e) => Err(e),
                 },
                 other => other.map(drop),
@@ -76,10 +84,28 @@ async fn passive(pool: &SqlitePool) -> Result<i64, sqlx::Error> {
     Ok(frames)
 }
 
+/// How long a RESTART checkpoint waits for readers still on the WAL: the writer, and every
+/// write behind it, waits that long. A reader that takes longer (a large audit export) makes
+/// it give up until the next tick, instead of holding the writer for the whole busy timeout.
+const RESTART_WAIT: Duration = Duration::from_millis(100);
+
 /// A RESTART checkpoint on the writer connection, outside any transaction: the next write
-/// starts the WAL over.
-pub(super) async fn restart(writer: &mut sqlx::SqliteConnection) -> Result<(), sqlx::Error> {
-    sqlx::query("PRAGMA wal_checkpoint(RESTART)").execute(writer).await.map(drop)
+/// starts the WAL over. `Ok(false)` if a reader kept it from completing within
+/// [`RESTART_WAIT`]. If the connection's own busy timeout cannot be set back, the connection
+/// is closed rather than handed back with the short one.
+pub(super) async fn restart(writer: &mut PoolConnection<Sqlite>) -> Result<bool, sqlx::Error> {
+    // Only numbers of this module's making go into these statements (a PRAGMA takes no parameters).
+    let set_wait =
+        |wait: Duration| sqlx::AssertSqlSafe(format!("PRAGMA busy_timeout = {}", wait.as_millis()));
+    sqlx::query(set_wait(RESTART_WAIT)).execute(&mut **writer).await?;
+    // (busy, frames in the WAL, frames copied into the database file)
+    let restarted: Result<(i64, i64, i64), _> =
+        sqlx::query_as("PRAGMA wal_checkpoint(RESTART)").fetch_one(&mut **writer).await;
+    if let Err(e) = sqlx::query(set_wait(super::BUSY_TIMEOUT)).execute(&mut **writer).await {
+        writer.close_on_drop();
+        return Err(e);
+    }
+    restarted.map(|(busy, _, _)| busy == 0)
 }
 
 #[cfg(test)]
@@ -117,7 +143,7 @@ mod tests {
         });
         let before = passive(&checkpointer).await.unwrap();
         assert!(before >= 1000, "{before} frames");
-        restart(&mut writer.acquire().await.unwrap()).await.unwrap();
+        assert!(restart(&mut writer.acquire().await.unwrap()).await.unwrap(), "no reader in the way");
         tokio::time::sleep(Duration::from_millis(20)).await;
         let after = passive(&checkpointer).await.unwrap();
         busy.abort();
@@ -169,6 +195,54 @@ mod tests {
         assert!(
             frames.windows(2).any(|w| w[1] < w[0]),
             "the WAL started over at least once: frames seen {frames:?} after {inserted} inserts"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reader_on_the_wal_makes_a_restart_give_up_soon_and_the_writer_keeps_its_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("wal.db").display());
+        let options = url
+            .parse::<sqlx::sqlite::SqliteConnectOptions>()
+            .unwrap()
+            .create_if_missing(true)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+            .busy_timeout(super::super::BUSY_TIMEOUT)
+            .pragma("wal_autocheckpoint", "0");
+        let writer = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (v BLOB)").execute(&writer).await.unwrap();
+        sqlx::query("INSERT INTO t VALUES (randomblob(3000))").execute(&writer).await.unwrap();
+        // A reader in the middle of a read transaction holds its snapshot of the WAL.
+        let mut reader = sqlx::ConnectOptions::connect(&options).await.unwrap();
+        sqlx::query("BEGIN").execute(&mut reader).await.unwrap();
+        let _: i64 = sqlx::query_scalar("SELECT count(*) FROM t").fetch_one(&mut reader).await.unwrap();
+        sqlx::query("INSERT INTO t VALUES (randomblob(3000))").execute(&writer).await.unwrap();
+
+        let mut conn = writer.acquire().await.unwrap();
+        let started = std::time::Instant::now();
+        let done = restart(&mut conn).await.unwrap();
+        let waited = started.elapsed();
+        assert!(!done, "the reader's snapshot is still in the WAL");
+        assert!(
+            waited < super::super::BUSY_TIMEOUT,
+            "gave up after {waited:?}, not the writer's busy timeout"
+        );
+        let timeout: i64 = sqlx::query_scalar("PRAGMA busy_timeout").fetch_one(&mut *conn).await.unwrap();
+        assert_eq!(
+            timeout,
+            i64::try_from(super::super::BUSY_TIMEOUT.as_millis()).unwrap(),
+            "the writer's own timeout is back"
+        );
+        drop(conn);
+
+        sqlx::query("COMMIT").execute(&mut reader).await.unwrap();
+        assert!(
+            restart(&mut writer.acquire().await.unwrap()).await.unwrap(),
+            "with the reader gone it completes"
         );
     }
 }

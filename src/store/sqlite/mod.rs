@@ -97,6 +97,9 @@ macro_rules! returning_credential {
 mod checkpoint;
 mod group_commit;
 
+/// How long a connection waits for a lock another process (or a checkpoint) holds.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
@@ -119,7 +122,7 @@ impl SqliteStore {
             // FULL: a committed audit row survives power loss before the secret leaves.
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(BUSY_TIMEOUT);
         let database = options.get_filename().to_owned();
         if let Some(dir) = database.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
