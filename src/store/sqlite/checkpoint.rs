@@ -110,37 +110,50 @@ pub(super) async fn restart(writer: &mut PoolConnection<Sqlite>) -> Result<bool,
 
 #[cfg(test)]
 mod tests {
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+
     use super::*;
+    use crate::store::sqlite::BUSY_TIMEOUT;
+
+    /// A WAL database in `dir` with a table `t`, as the store opens it: its options and a writer
+    /// pool of one connection.
+    async fn wal_database(dir: &tempfile::TempDir) -> (SqliteConnectOptions, SqlitePool) {
+        let options = format!("sqlite://{}", dir.path().join("wal.db").display())
+            .parse::<SqliteConnectOptions>()
+            .unwrap()
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .pragma("wal_autocheckpoint", "0");
+        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await.unwrap();
+        sqlx::query("CREATE TABLE t (v BLOB)").execute(&writer).await.unwrap();
+        (options, writer)
+    }
+
+    /// Inserts rows of `bytes` random bytes through `writer`, without a pause, until aborted.
+    fn keep_inserting(writer: &SqlitePool, bytes: u32) -> tokio::task::JoinHandle<()> {
+        let writer = writer.clone();
+        tokio::spawn(async move {
+            loop {
+                sqlx::query("INSERT INTO t VALUES (randomblob(?))")
+                    .bind(bytes)
+                    .execute(&writer)
+                    .await
+                    .unwrap();
+            }
+        })
+    }
 
     #[tokio::test]
     async fn a_restart_on_the_writer_starts_the_wal_over_under_constant_writes() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("wal.db").display());
-        let options = url
-            .parse::<sqlx::sqlite::SqliteConnectOptions>()
-            .unwrap()
-            .create_if_missing(true)
-            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-            .pragma("wal_autocheckpoint", "0");
-        let writer = sqlx::sqlite::SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.clone())
-            .await
-            .unwrap();
+        let (options, writer) = wal_database(&dir).await;
         let checkpointer = SqlitePool::connect_with(options).await.unwrap();
-        sqlx::query("CREATE TABLE t (v BLOB)").execute(&writer).await.unwrap();
         for _ in 0..1000 {
             sqlx::query("INSERT INTO t VALUES (randomblob(3000))").execute(&writer).await.unwrap();
         }
         // A writer that never pauses: a PASSIVE checkpoint alone never catches up with it.
-        let busy = tokio::spawn({
-            let writer = writer.clone();
-            async move {
-                loop {
-                    sqlx::query("INSERT INTO t VALUES (randomblob(100))").execute(&writer).await.unwrap();
-                }
-            }
-        });
+        let busy = keep_inserting(&writer, 100);
         let before = passive(&checkpointer).await.unwrap();
         assert!(before >= 1000, "{before} frames");
         assert!(restart(&mut writer.acquire().await.unwrap()).await.unwrap(), "no reader in the way");
@@ -153,37 +166,17 @@ mod tests {
     #[tokio::test]
     async fn the_checkpointer_starts_the_wal_over_under_plain_writes() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("wal.db").display());
-        let options = url
-            .parse::<sqlx::sqlite::SqliteConnectOptions>()
-            .unwrap()
-            .create_if_missing(true)
-            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-            .pragma("wal_autocheckpoint", "0");
-        let writer = sqlx::sqlite::SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.clone())
-            .await
-            .unwrap();
+        let (options, writer) = wal_database(&dir).await;
         let probe = SqlitePool::connect_with(options.clone()).await.unwrap();
-        sqlx::query("CREATE TABLE t (v BLOB)").execute(&writer).await.unwrap();
         // Writes that never pause, each on the writer pool as a Store's would be.
-        let busy = tokio::spawn({
-            let writer = writer.clone();
-            async move {
-                loop {
-                    sqlx::query("INSERT INTO t VALUES (randomblob(3000))").execute(&writer).await.unwrap();
-                }
-            }
-        });
+        let busy = keep_inserting(&writer, 3000);
         let _checkpoints = start(SqlitePool::connect_with(options).await.unwrap(), writer.clone(), 500);
         // Without a restart the WAL only grows (one frame per insert, and more); with one it
         // keeps starting over, so it stays near the bound however long the writes go on.
         let mut frames = Vec::new();
         for _ in 0..12 {
             tokio::time::sleep(EVERY).await;
-            let (_, in_wal, _): (i64, i64, i64) =
-                sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&probe).await.unwrap();
+            let in_wal = passive(&probe).await.unwrap();
             // (-1 when the checkpoint could not look at the WAL: nothing to learn from.)
             if in_wal >= 0 {
                 frames.push(in_wal);
@@ -201,20 +194,7 @@ mod tests {
     #[tokio::test]
     async fn a_reader_on_the_wal_makes_a_restart_give_up_soon_and_the_writer_keeps_its_timeout() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("wal.db").display());
-        let options = url
-            .parse::<sqlx::sqlite::SqliteConnectOptions>()
-            .unwrap()
-            .create_if_missing(true)
-            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-            .busy_timeout(super::super::BUSY_TIMEOUT)
-            .pragma("wal_autocheckpoint", "0");
-        let writer = sqlx::sqlite::SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.clone())
-            .await
-            .unwrap();
-        sqlx::query("CREATE TABLE t (v BLOB)").execute(&writer).await.unwrap();
+        let (options, writer) = wal_database(&dir).await;
         sqlx::query("INSERT INTO t VALUES (randomblob(3000))").execute(&writer).await.unwrap();
         // A reader in the middle of a read transaction holds its snapshot of the WAL.
         let mut reader = sqlx::ConnectOptions::connect(&options).await.unwrap();
@@ -227,14 +207,11 @@ mod tests {
         let done = restart(&mut conn).await.unwrap();
         let waited = started.elapsed();
         assert!(!done, "the reader's snapshot is still in the WAL");
-        assert!(
-            waited < super::super::BUSY_TIMEOUT,
-            "gave up after {waited:?}, not the writer's busy timeout"
-        );
+        assert!(waited < BUSY_TIMEOUT, "gave up after {waited:?}, not the writer's busy timeout");
         let timeout: i64 = sqlx::query_scalar("PRAGMA busy_timeout").fetch_one(&mut *conn).await.unwrap();
         assert_eq!(
             timeout,
-            i64::try_from(super::super::BUSY_TIMEOUT.as_millis()).unwrap(),
+            i64::try_from(BUSY_TIMEOUT.as_millis()).unwrap(),
             "the writer's own timeout is back"
         );
         drop(conn);
