@@ -255,6 +255,8 @@ pub struct SealReport {
     pub sealed: u32,
     /// Rows whose MAC failed: forged or altered before sealing. They stay unsealed.
     pub refused: Vec<uuid::Uuid>,
+    /// Rows read again that an earlier pass of this process refused and reported.
+    pub passed_over: u32,
 }
 
 /// Links `rows` onto the chain after `head`: the new links, the new head, and the rows refused

@@ -29,9 +29,11 @@ impl Vault {
             for id in &pass.refused {
                 tracing::error!(audit_row = %id, "audit row fails its MAC: altered or forged; left unsealed");
             }
-            let taken = pass.sealed.saturating_add(u32::try_from(pass.refused.len()).unwrap_or(u32::MAX));
+            let refused = u32::try_from(pass.refused.len()).unwrap_or(u32::MAX);
+            let taken = pass.sealed.saturating_add(refused).saturating_add(pass.passed_over);
             total.sealed += pass.sealed;
             total.refused.extend(pass.refused);
+            total.passed_over += pass.passed_over;
             if taken < SEAL_BATCH {
                 return Ok(total);
             }

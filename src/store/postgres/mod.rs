@@ -7,6 +7,7 @@
 //! ([`group_commit`]); Store is a short transaction.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -151,6 +152,7 @@ fn audited<'q>(
 }
 
 mod group_commit;
+mod refused;
 
 pub struct PostgresStore {
     pool: PgPool,
@@ -159,6 +161,8 @@ pub struct PostgresStore {
     uses: super::group::Group<group_commit::UseCommitter>,
     /// Stores that do not move a default, committed in groups.
     stores: super::group::Group<group_commit::StoreCommitter>,
+    /// Forged rows the sealer has reported (see [`refused`]).
+    refused: refused::Refused,
 }
 
 impl PostgresStore {
@@ -192,7 +196,7 @@ impl PostgresStore {
             pool: pool.clone(),
             signer: signer.clone(),
         });
-        Ok(Self { pool, signer, uses, stores })
+        Ok(Self { pool, signer, uses, stores, refused: refused::Refused::default() })
     }
 
     fn signer(&self) -> Option<&dyn AuditSigner> {
@@ -682,8 +686,18 @@ impl Store for PostgresStore {
             }
             _ => (xmin, None),
         };
+        let written_by = rows
+            .iter()
+            .map(|row| Ok((row.try_get::<Uuid, _>("id")?, row.try_get::<i64, _>("tx")?)))
+            .collect::<Result<HashMap<_, _>, StoreError>>()?;
         let rows = rows.iter().map(signed_row).collect::<Result<Vec<_>, _>>()?;
         let (links, head, refused) = super::link(signer, &head, &rows);
+        let passed_over = refused.len();
+        // (Every refused id is one of the rows read.)
+        let refused =
+            refused.into_iter().map(|id| (id, written_by.get(&id).copied().unwrap_or(i64::MAX))).collect();
+        let refused = self.refused.newly(refused, next.0);
+        let passed_over = u32::try_from(passed_over - refused.len()).unwrap_or(u32::MAX);
         if !links.is_empty() {
             sqlx::query(
                 "INSERT INTO audit_chain (seq, audit_id, hash) \
@@ -707,7 +721,7 @@ impl Store for PostgresStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(SealReport { sealed: u32::try_from(links.len()).unwrap_or(u32::MAX), refused })
+        Ok(SealReport { sealed: u32::try_from(links.len()).unwrap_or(u32::MAX), refused, passed_over })
     }
 
     async fn audit_chain(&self) -> Result<AuditChain, StoreError> {

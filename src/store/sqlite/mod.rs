@@ -678,7 +678,7 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(SealReport { sealed: u32::try_from(links.len()).unwrap_or(u32::MAX), refused })
+        Ok(SealReport { sealed: u32::try_from(links.len()).unwrap_or(u32::MAX), refused, passed_over: 0 })
     }
 
     async fn audit_chain(&self) -> Result<AuditChain, StoreError> {
