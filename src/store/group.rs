@@ -10,9 +10,9 @@
 //! for SQLite's one connection get their turn.
 //!
 //! A recorder may commit without waiting for the disk and sync separately
-//! ([`Recorder::defers_sync`], SQLite's): a second task then answers each committed group after
-//! a sync that began once it had committed, so a group still commits durably before its callers
-//! hear back, and the committer is already at the next group.
+//! ([`Recorder::defers_sync`], SQLite's): a thread of its own then answers each committed group
+//! after a sync that began once it had committed, so a group still commits durably before its
+//! callers hear back, and the committer is already at the next group.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -68,8 +68,9 @@ pub(super) trait Recorder: Send + Sync + 'static {
         false
     }
 
-    /// Makes every group `record` has returned so far durable.
-    async fn sync(&self) -> std::io::Result<()> {
+    /// Makes every group `record` has returned so far durable. Blocks: it runs on the sync
+    /// thread, which does nothing else.
+    fn sync(&self) -> std::io::Result<()> {
         Ok(())
     }
 }
@@ -149,14 +150,21 @@ impl<R: Recorder> Group<R> {
 /// Committed groups waiting for their sync: the callers, and what each is to hear.
 type Committed<O> = (Vec<Reply<O>>, Vec<O>);
 
-/// Starts the task that answers a deferring recorder's committed groups once synced.
+/// Starts the thread that answers a deferring recorder's committed groups once synced; it ends
+/// when the committer drops the sender. A thread, not a task: the sync blocks, and a task
+/// handing each one to the blocking pool cost two more wake-ups between a group's commit and
+/// its answers (on two busy cores, each a scheduling delay every Get waits through).
 fn start_syncs<R: Recorder>(recorder: Arc<R>) -> mpsc::UnboundedSender<Committed<R::Outcome>> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Committed<R::Outcome>>();
-    tokio::spawn(async move {
+    let syncs = move || {
         let mut committed = Vec::new();
-        while rx.recv_many(&mut committed, MAX_BATCH).await > 0 {
+        while let Some(first) = rx.blocking_recv() {
+            committed.push(first);
+            while let Ok(more) = rx.try_recv() {
+                committed.push(more);
+            }
             // Every group taken here was committed before this sync began.
-            let synced = recorder.sync().await;
+            let synced = recorder.sync();
             if let Err(e) = &synced {
                 tracing::error!(error = %e, "could not flush committed groups to disk; their callers get an error");
             }
@@ -171,7 +179,11 @@ fn start_syncs<R: Recorder>(recorder: Arc<R>) -> mpsc::UnboundedSender<Committed
                 answer(replies, outcome);
             }
         }
-    });
+    };
+    if let Err(e) = std::thread::Builder::new().name("credvault-sync".into()).spawn(syncs) {
+        // The receiver went with the closure: every committed group's callers get an error.
+        tracing::error!(error = %e, "could not start the sync thread; audited writes will fail");
+    }
     tx
 }
 
@@ -256,9 +268,9 @@ mod tests {
             self.defer
         }
 
-        async fn sync(&self) -> std::io::Result<()> {
+        fn sync(&self) -> std::io::Result<()> {
             self.synced.store(self.recorded.load(Ordering::SeqCst), Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            std::thread::sleep(Duration::from_millis(2));
             if self.fail_sync {
                 return Err(std::io::Error::other("the disk is gone"));
             }

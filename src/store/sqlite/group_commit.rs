@@ -117,9 +117,9 @@ impl Recorder for Committer {
         self.wal.is_some()
     }
 
-    async fn sync(&self) -> std::io::Result<()> {
+    fn sync(&self) -> std::io::Result<()> {
         match &self.wal {
-            Some(wal) => wal.sync().await,
+            Some(wal) => wal.sync(),
             None => Ok(()),
         }
     }
@@ -148,25 +148,19 @@ impl Wal {
         Some(Self { path: database.with_file_name(format!("{name}-wal")), synced_inode: Mutex::new(None) })
     }
 
-    async fn sync(&self) -> std::io::Result<()> {
-        let path = self.path.clone();
-        let last = *self.synced_inode.lock().expect("never held across a panic");
-        let inode = tokio::task::spawn_blocking(move || {
-            use std::os::unix::fs::MetadataExt as _;
-            let wal = std::fs::File::open(&path)?;
-            wal.sync_data()?;
-            let inode = wal.metadata()?.ino();
-            if last != Some(inode)
-                && let Some(dir) = path.parent()
-            {
-                let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
-                std::fs::File::open(dir)?.sync_all()?;
-            }
-            Ok::<_, std::io::Error>(inode)
-        })
-        .await
-        .map_err(std::io::Error::other)??;
-        *self.synced_inode.lock().expect("never held across a panic") = Some(inode);
+    fn sync(&self) -> std::io::Result<()> {
+        use std::os::unix::fs::MetadataExt as _;
+        let wal = std::fs::File::open(&self.path)?;
+        wal.sync_data()?;
+        let inode = wal.metadata()?.ino();
+        let mut synced_inode = self.synced_inode.lock().expect("never held across a panic");
+        if *synced_inode != Some(inode)
+            && let Some(dir) = self.path.parent()
+        {
+            let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        *synced_inode = Some(inode);
         Ok(())
     }
 }
@@ -384,9 +378,9 @@ mod tests {
     async fn the_wal_syncs_and_a_missing_one_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let (_store, committer) = store(&dir).await;
-        committer.sync().await.expect("the store's WAL syncs");
+        committer.sync().expect("the store's WAL syncs");
         let missing = Wal::of(&dir.path().join("absent.db")).unwrap();
-        assert!(missing.sync().await.is_err(), "no WAL to sync is a failure, not a success");
+        assert!(missing.sync().is_err(), "no WAL to sync is a failure, not a success");
         assert!(Wal::of(Path::new(":memory:")).is_none());
     }
 }
