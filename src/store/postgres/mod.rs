@@ -7,7 +7,6 @@
 //! ([`group_commit`]); Store is a short transaction.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -686,16 +685,16 @@ impl Store for PostgresStore {
             }
             _ => (xmin, None),
         };
-        let written_by = rows
-            .iter()
-            .map(|row| Ok((row.try_get::<Uuid, _>("id")?, row.try_get::<i64, _>("tx")?)))
-            .collect::<Result<HashMap<_, _>, StoreError>>()?;
-        let rows = rows.iter().map(signed_row).collect::<Result<Vec<_>, _>>()?;
-        let (links, head, refused) = super::link(signer, &head, &rows);
+        let signed = rows.iter().map(signed_row).collect::<Result<Vec<_>, _>>()?;
+        let (links, head, refused) = super::link(signer, &head, &signed);
         let passed_over = refused.len();
-        // (Every refused id is one of the rows read.)
-        let refused =
-            refused.into_iter().map(|id| (id, written_by.get(&id).copied().unwrap_or(i64::MAX))).collect();
+        // The writing transaction of each refused row (usually none), in the order read.
+        let refused = rows
+            .iter()
+            .zip(&signed)
+            .filter(|(_, signed)| refused.contains(&signed.event.id))
+            .map(|(row, signed)| Ok((signed.event.id, row.try_get::<i64, _>("tx")?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
         let refused = self.refused.newly(refused, next.0);
         let passed_over = u32::try_from(passed_over - refused.len()).unwrap_or(u32::MAX);
         if !links.is_empty() {

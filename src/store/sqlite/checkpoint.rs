@@ -179,10 +179,9 @@ mod tests {
             async || -> i64 { sqlx::query_scalar("SELECT count(*) FROM t").fetch_one(&probe).await.unwrap() };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         let mut frames = Vec::new();
+        let started_over = |frames: &[i64]| frames.windows(2).any(|w| w[1] < w[0]);
         let mut inserted = 0;
-        while !(inserted > 2000 && frames.windows(2).any(|w: &[i64]| w[1] < w[0]))
-            && tokio::time::Instant::now() < deadline
-        {
+        while !(inserted > 2000 && started_over(&frames)) && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(EVERY).await;
             let in_wal = passive(&probe).await.unwrap();
             // (-1 when the checkpoint could not look at the WAL: nothing to learn from.)
@@ -194,7 +193,7 @@ mod tests {
         busy.abort();
         assert!(inserted > 2000, "the writes went on ({inserted} rows in a minute)");
         assert!(
-            frames.windows(2).any(|w| w[1] < w[0]),
+            started_over(&frames),
             "the WAL started over at least once: frames seen {frames:?} after {inserted} inserts"
         );
     }
