@@ -185,3 +185,40 @@ async fn grouped_uses_on_sqlite_count_exactly_and_survive_a_racing_delete() {
     assert_eq!(i64::try_from(actions.iter().filter(|a| *a == "used").count()).unwrap(), served);
     assert_eq!(actions.iter().filter(|a| *a == "deleted").count(), 1);
 }
+
+/// On SQLite, Gets' uses commit on the group committer's own connection and every other write
+/// on the store's writer: both take turns, so Stores (which read before they write) and Gets
+/// racing each other all succeed, and each Get counts once.
+#[tokio::test]
+async fn gets_and_stores_racing_on_sqlite_all_succeed_and_count_exactly() {
+    let app = TestApp::spawn_on(Backend::Sqlite).await;
+    let stored = app.store_vultr("Shared", "shared-key").await;
+    let mut gets = Vec::new();
+    let mut stores = Vec::new();
+    for i in 0..80 {
+        let mut client = app.client.clone();
+        let request = get_by_id(&stored.id);
+        gets.push(tokio::spawn(async move { client.get(request).await }));
+        if i % 2 == 0 {
+            let mut client = app.client.clone();
+            let request = store_request(&app.customer_id, &format!("Racer {i}"), vultr("racer-key"));
+            stores.push(tokio::spawn(async move { client.store(request).await }));
+        }
+    }
+    for task in gets {
+        let got = task.await.unwrap().expect("every Get succeeds");
+        assert_eq!(got.into_inner().secret.unwrap().secret, Some(vultr("shared-key")));
+    }
+    for task in stores {
+        task.await.unwrap().expect("every Store succeeds");
+    }
+    let all = app
+        .list(pb::ListRequest { customer_id: app.customer_id.clone(), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(all.credentials.len(), 41);
+    let shared = all.credentials.iter().find(|c| c.id == stored.id).unwrap();
+    assert_eq!(shared.usage_count, 80);
+    let actions = app.audit_actions(&stored.id).await;
+    assert_eq!(actions.iter().filter(|a| *a == "used").count(), 80);
+}

@@ -27,6 +27,8 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Sqlite, SqlitePool};
 use tokio::sync::oneshot;
 
+use super::writer::Writer;
+
 /// How often the WAL is copied into the database file: under load a few thousand pages.
 const EVERY: Duration = Duration::from_millis(250);
 
@@ -42,7 +44,7 @@ pub(super) struct Checkpointer(#[allow(dead_code, reason = "held for its drop")]
 /// Checkpoints on `pool` (one read-write connection of its own) until the returned handle is
 /// dropped or the pool closed; once the WAL holds `restart_at` frames, makes it start over on
 /// a connection of `writer`.
-pub(super) fn start(pool: SqlitePool, writer: SqlitePool, restart_at: i64) -> Checkpointer {
+pub(super) fn start(pool: SqlitePool, writer: Writer, restart_at: i64) -> Checkpointer {
     let (stop, mut stopped) = oneshot::channel();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(EVERY);
@@ -170,7 +172,8 @@ mod tests {
         let probe = SqlitePool::connect_with(options.clone()).await.unwrap();
         // Writes that never pause, each on the writer pool as a Store's would be.
         let busy = keep_inserting(&writer, 3000);
-        let _checkpoints = start(SqlitePool::connect_with(options).await.unwrap(), writer.clone(), 500);
+        let _checkpoints =
+            start(SqlitePool::connect_with(options).await.unwrap(), Writer::new(writer.clone()), 500);
         // Without a restart the WAL only grows (one frame per insert, and more); with one it
         // keeps starting over, so it stays near the bound however long the writes go on. The
         // test waits for work, not time: until the WAL has had several times the bound written

@@ -2,20 +2,24 @@
 //! writer and every durable commit is a sync of the WAL, so one commit per Get would cap Get at
 //! the disk's sync rate.
 //!
-//! The committer's sessions commit with synchronous=NORMAL and sync the WAL themselves, on
-//! another thread, before any caller of the group hears back (see [`Wal`]): the writer runs the
-//! next group while the disk flushes the last ones. Every other write on the connection commits
-//! with synchronous=FULL, as before.
+//! The committer runs on a thread of its own and owns a connection of its own (rusqlite, on the
+//! same SQLite library as sqlx): a group is a direct, synchronous call into SQLite (begin, one
+//! INSERT for every audit row, one UPDATE for every use, commit), not a query handed to sqlx's
+//! worker thread with the committer waiting to be woken by each result. On two busy cores every
+//! such hand-off was a scheduling delay that each Get of the group waited through, and sqlx's
+//! per-parameter and per-row work ran on top. While it commits groups (a session), the
+//! committer holds the store's turn to write (see [`Writer`]), so that no other write runs
+//! between two of its groups.
 //!
-//! A group is ONE round trip to SQLite's worker thread whatever its size (begin, one INSERT for
-//! every audit row, one UPDATE for every use, commit, sent as one query): under load, each
-//! round trip waits for the thread to be scheduled, and those waits, not SQLite's own work,
-//! were most of the cost of a use recorded row by row.
+//! The connection commits with synchronous=NORMAL and the WAL is synced on another thread
+//! before any caller of a group hears back (see [`Wal`]): the committer runs the next group
+//! while the disk flushes the last ones. Every other write (the sqlx writer) commits with
+//! synchronous=FULL.
 //!
 //! The audit rows go to the use journal (migration 0005), which has no index but its rowid: a
 //! group appends to one or two pages instead of dirtying a random page of each of the log's
 //! indexes per use. Every [`MOVE_AT`] journal rows, the committer moves the journal into the
-//! audit log in one transaction, on the same writer, between two groups; every other audit
+//! audit log in one transaction, on its connection, between two groups; every other audit
 //! row is written after moving the journal in its own transaction, so the log's rowid order
 //! stays the order in which rows committed (the order the sealer chains them in).
 
@@ -25,46 +29,57 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use async_trait::async_trait;
-use sqlx::pool::PoolConnection;
-use sqlx::{Row, Sqlite};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use tokio::sync::OwnedMutexGuard;
 
-use super::{metadata_from_row, micros};
+use super::writer::Writer;
+use super::{BUSY_TIMEOUT, Columns, checkpoint, metadata_from_row, micros};
 use crate::domain::{AuditSigner, CredentialMetadata, TokenName};
 use crate::store::StoreError;
-use crate::store::group::{Recorder, Use};
+use crate::store::group::{MAX_BATCH, Recorder, Use};
 
 /// Journal rows after which the committer moves the journal into the audit log. Larger
 /// batches touch each page of the log's indexes fewer times per row; each move holds the writer
 /// for its whole transaction (a few milliseconds for this many rows), delaying one group.
 const MOVE_AT: usize = 4096;
 
-/// SQLite's committer: one group at a time on the single writer.
+/// SQLite's committer: one group at a time, on its own connection.
 pub(super) struct Committer {
-    pub(super) writer: sqlx::SqlitePool,
-    pub(super) signer: Option<Arc<dyn AuditSigner>>,
+    /// The committer's connection; only its thread locks it.
+    connection: Mutex<Connection>,
+    /// The store's writer, whose turn a session holds to keep other writes out.
+    writer: Writer,
+    signer: Option<Arc<dyn AuditSigner>>,
     /// Rows this process appended to the journal since it last moved it.
-    pub(super) journaled: Arc<AtomicUsize>,
-    /// The database's WAL, which the committer syncs itself (`None` for a database in memory).
-    pub(super) wal: Option<Wal>,
+    journaled: Arc<AtomicUsize>,
+    wal: Wal,
 }
 
-/// The writer connection during a session. With a [`Wal`], the session's commits do not wait
-/// for the disk (synchronous=NORMAL); [`Recorder::close`] sets FULL again before the connection
-/// goes back to the pool. A session dropped without that (its task cancelled or panicking)
-/// closes the connection instead, so that no other write ever commits on it without a sync.
-pub(super) struct Session(Option<PoolConnection<Sqlite>>);
-
-impl Session {
-    fn connection(&mut self) -> &mut sqlx::SqliteConnection {
-        self.0.as_mut().expect("a session holds its connection until it is closed")
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        if let Some(conn) = &mut self.0 {
-            conn.close_on_drop();
-        }
+impl Committer {
+    /// Opens the committer's connection to the database file at `database` (which exists: the
+    /// writer pool created it).
+    pub(super) fn open(
+        database: &Path,
+        writer: Writer,
+        signer: Option<Arc<dyn AuditSigner>>,
+        journaled: Arc<AtomicUsize>,
+    ) -> Result<Self, StoreError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let connection = Connection::open_with_flags(database, flags).map_err(store_error)?;
+        connection.busy_timeout(BUSY_TIMEOUT).map_err(store_error)?;
+        // NORMAL: the sync thread syncs the WAL before any caller hears back (see `Wal`). No
+        // automatic checkpoints inside a commit (see `checkpoint`), and a WAL that grew is cut
+        // back when it starts over, as on the sqlx writer.
+        connection
+            .execute_batch(&format!(
+                "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0; \
+                 PRAGMA journal_size_limit = {};",
+                checkpoint::RESTART_BYTES
+            ))
+            .map_err(store_error)?;
+        // Two statements per group size, the journal's move, begin and commit.
+        connection.set_prepared_statement_cache_capacity(2 * SIZES + 4);
+        Ok(Self { connection: Mutex::new(connection), writer, signer, journaled, wal: Wal::of(database) })
     }
 }
 
@@ -72,28 +87,27 @@ impl Drop for Session {
 impl Recorder for Committer {
     type Item = Use;
     type Outcome = Option<CredentialMetadata>;
-    type Session = Session;
+    /// The store's turn to write, held so that no other write runs between two groups.
+    type Session = OwnedMutexGuard<()>;
 
-    async fn open(&self) -> Result<Session, StoreError> {
-        let mut session = Session(Some(self.writer.acquire().await?));
-        if self.wal.is_some() {
-            sqlx::query("PRAGMA synchronous = NORMAL").execute(session.connection()).await?;
-        }
-        Ok(session)
+    async fn open(&self) -> Result<Self::Session, StoreError> {
+        Ok(self.writer.turn().await)
     }
 
+    /// Blocks: runs on the committer's own thread ([`crate::store::group::Group::start_on_thread`]).
     async fn record(
         &self,
-        session: &mut Session,
+        _writer: &mut Self::Session,
         batch: &[Use],
     ) -> Result<Vec<Option<CredentialMetadata>>, StoreError> {
-        let conn = session.connection();
-        let outcomes = record(conn, self.signer.as_deref(), batch).await?;
+        let mut conn =
+            self.connection.lock().expect("the committer's connection is never held across a panic");
+        let outcomes = record(&mut conn, self.signer.as_deref(), batch)?;
         let journaled = self.journaled.fetch_add(batch.len(), Ordering::Relaxed) + batch.len();
         if journaled >= MOVE_AT {
-            // The group above is committed and answered whatever happens here: a failed move
-            // leaves the rows in the journal, for the next move.
-            match move_journal(conn).await {
+            // The group above is committed whatever happens here: a failed move leaves the
+            // rows in the journal, for the next move.
+            match move_journal(&mut conn) {
                 Ok(()) => self.journaled.store(0, Ordering::Relaxed),
                 Err(e) => tracing::warn!(error = %e, "could not move the use journal into the audit log"),
             }
@@ -101,27 +115,35 @@ impl Recorder for Committer {
         Ok(outcomes)
     }
 
-    async fn close(&self, mut session: Session) {
-        let mut conn = session.0.take().expect("a session is closed once");
-        if self.wal.is_some()
-            && let Err(e) = sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await
-        {
-            tracing::warn!(error = %e, "could not restore synchronous=FULL; closing the writer connection");
-            if let Err(e) = conn.close().await {
-                tracing::debug!(error = %e, "closing the writer connection failed");
-            }
-        }
-    }
-
     fn defers_sync(&self) -> bool {
-        self.wal.is_some()
+        true
     }
 
     fn sync(&self) -> std::io::Result<()> {
-        match &self.wal {
-            Some(wal) => wal.sync(),
-            None => Ok(()),
+        self.wal.sync()
+    }
+}
+
+/// A rusqlite error as the store reports it: busy past the busy timeout, or the file gone or
+/// full, is "unavailable" (a retry may work), anything else a database error. SQLite's messages
+/// carry no bound values.
+fn store_error(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode::{CannotOpen, DatabaseBusy, DatabaseLocked, DiskFull, SystemIoFailure};
+    match e.sqlite_error_code() {
+        Some(DatabaseBusy | DatabaseLocked | CannotOpen | DiskFull | SystemIoFailure) => {
+            StoreError::Unavailable(sqlx::Error::Io(std::io::Error::other(e)))
         }
+        _ => StoreError::Other(Box::new(e)),
+    }
+}
+
+impl Columns for rusqlite::Row<'_> {
+    fn text(&self, column: &str) -> Result<String, StoreError> {
+        self.get(column).map_err(store_error)
+    }
+
+    fn optional_integer(&self, column: &str) -> Result<Option<i64>, StoreError> {
+        self.get(column).map_err(store_error)
     }
 }
 
@@ -139,13 +161,11 @@ pub(super) struct Wal {
 }
 
 impl Wal {
-    /// The WAL of the database file at `database`; `None` for a database in memory.
-    pub(super) fn of(database: &Path) -> Option<Self> {
-        let name = database.file_name()?.to_str()?;
-        if name.is_empty() || name.starts_with(':') {
-            return None;
-        }
-        Some(Self { path: database.with_file_name(format!("{name}-wal")), synced_inode: Mutex::new(None) })
+    /// The WAL of the database file at `database`.
+    pub(super) fn of(database: &Path) -> Self {
+        let mut name = database.file_name().unwrap_or_default().to_owned();
+        name.push("-wal");
+        Self { path: database.with_file_name(name), synced_inode: Mutex::new(None) }
     }
 
     fn sync(&self) -> std::io::Result<()> {
@@ -165,29 +185,30 @@ impl Wal {
     }
 }
 
-/// The fields of one claim, in [`claims_table`]'s order.
-const FIELDS: usize = 10;
+/// The fields of one claim in the journal's INSERT, in this order.
+const JOURNAL_FIELDS: &[&str] =
+    &["id", "customer", "sealed", "audit_id", "action", "details", "ip", "actor", "at", "mac"];
+
+/// The fields of one claim in the count's UPDATE.
+const COUNT_FIELDS: &[&str] = &["id", "customer", "sealed"];
 
 /// Sizes of the groups the committer has statements for: powers of two up to the largest
 /// group. A group is padded with claims of NULLs (which hold for no row) to the next size, so
-/// that SQLite and sqlx keep ten prepared statements, not one per group size.
-const SIZES: usize = super::super::group::MAX_BATCH.ilog2() as usize + 1;
+/// that SQLite keeps a few prepared statements, not one per group size.
+const SIZES: usize = MAX_BATCH.ilog2() as usize + 1;
 
-/// The claims as a table `c` (`n`, then the fields), one row of bound parameters per claim:
-/// ?1 is the time of the group, claim `k`'s fields are ?(2 + 10k) to ?(11 + 10k). Bound values
-/// reach SQLite as they are; a JSON array (the way this was first written) was encoded,
+/// The claims as a table `c` (`n`, then `fields`), one row of bound parameters per claim:
+/// ?1 is the time of the group, claim `k`'s fields are ?(2 + k * fields.len()) onwards. Bound
+/// values reach SQLite as they are; a JSON array (the way this was first written) was encoded,
 /// hex-encoded and parsed again for every group, about half of SQLite's time per Get.
-fn claims_table(rows: usize) -> String {
-    let mut values = String::with_capacity(rows * 64);
+fn claims_table(rows: usize, fields: &[&str]) -> String {
+    let mut values = String::with_capacity(rows * 8 * fields.len());
     for k in 0..rows {
-        let first = 2 + FIELDS * k;
-        let fields = (first..first + FIELDS).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
-        values.push_str(&format!("{}({k}, {fields})", if k == 0 { "" } else { ", " }));
+        let first = 2 + fields.len() * k;
+        let params = (first..first + fields.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
+        values.push_str(&format!("{}({k}, {params})", if k == 0 { "" } else { ", " }));
     }
-    format!(
-        "c (n, id, customer, sealed, audit_id, action, details, ip, actor, at, mac) AS MATERIALIZED \
-         (VALUES {values})"
-    )
+    format!("c (n, {}) AS MATERIALIZED (VALUES {values})", fields.join(", "))
 }
 
 /// The condition under which the claim `$claim` (a row of [`claims_table`]) on the row `$row`
@@ -230,96 +251,153 @@ macro_rules! move_journal_sql {
 }
 pub(super) use move_journal_sql;
 
-/// Moves the journal into the audit log in one transaction of its own.
-pub(super) async fn move_journal(conn: &mut sqlx::SqliteConnection) -> Result<(), StoreError> {
-    let moved =
-        sqlx::query(concat!("BEGIN IMMEDIATE; ", move_journal_sql!(), "; COMMIT")).execute(&mut *conn).await;
-    if let Err(e) = moved {
-        roll_back(conn).await;
-        return Err(e.into());
+/// The journal's move, in one transaction of its own on the committer's connection.
+fn move_journal(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(store_error)?;
+    tx.execute_batch(move_journal_sql!()).map_err(store_error)?;
+    tx.commit().map_err(store_error)
+}
+
+/// A group's two statements for up to `rows` claims (see [`claims_table`]). A claim counts,
+/// and gets its audit row, only if the row still holds: same owner, same ciphertext, active,
+/// customer in good standing. Claims on one credential with the same owner and ciphertext count
+/// together.
+struct GroupStatements {
+    /// Appends the audit rows of the claims that hold to the journal, in claim order.
+    journal: String,
+    /// Counts the uses and returns each counted credential's metadata and ciphertext.
+    count: String,
+}
+
+impl GroupStatements {
+    fn new(rows: usize) -> Self {
+        let journal = format!(
+            "WITH {claims} INSERT INTO credential_use_journal \
+             (id, credential_id, customer_id, action, action_details, ip_address, actor, created_at, row_mac) \
+             SELECT c.audit_id, cred.id, cred.customer_id, c.action, c.details, c.ip, c.actor, c.at, c.mac \
+             FROM c CROSS JOIN cloud_credentials AS cred ON {holds} ORDER BY c.n",
+            claims = claims_table(rows, JOURNAL_FIELDS),
+            holds = claim_holds!("cred", "c"),
+        );
+        let count = format!(
+            "WITH {claims} UPDATE cloud_credentials SET usage_count = usage_count + claims.uses, last_used_at = ?1 \
+             FROM (SELECT id, customer, sealed, count(*) AS uses FROM c GROUP BY id, customer, sealed) AS claims \
+             WHERE {holds}{returning}, encrypted_credentials",
+            claims = claims_table(rows, COUNT_FIELDS),
+            holds = claim_holds!("cloud_credentials", "claims"),
+            returning = returning_credential!(""),
+        );
+        Self { journal, count }
+    }
+
+    /// The statements for groups of up to `rows` claims, built once per size, and that size.
+    fn for_group(rows: usize) -> (&'static Self, usize) {
+        static STATEMENTS: [OnceLock<GroupStatements>; SIZES] = [const { OnceLock::new() }; SIZES];
+        let size = rows.next_power_of_two();
+        (STATEMENTS[size.ilog2() as usize].get_or_init(|| Self::new(size)), size)
+    }
+}
+
+/// One claim's values, as bound to both statements.
+struct Claim<'a> {
+    id: String,
+    customer: String,
+    sealed: &'a [u8],
+    audit_id: String,
+    action: &'static str,
+    details: &'a str,
+    ip: Option<String>,
+    actor: Option<&'a str>,
+    at: i64,
+    mac: Option<[u8; 32]>,
+}
+
+impl<'a> Claim<'a> {
+    fn new(signer: Option<&dyn AuditSigner>, u: &'a Use) -> Self {
+        let audit = &u.audit;
+        let audit_id = crate::domain::new_audit_row_id();
+        Claim {
+            id: u.claim.id.to_string(),
+            customer: u.claim.customer_id.to_string(),
+            sealed: &u.claim.sealed,
+            audit_id: audit_id.to_string(),
+            action: audit.action.as_str(),
+            details: &audit.details,
+            ip: audit.ip_address.map(|ip| ip.to_string()),
+            actor: audit.actor.as_ref().map(TokenName::as_str),
+            at: micros(u.now),
+            mac: signer.map(|signer| audit.to_event(audit_id, u.now).mac(signer)),
+        }
+    }
+
+    /// Binds this claim as row `k` of the journal's claims table.
+    fn bind_journal(&self, statement: &mut rusqlite::CachedStatement<'_>, k: usize) -> rusqlite::Result<()> {
+        let first = 2 + JOURNAL_FIELDS.len() * k;
+        statement.raw_bind_parameter(first, &self.id)?;
+        statement.raw_bind_parameter(first + 1, &self.customer)?;
+        statement.raw_bind_parameter(first + 2, self.sealed)?;
+        statement.raw_bind_parameter(first + 3, &self.audit_id)?;
+        statement.raw_bind_parameter(first + 4, self.action)?;
+        statement.raw_bind_parameter(first + 5, self.details)?;
+        statement.raw_bind_parameter(first + 6, self.ip.as_deref())?;
+        statement.raw_bind_parameter(first + 7, self.actor)?;
+        statement.raw_bind_parameter(first + 8, self.at)?;
+        statement.raw_bind_parameter(first + 9, self.mac.as_ref().map(<[u8; 32]>::as_slice))
+    }
+
+    /// Binds this claim as row `k` of the count's claims table.
+    fn bind_count(&self, statement: &mut rusqlite::CachedStatement<'_>, k: usize) -> rusqlite::Result<()> {
+        let first = 2 + COUNT_FIELDS.len() * k;
+        statement.raw_bind_parameter(first, &self.id)?;
+        statement.raw_bind_parameter(first + 1, &self.customer)?;
+        statement.raw_bind_parameter(first + 2, self.sealed)
+    }
+}
+
+/// Binds NULL to every parameter from `first` on: the padding claims, which hold for no row.
+fn bind_padding(statement: &mut rusqlite::CachedStatement<'_>, first: usize) -> rusqlite::Result<()> {
+    for i in first..=statement.parameter_count() {
+        statement.raw_bind_parameter(i, rusqlite::types::Null)?;
     }
     Ok(())
 }
 
-/// Ends a transaction a failed multi-statement query may have left open, writing nothing.
-async fn roll_back(conn: &mut sqlx::SqliteConnection) {
-    if let Err(rollback) = sqlx::query("ROLLBACK").execute(&mut *conn).await {
-        tracing::debug!(error = %rollback, "no transaction to roll back");
-    }
-}
-
-/// The group statement for up to `rows` claims (see [`claims_table`]), one round trip to
-/// SQLite's thread whatever the group's size: begin, one INSERT for every audit row, one UPDATE
-/// for every use, commit. A claim counts, and gets its audit row, only if the row still holds:
-/// same owner, same ciphertext, active, customer in good standing. Claims on one credential
-/// with the same owner and ciphertext count together.
-fn group_sql(rows: usize) -> String {
-    let claims = claims_table(rows);
-    format!(
-        "BEGIN IMMEDIATE; \
-         WITH {claims} INSERT INTO credential_use_journal \
-         (id, credential_id, customer_id, action, action_details, ip_address, actor, created_at, row_mac) \
-         SELECT c.audit_id, cred.id, cred.customer_id, c.action, c.details, c.ip, c.actor, c.at, c.mac \
-         FROM c CROSS JOIN cloud_credentials AS cred ON {holds_for_use} ORDER BY c.n; \
-         WITH {claims} UPDATE cloud_credentials SET usage_count = usage_count + claims.uses, last_used_at = ?1 \
-         FROM (SELECT id, customer, sealed, count(*) AS uses FROM c GROUP BY id, customer, sealed) AS claims \
-         WHERE {holds_for_count}{returning}, encrypted_credentials; \
-         COMMIT",
-        holds_for_use = claim_holds!("cred", "c"),
-        holds_for_count = claim_holds!("cloud_credentials", "claims"),
-        returning = returning_credential!(""),
-    )
-}
-
-/// [`group_sql`] for groups of up to `rows` claims, built once per size.
-fn group_statement(rows: usize) -> (&'static str, usize) {
-    static STATEMENTS: [OnceLock<String>; SIZES] = [const { OnceLock::new() }; SIZES];
-    let size = rows.next_power_of_two();
-    let statement = STATEMENTS[size.ilog2() as usize].get_or_init(|| group_sql(size));
-    (statement, size)
-}
-
-async fn record(
-    conn: &mut sqlx::SqliteConnection,
+/// Commits one group in one transaction; the metadata of each claim's credential if the claim
+/// held (its use counted and audited), in batch order. An error means nothing was committed.
+fn record(
+    conn: &mut Connection,
     signer: Option<&dyn AuditSigner>,
     batch: &[Use],
 ) -> Result<Vec<Option<CredentialMetadata>>, StoreError> {
     let now = batch.iter().map(|u| u.now).max().expect("a batch holds at least one use");
-    let (statement, size) = group_statement(batch.len());
-    let mut query = sqlx::query(statement).bind(micros(now));
-    for u in batch {
-        let audit = &u.audit;
-        let audit_id = crate::domain::new_audit_row_id();
-        let mac = signer.map(|signer| audit.to_event(audit_id, u.now).mac(signer).to_vec());
-        query = query
-            .bind(u.claim.id.to_string())
-            .bind(u.claim.customer_id.to_string())
-            .bind(&*u.claim.sealed)
-            .bind(audit_id.to_string())
-            .bind(audit.action.as_str())
-            .bind(audit.details.as_str())
-            .bind(audit.ip_address.map(|ip| ip.to_string()))
-            .bind(audit.actor.as_ref().map(TokenName::as_str))
-            .bind(micros(u.now))
-            .bind(mac);
-    }
-    for _ in 0..(size - batch.len()) * FIELDS {
-        query = query.bind(None::<String>);
-    }
-    let rows = match query.fetch_all(&mut *conn).await {
-        Ok(rows) => rows,
-        Err(e) => {
-            // The group's transaction may still be open on the writer: end it, writing nothing.
-            roll_back(conn).await;
-            return Err(e.into());
+    let (statements, _) = GroupStatements::for_group(batch.len());
+    let claims: Vec<Claim<'_>> = batch.iter().map(|u| Claim::new(signer, u)).collect();
+    // Dropped without a commit (any error below), the transaction rolls back.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(store_error)?;
+    {
+        let mut journal = tx.prepare_cached(&statements.journal).map_err(store_error)?;
+        for (k, claim) in claims.iter().enumerate() {
+            claim.bind_journal(&mut journal, k).map_err(store_error)?;
         }
-    };
-    let mut counted = HashMap::with_capacity(rows.len());
-    for row in &rows {
-        let sealed: Vec<u8> = row.try_get("encrypted_credentials")?;
-        let metadata = metadata_from_row(row)?;
-        counted.insert(metadata.id, (metadata, sealed));
+        bind_padding(&mut journal, 2 + JOURNAL_FIELDS.len() * claims.len()).map_err(store_error)?;
+        journal.raw_execute().map_err(store_error)?;
     }
+    let mut counted = HashMap::with_capacity(claims.len());
+    {
+        let mut count = tx.prepare_cached(&statements.count).map_err(store_error)?;
+        count.raw_bind_parameter(1, micros(now)).map_err(store_error)?;
+        for (k, claim) in claims.iter().enumerate() {
+            claim.bind_count(&mut count, k).map_err(store_error)?;
+        }
+        bind_padding(&mut count, 2 + COUNT_FIELDS.len() * claims.len()).map_err(store_error)?;
+        let mut rows = count.raw_query();
+        while let Some(row) = rows.next().map_err(store_error)? {
+            let sealed: Vec<u8> = row.get("encrypted_credentials").map_err(store_error)?;
+            let metadata = metadata_from_row(row)?;
+            counted.insert(metadata.id, (metadata, sealed));
+        }
+    }
+    tx.commit().map_err(store_error)?;
     Ok(batch
         .iter()
         .map(|u| {
@@ -336,51 +414,33 @@ mod tests {
     use super::*;
     use crate::store::sqlite::SqliteStore;
 
-    async fn store(dir: &tempfile::TempDir) -> (SqliteStore, Committer) {
+    #[tokio::test]
+    async fn the_committers_connection_defers_its_syncs_and_the_writer_stays_at_full() {
+        let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("vault.db");
         let store = SqliteStore::connect(&format!("sqlite://{}", path.display()), None).await.unwrap();
-        let committer = Committer {
-            writer: store.writer.clone(),
-            signer: None,
-            journaled: Arc::new(AtomicUsize::new(0)),
-            wal: Wal::of(&path),
-        };
-        (store, committer)
-    }
-
-    async fn synchronous(conn: &mut sqlx::SqliteConnection) -> i64 {
-        sqlx::query_scalar("PRAGMA synchronous").fetch_one(conn).await.unwrap()
-    }
-
-    #[tokio::test]
-    async fn a_session_commits_without_waiting_and_hands_the_writer_back_at_full() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, committer) = store(&dir).await;
-        assert!(committer.defers_sync());
-        let mut session = committer.open().await.unwrap();
-        assert_eq!(synchronous(session.connection()).await, 1, "NORMAL during the session");
-        committer.close(session).await;
+        let committer =
+            Committer::open(&path, store.writer.clone(), None, Arc::new(AtomicUsize::new(0))).unwrap();
+        let synchronous: i64 = committer
+            .connection
+            .lock()
+            .unwrap()
+            .query_row("PRAGMA synchronous", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(synchronous, 1, "NORMAL: the sync thread syncs the WAL");
         let mut writer = store.writer.acquire().await.unwrap();
-        assert_eq!(synchronous(&mut writer).await, 2, "FULL for every other write");
-    }
-
-    #[tokio::test]
-    async fn a_session_dropped_unclosed_never_reaches_another_writer() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, committer) = store(&dir).await;
-        let session = committer.open().await.unwrap();
-        drop(session);
-        let mut writer = store.writer.acquire().await.unwrap();
-        assert_eq!(synchronous(&mut writer).await, 2, "a fresh connection, at FULL");
+        let synchronous: i64 =
+            sqlx::query_scalar("PRAGMA synchronous").fetch_one(&mut **writer).await.unwrap();
+        assert_eq!(synchronous, 2, "FULL for every other write");
     }
 
     #[tokio::test]
     async fn the_wal_syncs_and_a_missing_one_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let (_store, committer) = store(&dir).await;
-        committer.sync().expect("the store's WAL syncs");
-        let missing = Wal::of(&dir.path().join("absent.db")).unwrap();
+        let path = dir.path().join("vault.db");
+        let _store = SqliteStore::connect(&format!("sqlite://{}", path.display()), None).await.unwrap();
+        Wal::of(&path).sync().expect("the store's WAL syncs");
+        let missing = Wal::of(&dir.path().join("absent.db"));
         assert!(missing.sync().is_err(), "no WAL to sync is a failure, not a success");
-        assert!(Wal::of(Path::new(":memory:")).is_none());
     }
 }

@@ -15,7 +15,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Connection as _, Row, Sqlite, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -96,12 +96,13 @@ macro_rules! returning_credential {
 
 mod checkpoint;
 mod group_commit;
+mod writer;
 
 /// How long a connection waits for a lock another process (or a checkpoint) holds.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct SqliteStore {
-    writer: SqlitePool,
+    writer: writer::Writer,
     reader: SqlitePool,
     /// Copies the WAL into the database file in the background (see [`checkpoint`]).
     _checkpoints: checkpoint::Checkpointer,
@@ -123,6 +124,13 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
+        if url.contains(":memory:") || url.contains("mode=memory") {
+            return Err(StoreError::Config(
+                "an in-memory SQLite database cannot keep secrets or their audit rows; give a file \
+                 (sqlite://path/to/vault.db)"
+                    .into(),
+            ));
+        }
         let database = options.get_filename().to_owned();
         if let Some(dir) = database.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
@@ -142,6 +150,7 @@ impl SqliteStore {
                     .pragma("journal_size_limit", checkpoint::RESTART_BYTES.to_string()),
             )
             .await?;
+        let writer = writer::Writer::new(writer);
         let checkpointer = in_process_pool(1)
             // Copying WAL frames into the file needs no page cache of its own.
             .connect_with(options.clone().pragma("cache_size", "16"))
@@ -154,20 +163,24 @@ impl SqliteStore {
             .connect_with(options.read_only(true).pragma("cache_size", "-1024"))
             .await?;
         let journaled = Arc::new(AtomicUsize::new(0));
-        let uses = super::group::Group::start(group_commit::Committer {
-            writer: writer.clone(),
-            signer: signer.clone(),
-            journaled: journaled.clone(),
-            wal: group_commit::Wal::of(&database),
-        });
+        let committer =
+            group_commit::Committer::open(&database, writer.clone(), signer.clone(), journaled.clone())?;
+        let uses = super::group::Group::start_on_thread(committer, "credvault-commit").map_err(|e| {
+            StoreError::Unavailable(sqlx::Error::Io(std::io::Error::new(
+                e.kind(),
+                format!("cannot start the group committer's thread: {e}"),
+            )))
+        })?;
         Ok(Self { writer, reader, _checkpoints: checkpoints, signer, uses, journaled })
     }
 
     /// Moves the use journal into the audit log, so that a read of the log that follows sees
     /// every committed use.
     async fn move_journal(&self) -> Result<(), StoreError> {
-        let mut conn = self.writer.acquire().await?;
-        group_commit::move_journal(&mut conn).await?;
+        let mut writer = self.writer.acquire().await?;
+        let mut tx = writer.begin().await?;
+        sqlx::query(group_commit::move_journal_sql!()).execute(&mut *tx).await?;
+        tx.commit().await?;
         self.journaled.store(0, Ordering::Relaxed);
         Ok(())
     }
@@ -185,7 +198,8 @@ impl SqliteStore {
         audit: &AuditEntry,
         now: OffsetDateTime,
     ) -> Result<CredentialMetadata, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut writer = self.writer.acquire().await?;
+        let mut tx = writer.begin().await?;
         let row = change
             .fetch_optional(&mut *tx)
             .await?
@@ -222,32 +236,57 @@ fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Other(format!("stored {what} {value:?} is not valid").into())
 }
 
-fn uuid(row: &SqliteRow, column: &str) -> Result<Uuid, StoreError> {
-    let text: String = row.try_get(column)?;
+fn uuid(row: &impl Columns, column: &str) -> Result<Uuid, StoreError> {
+    let text = row.text(column)?;
     Uuid::try_parse(&text).map_err(|_| corrupt(column, &text))
 }
 
-fn metadata_from_row(row: &SqliteRow) -> Result<CredentialMetadata, StoreError> {
-    let provider: String = row.try_get("provider")?;
-    let permissions: String = row.try_get("permissions")?;
+/// The columns of a stored row, as either SQLite binding reads them: sqlx for the store's
+/// pools, rusqlite for the group committer's own connection.
+trait Columns {
+    fn text(&self, column: &str) -> Result<String, StoreError>;
+    fn optional_integer(&self, column: &str) -> Result<Option<i64>, StoreError>;
+
+    fn integer(&self, column: &str) -> Result<i64, StoreError> {
+        self.optional_integer(column)?.ok_or_else(|| corrupt(column, "NULL"))
+    }
+
+    fn flag(&self, column: &str) -> Result<bool, StoreError> {
+        Ok(self.integer(column)? != 0)
+    }
+}
+
+impl Columns for SqliteRow {
+    fn text(&self, column: &str) -> Result<String, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn optional_integer(&self, column: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+}
+
+fn metadata_from_row(row: &impl Columns) -> Result<CredentialMetadata, StoreError> {
+    let provider = row.text("provider")?;
+    let permissions = row.text("permissions")?;
     let optional_time = |column: &str| -> Result<Option<OffsetDateTime>, StoreError> {
-        row.try_get::<Option<i64>, _>(column)?.map(from_micros).transpose()
+        row.optional_integer(column)?.map(from_micros).transpose()
     };
     Ok(CredentialMetadata {
         id: CredentialId::from_uuid(uuid(row, "id")?),
         customer_id: CustomerId::from_uuid(uuid(row, "customer_id")?),
         provider: Provider::parse(&provider).ok_or_else(|| corrupt("provider", &provider))?,
-        name: CredentialName::from_stored(row.try_get("credential_name")?),
-        credential_type: CredentialType::from_stored(row.try_get("credential_type")?),
+        name: CredentialName::from_stored(row.text("credential_name")?),
+        credential_type: CredentialType::from_stored(row.text("credential_type")?),
         permissions: Permission::parse(&permissions).ok_or_else(|| corrupt("permissions", &permissions))?,
-        is_active: row.try_get("is_active")?,
-        is_verified: row.try_get("is_verified")?,
-        is_default: row.try_get("is_default")?,
+        is_active: row.flag("is_active")?,
+        is_verified: row.flag("is_verified")?,
+        is_default: row.flag("is_default")?,
         last_verified_at: optional_time("last_verified_at")?,
         last_used_at: optional_time("last_used_at")?,
-        usage_count: row.try_get("usage_count")?,
-        created_at: from_micros(row.try_get("created_at")?)?,
-        updated_at: from_micros(row.try_get("updated_at")?)?,
+        usage_count: row.integer("usage_count")?,
+        created_at: from_micros(row.integer("created_at")?)?,
+        updated_at: from_micros(row.integer("updated_at")?)?,
     })
 }
 
@@ -283,12 +322,13 @@ async fn insert_audit(
 #[async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<(), StoreError> {
-        migrator().run(&self.writer).await?;
+        migrator().run_direct(None, &mut **self.writer.acquire().await?, false).await?;
         Ok(())
     }
 
     async fn check_key(&self, version: u32, check_value: &[u8; 32]) -> Result<KeyCheck, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut writer = self.writer.acquire().await?;
+        let mut tx = writer.begin().await?;
         let stored: Option<Vec<u8>> =
             sqlx::query_scalar("SELECT check_value FROM encryption_keys WHERE version = ?")
                 .bind(i64::from(version))
@@ -324,7 +364,7 @@ impl Store for SqliteStore {
         .bind(customer.status.as_str())
         .bind(customer.tier.as_str())
         .bind(micros(OffsetDateTime::now_utc()))
-        .execute(&self.writer)
+        .execute(&mut **self.writer.acquire().await?)
         .await
         .map_err(|e| match &e {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
@@ -346,7 +386,8 @@ impl Store for SqliteStore {
     async fn insert_credential(&self, new: NewCredential, audit: AuditEntry) -> Result<Inserted, StoreError> {
         // The single writer connection serializes this whole transaction against every other
         // write, so the checks below cannot race with a concurrent insert.
-        let mut tx = self.writer.begin().await?;
+        let mut writer = self.writer.acquire().await?;
+        let mut tx = writer.begin().await?;
 
         if let Some((key, _)) = &new.idempotency {
             let existing = sqlx::query(select_credentials!(
@@ -492,7 +533,8 @@ impl Store for SqliteStore {
     }
 
     async fn append_audit(&self, audit: AuditEntry, now: OffsetDateTime) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut writer = self.writer.acquire().await?;
+        let mut tx = writer.begin().await?;
         insert_audit(&mut tx, self.signer(), &audit, now).await?;
         tx.commit().await?;
         Ok(())
@@ -582,7 +624,8 @@ impl Store for SqliteStore {
         audit: AuditEntry,
         now: OffsetDateTime,
     ) -> Result<Customer, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut writer = self.writer.acquire().await?;
+        let mut tx = writer.begin().await?;
         let row = sqlx::query(concat!(
             "UPDATE customers SET status = ? WHERE id = ? RETURNING ",
             customer_columns!()
@@ -646,7 +689,8 @@ impl Store for SqliteStore {
         let next_rowid: i64 = last.try_get("row_no")?;
         let rows = rows.iter().map(signed_row).collect::<Result<Vec<_>, _>>()?;
         let (links, new_head, refused) = super::link(signer, &head, &rows);
-        let mut tx = self.writer.begin().await?;
+        let mut writer = self.writer.acquire().await?;
+        let mut tx = writer.begin().await?;
         let (current, _) = read_head(&mut *tx).await?;
         if current.seq != head.seq || current.hash != head.hash {
             // Another sealer moved the head meanwhile (only possible with two servers on one
@@ -725,7 +769,7 @@ impl Store for SqliteStore {
         .bind(token.secret_hash.as_slice())
         .bind(micros(token.created_at))
         .bind(token.expires_at.map(micros))
-        .execute(&self.writer)
+        .execute(&mut **self.writer.acquire().await?)
         .await
         .map_err(|e| match &e {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
@@ -759,7 +803,7 @@ impl Store for SqliteStore {
         ))
         .bind(micros(now))
         .bind(name.as_str())
-        .fetch_optional(&self.writer)
+        .fetch_optional(&mut **self.writer.acquire().await?)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("token {:?}", name.as_str())))?;
         token_from_row(&row)
@@ -825,4 +869,20 @@ fn token_from_row(row: &SqliteRow) -> Result<TokenRecord, StoreError> {
         &hash,
         [time("created_at")?, time("expires_at")?, time("revoked_at")?],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_database_in_memory_is_refused_with_what_to_give_instead() {
+        for url in ["sqlite::memory:", "sqlite://vault.db?mode=memory"] {
+            let refused = SqliteStore::connect(url, None).await.err().expect("refused");
+            assert!(
+                matches!(&refused, StoreError::Config(m) if m.contains("sqlite://path/to/vault.db")),
+                "{refused:?}"
+            );
+        }
+    }
 }
