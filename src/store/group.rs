@@ -149,7 +149,8 @@ async fn commit_groups<R: Recorder>(recorder: Arc<R>, mut rx: mpsc::Receiver<(R:
             // The writes that arrived meanwhile form the next group, on this connection.
             // If none did, the callers just answered get one turn to send their next
             // write first. (Yielding every time put the committer, the one serial step,
-            // behind every task the answers had just woken.)
+            // behind every task the answers had just woken.) On a thread of its own the
+            // committer yields to nobody: it looks at the queue twice.
             take_queued(&mut rx, &mut queued);
             if queued.is_empty() {
                 tokio::task::yield_now().await;
