@@ -3,11 +3,14 @@
 //! trip) whatever its size. Each write still commits before its caller hears back: for Get's
 //! audited use, no secret leaves before its own audit row is durable.
 //!
-//! Groups that follow each other without a pause share one connection (a session): sqlx pings a
-//! connection each time it goes back to its pool, and on SQLite's single writer that ping, one
-//! more round trip between two groups, took a quarter of each group's time. A session ends when
-//! no write is waiting, after a failed group, or after [`HOLD`], so that other writers waiting
-//! for SQLite's one connection get their turn.
+//! Groups that follow each other without a pause share one session: on PostgreSQL a connection
+//! (sqlx pings a connection each time it goes back to its pool: one more round trip between two
+//! groups), on SQLite the turn to write. A session ends when no write is waiting, after a failed
+//! group, or after [`HOLD`], so that other writers waiting for their turn get it.
+//!
+//! The committer runs as a task ([`Group::start`]) or, for a recorder that calls its database
+//! directly and blocks while it does (SQLite's), on a thread of its own
+//! ([`Group::start_on_thread`]).
 //!
 //! A recorder may commit without waiting for the disk and sync separately
 //! ([`Recorder::defers_sync`], SQLite's): a thread of its own then answers each committed group
