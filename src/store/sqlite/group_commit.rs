@@ -6,9 +6,8 @@
 //! same SQLite library as sqlx): a group is direct, synchronous calls into SQLite (begin, for
 //! each claim an UPDATE that counts the use if the claim holds and an INSERT of its audit row,
 //! commit), not a query handed to sqlx's worker thread with the committer waiting to be woken by
-//! each result. On two busy cores every
-//! such hand-off was a scheduling delay that each Get of the group waited through, and sqlx's
-//! per-parameter and per-row work ran on top. While it commits groups (a session), the
+//! each result. On two busy cores every such hand-off was a scheduling delay that each Get of
+//! the group waited through, and sqlx's per-parameter and per-row work ran on top. While it commits groups (a session), the
 //! committer holds the store's turn to write (see [`Writer`]), so that no other write runs
 //! between two of its groups.
 //!

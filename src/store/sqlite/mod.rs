@@ -1,7 +1,8 @@
 //! The embedded backend: one SQLite file in WAL mode.
 //!
-//! SQLite allows one writer at a time, so writes go through a pool of exactly one connection
-//! (transactions queue in the pool instead of failing with SQLITE_BUSY), while reads use a
+//! SQLite allows one writer at a time. Get's audited uses commit on the group committer's own
+//! connection ([`group_commit`]), every other write on a pool of exactly one connection; both
+//! take turns ([`writer`]), so writes queue instead of failing with SQLITE_BUSY. Reads use a
 //! separate pool of read-only connections that WAL lets run beside the writer.
 
 use std::borrow::Cow;
