@@ -135,10 +135,11 @@ pub trait Store: Send + Sync + 'static {
         selector: CredentialSelector,
     ) -> Result<Option<SealedCredential>, StoreError>;
 
-    /// Counts one use (usage_count, last_used_at) with its `used` audit row, in one statement,
+    /// Counts one use (usage_count, last_used_at) with its `used` audit row, in one commit,
     /// provided the credential is still active, still belongs to `claim.customer_id`, that
-    /// customer is in good standing, and the row still holds exactly `claim.sealed`. `None`, and
-    /// nothing written, when any of that no longer holds.
+    /// customer is in good standing, and the row still holds exactly `claim.sealed`; returns the
+    /// credential's metadata, its usage counting this use. `None`, and nothing written, when any
+    /// of that no longer holds.
     async fn record_use(
         &self,
         claim: UseClaim,

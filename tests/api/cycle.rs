@@ -222,3 +222,79 @@ async fn gets_and_stores_racing_on_sqlite_all_succeed_and_count_exactly() {
     let actions = app.audit_actions(&stored.id).await;
     assert_eq!(actions.iter().filter(|a| *a == "used").count(), 80);
 }
+
+/// On SQLite, a Get's use is counted by its row in the use journal; moving the journal adds its
+/// uses to the credential's stored count. Every answer counts every use exactly once, before and
+/// after a move, whoever moved the journal: an audited write of this server, or another process.
+#[tokio::test]
+async fn on_sqlite_uses_in_the_journal_count_in_every_answer_and_move_into_the_stored_count_once() {
+    let app = TestApp::spawn_on(Backend::Sqlite).await;
+    let stored = app.store_vultr("Counted", "counted-key").await;
+    let db = app.db().await;
+    let stored_count = || async {
+        let db = app.db().await;
+        (
+            db.count("SELECT usage_count FROM cloud_credentials WHERE credential_name = 'Counted'").await,
+            db.count("SELECT count(*) FROM credential_use_journal").await,
+        )
+    };
+    let usage = |credentials: &[pb::Credential]| {
+        let counted = credentials.iter().find(|c| c.id == stored.id).expect("listed");
+        (counted.usage_count, counted.last_used_at)
+    };
+    let list_all = || async {
+        app.list(pb::ListRequest {
+            customer_id: app.customer_id.clone(),
+            include_inactive: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .credentials
+    };
+
+    assert_eq!(app.get_by_id(&stored.id).await.unwrap().credential.unwrap().usage_count, 1);
+    let second = app.get_by_id(&stored.id).await.unwrap().credential.unwrap();
+    assert_eq!(second.usage_count, 2);
+    assert_eq!(stored_count().await, (0, 2), "the uses are still in the journal");
+    assert_eq!(usage(&list_all().await), (2, second.last_used_at), "List counts the journal in");
+    let summary = app
+        .client
+        .clone()
+        .summary(pb::SummaryRequest { customer_id: app.customer_id.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    let in_summary: Vec<_> = summary.providers.iter().flat_map(|p| p.credentials.clone()).collect();
+    assert_eq!(usage(&in_summary), (2, second.last_used_at), "Summary counts the journal in");
+
+    // An audited write on the store's writer connection moves the journal.
+    app.store_vultr("Another", "another-key").await;
+    assert_eq!(stored_count().await, (2, 0), "moved and counted once");
+    assert_eq!(usage(&list_all().await), (2, second.last_used_at));
+    let third = app.get_by_id(&stored.id).await.unwrap().credential.unwrap();
+    assert_eq!(third.usage_count, 3, "the committer saw the journal move");
+    let instant = |t: &Option<prost_types::Timestamp>| t.map(|t| (t.seconds, t.nanos));
+    assert!(instant(&third.last_used_at) > instant(&second.last_used_at));
+
+    // Another process moves the journal: `credvault audit verify` reads the whole log.
+    app.get_by_id(&stored.id).await.unwrap();
+    let verified = std::process::Command::new(env!("CARGO_BIN_EXE_credvault"))
+        .args(["audit", "verify"])
+        .env("CREDVAULT_DATABASE_URL", &app.database_url)
+        .env("CREDENTIAL_ENCRYPTION_KEY", &app.key)
+        .env_remove("CREDVAULT_KEY_FILE")
+        .output()
+        .unwrap();
+    assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stderr));
+    assert_eq!(stored_count().await, (4, 0), "the other process moved the journal");
+    assert_eq!(app.get_by_id(&stored.id).await.unwrap().credential.unwrap().usage_count, 5);
+
+    // A delete answers with every use counted, and so does List after it.
+    let deleted = app.delete(&stored.id).await.unwrap();
+    assert_eq!(deleted.usage_count, 5);
+    assert_eq!(stored_count().await, (5, 0));
+    assert_eq!(list_all().await.iter().find(|c| c.id == stored.id).unwrap().usage_count, 5);
+    let used = db.count("SELECT count(*) FROM credential_audit_log WHERE action = 'used'").await;
+    assert_eq!(used, 5, "each use audited once");
+}

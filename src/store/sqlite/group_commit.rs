@@ -4,7 +4,7 @@
 //!
 //! The committer runs on a thread of its own and owns a connection of its own (rusqlite, on the
 //! same SQLite library as sqlx): a group is direct, synchronous calls into SQLite (begin, for
-//! each claim an UPDATE that counts the use if the claim holds and an INSERT of its audit row,
+//! each claim a read of the credential if the claim holds and an INSERT of its audit row,
 //! commit), not a query handed to sqlx's worker thread with the committer waiting to be woken by
 //! each result. On two busy cores every such hand-off was a scheduling delay that each Get of
 //! the group waited through, and sqlx's per-parameter and per-row work ran on top. While it commits groups (a session), the
@@ -18,7 +18,10 @@
 //!
 //! The audit rows go to the use journal (migration 0005), which has no index but its rowid: a
 //! group appends to one or two pages instead of dirtying a random page of each of the log's
-//! indexes per use. Every [`MOVE_AT`] journal rows, the committer moves the journal into the
+//! indexes per use. The journal is also the count of uses (migration 0006): a Get does not
+//! update its credential's row, whose page would be one more random page per use; moving the
+//! journal adds its uses to each credential's stored count, and until then the committer keeps
+//! count of them in memory ([`Journaled`]) to answer each Get with its credential's usage. Every [`MOVE_AT`] journal rows, the committer moves the journal into the
 //! audit log in one transaction, on its connection, between two groups; every other audit
 //! row is written after moving the journal in its own transaction, so the log's rowid order
 //! stays the order in which rows committed (the order the sealer chains them in).
@@ -31,8 +34,9 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, TransactionBehavior};
 use tokio::sync::OwnedMutexGuard;
 
+use super::journaled::Journaled;
 use super::writer::Writer;
-use super::{BUSY_TIMEOUT, Columns, checkpoint, metadata_from_row, micros};
+use super::{BUSY_TIMEOUT, Columns, checkpoint, from_micros, metadata_from_row, micros};
 use crate::domain::{AuditSigner, CredentialMetadata, TokenName};
 use crate::store::StoreError;
 use crate::store::group::{Recorder, Use};
@@ -44,14 +48,20 @@ const MOVE_AT: usize = 4096;
 
 /// SQLite's committer: one group at a time, on its own connection.
 pub(super) struct Committer {
-    /// The committer's connection; only its thread locks it.
-    connection: Mutex<Connection>,
+    /// Only the committer's thread locks it.
+    own: Mutex<Own>,
     /// The store's writer, whose turn a session holds to keep other writes out.
     writer: Writer,
     signer: Option<Arc<dyn AuditSigner>>,
     /// Rows this process appended to the journal since it last moved it.
     journaled: Arc<AtomicUsize>,
     wal: Wal,
+}
+
+/// What only the committer's thread uses.
+struct Own {
+    connection: Connection,
+    journaled: Journaled,
 }
 
 impl Committer {
@@ -76,7 +86,8 @@ impl Committer {
                 checkpoint::RESTART_BYTES
             ))
             .map_err(store_error)?;
-        Ok(Self { connection: Mutex::new(connection), writer, signer, journaled, wal: Wal::of(database) })
+        let own = Mutex::new(Own { connection, journaled: Journaled::default() });
+        Ok(Self { own, writer, signer, journaled, wal: Wal::of(database) })
     }
 }
 
@@ -97,15 +108,18 @@ impl Recorder for Committer {
         _writer: &mut Self::Session,
         batch: &[Use],
     ) -> Result<Vec<Option<CredentialMetadata>>, StoreError> {
-        let mut conn =
-            self.connection.lock().expect("the committer's connection is never held across a panic");
-        let outcomes = record(&mut conn, self.signer.as_deref(), batch)?;
-        let journaled = self.journaled.fetch_add(batch.len(), Ordering::Relaxed) + batch.len();
-        if journaled >= MOVE_AT {
+        let mut own = self.own.lock().expect("the committer's connection is never held across a panic");
+        let Own { connection, journaled } = &mut *own;
+        let outcomes = record(connection, journaled, self.signer.as_deref(), batch)?;
+        let appended = self.journaled.fetch_add(batch.len(), Ordering::Relaxed) + batch.len();
+        if appended >= MOVE_AT {
             // The group above is committed whatever happens here: a failed move leaves the
             // rows in the journal, for the next move.
-            match move_journal(&mut conn) {
-                Ok(()) => self.journaled.store(0, Ordering::Relaxed),
+            match move_journal(connection) {
+                Ok(()) => {
+                    journaled.moved();
+                    self.journaled.store(0, Ordering::Relaxed);
+                }
                 Err(e) => tracing::warn!(error = %e, "could not move the use journal into the audit log"),
             }
         }
@@ -182,24 +196,33 @@ impl Wal {
     }
 }
 
-/// Counts one use if the claim holds (the row is active, has that owner and that exact
-/// ciphertext, and its customer is in good standing), returning the credential's metadata.
-const COUNT_USE: &str = returning_credential!(concat!(
-    "UPDATE cloud_credentials SET usage_count = usage_count + 1, last_used_at = ?1 \
-     WHERE id = ?2 AND customer_id = ?3 AND encrypted_credentials = ?4 AND is_active = 1 \
-     AND (SELECT status FROM customers WHERE customers.id = cloud_credentials.customer_id) IN ",
+/// The credential's metadata if the claim holds (the row is active, has that owner and that
+/// exact ciphertext, and its customer is in good standing). Read inside the group's write
+/// transaction, so it still holds when the use's row commits.
+const CLAIM: &str = concat!(
+    select_credentials!(
+        "FROM cloud_credentials \
+         WHERE id = ?1 AND customer_id = ?2 AND encrypted_credentials = ?3 AND is_active = 1 \
+         AND (SELECT status FROM customers WHERE customers.id = cloud_credentials.customer_id) IN "
+    ),
     good_standing_sql!()
-));
+);
 
-/// Appends a counted use's audit row to the journal.
+/// Appends a use's audit row to the journal: the use counts from its commit.
 const JOURNAL_USE: &str = "INSERT INTO credential_use_journal \
      (id, credential_id, customer_id, action, action_details, ip_address, actor, created_at, row_mac) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 
-/// Moves every journal row into the audit log, in journal order; run inside a transaction.
+/// Moves every journal row into the audit log, in journal order, and adds the uses they count
+/// to their credentials' stored usage_count and last_used_at; run inside a transaction.
 macro_rules! move_journal_sql {
     () => {
         concat!(
+            "UPDATE cloud_credentials SET usage_count = usage_count + journaled.uses, \
+             last_used_at = max(coalesce(last_used_at, journaled.last_at), journaled.last_at) \
+             FROM (SELECT credential_id, count(*) AS uses, max(created_at) AS last_at \
+             FROM credential_use_journal GROUP BY credential_id) AS journaled \
+             WHERE cloud_credentials.id = journaled.credential_id; ",
             "INSERT INTO credential_audit_log (",
             audit_columns!(),
             ") SELECT ",
@@ -217,40 +240,43 @@ fn move_journal(conn: &mut Connection) -> Result<(), StoreError> {
     tx.commit().map_err(store_error)
 }
 
-/// Commits one group in one transaction: for each claim in turn, the use is counted and its
-/// audit row appended to the journal if the claim holds. Returns the metadata of each claim's
-/// credential if it held, in batch order. An error means nothing was committed.
+/// Commits one group in one transaction: for each claim in turn, if it holds, the use's audit
+/// row is appended to the journal. Returns the metadata of each claim's credential if it held,
+/// its usage counting this use, in batch order. An error means nothing was committed.
 ///
 /// Two prepared point statements per claim: called directly, they took a quarter less of
 /// SQLite's time than one statement for the whole group over a table of the group's claims
 /// (measured in isolation on a copy of a benchmark's database: 29 against 39 us per claim in
-/// groups of 8), and need no padding to a few prepared sizes.
+/// groups of 8, when the first still updated the credential's row), and need no padding to a
+/// few prepared sizes.
 fn record(
     conn: &mut Connection,
+    journaled: &mut Journaled,
     signer: Option<&dyn AuditSigner>,
     batch: &[Use],
 ) -> Result<Vec<Option<CredentialMetadata>>, StoreError> {
-    let now = batch.iter().map(|u| u.now).max().expect("a batch holds at least one use");
     // Dropped without a commit (any error below), the transaction rolls back.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(store_error)?;
+    let mut newest = journaled.refresh(&tx).map_err(store_error)?;
     let mut outcomes = Vec::with_capacity(batch.len());
     {
-        let mut count = tx.prepare_cached(COUNT_USE).map_err(store_error)?;
+        let mut claim = tx.prepare_cached(CLAIM).map_err(store_error)?;
         let mut journal = tx.prepare_cached(JOURNAL_USE).map_err(store_error)?;
         for u in batch {
             let (id, customer) = (u.claim.id.to_string(), u.claim.customer_id.to_string());
-            let counted = count
-                .query_row((micros(now), &id, &customer, &*u.claim.sealed), |row| Ok(metadata_from_row(row)))
+            let mut counted = claim
+                .query_row((&id, &customer, &*u.claim.sealed), |row| Ok(metadata_from_row(row)))
                 .optional()
                 .map_err(store_error)?
                 .transpose()?;
-            if counted.is_some() {
+            if let Some(credential) = &mut counted {
                 let audit = &u.audit;
                 let audit_id = crate::domain::new_audit_row_id();
                 let mac = signer.map(|signer| audit.to_event(audit_id, u.now).mac(signer));
+                let audit_row = audit_id.to_string();
                 journal
                     .execute((
-                        audit_id.to_string(),
+                        &audit_row,
                         &id,
                         &customer,
                         audit.action.as_str(),
@@ -261,11 +287,16 @@ fn record(
                         mac.as_ref().map(<[u8; 32]>::as_slice),
                     ))
                     .map_err(store_error)?;
+                let uses = journaled.add(&id, micros(u.now));
+                credential.usage_count += uses.count;
+                credential.last_used_at = credential.last_used_at.max(Some(from_micros(uses.last_at)?));
+                newest = Some(audit_row);
             }
             outcomes.push(counted);
         }
     }
     tx.commit().map_err(store_error)?;
+    journaled.committed(newest);
     Ok(outcomes)
 }
 
@@ -282,9 +313,10 @@ mod tests {
         let committer =
             Committer::open(&path, store.writer.clone(), None, Arc::new(AtomicUsize::new(0))).unwrap();
         let synchronous: i64 = committer
-            .connection
+            .own
             .lock()
             .unwrap()
+            .connection
             .query_row("PRAGMA synchronous", [], |row| row.get(0))
             .unwrap();
         assert_eq!(synchronous, 1, "NORMAL: the sync thread syncs the WAL");

@@ -14,7 +14,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
 };
 use sqlx::{Connection as _, Row, Sqlite, Transaction};
 use time::OffsetDateTime;
@@ -55,6 +56,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "audit seal", include_str!("../../../migrations/sqlite/0003_audit_seal.sql")),
     (4, "audit chain", include_str!("../../../migrations/sqlite/0004_audit_chain.sql")),
     (5, "use journal", include_str!("../../../migrations/sqlite/0005_use_journal.sql")),
+    (6, "journal counts uses", include_str!("../../../migrations/sqlite/0006_journal_counts_uses.sql")),
 ];
 
 /// The SQLite schema's migrations, embedded in the binary.
@@ -84,6 +86,29 @@ macro_rules! select_credentials {
     };
 }
 
+/// Like `select_credentials!`, with the uses still in the use journal counted in (see
+/// `group_commit`): a credential's stored usage_count and last_used_at count only the uses moved
+/// out of the journal. The journal has no index but its rowid, so this scans it, filtered by
+/// `$journal` (on its `credential_id` or `customer_id`): a cost that grows with the Gets of the
+/// last second or so (the journal is moved every few thousand rows and before every sealing
+/// pass), and is none on an idle journal. The tail selects `FROM credentials`.
+macro_rules! select_credentials_counting_journal {
+    ($journal:literal, $($tail:literal)*) => {
+        concat!(
+            "WITH journaled AS (SELECT credential_id, count(*) AS uses, max(created_at) AS last_at \
+             FROM credential_use_journal WHERE ", $journal, " GROUP BY credential_id), ",
+            "credentials AS (SELECT cloud_credentials.*, ",
+            "usage_count + coalesce(uses, 0) AS used, ",
+            "max(coalesce(last_used_at, last_at), coalesce(last_at, last_used_at)) AS last_used ",
+            "FROM cloud_credentials LEFT JOIN journaled ON journaled.credential_id = cloud_credentials.id) ",
+            "SELECT id, customer_id, provider, credential_name, credential_type, permissions, ",
+            "is_active, is_verified, is_default, last_verified_at, last_used AS last_used_at, ",
+            "used AS usage_count, created_at, updated_at ",
+            $($tail,)*
+        )
+    };
+}
+
 macro_rules! returning_credential {
     ($head:expr $(, $extra:literal)?) => {
         concat!(
@@ -97,6 +122,7 @@ macro_rules! returning_credential {
 
 mod checkpoint;
 mod group_commit;
+mod journaled;
 mod writer;
 
 /// How long a connection waits for a lock another process (or a checkpoint) holds.
@@ -179,9 +205,7 @@ impl SqliteStore {
     /// every committed use.
     async fn move_journal(&self) -> Result<(), StoreError> {
         let mut writer = self.writer.acquire().await?;
-        let mut tx = writer.begin().await?;
-        sqlx::query(group_commit::move_journal_sql!()).execute(&mut *tx).await?;
-        tx.commit().await?;
+        begin_audited(&mut writer).await?.commit().await?;
         self.journaled.store(0, Ordering::Relaxed);
         Ok(())
     }
@@ -200,7 +224,7 @@ impl SqliteStore {
         now: OffsetDateTime,
     ) -> Result<CredentialMetadata, StoreError> {
         let mut writer = self.writer.acquire().await?;
-        let mut tx = writer.begin().await?;
+        let mut tx = begin_audited(&mut writer).await?;
         let row = change
             .fetch_optional(&mut *tx)
             .await?
@@ -291,14 +315,23 @@ fn metadata_from_row(row: &impl Columns) -> Result<CredentialMetadata, StoreErro
     })
 }
 
+/// Begins a transaction that writes an audit row or reads a credential's usage, on the writer
+/// connection: it first moves the use journal into the audit log (see [`group_commit`]), so Gets'
+/// rows committed before go into the log first (rowid order stays commit order) and the
+/// credential rows it reads or returns count every committed use.
+async fn begin_audited(writer: &mut SqliteConnection) -> Result<Transaction<'_, Sqlite>, StoreError> {
+    let mut tx = writer.begin().await?;
+    sqlx::query(group_commit::move_journal_sql!()).execute(&mut *tx).await?;
+    Ok(tx)
+}
+
+/// Appends an audit row, in a transaction from [`begin_audited`].
 async fn insert_audit(
     tx: &mut Transaction<'_, Sqlite>,
     signer: Option<&dyn AuditSigner>,
     audit: &AuditEntry,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
-    // Gets' rows committed before this one go into the log first: rowid order stays commit order.
-    sqlx::query(group_commit::move_journal_sql!()).execute(&mut **tx).await?;
     let id = crate::domain::new_audit_row_id();
     let mac = signer.map(|signer| audit.to_event(id, now).mac(signer));
     sqlx::query(
@@ -388,7 +421,7 @@ impl Store for SqliteStore {
         // The single writer connection serializes this whole transaction against every other
         // write, so the checks below cannot race with a concurrent insert.
         let mut writer = self.writer.acquire().await?;
-        let mut tx = writer.begin().await?;
+        let mut tx = begin_audited(&mut writer).await?;
 
         if let Some((key, _)) = &new.idempotency {
             let existing = sqlx::query(select_credentials!(
@@ -473,15 +506,18 @@ impl Store for SqliteStore {
     ) -> Result<Option<SealedCredential>, StoreError> {
         let row = match selector {
             CredentialSelector::Id(id) => {
-                sqlx::query(select_credentials!(
+                sqlx::query(select_credentials_counting_journal!(
+                    "credential_id = ?1",
                     ", encrypted_credentials, "
-                    "(SELECT status FROM customers WHERE customers.id = cloud_credentials.customer_id) AS customer_status"
-                    " FROM cloud_credentials WHERE id = ? AND is_active = 1"
+                    "(SELECT status FROM customers WHERE customers.id = credentials.customer_id) AS customer_status"
+                    " FROM credentials WHERE id = ?1 AND is_active = 1"
                 ))
                 .bind(id.to_string())
                 .fetch_optional(&self.reader)
                 .await?
             }
+            // Only Get selects by provider, and it answers with the usage `record_use` returns:
+            // the journal is not scanned on every such Get.
             CredentialSelector::Preferred { customer_id, provider } => {
                 sqlx::query(select_credentials!(
                     ", encrypted_credentials, "
@@ -535,7 +571,7 @@ impl Store for SqliteStore {
 
     async fn append_audit(&self, audit: AuditEntry, now: OffsetDateTime) -> Result<(), StoreError> {
         let mut writer = self.writer.acquire().await?;
-        let mut tx = writer.begin().await?;
+        let mut tx = begin_audited(&mut writer).await?;
         insert_audit(&mut tx, self.signer(), &audit, now).await?;
         tx.commit().await?;
         Ok(())
@@ -547,8 +583,9 @@ impl Store for SqliteStore {
             Some(cursor) => (Some(cursor.created_at_micros), Some(cursor.id.to_string())),
             None => (None, None),
         };
-        let rows = sqlx::query(select_credentials!(
-            "FROM cloud_credentials WHERE customer_id = ?1 "
+        let rows = sqlx::query(select_credentials_counting_journal!(
+            "customer_id = ?1",
+            "FROM credentials WHERE customer_id = ?1 "
             "AND (?2 IS NULL OR provider = ?2) "
             "AND (?3 OR is_active = 1) "
             "AND (?4 IS NULL OR created_at < ?4 OR (created_at = ?4 AND id < ?5)) "
@@ -566,8 +603,9 @@ impl Store for SqliteStore {
     }
 
     async fn all_for_customer(&self, customer_id: CustomerId) -> Result<Vec<CredentialMetadata>, StoreError> {
-        let rows = sqlx::query(select_credentials!(
-            "FROM cloud_credentials WHERE customer_id = ? ORDER BY created_at DESC, id DESC"
+        let rows = sqlx::query(select_credentials_counting_journal!(
+            "customer_id = ?1",
+            "FROM credentials WHERE customer_id = ?1 ORDER BY created_at DESC, id DESC"
         ))
         .bind(customer_id.to_string())
         .fetch_all(&self.reader)
@@ -626,7 +664,7 @@ impl Store for SqliteStore {
         now: OffsetDateTime,
     ) -> Result<Customer, StoreError> {
         let mut writer = self.writer.acquire().await?;
-        let mut tx = writer.begin().await?;
+        let mut tx = begin_audited(&mut writer).await?;
         let row = sqlx::query(concat!(
             "UPDATE customers SET status = ? WHERE id = ? RETURNING ",
             customer_columns!()
@@ -875,6 +913,63 @@ fn token_from_row(row: &SqliteRow) -> Result<TokenRecord, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Before migration 6, a Get counted its use on the credential's row and journaled its
+    /// audit row: those rows move into the log without being counted again.
+    #[tokio::test]
+    async fn uses_journaled_before_the_journal_counted_them_are_not_counted_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("vault.db").display());
+        let (customer, credential) = (CustomerId::new_random(), CredentialId::new_random());
+        {
+            let options = SqliteConnectOptions::from_str(&url).unwrap().create_if_missing(true);
+            let pool = SqlitePool::connect_with(options).await.unwrap();
+            let mut before = migrator();
+            before.migrations = Cow::Owned(before.migrations[..5].to_vec());
+            before.run(&pool).await.unwrap();
+            sqlx::query("INSERT INTO customers (id, email, company_name, created_at) VALUES (?, 'a@example.com', 'A', 0)")
+                .bind(customer.to_string())
+                .execute(&pool)
+                .await
+                .unwrap();
+            sqlx::query(
+                "INSERT INTO cloud_credentials (id, customer_id, provider, credential_name, encrypted_credentials, \
+                 key_version, credential_type, permissions, last_used_at, usage_count, created_at, updated_at) \
+                 VALUES (?1, ?2, 'vultr', 'Old', x'00', 1, 'api_key', 'read_only', 20, 2, 0, 0)",
+            )
+            .bind(credential.to_string())
+            .bind(customer.to_string())
+            .execute(&pool)
+            .await
+            .unwrap();
+            for at in [10, 20] {
+                sqlx::query(
+                    "INSERT INTO credential_use_journal (id, credential_id, customer_id, action, action_details, created_at) \
+                     VALUES (?, ?, ?, 'used', 'handed out', ?)",
+                )
+                .bind(Uuid::new_v4().to_string())
+                .bind(credential.to_string())
+                .bind(customer.to_string())
+                .bind(at)
+                .execute(&pool)
+                .await
+                .unwrap();
+            }
+            pool.close().await;
+        }
+        let store = SqliteStore::connect(&url, None).await.unwrap();
+        store.migrate().await.unwrap();
+        let listed = store.all_for_customer(customer).await.unwrap();
+        assert_eq!(listed[0].usage_count, 2, "counted once");
+        assert_eq!(listed[0].last_used_at, Some(from_micros(20).unwrap()));
+        let moved: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM credential_audit_log WHERE action = 'used'")
+                .fetch_one(&store.reader)
+                .await
+                .unwrap();
+        assert_eq!(moved, 2, "the journal's rows are in the log");
+        store.close().await;
+    }
 
     #[tokio::test]
     async fn a_database_in_memory_is_refused_with_what_to_give_instead() {
