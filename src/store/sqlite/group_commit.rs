@@ -7,9 +7,9 @@
 //! each claim a read of the credential if the claim holds and an INSERT of its audit row,
 //! commit), not a query handed to sqlx's worker thread with the committer waiting to be woken by
 //! each result. On two busy cores every such hand-off was a scheduling delay that each Get of
-//! the group waited through, and sqlx's per-parameter and per-row work ran on top. While it commits groups (a session), the
-//! committer holds the store's turn to write (see [`Writer`]), so that no other write runs
-//! between two of its groups.
+//! the group waited through, and sqlx's per-parameter and per-row work ran on top. While it
+//! commits groups (a session), the committer holds the store's turn to write (see [`Writer`]),
+//! so that no other write runs between two of its groups.
 //!
 //! The connection commits with synchronous=NORMAL and the WAL is synced on another thread
 //! before any caller of a group hears back (see [`Wal`]): the committer runs the next group
@@ -21,10 +21,11 @@
 //! indexes per use. The journal is also the count of uses (migration 0006): a Get does not
 //! update its credential's row, whose page would be one more random page per use; moving the
 //! journal adds its uses to each credential's stored count, and until then the committer keeps
-//! count of them in memory ([`Journaled`]) to answer each Get with its credential's usage. Every [`MOVE_AT`] journal rows, the committer moves the journal into the
-//! audit log in one transaction, on its connection, between two groups; every other audit
-//! row is written after moving the journal in its own transaction, so the log's rowid order
-//! stays the order in which rows committed (the order the sealer chains them in).
+//! count of them in memory ([`JournaledUses`]) to answer each Get with its credential's usage.
+//! Every [`MOVE_AT`] journal rows, the committer moves the journal into the audit log in one
+//! transaction, on its connection, between two groups; every other audit row is written after
+//! moving the journal in its own transaction, so the log's rowid order stays the order in
+//! which rows committed (the order the sealer chains them in).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -34,7 +35,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, TransactionBehavior};
 use tokio::sync::OwnedMutexGuard;
 
-use super::journaled::Journaled;
+use super::journaled_uses::JournaledUses;
 use super::writer::Writer;
 use super::{BUSY_TIMEOUT, Columns, checkpoint, from_micros, metadata_from_row, micros};
 use crate::domain::{AuditSigner, CredentialMetadata, TokenName};
@@ -61,7 +62,7 @@ pub(super) struct Committer {
 /// What only the committer's thread uses.
 struct Own {
     connection: Connection,
-    journaled: Journaled,
+    uses: JournaledUses,
 }
 
 impl Committer {
@@ -86,7 +87,7 @@ impl Committer {
                 checkpoint::RESTART_BYTES
             ))
             .map_err(store_error)?;
-        let own = Mutex::new(Own { connection, journaled: Journaled::default() });
+        let own = Mutex::new(Own { connection, uses: JournaledUses::default() });
         Ok(Self { own, writer, signer, journaled, wal: Wal::of(database) })
     }
 }
@@ -109,15 +110,15 @@ impl Recorder for Committer {
         batch: &[Use],
     ) -> Result<Vec<Option<CredentialMetadata>>, StoreError> {
         let mut own = self.own.lock().expect("the committer's connection is never held across a panic");
-        let Own { connection, journaled } = &mut *own;
-        let outcomes = record(connection, journaled, self.signer.as_deref(), batch)?;
+        let Own { connection, uses } = &mut *own;
+        let outcomes = record(connection, uses, self.signer.as_deref(), batch)?;
         let appended = self.journaled.fetch_add(batch.len(), Ordering::Relaxed) + batch.len();
         if appended >= MOVE_AT {
             // The group above is committed whatever happens here: a failed move leaves the
             // rows in the journal, for the next move.
             match move_journal(connection) {
                 Ok(()) => {
-                    journaled.moved();
+                    uses.moved();
                     self.journaled.store(0, Ordering::Relaxed);
                 }
                 Err(e) => tracing::warn!(error = %e, "could not move the use journal into the audit log"),
@@ -251,13 +252,13 @@ fn move_journal(conn: &mut Connection) -> Result<(), StoreError> {
 /// few prepared sizes.
 fn record(
     conn: &mut Connection,
-    journaled: &mut Journaled,
+    journaled_uses: &mut JournaledUses,
     signer: Option<&dyn AuditSigner>,
     batch: &[Use],
 ) -> Result<Vec<Option<CredentialMetadata>>, StoreError> {
     // Dropped without a commit (any error below), the transaction rolls back.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(store_error)?;
-    let mut newest = journaled.refresh(&tx).map_err(store_error)?;
+    let mut newest = journaled_uses.refresh(&tx).map_err(store_error)?;
     let mut outcomes = Vec::with_capacity(batch.len());
     {
         let mut claim = tx.prepare_cached(CLAIM).map_err(store_error)?;
@@ -287,7 +288,7 @@ fn record(
                         mac.as_ref().map(<[u8; 32]>::as_slice),
                     ))
                     .map_err(store_error)?;
-                let uses = journaled.add(&id, micros(u.now));
+                let uses = journaled_uses.add(&id, micros(u.now));
                 credential.usage_count += uses.count;
                 credential.last_used_at = credential.last_used_at.max(Some(from_micros(uses.last_at)?));
                 newest = Some(audit_row);
@@ -296,7 +297,7 @@ fn record(
         }
     }
     tx.commit().map_err(store_error)?;
-    journaled.committed(newest);
+    journaled_uses.committed(newest);
     Ok(outcomes)
 }
 

@@ -122,7 +122,7 @@ macro_rules! returning_credential {
 
 mod checkpoint;
 mod group_commit;
-mod journaled;
+mod journaled_uses;
 mod writer;
 
 /// How long a connection waits for a lock another process (or a checkpoint) holds.

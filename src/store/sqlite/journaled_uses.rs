@@ -41,14 +41,14 @@ enum Seen {
 
 /// Per credential id (as stored), its uses in the journal.
 #[derive(Debug, Default)]
-pub(super) struct Journaled {
+pub(super) struct JournaledUses {
     seen: Seen,
     uses: HashMap<String, Uses>,
 }
 
-impl Journaled {
+impl JournaledUses {
     /// Brings the counts up to date with the journal as `tx` sees it, and returns the id of
-    /// the journal's newest row. The counts stay unknown until [`Journaled::committed`]: a group
+    /// the journal's newest row. The counts stay unknown until [`JournaledUses::committed`]: a group
     /// that fails between the two leaves them to be counted again.
     pub(super) fn refresh(&mut self, tx: &Transaction<'_>) -> rusqlite::Result<Option<String>> {
         let newest: Option<String> = tx.prepare_cached(NEWEST)?.query_row([], |row| row.get(0)).optional()?;
@@ -74,7 +74,7 @@ impl Journaled {
         *uses
     }
 
-    /// The uses added since [`Journaled::refresh`] are committed; `newest` is the journal's
+    /// The uses added since [`JournaledUses::refresh`] are committed; `newest` is the journal's
     /// newest row now.
     pub(super) fn committed(&mut self, newest: Option<String>) {
         self.seen = Seen::Newest(newest);
@@ -109,7 +109,7 @@ mod tests {
              (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, credential_id TEXT NOT NULL, created_at INTEGER NOT NULL)",
         )
         .unwrap();
-        let mut journaled = Journaled::default();
+        let mut journaled = JournaledUses::default();
 
         let tx = conn.transaction().unwrap();
         assert_eq!(journaled.refresh(&tx).unwrap(), None);
