@@ -158,6 +158,15 @@ async fn the_audit_log_is_readable_with_filters_and_paging(backend: Backend) {
         ..Default::default()
     };
     assert!(reader.list_audit_events(future).await.unwrap().into_inner().events.is_empty());
+    let until = |seconds| pb::ListAuditEventsRequest {
+        credential_id: first.id.clone(),
+        until: Some(prost_types::Timestamp { seconds, nanos: 0 }),
+        ..Default::default()
+    };
+    let before_any = reader.list_audit_events(until(1_000_000_000)).await.unwrap().into_inner();
+    assert!(before_any.events.is_empty(), "{before_any:?}");
+    let so_far = reader.list_audit_events(until(4_000_000_000)).await.unwrap().into_inner();
+    assert_eq!(so_far.events.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), actions);
     let bad = reader.list_audit_events(list("", "stolen", String::new())).await.unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
 

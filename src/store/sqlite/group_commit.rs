@@ -44,7 +44,8 @@ use crate::store::group::{Recorder, Use};
 
 /// Journal rows after which the committer moves the journal into the audit log. Larger
 /// batches touch each page of the log's indexes fewer times per row; each move holds the writer
-/// for its whole transaction (a few milliseconds for this many rows), delaying one group.
+/// for its whole transaction (~20 ms for this many rows into a log of 540,000, measured in
+/// isolation), delaying one group.
 const MOVE_AT: usize = 4096;
 
 /// SQLite's committer: one group at a time, on its own connection.

@@ -57,6 +57,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "audit chain", include_str!("../../../migrations/sqlite/0004_audit_chain.sql")),
     (5, "use journal", include_str!("../../../migrations/sqlite/0005_use_journal.sql")),
     (6, "journal counts uses", include_str!("../../../migrations/sqlite/0006_journal_counts_uses.sql")),
+    (7, "audit by time", include_str!("../../../migrations/sqlite/0007_audit_by_time.sql")),
 ];
 
 /// The SQLite schema's migrations, embedded in the binary.
@@ -683,44 +684,47 @@ impl Store for SqliteStore {
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {
         self.move_journal().await?;
         let (at, id) = filter.after.map_or((i64::MAX, String::new()), |c| (c.at_micros, c.id.to_string()));
-        let rows = sqlx::query(
-            "SELECT id, credential_id, customer_id, action, action_details, ip_address, actor, created_at \
-             FROM credential_audit_log \
-             WHERE (?1 IS NULL OR customer_id = ?1) AND (?2 IS NULL OR credential_id = ?2) \
-             AND (?3 IS NULL OR action = ?3) AND (?4 IS NULL OR created_at >= ?4) \
-             AND (?5 IS NULL OR created_at < ?5) \
-             AND (created_at < ?6 OR (created_at = ?6 AND id < ?7) OR ?7 = '') \
-             ORDER BY created_at DESC, id DESC LIMIT ?8",
-        )
-        .bind(filter.customer_id.map(|c| c.to_string()))
-        .bind(filter.credential_id.map(|c| c.to_string()))
-        .bind(filter.action.map(AuditAction::as_str))
-        .bind(filter.since.map(micros))
-        .bind(filter.until.map(micros))
-        .bind(at)
-        .bind(id)
-        .bind(i64::from(filter.page_size) + 1)
-        .fetch_all(&self.reader)
-        .await?;
+        // The walk starts at the cursor's time, not at the newest row.
+        let before = filter.until.map_or(i64::MAX, micros).min(at.saturating_add(1));
+        let rows = sqlx::query(LIST_AUDIT)
+            .bind(filter.customer_id.map(|c| c.to_string()))
+            .bind(filter.credential_id.map(|c| c.to_string()))
+            .bind(filter.action.map(AuditAction::as_str))
+            .bind(filter.since.map_or(i64::MIN, micros))
+            .bind(before)
+            .bind(at)
+            .bind(id)
+            .bind(i64::from(filter.page_size) + 1)
+            .fetch_all(&self.reader)
+            .await?;
         rows.iter().map(audit_event_from_row).collect()
     }
 
     async fn seal_audit(&self, limit: u32) -> Result<SealReport, StoreError> {
         let signer = self.signer().ok_or_else(|| StoreError::Config("sealing needs the audit key".into()))?;
-        self.move_journal().await?;
         // Read and compute on a reader connection, so the single writer is held only for the
         // inserts below: requests' audit writes wait for milliseconds, not for the MACs.
         let (head, from_rowid) = read_head(&self.reader).await?;
-        let rows = sqlx::query(concat!(
-            "SELECT rowid AS row_no, ",
-            audit_columns!(),
-            " FROM credential_audit_log a WHERE rowid > ? \
-             AND NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.audit_id = a.id) ORDER BY rowid LIMIT ?"
-        ))
-        .bind(from_rowid)
-        .bind(i64::from(limit))
-        .fetch_all(&self.reader)
-        .await?;
+        let unsealed = || {
+            sqlx::query(concat!(
+                "SELECT rowid AS row_no, ",
+                audit_columns!(),
+                " FROM credential_audit_log a WHERE rowid > ? \
+                 AND NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.audit_id = a.id) ORDER BY rowid LIMIT ?"
+            ))
+            .bind(from_rowid)
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+        };
+        let mut rows = unsealed().await?;
+        // The journal's rows come after every row in the log (each other audit write moves the
+        // journal first), so the log's rows are sealed first, and the journal is moved only
+        // when they do not fill the pass: one move per sealing round, not one per pass, each
+        // taking the writer from the Gets.
+        if rows.len() < limit as usize {
+            self.move_journal().await?;
+            rows = unsealed().await?;
+        }
         let Some(last) = rows.last() else {
             return Ok(SealReport::default());
         };
@@ -849,6 +853,17 @@ impl Store for SqliteStore {
     }
 }
 
+/// One page of the audit log, newest first: the rows before the cursor `(?6, ?7)` (`(i64::MAX,
+/// '')` for the first page) that pass the optional filters, walked in the time index
+/// (migration 0007) from `?5` (`until`, or just past the cursor's time if earlier) back to
+/// `since` (`?4`).
+const LIST_AUDIT: &str = "SELECT id, credential_id, customer_id, action, action_details, ip_address, actor, \
+     created_at FROM credential_audit_log \
+     WHERE (?1 IS NULL OR customer_id = ?1) AND (?2 IS NULL OR credential_id = ?2) \
+     AND (?3 IS NULL OR action = ?3) AND created_at >= ?4 AND created_at < ?5 \
+     AND (created_at, id) < (?6, ?7) \
+     ORDER BY created_at DESC, id DESC LIMIT ?8";
+
 /// The chain's head, and the rowid the next sealing pass starts after.
 async fn read_head<'e>(executor: impl sqlx::SqliteExecutor<'e>) -> Result<(SealHead, i64), StoreError> {
     let head = sqlx::query("SELECT seq, hash, mac, next_rowid FROM audit_seal WHERE id = 1")
@@ -968,6 +983,41 @@ mod tests {
                 .await
                 .unwrap();
         assert_eq!(moved, 2, "the journal's rows are in the log");
+        store.close().await;
+    }
+
+    /// The audit listing walks the time index from its cursor, whatever the filters, instead of
+    /// reading and sorting the whole log.
+    #[tokio::test]
+    async fn the_audit_listing_walks_the_time_index_with_or_without_filters() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("vault.db").display());
+        let store = SqliteStore::connect(&url, None).await.unwrap();
+        store.migrate().await.unwrap();
+        let some = || Some(Uuid::new_v4().to_string());
+        for (customer, credential, action, cursor) in [
+            (None, None, None, (i64::MAX, String::new())),
+            (some(), some(), Some("used"), (1_000, Uuid::new_v4().to_string())),
+        ] {
+            let plan = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {LIST_AUDIT}")))
+                .bind(customer)
+                .bind(credential)
+                .bind(action)
+                .bind(i64::MIN)
+                .bind(i64::MAX)
+                .bind(cursor.0)
+                .bind(cursor.1)
+                .bind(51)
+                .fetch_all(&store.reader)
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| row.get::<String, _>("detail"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            assert!(plan.contains("USING INDEX credential_audit_log_by_time"), "{plan}");
+            assert!(!plan.contains("TEMP B-TREE") && !plan.contains("SCAN"), "{plan}");
+        }
         store.close().await;
     }
 
