@@ -732,6 +732,15 @@ impl Store for SqliteStore {
         let next_rowid: i64 = last.try_get("row_no")?;
         let rows = rows.iter().map(signed_row).collect::<Result<Vec<_>, _>>()?;
         let (links, new_head, refused) = super::link(signer, &head, &rows);
+        let sealed = u32::try_from(links.len()).unwrap_or(u32::MAX);
+        // All links in one statement: one round trip to SQLite's thread, not one per row. Its
+        // text is made before taking the writer, which every Get waits for.
+        let links = (!links.is_empty()).then(|| {
+            let links = links
+                .iter()
+                .map(|l| serde_json::json!([l.seq, l.audit_id.to_string(), hex::encode(&l.hash)]));
+            serde_json::Value::Array(links.collect()).to_string()
+        });
         let mut writer = self.writer.acquire().await?;
         let mut tx = writer.begin().await?;
         let (current, _) = read_head(&mut *tx).await?;
@@ -740,17 +749,12 @@ impl Store for SqliteStore {
             // file); the next pass starts from the new head.
             return Ok(SealReport::default());
         }
-        if !links.is_empty() {
-            // All links in one statement: one round trip to SQLite's thread, not one per row.
-            let links: Vec<_> = links
-                .iter()
-                .map(|l| serde_json::json!([l.seq, l.audit_id.to_string(), hex::encode(&l.hash)]))
-                .collect();
+        if let Some(links) = links {
             sqlx::query(
                 "INSERT INTO audit_chain (seq, audit_id, hash) \
                  SELECT value ->> 0, value ->> 1, unhex(value ->> 2) FROM json_each(?)",
             )
-            .bind(serde_json::Value::Array(links).to_string())
+            .bind(links)
             .execute(&mut *tx)
             .await?;
         }
@@ -765,7 +769,7 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(SealReport { sealed: u32::try_from(links.len()).unwrap_or(u32::MAX), refused, passed_over: 0 })
+        Ok(SealReport { sealed, refused, passed_over: 0 })
     }
 
     async fn audit_chain(&self) -> Result<AuditChain, StoreError> {
