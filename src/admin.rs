@@ -59,7 +59,7 @@ pub async fn ensure_dev_token(vault: &Vault, path: &Path) -> Result<SecretString
     let suffix = uuid::Uuid::new_v4().simple().to_string();
     let name = format!("dev-{}", &suffix[..8]);
     let issued = create_token(vault.store().as_ref(), &name, "*", "*", None).await?;
-    crate::config::write_private_file(path, issued.token.expose_secret())
+    crate::private_files::write_private_file(path, issued.token.expose_secret())
         .map_err(|e| format!("cannot write the dev token file {}: {e}", path.display()))?;
     tracing::warn!(path = %path.display(), token = name, "created a development token with every scope");
     Ok(issued.token)

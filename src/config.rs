@@ -472,6 +472,7 @@ pub fn load_master_key(key_file: Option<&Path>) -> Result<MasterKey, ConfigError
 }
 
 fn read_key_file(path: &Path) -> Result<MasterKey, ConfigError> {
+    refuse_shared_key_file(path)?;
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigError(format!(
             "cannot read the key file {}: {e}; create one with `credvault keygen > FILE`",
@@ -482,28 +483,48 @@ fn read_key_file(path: &Path) -> Result<MasterKey, ConfigError> {
         .map_err(|e| ConfigError(format!("key file {}: {e}", path.display())))
 }
 
+/// A key file other users can read is a leaked key: refused, as ssh refuses such a private key.
+#[cfg(unix)]
+fn refuse_shared_key_file(path: &Path) -> Result<(), ConfigError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    // A missing file is reported by the read that follows, with the fix for that.
+    let Ok(metadata) = std::fs::metadata(path) else { return Ok(()) };
+    let mode = metadata.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(ConfigError(format!(
+            "the key file {path} is readable by other users (mode {mode:04o}); credvault will not use a key \
+             others may have read. Run `chmod 600 {path}` (and consider the key exposed if others did read it)",
+            path = path.display()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn refuse_shared_key_file(_path: &Path) -> Result<(), ConfigError> {
+    Ok(())
+}
+
 fn write_new_key_file(path: &Path) -> Result<(), ConfigError> {
     use secrecy::ExposeSecret as _;
     let key = MasterKey::generate().to_base64();
-    write_private_file(path, key.expose_secret())
+    crate::private_files::write_private_file(path, key.expose_secret())
         .map_err(|e| ConfigError(format!("cannot create the dev key file {}: {e}", path.display())))?;
     tracing::warn!(path = %path.display(), "created a development key file; do not use it in production");
     Ok(())
 }
 
-/// Creates `path` (and its directory) readable by the owner only, holding `contents` and a
-/// newline. Fails if the file exists.
-pub fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
-    use std::io::Write as _;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+/// Creates `--dev`'s directory (0700) with a `.gitignore` that ignores everything in it, so
+/// that running `serve --dev` inside any repository cannot get the dev key committed.
+pub fn prepare_dev_dir(dir: &Path) -> Result<(), ConfigError> {
+    let refuse = |e: std::io::Error| ConfigError(format!("cannot prepare {}: {e}", dir.display()));
+    crate::private_files::create_private_dir(dir).map_err(refuse)?;
+    let ignore = dir.join(".gitignore");
+    if !ignore.exists() {
+        std::fs::write(&ignore, "# Created by `credvault serve --dev`: keys and data, never to commit.\n*\n")
+            .map_err(refuse)?;
     }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    writeln!(file, "{contents}")
+    Ok(())
 }
 
 /// A duration like `90d`, `12h`, `30m` or `45s`.
@@ -632,6 +653,26 @@ mod tests {
         {
             use std::os::unix::fs::PermissionsExt as _;
             assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_file_others_can_read_is_refused_with_the_chmod_fix() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        use secrecy::ExposeSecret as _;
+        std::fs::write(&path, MasterKey::generate().to_base64().expose_secret()).unwrap();
+        for mode in [0o644, 0o640, 0o604, 0o660] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let err = read_key_file(&path).unwrap_err();
+            assert!(err.0.contains(&format!("chmod 600 {}", path.display())), "{mode:o}: {err}");
+            assert!(err.0.contains(&format!("{mode:04o}")), "{mode:o}: {err}");
+        }
+        for mode in [0o600, 0o400] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            read_key_file(&path).unwrap();
         }
     }
 

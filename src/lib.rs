@@ -16,6 +16,7 @@
 //! - [`metrics`]: Prometheus counters and latency histograms for both transports.
 //! - [`server`]: listeners, reflection, health, shutdown.
 //! - [`config`]: validated configuration from flags and environment.
+//! - [`private_files`]: creating files and directories only their owner can read.
 //! - [`bench`]: the load generator behind `credvault bench`; [`client`]: its bearer-token client.
 
 pub mod admin;
@@ -27,6 +28,7 @@ pub mod crypto;
 pub mod domain;
 pub mod grpc;
 pub mod metrics;
+pub mod private_files;
 pub mod rest;
 pub mod server;
 pub mod store;

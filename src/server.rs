@@ -65,6 +65,9 @@ impl App {
     /// (see [`App::run_until_stopped`]). A wrong key or a broken schema is.
     pub async fn build(config: &Config) -> Result<Self, StartError> {
         let tls = config.tls.as_ref().map(tls_config).transpose()?;
+        if config.dev {
+            crate::config::prepare_dev_dir(std::path::Path::new(crate::config::DEV_DIR))?;
+        }
         let master = config.master_key()?;
         let keyring = Arc::new(Keyring::single(&master));
         drop(master);

@@ -128,6 +128,12 @@ async fn commit_groups<R: Recorder>(recorder: Arc<R>, mut rx: mpsc::Receiver<(R:
         let mut session = match recorder.open().await {
             Ok(session) => session,
             Err(e) => {
+                // The writes that queued while the session tried to open have waited as long
+                // as their own attempt would (the pool's connect timeout): they fail now, with
+                // this group, instead of waiting that long again behind it.
+                while let Ok(item) = rx.try_recv() {
+                    queued.push(item);
+                }
                 answer(queued.drain(..).map(|(_, reply)| reply).collect(), Err(e));
                 continue;
             }
@@ -262,6 +268,8 @@ mod tests {
         fail_sync: bool,
         /// Items recorded when the last sync began: those it made durable.
         synced: Arc<AtomicUsize>,
+        /// Every session fails to open, once this has permits (a database that is down).
+        failing_open: Option<Arc<tokio::sync::Semaphore>>,
     }
 
     #[async_trait]
@@ -272,7 +280,12 @@ mod tests {
         type Session = usize;
 
         async fn open(&self) -> Result<usize, StoreError> {
-            Ok(self.sessions.fetch_add(1, Ordering::SeqCst))
+            let session = self.sessions.fetch_add(1, Ordering::SeqCst);
+            if let Some(release) = &self.failing_open {
+                drop(release.acquire().await);
+                return Err(StoreError::Unavailable(sqlx::Error::PoolTimedOut));
+            }
+            Ok(session)
         }
 
         async fn record(&self, _session: &mut usize, batch: &[usize]) -> Result<Vec<usize>, StoreError> {
@@ -384,5 +397,32 @@ mod tests {
         let (_, recorded, ok) = drive(HOLD / 2, counting).await;
         assert!(recorded > 0);
         assert_eq!(ok, 0, "no group is answered Ok without a sync");
+    }
+
+    #[tokio::test]
+    async fn writes_queued_while_a_session_fails_to_open_fail_with_it_not_after_another_attempt() {
+        let release = Arc::new(tokio::sync::Semaphore::new(0));
+        let counting = Counting { failing_open: Some(release.clone()), ..Counting::default() };
+        let sessions = counting.sessions.clone();
+        let group = Arc::new(Group::start(counting));
+        let submit = |item: usize| {
+            let group = group.clone();
+            tokio::spawn(async move { group.submit(item).await })
+        };
+        let first = submit(0);
+        while sessions.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // Eight more writes arrive while the first session is still trying to open.
+        let later: Vec<_> = (1..=8).map(submit).collect();
+        while group.0.max_capacity() - group.0.capacity() < 8 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        release.add_permits(1);
+        for caller in std::iter::once(first).chain(later) {
+            let outcome = caller.await.unwrap();
+            assert!(matches!(outcome, Err(StoreError::Unavailable(_))), "{outcome:?}");
+        }
+        assert_eq!(sessions.load(Ordering::SeqCst), 1, "one failed attempt answered all nine writes");
     }
 }

@@ -1,5 +1,8 @@
+use std::time::Duration;
+
 use crate::domain::FieldViolation;
 use crate::store::StoreError;
+use crate::telemetry::RateLimited;
 
 /// What went wrong in a use case, in domain words. Each transport maps it to its own codes in
 /// exactly one function. Messages are safe to show clients: they never carry SQL, keys or
@@ -44,7 +47,11 @@ impl From<StoreError> for VaultError {
             StoreError::NotFound(what) => VaultError::NotFound(format!("{what} not found")),
             StoreError::Conflict(why) => VaultError::AlreadyExists(why),
             StoreError::Unavailable(source) => {
-                tracing::warn!(error = %error_chain(&source), "database unavailable");
+                // While it lasts, every call fails this way: a line every few seconds is enough.
+                static UNAVAILABLE: RateLimited = RateLimited::new(Duration::from_secs(5));
+                if let Some(held_back) = UNAVAILABLE.allow() {
+                    tracing::warn!(error = %error_chain(&source), held_back, "database unavailable");
+                }
                 VaultError::Unavailable("the credential database is unavailable; retry shortly".into())
             }
             other => {

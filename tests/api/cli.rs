@@ -100,3 +100,137 @@ fn serve_dev_creates_and_prints_a_development_token() {
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     }
 }
+
+/// `serve --dev` in a fresh directory, its stdout read up to the banner's token and gateway
+/// address, its stderr going to a file; killed when dropped.
+struct DevServer {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    token: String,
+    http: String,
+    log: std::path::PathBuf,
+}
+
+impl DevServer {
+    fn start(envs: &[(&str, &str)]) -> DevServer {
+        use std::io::{BufRead, BufReader};
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("stderr.log");
+        let mut child = Command::new(BIN)
+            .args(["serve", "--dev", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+            .current_dir(dir.path())
+            .env_remove("CREDENTIAL_ENCRYPTION_KEY")
+            .env_remove("CREDVAULT_KEY_FILE")
+            .env_remove("CREDVAULT_DATABASE_URL")
+            .envs(envs.iter().copied())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines().map(Result::unwrap);
+        let token = lines
+            .by_ref()
+            .find_map(|line| line.trim().strip_prefix("export CREDVAULT_TOKEN=").map(str::to_owned))
+            .expect("the banner prints the token");
+        let http = lines
+            .find_map(|line| {
+                let rest = line.strip_prefix("The dashboard's REST gateway is on ")?;
+                Some(rest.trim_end_matches(':').to_owned())
+            })
+            .expect("the banner names the gateway");
+        // The rest of the banner must still find a reader: printing to a closed pipe panics.
+        std::thread::spawn(move || lines.for_each(drop));
+        DevServer { child, dir, token, http, log }
+    }
+
+    fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(".credvault").join(name)
+    }
+
+    /// SIGTERM, as a service manager stops it; waits for the exit.
+    fn stop(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        self.child.wait().unwrap()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap()
+    }
+}
+
+impl Drop for DevServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[cfg(unix)]
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o777
+}
+
+#[tokio::test]
+async fn serve_dev_keeps_its_files_private_and_out_of_git() {
+    let server = DevServer::start(&[]);
+    let ignore = std::fs::read_to_string(server.path(".gitignore")).unwrap();
+    assert!(ignore.lines().any(|line| line.trim() == "*"), "{ignore}");
+    #[cfg(unix)]
+    {
+        assert_eq!(mode(&server.dir.path().join(".credvault")), 0o700);
+        for file in ["dev.key", "dev.token", "credvault.db", "credvault.db-wal", "credvault.db-shm"] {
+            assert_eq!(mode(&server.path(file)), 0o600, "{file}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_clean_stop_leaves_the_whole_vault_in_the_database_file() {
+    let mut server = DevServer::start(&[]);
+    let created = reqwest::Client::new()
+        .post(format!("{}/api/v1/credentials", server.http))
+        .bearer_auth(&server.token)
+        .header("X-Customer-ID", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")
+        .json(&serde_json::json!({"provider": "vultr", "credential_name": "kept", "credentials": {"api_key": "k"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    assert!(server.stop().success(), "{}", server.log());
+    // The operator's backup: the .db file alone, without the WAL beside it.
+    let copy = tempfile::tempdir().unwrap();
+    let db = copy.path().join("copy.db");
+    std::fs::copy(server.path("credvault.db"), &db).unwrap();
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await.unwrap();
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT credential_name FROM cloud_credentials").fetch_all(&pool).await.unwrap();
+    assert_eq!(names, ["kept"]);
+}
+
+#[tokio::test]
+async fn at_trace_level_the_log_has_no_colour_and_no_third_party_dump_of_an_aws_key() {
+    let fakes = crate::fakes::Fakes::start().await;
+    let sts = format!("{}/sts", fakes.base);
+    let server = DevServer::start(&[("RUST_LOG", "trace"), ("CREDVAULT_AWS_STS_URL", &sts)]);
+    let verified = reqwest::Client::new()
+        .post(format!("{}/api/v1/credentials/verify", server.http))
+        .bearer_auth(&server.token)
+        .header("X-Customer-ID", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")
+        .json(&serde_json::json!({"provider": "aws", "credentials": {
+            "access_key_id": crate::fakes::AWS_KEY_ID, "secret_access_key": crate::fakes::AWS_SECRET}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(verified.status(), 200);
+    let body: serde_json::Value = verified.json().await.unwrap();
+    assert_eq!(body["outcome"], "valid", "{body}");
+    let log = server.log();
+    assert!(log.contains("credvault listening"), "{log}");
+    assert!(log.contains("verification finished"), "{log}");
+    assert!(!log.contains('\u{1b}'), "ANSI escapes in a log that is not a terminal");
+    for secret in [crate::fakes::AWS_KEY_ID, crate::fakes::AWS_SECRET, server.token.as_str()] {
+        assert!(!log.contains(secret), "the log holds {secret}");
+    }
+}

