@@ -82,7 +82,7 @@ impl Scopes {
             let scope = Scope::parse(name).ok_or_else(|| {
                 FieldViolation::new(
                     field,
-                    format!("unknown scope {name:?}; expected some of {}", Scopes::all()),
+                    format!("unknown scope {}; expected some of {}", super::quoted(name), Scopes::all()),
                 )
             })?;
             scopes.0 |= scope.bit();

@@ -17,7 +17,7 @@ impl TrustedProxies {
             let bad = || {
                 FieldViolation::new(
                     field,
-                    format!("{item:?} is not an IP address or CIDR network like 10.0.0.0/8"),
+                    format!("{} is not an IP address or CIDR network like 10.0.0.0/8", super::quoted(item)),
                 )
             };
             let (addr, len) = match item.split_once('/') {

@@ -22,3 +22,48 @@ impl fmt::Display for FieldViolation {
 }
 
 impl std::error::Error for FieldViolation {}
+
+/// Longest prefix of a client's value an error message quotes.
+pub const QUOTED_CHARS: usize = 64;
+
+/// How an error message shows a value the client sent: quoted (escaped as Rust's `{:?}`), and
+/// only its first [`QUOTED_CHARS`] characters, then an ellipsis, so that an answer never grows
+/// with its input. Never for secret fields: those are not quoted at all.
+pub fn quoted(value: &str) -> String {
+    let (prefix, cut) = prefix(value);
+    format!("{prefix:?}{}", if cut { "…" } else { "" })
+}
+
+/// A name the client sent (a field, a map key) as an error names it: unquoted, cut as
+/// [`quoted`] cuts.
+pub fn shortened(value: &str) -> String {
+    let (prefix, cut) = prefix(value);
+    format!("{prefix}{}", if cut { "…" } else { "" })
+}
+
+/// The first [`QUOTED_CHARS`] characters of `value`, and whether that is not all of it.
+fn prefix(value: &str) -> (&str, bool) {
+    match value.char_indices().nth(QUOTED_CHARS) {
+        None => (value, false),
+        Some((end, _)) => (&value[..end], true),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_values_are_escaped_and_cut_after_a_prefix() {
+        assert_eq!(quoted("vultr"), "\"vultr\"");
+        assert_eq!(quoted("a\"b\n"), "\"a\\\"b\\n\"");
+        let long = "v".repeat(5000);
+        let shown = quoted(&long);
+        assert_eq!(shown, format!("\"{}\"…", "v".repeat(QUOTED_CHARS)));
+        // Cut on a character boundary.
+        let wide = "é".repeat(100);
+        assert_eq!(quoted(&wide).chars().filter(|c| *c == 'é').count(), QUOTED_CHARS);
+        assert_eq!(shortened(&wide), format!("{}…", "é".repeat(QUOTED_CHARS)));
+        assert_eq!(shortened("api_key"), "api_key");
+    }
+}

@@ -49,7 +49,16 @@ fn invalid_argument(v: FieldViolation) -> Status {
 
 /// Authenticates the call (`authorization: Bearer ...` metadata) and records who is asking.
 async fn context<T>(vault: &Vault, request: &tonic::Request<T>) -> Result<RequestContext, Status> {
-    let authorization = request.metadata().get("authorization").map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    let mut values =
+        request.metadata().get_all("authorization").iter().map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    let authorization = values.next();
+    // Two different tokens on one call: which caller is it? Refused rather than taking the first.
+    if values.any(|other| Some(other) != authorization) {
+        return Err(invalid(FieldViolation::new(
+            "authorization",
+            "metadata is given more than once with different values; send one bearer token",
+        )));
+    }
     let principal = vault.authenticate(authorization).await.map_err(status_from)?;
     Ok(RequestContext {
         principal: Some(principal),

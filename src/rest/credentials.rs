@@ -8,12 +8,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::dto::{
-    CreateCredential, Created, Credential, Deleted, ListQuery, SummaryBody, Verified, VerifyBody,
+    CreateCredential, Created, Credential, Deleted, ListQuery, ProviderName, SummaryBody, Verified,
+    VerifyBody,
 };
-use super::{ApiError, Caller, JsonBody, PathParam, QueryParams};
+use super::{ApiError, Caller, JsonBody, PathParam, QueryParams, one_header};
 use crate::domain::{
     CredentialId, CredentialName, CredentialType, FieldViolation, IdempotencyKey, ListFilter, PageCursor,
-    Permission, Provider,
+    Permission, Provider, quoted,
 };
 use crate::vault::{NewCredentialRequest, Vault, VerifyTarget};
 
@@ -26,13 +27,17 @@ pub(super) fn routes() -> Router<Vault> {
         .route("/api/v1/credentials/verify", post(verify))
         .route("/api/v1/credentials/status/summary", get(summary))
         // One path segment names a provider for GET and a credential id for DELETE, as in the
-        // seed; the router needs one parameter name for both.
-        .route("/api/v1/credentials/{key}", get(list_by_provider).delete(delete))
+        // seed: one path template (OpenAPI allows no two that differ only in a parameter's
+        // name), its parameter described by each operation.
+        .route("/api/v1/credentials/{provider_or_id}", get(list_by_provider).delete(delete))
 }
 
 fn provider(name: &str, field: &str) -> Result<Provider, FieldViolation> {
     Provider::parse(name).ok_or_else(|| {
-        FieldViolation::new(field, format!("unknown provider {name:?}; expected vultr, aws, gcp or azure"))
+        FieldViolation::new(
+            field,
+            format!("unknown provider {}; expected vultr, aws, gcp or azure", quoted(name)),
+        )
     })
 }
 
@@ -67,8 +72,7 @@ async fn create(
     headers: HeaderMap,
     JsonBody(body): JsonBody<CreateCredential>,
 ) -> Result<Response, ApiError> {
-    let idempotency_key =
-        headers.get("idempotency-key").map(|v| v.to_str().unwrap_or("\u{fffd}")).unwrap_or_default();
+    let idempotency_key = one_header(&headers, "Idempotency-Key")?.unwrap_or_default();
     let request = (|| {
         let provider = provider(&body.provider, "provider")?;
         Ok(NewCredentialRequest {
@@ -136,10 +140,10 @@ async fn list(
 /// Lists the customer's credentials of one provider (metadata only), newest first.
 #[utoipa::path(
     get,
-    path = "/api/v1/credentials/{provider}",
+    path = "/api/v1/credentials/{provider_or_id}",
     tag = "credentials",
     params(
-        ("provider" = String, Path, description = "vultr, aws, gcp or azure"),
+        ("provider_or_id" = ProviderName, Path, description = "The provider whose credentials to list"),
         ("X-Customer-ID" = String, Header, format = "uuid", description = "The customer whose credentials to list"),
         ListQuery,
     ),
@@ -240,10 +244,10 @@ async fn verify(
 /// Soft-deletes a credential: it stays on record, inactive, and is never handed out again.
 #[utoipa::path(
     delete,
-    path = "/api/v1/credentials/{credential_id}",
+    path = "/api/v1/credentials/{provider_or_id}",
     tag = "credentials",
     params(
-        ("credential_id" = String, Path, format = "uuid", description = "The credential to delete"),
+        ("provider_or_id" = String, Path, format = "uuid", description = "The id of the credential to delete"),
         ("X-Customer-ID" = String, Header, format = "uuid", description = "The customer who owns the credential"),
     ),
     security(("bearer" = [])),

@@ -11,14 +11,14 @@ use zeroize::Zeroizing;
 
 use crate::domain::{
     CredentialMetadata, FieldViolation, Provider, SecretPayload, Summary, Verification, VerifyOutcome,
+    shortened,
 };
 
 /// `POST /api/v1/credentials`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateCredential {
-    /// vultr, aws, gcp or azure.
-    #[schema(example = "vultr")]
+    #[schema(value_type = ProviderName)]
     pub(super) provider: String,
     /// 1 to 255 characters, unique among the customer's active credentials of the provider.
     #[schema(example = "Production Vultr", min_length = 1, max_length = 255)]
@@ -39,6 +39,18 @@ pub(super) struct CreateCredential {
     /// Make this the default credential for Get by provider.
     #[serde(default)]
     pub(super) make_default: bool,
+}
+
+/// A cloud provider, as the document describes it. Requests carry the name as a string, parsed
+/// by the handler so that an unknown one gets credvault's error, not serde's.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase", example = "vultr")]
+#[allow(dead_code, reason = "a schema only: no value of it is ever made")]
+pub(super) enum ProviderName {
+    Vultr,
+    Aws,
+    Gcp,
+    Azure,
 }
 
 /// Secret fields as sent; each value is wiped when dropped.
@@ -63,7 +75,7 @@ impl SecretFields {
         };
         if let Some(unknown) = self.0.keys().find(|k| !allowed.contains(&k.as_str())) {
             return Err(FieldViolation::new(
-                format!("credentials.{unknown}"),
+                format!("credentials.{}", shortened(unknown)),
                 format!("is not a {provider} field; expected {}", allowed.join(", ")),
             ));
         }
@@ -165,6 +177,7 @@ pub(super) struct VerifyBody {
     #[serde(default)]
     pub(super) credential_id: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<ProviderName>)]
     pub(super) provider: Option<String>,
     #[serde(default)]
     #[schema(value_type = Option<BTreeMap<String, String>>)]

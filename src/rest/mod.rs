@@ -14,13 +14,13 @@ use axum::extract::{
     ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State,
 };
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::de::DeserializeOwned;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::domain::{CustomerId, FieldViolation};
+use crate::domain::{CustomerId, FieldViolation, quoted, shortened};
 use crate::vault::{RequestContext, Vault, VaultError};
 use dto::{ErrorBody, ErrorDetail};
 
@@ -156,11 +156,7 @@ impl From<JsonRejection> for ApiError {
                 "malformed_json",
                 format!("malformed JSON: {}", source_text(&e)),
             ),
-            JsonRejection::JsonDataError(e) => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_argument",
-                format!("invalid request body: {}", source_text(&e)),
-            ),
+            JsonRejection::JsonDataError(e) => json_data_error(&e),
             JsonRejection::MissingJsonContentType(_) => Self::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
@@ -176,8 +172,8 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
-/// serde_json's message (which says where: line and column), without axum's wrapper, and
-/// without echoing values: serde reports types and positions, never the secret text.
+/// The innermost cause's message, without axum's wrappers: serde_json's syntax errors say where
+/// (line and column) and never quote the input; query and path errors are cut short.
 fn source_text(e: &(dyn std::error::Error + 'static)) -> String {
     let mut innermost = e.to_string();
     let mut source = e.source();
@@ -185,7 +181,87 @@ fn source_text(e: &(dyn std::error::Error + 'static)) -> String {
         innermost = cause.to_string();
         source = cause.source();
     }
-    innermost
+    cut_short(&innermost)
+}
+
+/// Well-formed JSON of the wrong shape: 422 naming the field (`credentials`,
+/// `credentials.api_key`) and the type expected. serde's message quotes the value it met
+/// (`invalid type: string "{\"api_key\":...}"`), which may be a secret sent in the wrong shape
+/// (a double-encoded `credentials`): only the value's kind is kept.
+fn json_data_error(e: &(dyn std::error::Error + 'static)) -> ApiError {
+    let mut cause = Some(e);
+    while let Some(error) = cause {
+        if let Some(e) = error.downcast_ref::<serde_path_to_error::Error<serde_json::Error>>() {
+            let field = field_path(e.path());
+            let description = without_values(&e.inner().to_string());
+            let message = if field == "." {
+                format!("invalid request body: {description}")
+            } else {
+                format!("{field}: {description}")
+            };
+            return ApiError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                code: "invalid_argument",
+                message,
+                field: (field != ".").then_some(field),
+            };
+        }
+        cause = error.source();
+    }
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_argument",
+        "the request body does not have the fields and types this endpoint takes; see /api/v1/openapi.json",
+    )
+}
+
+/// `credentials.api_key` (`.` for the body itself), each name cut to a short prefix: a name
+/// is the client's input too.
+fn field_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let names: Vec<String> = path
+        .iter()
+        .map(|segment| match segment {
+            Segment::Seq { index } => index.to_string(),
+            Segment::Map { key } | Segment::Enum { variant: key } => shortened(key),
+            Segment::Unknown => "?".to_owned(),
+        })
+        .collect();
+    if names.is_empty() { ".".to_owned() } else { names.join(".") }
+}
+
+/// serde's data error message without the value it quotes: `invalid type: string "…", expected
+/// a map` becomes `invalid type: string, expected a map`; names in `unknown field` and
+/// `unknown variant` are cut short.
+fn without_values(message: &str) -> String {
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            // `string "…"`, `integer `5``, `boolean `true``, or a bare kind (`map`, `sequence`).
+            let kind = rest[..rest.find(['"', '`', ',']).unwrap_or(rest.len())].trim();
+            return match rest.rfind(", expected ") {
+                Some(at) => format!("{prefix}{kind}{}", &rest[at..]),
+                None => format!("{prefix}{kind}"),
+            };
+        }
+    }
+    for prefix in ["unknown field `", "unknown variant `"] {
+        if let Some(rest) = message.strip_prefix(prefix)
+            && let Some(at) = rest.rfind("`, expected ")
+        {
+            let name = quoted(&rest[..at]);
+            return format!("{}{name}{}", &prefix[..prefix.len() - 1], &rest[at + 1..]);
+        }
+    }
+    cut_short(message)
+}
+
+/// At most a few hundred characters of a message that may repeat input.
+fn cut_short(text: &str) -> String {
+    const MAX_CHARS: usize = 4 * crate::domain::QUOTED_CHARS;
+    match text.char_indices().nth(MAX_CHARS) {
+        None => text.to_owned(),
+        Some((end, _)) => format!("{}…", &text[..end]),
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -212,11 +288,9 @@ impl FromRequestParts<Vault> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, vault: &Vault) -> Result<Self, Self::Rejection> {
-        let authorization =
-            parts.headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("\u{fffd}"));
+        let authorization = one_header(&parts.headers, "Authorization")?;
         let principal = vault.authenticate(authorization).await?;
-        let value =
-            parts.headers.get("x-customer-id").map(|v| v.to_str().unwrap_or("\u{fffd}")).unwrap_or_default();
+        let value = one_header(&parts.headers, "X-Customer-ID")?.unwrap_or_default();
         let customer = CustomerId::parse(value, "X-Customer-ID").map_err(ApiError::bad_request)?;
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip());
         let forwarded = parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
@@ -224,6 +298,22 @@ impl FromRequestParts<Vault> for Caller {
         let context = RequestContext { principal: Some(principal), peer_ip, acting_for: Some(customer) };
         Ok(Caller { customer, context })
     }
+}
+
+/// The one value of header `name` (a value that is not text reads as U+FFFD, which no parser
+/// accepts). Sent twice with different values, a header is ambiguous (which customer? which
+/// caller?): 400 naming it, rather than silently taking the first.
+pub(crate) fn one_header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
+    let text = |v: &'a HeaderValue| v.to_str().unwrap_or("\u{fffd}");
+    let mut values = headers.get_all(name).iter().map(text);
+    let first = values.next();
+    if values.any(|other| Some(other) != first) {
+        return Err(ApiError::bad_request(FieldViolation::new(
+            name,
+            "is given more than once with different values; send it once",
+        )));
+    }
+    Ok(first)
 }
 
 /// `axum::Json` with our error body on rejection.
@@ -271,5 +361,45 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathPar
             )
         })?;
         Ok(PathParam(value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_errors_keep_the_kind_and_the_expectation_never_the_value() {
+        let cases = [
+            (
+                r#"invalid type: string "{\"api_key\":\"MY-REAL-KEY\"}", expected a map at line 1 column 80"#,
+                "invalid type: string, expected a map at line 1 column 80",
+            ),
+            (
+                "invalid type: integer `123456`, expected a string at line 1 column 9",
+                "invalid type: integer, expected a string at line 1 column 9",
+            ),
+            (
+                "invalid type: map, expected a string at line 1 column 3",
+                "invalid type: map, expected a string at line 1 column 3",
+            ),
+            (
+                r#"invalid value: string "x, expected y", expected a boolean"#,
+                "invalid value: string, expected a boolean",
+            ),
+            ("missing field `provider` at line 1 column 2", "missing field `provider` at line 1 column 2"),
+        ];
+        for (serde, ours) in cases {
+            assert_eq!(without_values(serde), ours);
+        }
+        let long =
+            format!("unknown field `{}`, expected one of `provider`, `credentials`", "k".repeat(200_000));
+        let shown = without_values(&long);
+        assert!(shown.len() < 200, "{shown}");
+        assert!(
+            shown.starts_with("unknown field \"kkk")
+                && shown.ends_with(", expected one of `provider`, `credentials`"),
+            "{shown}"
+        );
     }
 }

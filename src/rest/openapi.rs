@@ -22,6 +22,8 @@ use utoipa::{Modify, OpenApi};
         super::credentials::delete,
         super::credentials::summary,
     ),
+    // Relative: the gateway that serves this document, wherever it is deployed.
+    servers((url = "/", description = "This credvault gateway")),
     tags((name = "credentials", description = "Cloud-provider credentials of one customer (X-Customer-ID)")),
     modifiers(&BearerAuth)
 )]

@@ -30,8 +30,55 @@ impl Vault {
     }
 }
 
+impl Vault {
+    /// Authorizes an act on the stored credential `id`, whose owner is `owner` (`None`: there
+    /// is no such active credential), and returns that owner.
+    ///
+    /// A caller without `scope` is refused (PERMISSION_DENIED) whether or not the credential
+    /// exists. A credential of another customer than the one the caller's token is bound to, or
+    /// than the one it acts for (the dashboard's `X-Customer-ID`), is answered `missing()`
+    /// exactly as one that does not exist, so that no caller learns that an id exists or who
+    /// owns it; the attempt is still audited as `denied`, with the credential and its owner.
+    pub(super) async fn authorize_credential(
+        &self,
+        ctx: &RequestContext,
+        scope: Scope,
+        id: CredentialId,
+        owner: Option<CustomerId>,
+        attempt: &str,
+        missing: impl FnOnce() -> VaultError,
+    ) -> Result<CustomerId, VaultError> {
+        let principal = caller(ctx)?;
+        if !principal.scopes.contains(scope) {
+            let refusal =
+                format!("token {:?} lacks the scope {scope} needed to {attempt}", principal.name.as_str());
+            deny(self.store.as_ref(), ctx, principal, owner, Some(id), refusal).await?;
+        }
+        let Some(owner) = owner else { return Err(missing()) };
+        let refusal = if !principal.customer.allows(owner) {
+            format!(
+                "token {:?} is bound to customer {}, not {owner}; it cannot {attempt} (answered as not found)",
+                principal.name.as_str(),
+                principal.customer
+            )
+        } else if let Some(acting_for) = ctx.acting_for.filter(|c| *c != owner) {
+            format!(
+                "token {:?} acting for customer {acting_for} cannot {attempt} of customer {owner} \
+                 (answered as not found)",
+                principal.name.as_str()
+            )
+        } else {
+            return Ok(owner);
+        };
+        match deny(self.store.as_ref(), ctx, principal, Some(owner), Some(id), refusal).await {
+            Err(VaultError::PermissionDenied(_)) => Err(missing()),
+            other => other.map(|()| owner),
+        }
+    }
+}
+
 /// Refuses, with a `denied` audit row, a caller without `scope` or bound to a customer other
-/// than `customer` (when the request concerns a known customer).
+/// than `customer` (when the request concerns a known customer), or acting for another one.
 pub(super) async fn authorize(
     store: &dyn Store,
     ctx: &RequestContext,
@@ -49,6 +96,10 @@ pub(super) async fn authorize(
                 "token {:?} is bound to customer {}, not {customer}; it cannot {attempt}",
                 principal.name.as_str(),
                 principal.customer
+            ),
+            Some(customer) if ctx.acting_for.is_some_and(|acting_for| acting_for != customer) => format!(
+                "token {:?} acts for another customer than {customer}; it cannot {attempt}",
+                principal.name.as_str()
             ),
             _ => return Ok(()),
         }

@@ -13,10 +13,17 @@ use time::OffsetDateTime;
 
 use super::sealed_cache::Sealed;
 use super::{Fetched, RequestContext, Vault, VaultError, error_chain};
-use crate::domain::{AuditAction, AuditEntry, CredentialMetadata, CredentialSelector, CustomerStatus, Scope};
+use crate::domain::{
+    AuditAction, AuditEntry, CredentialId, CredentialMetadata, CredentialSelector, CustomerStatus, Scope,
+};
 use crate::store::UseClaim;
 
 const ATTEMPT: &str = "get a secret";
+
+/// Get's answer for an id that names no active credential the caller may see.
+fn missing(id: CredentialId) -> VaultError {
+    VaultError::NotFound(format!("no active credential {id} (unknown, or deleted)"))
+}
 
 impl Vault {
     #[tracing::instrument(skip_all, fields(selector = ?selector))]
@@ -28,9 +35,9 @@ impl Vault {
         self.ensure_ready()?;
         if let CredentialSelector::Id(id) = selector
             && let Some(cached) = self.sealed.get(id)
-            && ctx.acting_for.is_none_or(|customer| customer == cached.customer_id)
         {
-            self.authorize(&ctx, Scope::SecretsRead, Some(cached.customer_id), Some(id), ATTEMPT).await?;
+            let owner = Some(cached.customer_id);
+            self.authorize_credential(&ctx, Scope::SecretsRead, id, owner, ATTEMPT, || missing(id)).await?;
             if let Some(fetched) = self.hand_out(&ctx, &cached).await? {
                 return Ok(fetched);
             }
@@ -40,12 +47,13 @@ impl Vault {
         let found = match selector {
             CredentialSelector::Preferred { customer_id, .. } => {
                 self.authorize(&ctx, Scope::SecretsRead, Some(customer_id), None, ATTEMPT).await?;
-                self.fetch_sealed(&ctx, selector).await?
+                self.store.fetch_sealed(selector).await?
             }
             CredentialSelector::Id(id) => {
-                let found = self.fetch_sealed(&ctx, selector).await?;
-                let customer = found.as_ref().map(|f| f.metadata.customer_id);
-                self.authorize(&ctx, Scope::SecretsRead, customer, Some(id), ATTEMPT).await?;
+                let found = self.store.fetch_sealed(selector).await?;
+                let owner = found.as_ref().map(|f| f.metadata.customer_id);
+                self.authorize_credential(&ctx, Scope::SecretsRead, id, owner, ATTEMPT, || missing(id))
+                    .await?;
                 found
             }
         };
@@ -119,9 +127,7 @@ impl Vault {
 
     async fn not_found(&self, selector: CredentialSelector) -> Result<VaultError, VaultError> {
         Ok(match selector {
-            CredentialSelector::Id(id) => {
-                VaultError::NotFound(format!("no active credential {id} (unknown, or deleted)"))
-            }
+            CredentialSelector::Id(id) => missing(id),
             CredentialSelector::Preferred { customer_id, provider } => {
                 if self.store.customer_exists(customer_id).await? {
                     VaultError::NotFound(format!(

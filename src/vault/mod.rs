@@ -306,16 +306,6 @@ impl Vault {
         }
     }
 
-    /// The selected active credential, unless the caller acts for another customer.
-    async fn fetch_sealed(
-        &self,
-        ctx: &RequestContext,
-        selector: CredentialSelector,
-    ) -> Result<Option<crate::store::SealedCredential>, VaultError> {
-        let found = self.store.fetch_sealed(selector).await?;
-        Ok(found.filter(|f| ctx.acting_for.is_none_or(|customer| customer == f.metadata.customer_id)))
-    }
-
     /// Opens a stored secret; a blob that fails to open is audited as `failed` (DATA_LOSS).
     async fn open(
         &self,
@@ -398,14 +388,13 @@ impl Vault {
         self.ensure_ready()?;
         // The audit row names the customer and the credential, which only the row knows; the
         // store's conditional update then settles a race with a concurrent delete.
-        let found = self.fetch_sealed(&ctx, CredentialSelector::Id(id)).await?;
-        let customer = found.as_ref().map(|f| f.metadata.customer_id);
-        self.authorize(&ctx, Scope::CredentialsWrite, customer, Some(id), "delete a credential").await?;
-        let Some(found) = found else {
-            return Err(VaultError::NotFound(format!(
-                "no active credential {id} (unknown, or already deleted)"
-            )));
-        };
+        let missing =
+            || VaultError::NotFound(format!("no active credential {id} (unknown, or already deleted)"));
+        let found = self.store.fetch_sealed(CredentialSelector::Id(id)).await?;
+        let owner = found.as_ref().map(|f| f.metadata.customer_id);
+        self.authorize_credential(&ctx, Scope::CredentialsWrite, id, owner, "delete a credential", missing)
+            .await?;
+        let found = found.ok_or_else(missing)?;
         let audit = AuditEntry {
             credential_id: Some(id),
             customer_id: Some(found.metadata.customer_id),
@@ -420,9 +409,7 @@ impl Vault {
         };
         let deleted =
             self.store.soft_delete(id, audit, OffsetDateTime::now_utc()).await.map_err(|e| match e {
-                StoreError::NotFound(_) => {
-                    VaultError::NotFound(format!("no active credential {id} (unknown, or already deleted)"))
-                }
+                StoreError::NotFound(_) => missing(),
                 other => other.into(),
             })?;
         self.sealed.remove(id);
@@ -450,12 +437,11 @@ impl Vault {
             }
             VerifyTarget::Stored(id) => id,
         };
-        let found = self.fetch_sealed(&ctx, CredentialSelector::Id(id)).await?;
-        let customer = found.as_ref().map(|f| f.metadata.customer_id);
-        self.authorize(&ctx, Scope::CredentialsVerify, customer, Some(id), ATTEMPT).await?;
-        let Some(found) = found else {
-            return Err(VaultError::NotFound(format!("no active credential {id} (unknown, or deleted)")));
-        };
+        let missing = || VaultError::NotFound(format!("no active credential {id} (unknown, or deleted)"));
+        let found = self.store.fetch_sealed(CredentialSelector::Id(id)).await?;
+        let owner = found.as_ref().map(|f| f.metadata.customer_id);
+        self.authorize_credential(&ctx, Scope::CredentialsVerify, id, owner, ATTEMPT, missing).await?;
+        let found = found.ok_or_else(missing)?;
         let binding = binding_of(&found.metadata);
         let secret = self.open(&ctx, &binding, &found.sealed).await?;
         let metadata = found.metadata;

@@ -78,6 +78,11 @@ impl Rpc {
     fn has_customer(self) -> bool {
         self != Rpc::VerifyInline
     }
+
+    /// Whether the RPC names a stored credential by id: another customer's answers as missing.
+    fn names_a_credential(self) -> bool {
+        matches!(self, Rpc::GetById | Rpc::VerifyStored | Rpc::Delete)
+    }
 }
 
 /// Customer A's data the calls act on.
@@ -196,16 +201,19 @@ async fn every_rpc_refuses_all_but_the_allowed_caller(backend: Backend) {
         assert_eq!(denials.len(), 1, "{rpc:?}: one denied row: {denials:?}");
         assert!(denials[0].contains(rpc.scope()), "{denials:?}");
 
-        // Every scope, but bound to another customer.
+        // Every scope, but bound to another customer: a credential named by id is not found
+        // (its existence and owner stay hidden), a customer named outright is denied.
         if rpc.has_customer() {
             let (name, token) = app.token("*", &other_customer, None).await;
-            let status = assert_code(
-                call(rpc, Some(&token), &f, &app).await,
-                Code::PermissionDenied,
-                rpc,
-                "other customer",
-            );
-            assert!(status.message().contains(&other_customer), "{status:?}");
+            let result = call(rpc, Some(&token), &f, &app).await;
+            if rpc.names_a_credential() {
+                let status = assert_code(result, Code::NotFound, rpc, "other customer's credential");
+                assert!(status.message().contains("no active credential"), "{status:?}");
+                assert!(!status.message().contains(&f.customer), "{status:?}");
+            } else {
+                let status = assert_code(result, Code::PermissionDenied, rpc, "other customer");
+                assert!(status.message().contains(&other_customer), "{status:?}");
+            }
             assert_eq!(db.denials(&name).await.len(), 1, "{rpc:?}: the cross-customer attempt is audited");
         }
 

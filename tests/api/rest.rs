@@ -243,7 +243,8 @@ async fn another_customers_credential_is_not_found_and_untouched() {
     let listed = json_of(as_other(Method::GET, "/api/v1/credentials").send().await.unwrap()).await;
     assert_eq!(listed, json!([]));
 
-    assert_eq!(app.audit_actions(&mine).await, ["created"], "nothing happened to it");
+    // Nothing happened to it, and both attempts are on its record.
+    assert_eq!(app.audit_actions(&mine).await, ["created", "denied", "denied"]);
     assert!(app.get_by_id(&mine).await.is_ok(), "still active");
 }
 

@@ -24,7 +24,7 @@ use super::{
 use crate::domain::{
     AuditAction, AuditEntry, AuditEvent, AuditFilter, AuditSigner, CredentialId, CredentialMetadata,
     CredentialName, CredentialSelector, CredentialType, Cursor, Customer, CustomerId, CustomerStatus,
-    ListFilter, Permission, Provider, TokenId, TokenName, TokenRecord,
+    ListFilter, Permission, Provider, TokenId, TokenName, TokenRecord, quoted,
 };
 
 macro_rules! audit_columns {
@@ -398,9 +398,10 @@ impl Store for PostgresStore {
         .execute(&self.pool)
         .await
         .map_err(|e| match &e {
-            sqlx::Error::Database(db) if db.is_unique_violation() => {
-                StoreError::Conflict(format!("a customer with email {} already exists", customer.email))
-            }
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(format!(
+                "a customer with email {} already exists",
+                quoted(&customer.email)
+            )),
             _ => e.into(),
         })?;
         Ok(result.rows_affected() == 1)
@@ -439,10 +440,10 @@ impl Store for PostgresStore {
                     return Ok(existing);
                 }
                 Err(StoreError::Conflict(format!(
-                    "customer {} already has an active {} credential named {:?}",
+                    "customer {} already has an active {} credential named {}",
                     new.customer_id,
                     new.provider,
-                    new.name.as_str()
+                    quoted(new.name.as_str())
                 )))
             }
             Err(e) => Err(e.into()),
@@ -773,7 +774,7 @@ impl Store for PostgresStore {
         .await
         .map_err(|e| match &e {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
-                StoreError::Conflict(format!("a token named {:?} already exists", token.name.as_str()))
+                StoreError::Conflict(format!("a token named {} already exists", quoted(token.name.as_str())))
             }
             _ => e.into(),
         })?;
