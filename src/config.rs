@@ -86,17 +86,22 @@ pub struct ServeArgs {
 /// wait for them.
 #[derive(Debug, Clone, clap::Args)]
 pub struct VerifyArgs {
+    /// Base URL of the Vultr API (verification calls `/v2/account` under it).
     #[arg(long, env = "CREDVAULT_VULTR_API_URL", default_value_t = VerifySettings::default().vultr_api_url)]
     pub vultr_api_url: String,
+    /// AWS STS endpoint that GetCallerIdentity is sent to.
     #[arg(long, env = "CREDVAULT_AWS_STS_URL", default_value_t = VerifySettings::default().aws_sts_url)]
     pub aws_sts_url: String,
     /// The region STS requests are signed for.
     #[arg(long, env = "CREDVAULT_AWS_REGION", default_value_t = VerifySettings::default().aws_region)]
     pub aws_region: String,
+    /// Google's OAuth 2.0 token endpoint that service-account JWTs are exchanged at.
     #[arg(long, env = "CREDVAULT_GCP_TOKEN_URL", default_value_t = VerifySettings::default().gcp_token_url)]
     pub gcp_token_url: String,
+    /// Microsoft identity platform base URL (the tenant's `/oauth2/v2.0/token` under it).
     #[arg(long, env = "CREDVAULT_AZURE_LOGIN_URL", default_value_t = VerifySettings::default().azure_login_url)]
     pub azure_login_url: String,
+    /// Azure Resource Manager base URL (a subscription is read under it).
     #[arg(long, env = "CREDVAULT_AZURE_MANAGEMENT_URL", default_value_t = VerifySettings::default().azure_management_url)]
     pub azure_management_url: String,
     /// Seconds one verification may take, retries included.
@@ -452,10 +457,13 @@ impl Config {
 }
 
 /// The master key for CLI commands that need it: `CREDENTIAL_ENCRYPTION_KEY` from the
-/// environment, or `key_file`.
-pub fn load_master_key(key_file: Option<&Path>) -> Result<MasterKey, ConfigError> {
+/// environment, or `key_file`; without either, on `serve --dev`'s database (the default URL),
+/// the dev key beside it, so that the commands the README shows next to `serve --dev` work.
+pub fn load_master_key(key_file: Option<&Path>, database_url: &str) -> Result<MasterKey, ConfigError> {
     let env_key = std::env::var("CREDENTIAL_ENCRYPTION_KEY").ok().map(SecretString::from);
+    let dev_key = Path::new(DEV_DIR).join("dev.key");
     match (env_key, key_file) {
+        (None, None) if database_url == DEFAULT_DATABASE_URL && dev_key.exists() => read_key_file(&dev_key),
         (Some(_), Some(_)) => Err(ConfigError(
             "both CREDENTIAL_ENCRYPTION_KEY and CREDVAULT_KEY_FILE / --key-file are set; set only one".into(),
         )),
@@ -465,7 +473,8 @@ pub fn load_master_key(key_file: Option<&Path>) -> Result<MasterKey, ConfigError
         (None, Some(path)) => read_key_file(path),
         (None, None) => Err(ConfigError(
             "this command needs the master key (audit rows are signed with a key derived from it): \
-             set CREDENTIAL_ENCRYPTION_KEY or CREDVAULT_KEY_FILE / --key-file"
+             set CREDENTIAL_ENCRYPTION_KEY or CREDVAULT_KEY_FILE / --key-file (next to `serve --dev`, \
+             its .credvault/dev.key is found by itself)"
                 .into(),
         )),
     }

@@ -33,8 +33,8 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Apply database migrations and exit (serve also applies them at start-up).
     Migrate {
-        #[arg(long, env = "CREDVAULT_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
-        database_url: String,
+        #[command(flatten)]
+        database: DatabaseArg,
     },
     /// Print a new random encryption key (base64 of 32 bytes) for CREDENTIAL_ENCRYPTION_KEY.
     Keygen,
@@ -51,12 +51,32 @@ enum Command {
     Bench(BenchArgs),
 }
 
+/// The database every command but `keygen` and `bench` works on.
+#[derive(clap::Args)]
+struct DatabaseArg {
+    /// Database URL: sqlite://path/to/file.db or postgres://user:password@host:port/db
+    /// (the default is the database `serve --dev` creates).
+    #[arg(long, env = "CREDVAULT_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+    database_url: String,
+}
+
+/// The master key, for commands that sign or check audit rows.
+#[derive(clap::Args)]
+struct KeyArg {
+    /// File holding the base64 master key; or set CREDENTIAL_ENCRYPTION_KEY. Without either,
+    /// next to `serve --dev`'s database its .credvault/dev.key is used.
+    #[arg(long, env = "CREDVAULT_KEY_FILE")]
+    key_file: Option<std::path::PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum CustomerCommand {
     /// Create a customer and print its id.
     Create {
+        /// The customer's contact email (unique among customers).
         #[arg(long)]
         email: String,
+        /// The customer's company name, as the dashboard shows it.
         #[arg(long)]
         company_name: String,
         /// active, trial, suspended or cancelled.
@@ -65,25 +85,25 @@ enum CustomerCommand {
         /// free, starter, professional or enterprise.
         #[arg(long, default_value = "free")]
         tier: String,
-        #[arg(long, env = "CREDVAULT_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
-        database_url: String,
+        #[command(flatten)]
+        database: DatabaseArg,
     },
     /// List customers, oldest first.
     List {
-        #[arg(long, env = "CREDVAULT_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
-        database_url: String,
+        #[command(flatten)]
+        database: DatabaseArg,
     },
     /// Change a customer's status. Suspended and cancelled customers' secrets are not handed
     /// out and nothing new is stored for them.
     SetStatus {
+        /// The customer's id (a UUID, as `customer create` printed it).
         customer_id: String,
         /// active, trial, suspended or cancelled.
         status: String,
-        /// The master key file (or set CREDENTIAL_ENCRYPTION_KEY): the change's audit row is signed.
-        #[arg(long, env = "CREDVAULT_KEY_FILE")]
-        key_file: Option<std::path::PathBuf>,
-        #[arg(long, env = "CREDVAULT_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
-        database_url: String,
+        #[command(flatten)]
+        key: KeyArg,
+        #[command(flatten)]
+        database: DatabaseArg,
     },
 }
 
@@ -92,11 +112,10 @@ enum AuditCommand {
     /// Check the whole audit log for tampering (changed, deleted, inserted or reordered rows);
     /// names the first bad row and exits 1 if there is one.
     Verify {
-        /// The master key file (or set CREDENTIAL_ENCRYPTION_KEY): the log is keyed with it.
-        #[arg(long, env = "CREDVAULT_KEY_FILE")]
-        key_file: Option<std::path::PathBuf>,
-        #[arg(long, env = "CREDVAULT_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
-        database_url: String,
+        #[command(flatten)]
+        key: KeyArg,
+        #[command(flatten)]
+        database: DatabaseArg,
     },
 }
 
@@ -117,19 +136,20 @@ enum TokenCommand {
         /// Lifetime, e.g. 90d, 12h, 30m; without it the token lasts until revoked.
         #[arg(long, value_parser = config::parse_duration)]
         expires_in: Option<std::time::Duration>,
-        #[arg(long, env = "CREDVAULT_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
-        database_url: String,
+        #[command(flatten)]
+        database: DatabaseArg,
     },
     /// List tokens (names, scopes, customers, state; never the tokens themselves).
     List {
-        #[arg(long, env = "CREDVAULT_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
-        database_url: String,
+        #[command(flatten)]
+        database: DatabaseArg,
     },
     /// Revoke a token by name. Servers stop accepting it within CREDVAULT_TOKEN_CACHE_SECS.
     Revoke {
+        /// The token's name, as given to `token create`.
         name: String,
-        #[arg(long, env = "CREDVAULT_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
-        database_url: String,
+        #[command(flatten)]
+        database: DatabaseArg,
     },
 }
 
@@ -160,7 +180,7 @@ fn main() -> ExitCode {
 async fn run(command: Command) -> Result<(), String> {
     match command {
         Command::Serve(args) => serve(*args).await,
-        Command::Migrate { database_url } => {
+        Command::Migrate { database: DatabaseArg { database_url } } => {
             telemetry::init(LogFormat::Text);
             open_migrated(&database_url).await?;
             println!("migrations applied");
@@ -174,9 +194,9 @@ async fn run(command: Command) -> Result<(), String> {
             telemetry::init(LogFormat::Text);
             customer(command).await
         }
-        Command::Audit(AuditCommand::Verify { key_file, database_url }) => {
+        Command::Audit(AuditCommand::Verify { key, database: DatabaseArg { database_url } }) => {
             telemetry::init(LogFormat::Text);
-            let keyring = keyring(key_file.as_deref())?;
+            let keyring = keyring(&key, &database_url)?;
             let store = open_signing(&database_url, Some(keyring.clone())).await?;
             match verify_audit_log(store.as_ref(), keyring.as_ref()).await.map_err(|e| error_chain(&e))? {
                 Ok(ok) => {
@@ -211,7 +231,13 @@ async fn customer(command: CustomerCommand) -> Result<(), String> {
             .ok_or_else(|| format!("{value:?} is not a status: active, trial, suspended or cancelled"))
     };
     match command {
-        CustomerCommand::Create { email, company_name, status, tier, database_url } => {
+        CustomerCommand::Create {
+            email,
+            company_name,
+            status,
+            tier,
+            database: DatabaseArg { database_url },
+        } => {
             let directory = Directory::new(open_migrated(&database_url).await?);
             let tier = SubscriptionTier::parse(&tier).ok_or_else(|| {
                 format!("{tier:?} is not a tier: free, starter, professional or enterprise")
@@ -221,7 +247,7 @@ async fn customer(command: CustomerCommand) -> Result<(), String> {
             let created = directory.create_customer(&operator, request).await.map_err(|e| e.to_string())?;
             println!("{}", created.id);
         }
-        CustomerCommand::List { database_url } => {
+        CustomerCommand::List { database: DatabaseArg { database_url } } => {
             let directory = Directory::new(open_migrated(&database_url).await?);
             let mut after = None;
             loop {
@@ -236,8 +262,8 @@ async fn customer(command: CustomerCommand) -> Result<(), String> {
                 }
             }
         }
-        CustomerCommand::SetStatus { customer_id, status, key_file, database_url } => {
-            let keyring = keyring(key_file.as_deref())?;
+        CustomerCommand::SetStatus { customer_id, status, key, database: DatabaseArg { database_url } } => {
+            let keyring = keyring(&key, &database_url)?;
             let directory = Directory::new(open_signing(&database_url, Some(keyring)).await?);
             let id = CustomerId::parse(&customer_id, "CUSTOMER_ID").map_err(|v| v.to_string())?;
             let changed = directory
@@ -252,21 +278,27 @@ async fn customer(command: CustomerCommand) -> Result<(), String> {
 
 async fn token(command: TokenCommand) -> Result<(), String> {
     match command {
-        TokenCommand::Create { name, scopes, customer, expires_in, database_url } => {
+        TokenCommand::Create {
+            name,
+            scopes,
+            customer,
+            expires_in,
+            database: DatabaseArg { database_url },
+        } => {
             let store = open_migrated(&database_url).await?;
             let issued = admin::create_token(store.as_ref(), &name, &scopes, &customer, expires_in).await?;
             eprintln!("{}", admin::describe(&issued.record, time::OffsetDateTime::now_utc()));
             eprintln!("the token follows; it is shown only now:");
             println!("{}", issued.token.expose_secret());
         }
-        TokenCommand::List { database_url } => {
+        TokenCommand::List { database: DatabaseArg { database_url } } => {
             let store = open_migrated(&database_url).await?;
             let now = time::OffsetDateTime::now_utc();
             for token in admin::list_tokens(store.as_ref()).await? {
                 println!("{}", admin::describe(&token, now));
             }
         }
-        TokenCommand::Revoke { name, database_url } => {
+        TokenCommand::Revoke { name, database: DatabaseArg { database_url } } => {
             let store = open_migrated(&database_url).await?;
             let token = admin::revoke_token(store.as_ref(), &name).await?;
             println!("{}", admin::describe(&token, time::OffsetDateTime::now_utc()));
@@ -297,8 +329,8 @@ async fn open_signing(database_url: &str, keyring: Option<Arc<Keyring>>) -> Resu
     Ok(store)
 }
 
-fn keyring(key_file: Option<&std::path::Path>) -> Result<Arc<Keyring>, String> {
-    let master = config::load_master_key(key_file).map_err(|e| e.to_string())?;
+fn keyring(key: &KeyArg, database_url: &str) -> Result<Arc<Keyring>, String> {
+    let master = config::load_master_key(key.key_file.as_deref(), database_url).map_err(|e| e.to_string())?;
     Ok(Arc::new(Keyring::single(&master)))
 }
 
@@ -341,4 +373,30 @@ The dashboard's REST gateway is on http://{http}:
   curl http://{http}/api/v1/openapi.json
 "#
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::Cli;
+
+    /// Every flag and positional argument of every subcommand says what it is in `--help`.
+    #[test]
+    fn every_argument_has_help_text() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if !matches!(id, "help" | "version") && arg.get_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "credvault", &mut missing);
+        assert!(missing.is_empty(), "arguments without help: {missing:#?}");
+    }
 }

@@ -31,6 +31,7 @@ pub struct BenchArgs {
     /// The server's gRPC endpoint.
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     pub endpoint: String,
+    /// Which call every client makes, back to back.
     #[arg(long, value_enum, default_value = "get")]
     pub op: Operation,
     /// Concurrent clients, each with its own connection.

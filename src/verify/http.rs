@@ -60,8 +60,9 @@ impl Http {
                 Err(e) => format!("could not reach {provider} ({})", kind(&e)),
             };
             if attempt > self.retries {
+                let tries = if attempt == 1 { String::new() } else { format!(" after {attempt} attempts") };
                 return Err(Verification::unreachable(format!(
-                    "{failure} after {attempt} attempts; nothing was concluded about the credential"
+                    "{failure}{tries}; nothing was concluded about the credential"
                 )));
             }
             tracing::debug!(attempt, failure = %failure, "transient provider failure; retrying");

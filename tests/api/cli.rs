@@ -234,3 +234,43 @@ async fn at_trace_level_the_log_has_no_colour_and_no_third_party_dump_of_an_aws_
         assert!(!log.contains(secret), "the log holds {secret}");
     }
 }
+
+#[tokio::test]
+async fn commands_beside_serve_dev_find_its_key_by_themselves() {
+    let server = DevServer::start(&[]);
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .current_dir(server.dir.path())
+            .env_remove("CREDENTIAL_ENCRYPTION_KEY")
+            .env_remove("CREDVAULT_KEY_FILE")
+            .env_remove("CREDVAULT_DATABASE_URL")
+            .output()
+            .unwrap()
+    };
+    let demo = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11";
+    for args in [
+        &["customer", "set-status", demo, "trial"][..],
+        &["customer", "set-status", demo, "active"][..],
+        &["audit", "verify"][..],
+    ] {
+        let output = run(args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "credvault {args:?}: {stderr}");
+    }
+    let verified = String::from_utf8(run(&["audit", "verify"]).stdout).unwrap();
+    assert!(verified.contains("audit log intact"), "{verified}");
+    // Elsewhere, without a key, the command says how to give one.
+    let output = Command::new(BIN)
+        .args([
+            "audit",
+            "verify",
+            "--database-url",
+            &format!("sqlite://{}", server.path("credvault.db").display()),
+        ])
+        .env_remove("CREDENTIAL_ENCRYPTION_KEY")
+        .env_remove("CREDVAULT_KEY_FILE")
+        .output()
+        .unwrap();
+    assert_refused(&output, &["needs the master key", "CREDENTIAL_ENCRYPTION_KEY"]);
+}

@@ -207,6 +207,13 @@ async fn transient_failures_are_retried_a_bounded_number_of_times() {
     assert_eq!(fakes.requests() - before, 3, "one attempt and two retries");
     assert!(answer.reason.contains("after 3 attempts"), "{}", answer.reason);
 
+    // Without retries, one attempt is not counted as "attempts".
+    let once = spawn(Backend::Sqlite, &fakes, Duration::from_secs(10), 0).await;
+    let answer = verify_inline(&once, vultr(VULTR_KEY)).await.unwrap();
+    assert_eq!(answer.outcome, pb::VerifyOutcome::Unreachable as i32);
+    assert!(!answer.reason.contains("attempt"), "{}", answer.reason);
+    assert!(answer.reason.contains("answered HTTP 502"), "{}", answer.reason);
+
     // A rejection is an answer: never retried.
     fakes.set_mode(Mode::Normal);
     let before = fakes.requests();
