@@ -182,7 +182,7 @@ async fn run(command: Command) -> Result<(), String> {
         Command::Serve(args) => serve(*args).await,
         Command::Migrate { database: DatabaseArg { database_url } } => {
             telemetry::init(LogFormat::Text);
-            open_migrated(&database_url).await?;
+            open_migrated(&database_url).await?.close().await;
             println!("migrations applied");
             Ok(())
         }
@@ -198,7 +198,8 @@ async fn run(command: Command) -> Result<(), String> {
             telemetry::init(LogFormat::Text);
             let keyring = keyring(&key, &database_url)?;
             let store = open_signing(&database_url, Some(keyring.clone())).await?;
-            match verify_audit_log(store.as_ref(), keyring.as_ref()).await.map_err(|e| error_chain(&e))? {
+            let verified = closing(&store, verify_audit_log(store.as_ref(), keyring.as_ref())).await;
+            match verified.map_err(|e| error_chain(&e))? {
                 Ok(ok) => {
                     println!(
                         "audit log intact: {} sealed rows, {} not yet sealed (each checked by its MAC)",
@@ -238,36 +239,43 @@ async fn customer(command: CustomerCommand) -> Result<(), String> {
             tier,
             database: DatabaseArg { database_url },
         } => {
-            let directory = Directory::new(open_migrated(&database_url).await?);
             let tier = SubscriptionTier::parse(&tier).ok_or_else(|| {
                 format!("{tier:?} is not a tier: free, starter, professional or enterprise")
             })?;
             let request = NewCustomerRequest::parse(&email, &company_name, parse_status(&status)?, tier)
                 .map_err(|v| v.to_string())?;
-            let created = directory.create_customer(&operator, request).await.map_err(|e| e.to_string())?;
+            let store = open_migrated(&database_url).await?;
+            let directory = Directory::new(store.clone());
+            let created = closing(&store, directory.create_customer(&operator, request))
+                .await
+                .map_err(|e| e.to_string())?;
             println!("{}", created.id);
         }
         CustomerCommand::List { database: DatabaseArg { database_url } } => {
-            let directory = Directory::new(open_migrated(&database_url).await?);
-            let mut after = None;
-            loop {
-                let page =
-                    directory.list_customers(&operator, after, 500).await.map_err(|e| e.to_string())?;
-                for c in &page.items {
-                    println!("{}", describe(c));
+            let store = open_migrated(&database_url).await?;
+            let directory = Directory::new(store.clone());
+            let listing = async {
+                let mut after = None;
+                loop {
+                    let page = directory.list_customers(&operator, after, 500).await?;
+                    for c in &page.items {
+                        println!("{}", describe(c));
+                    }
+                    match page.next {
+                        Some(next) => after = Some(next),
+                        None => return Ok(()),
+                    }
                 }
-                match page.next {
-                    Some(next) => after = Some(next),
-                    None => break,
-                }
-            }
+            };
+            closing(&store, listing).await.map_err(|e: credvault::vault::VaultError| e.to_string())?;
         }
         CustomerCommand::SetStatus { customer_id, status, key, database: DatabaseArg { database_url } } => {
             let keyring = keyring(&key, &database_url)?;
-            let directory = Directory::new(open_signing(&database_url, Some(keyring)).await?);
             let id = CustomerId::parse(&customer_id, "CUSTOMER_ID").map_err(|v| v.to_string())?;
-            let changed = directory
-                .set_customer_status(&operator, id, parse_status(&status)?)
+            let status = parse_status(&status)?;
+            let store = open_signing(&database_url, Some(keyring)).await?;
+            let directory = Directory::new(store.clone());
+            let changed = closing(&store, directory.set_customer_status(&operator, id, status))
                 .await
                 .map_err(|e| e.to_string())?;
             println!("{}", describe(&changed));
@@ -286,7 +294,8 @@ async fn token(command: TokenCommand) -> Result<(), String> {
             database: DatabaseArg { database_url },
         } => {
             let store = open_migrated(&database_url).await?;
-            let issued = admin::create_token(store.as_ref(), &name, &scopes, &customer, expires_in).await?;
+            let created = admin::create_token(store.as_ref(), &name, &scopes, &customer, expires_in);
+            let issued = closing(&store, created).await?;
             eprintln!("{}", admin::describe(&issued.record, time::OffsetDateTime::now_utc()));
             eprintln!("the token follows; it is shown only now:");
             println!("{}", issued.token.expose_secret());
@@ -294,17 +303,25 @@ async fn token(command: TokenCommand) -> Result<(), String> {
         TokenCommand::List { database: DatabaseArg { database_url } } => {
             let store = open_migrated(&database_url).await?;
             let now = time::OffsetDateTime::now_utc();
-            for token in admin::list_tokens(store.as_ref()).await? {
+            for token in closing(&store, admin::list_tokens(store.as_ref())).await? {
                 println!("{}", admin::describe(&token, now));
             }
         }
         TokenCommand::Revoke { name, database: DatabaseArg { database_url } } => {
             let store = open_migrated(&database_url).await?;
-            let token = admin::revoke_token(store.as_ref(), &name).await?;
+            let token = closing(&store, admin::revoke_token(store.as_ref(), &name)).await?;
             println!("{}", admin::describe(&token, time::OffsetDateTime::now_utc()));
         }
     }
     Ok(())
+}
+
+/// Runs `work` on `store`, then closes it whatever the outcome: a clean close leaves a SQLite
+/// database whole in its file (no WAL left beside it).
+async fn closing<T>(store: &Arc<dyn Store>, work: impl std::future::Future<Output = T>) -> T {
+    let outcome = work.await;
+    store.close().await;
+    outcome
 }
 
 async fn open_migrated(database_url: &str) -> Result<Arc<dyn Store>, String> {

@@ -51,9 +51,14 @@ pub struct App {
     dev_token: Option<SecretString>,
     tls: Option<ServerTlsConfig>,
     audit_seal_interval: Duration,
+    /// How long a readiness probe may wait for the database.
+    probe_limit: Duration,
     vault: Vault,
     dev: bool,
 }
+
+/// How often readiness looks at the database once serving.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
 
 /// How long to wait between attempts to reach the database at start-up.
 const RETRY_FIRST: Duration = Duration::from_millis(200);
@@ -94,6 +99,9 @@ impl App {
             Err(e) if e.is_retryable() => {
                 tracing::warn!(error = %e, database = %config.database_url, "database not reachable yet; starting NOT_SERVING and retrying");
             }
+            Err(StartupError::ReadOnly(reason)) => {
+                return Err(StartError::Database { url: config.database_url.to_string(), reason });
+            }
             Err(e) => return Err(e.into()),
         }
         let (listener, grpc_addr) = bind(config.grpc_addr, "CREDVAULT_GRPC_ADDR").await?;
@@ -107,6 +115,7 @@ impl App {
             dev_token,
             tls,
             audit_seal_interval: config.audit_seal_interval,
+            probe_limit: config.pool.connect_timeout + Duration::from_secs(1),
             vault,
             dev: config.dev,
         })
@@ -158,6 +167,7 @@ impl App {
         let reflection_v1 = reflection().build_v1().map_err(reflection_error)?;
         let reflection_v1alpha = reflection().build_v1alpha().map_err(reflection_error)?;
 
+        let watcher = tokio::spawn(watch_database(self.vault.clone(), health.clone(), self.probe_limit));
         let fatal = Arc::new(Mutex::new(None));
         let fatal_slot = fatal.clone();
         // Both listeners stop together: the first of the caller's signal or a fatal finding
@@ -171,6 +181,7 @@ impl App {
                     *fatal_slot.lock().expect("not poisoned") = Some(error);
                 }
             }
+            watcher.abort();
             set_health(&health, false).await;
             tracing::info!("shutting down: finishing in-flight calls");
             let _ = stop.send(());
@@ -235,6 +246,34 @@ fn tls_config(files: &crate::config::TlsFiles) -> Result<ServerTlsConfig, StartE
         tls = tls.client_ca_root(Certificate::from_pem(ca));
     }
     Ok(tls)
+}
+
+/// Once the vault is prepared, probes the database every [`PROBE_EVERY`] and reports on the
+/// health service whether it can serve: NOT_SERVING within a few seconds of the database
+/// becoming unreachable or read-only, SERVING again once it heals. Liveness (`/healthz`)
+/// does not follow it: restarting credvault would not mend the database.
+async fn watch_database(vault: Vault, health: HealthReporter, limit: Duration) {
+    let mut every = tokio::time::interval(PROBE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if !vault.is_ready() {
+            continue;
+        }
+        let was = vault.is_serving();
+        let probed = vault.probe_database(limit).await;
+        match (&probed, was) {
+            (Err(why), true) => {
+                tracing::error!(reason = %why, "database unreachable or not writable: reporting NOT_SERVING");
+                set_health(&health, false).await;
+            }
+            (Ok(()), false) => {
+                tracing::info!("database reachable and writable again: reporting SERVING");
+                set_health(&health, true).await;
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Seals new audit rows onto the chain every `interval`, while the database is reachable.

@@ -65,16 +65,14 @@ pub fn router(vault: Vault, dashboard_origin: Option<HeaderValue>) -> Router {
 }
 
 async fn readyz(State(vault): State<Vault>) -> Response {
-    if vault.is_ready() {
-        (StatusCode::OK, "ready").into_response()
+    let why = if vault.is_serving() {
+        return (StatusCode::OK, "ready").into_response();
+    } else if vault.is_ready() {
+        "not ready: the database is unreachable or cannot be written"
     } else {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "not ready: the database is not reachable yet",
-        )
-        .into_response()
-    }
+        "not ready: the database is not reachable yet"
+    };
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", why).into_response()
 }
 
 /// An error answer: status plus `{"error": {"code", "message", "field"}}`.

@@ -9,6 +9,10 @@ pub enum StoreError {
     Config(String),
     #[error("database unavailable")]
     Unavailable(#[source] sqlx::Error),
+    /// The database can be read but not written (a read-only file or mount, a hot standby);
+    /// the text says which and what to change.
+    #[error("{0}")]
+    ReadOnly(String),
     #[error("database error")]
     Other(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -29,9 +33,31 @@ fn is_unavailable(err: &sqlx::Error) -> bool {
         sqlx::Error::Database(db) => db.code().is_some_and(|code| {
             // PostgreSQL 08: connection exception; 57P01-03: admin/crash shutdown, cannot connect now;
             // 53300: too many connections; 57014: statement timeout or cancel.
-            // SQLite 5 / 517: busy past the busy timeout.
+            // 25006: read-only transaction (a standby, default_transaction_read_only); 53100:
+            // disk full. SQLite 5 / 517: busy past the busy timeout; 8 and its extended codes:
+            // read-only; 13: disk full. A database that cannot be written now may be writable
+            // again later: 503, not 500.
             code.starts_with("08")
-                || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300" | "57014" | "5" | "517")
+                || matches!(
+                    code.as_ref(),
+                    "57P01"
+                        | "57P02"
+                        | "57P03"
+                        | "53300"
+                        | "57014"
+                        | "25006"
+                        | "53100"
+                        | "5"
+                        | "517"
+                        | "8"
+                        | "264"
+                        | "520"
+                        | "776"
+                        | "1032"
+                        | "1288"
+                        | "1544"
+                        | "13"
+                )
         }),
         _ => false,
     }

@@ -117,6 +117,11 @@ pub trait Store: Send + Sync + 'static {
     /// Brings the schema up to date. Safe to run from several instances at once.
     async fn migrate(&self) -> Result<(), StoreError>;
 
+    /// Proves the database can be written now, without writing: `ReadOnly` (saying what to
+    /// change) if it can be read only, `Unavailable` if it cannot be reached. Start-up calls it
+    /// before anything else, and readiness every second.
+    async fn check_writable(&self) -> Result<(), StoreError>;
+
     /// Records `check_value` for `version` if absent, else compares it with the record.
     async fn check_key(&self, version: u32, check_value: &[u8; 32]) -> Result<KeyCheck, StoreError>;
 

@@ -54,6 +54,15 @@ impl From<StoreError> for VaultError {
                 }
                 VaultError::Unavailable("the credential database is unavailable; retry shortly".into())
             }
+            StoreError::ReadOnly(why) => {
+                static READ_ONLY: RateLimited = RateLimited::new(Duration::from_secs(5));
+                if let Some(held_back) = READ_ONLY.allow() {
+                    tracing::warn!(reason = %why, held_back, "database read-only");
+                }
+                VaultError::Unavailable(
+                    "the credential database cannot be written right now; retry shortly".into(),
+                )
+            }
             other => {
                 tracing::error!(error = %error_chain(&other), "storage failure");
                 VaultError::Internal

@@ -91,6 +91,9 @@ pub enum StartupError {
     /// The database cannot be reached yet; worth retrying.
     #[error("the database is not reachable: {0}")]
     Unavailable(String),
+    /// The database can be read but not written: serving would fail every write.
+    #[error("{0}")]
+    ReadOnly(String),
     #[error("cannot prepare the database: {0}")]
     Store(String),
 }
@@ -138,6 +141,8 @@ pub struct Vault {
     /// Set once [`Vault::prepare`] has migrated the schema and proved the key; until then every
     /// use case answers UNAVAILABLE.
     ready: Arc<AtomicBool>,
+    /// What the last [`Vault::probe_database`] found: reachable and writable.
+    database_ok: Arc<AtomicBool>,
 }
 
 impl Vault {
@@ -154,6 +159,7 @@ impl Vault {
             trusted_proxies: Arc::default(),
             sealed: Arc::default(),
             ready: Arc::new(AtomicBool::new(false)),
+            database_ok: Arc::new(AtomicBool::new(true)),
         }
     }
 
@@ -168,8 +174,12 @@ impl Vault {
     pub async fn prepare(&self) -> Result<(), StartupError> {
         let failed = |e: StoreError| match e {
             StoreError::Unavailable(_) => StartupError::Unavailable(error_chain(&e)),
+            StoreError::ReadOnly(why) => StartupError::ReadOnly(why),
             other => StartupError::Store(error_chain(&other)),
         };
+        // Proved before anything else: a vault that could only read would report ready, then
+        // fail every write.
+        self.store.check_writable().await.map_err(failed)?;
         self.store.migrate().await.map_err(failed)?;
         for version in self.keyring.versions() {
             let check = self.keyring.check_value(version).expect("versions() lists keys in the ring");
@@ -185,8 +195,28 @@ impl Vault {
         Ok(())
     }
 
+    /// Whether [`Vault::prepare`] has succeeded: use cases are served from then on.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
+    }
+
+    /// Readiness for a load balancer: prepared, and the database reachable and writable when
+    /// [`Vault::probe_database`] last looked.
+    pub fn is_serving(&self) -> bool {
+        self.is_ready() && self.database_ok.load(Ordering::Acquire)
+    }
+
+    /// Checks that the database can be reached and written within `limit`, and records the
+    /// answer for [`Vault::is_serving`]. Calls are not refused on its word: each still tries
+    /// the database, so they recover as soon as it does.
+    pub async fn probe_database(&self, limit: std::time::Duration) -> Result<(), String> {
+        let outcome = match tokio::time::timeout(limit, self.store.check_writable()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(error_chain(&e)),
+            Err(_) => Err(format!("no answer within {limit:?}")),
+        };
+        self.database_ok.store(outcome.is_ok(), Ordering::Release);
+        outcome
     }
 
     fn ensure_ready(&self) -> Result<(), VaultError> {

@@ -274,3 +274,47 @@ async fn commands_beside_serve_dev_find_its_key_by_themselves() {
         .unwrap();
     assert_refused(&output, &["needs the master key", "CREDENTIAL_ENCRYPTION_KEY"]);
 }
+
+#[cfg(unix)]
+#[test]
+fn serve_refuses_a_database_file_it_can_only_read_naming_the_file_and_the_fix() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("vault.db");
+    let url = format!("sqlite://{}", db.display());
+    let migrated = Command::new(BIN).args(["migrate", "--database-url", &url]).output().unwrap();
+    assert!(migrated.status.success(), "{}", String::from_utf8_lossy(&migrated.stderr));
+    let wal = std::fs::metadata(dir.path().join("vault.db-wal")).map_or(0, |m| m.len());
+    assert_eq!(wal, 0, "migrate closes cleanly: nothing left in the WAL");
+    let key = dir.path().join("master.key");
+    std::fs::write(
+        &key,
+        String::from_utf8(Command::new(BIN).arg("keygen").output().unwrap().stdout).unwrap(),
+    )
+    .unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // Readable by everyone, writable by nobody but its owner; the directory likewise.
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let is_root = Command::new("id").arg("-u").output().unwrap().stdout.starts_with(b"0\n");
+    let mut serve = if is_root {
+        // root writes anything: run as a user who may only read, as a service user would.
+        Command::new("chown").args(["nobody"]).arg(&key).status().unwrap();
+        let mut command = Command::new("runuser");
+        command.args(["-u", "nobody", "--", BIN]);
+        command
+    } else {
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o444)).unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o555)).unwrap();
+        Command::new(BIN)
+    };
+    let output = serve
+        .args(["serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--database-url", &url])
+        .arg("--key-file")
+        .arg(&key)
+        .env_remove("CREDENTIAL_ENCRYPTION_KEY")
+        .output()
+        .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_refused(&output, &[&db.display().to_string(), "writable by the user credvault runs as"]);
+}

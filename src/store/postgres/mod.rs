@@ -355,6 +355,23 @@ impl PostgresStore {
 
 #[async_trait]
 impl Store for PostgresStore {
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        // A new transaction's transaction_read_only is on on a hot standby and under
+        // default_transaction_read_only (for the server, the database or the role).
+        let read_only: bool = sqlx::query_scalar("SELECT current_setting('transaction_read_only') = 'on'")
+            .fetch_one(&self.pool)
+            .await?;
+        if read_only {
+            return Err(StoreError::ReadOnly(
+                "the PostgreSQL database accepts reads only (a hot standby, or default_transaction_read_only \
+                 is on for the server, the database or credvault's role): point --database-url at the \
+                 primary, or turn default_transaction_read_only off"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
     async fn migrate(&self) -> Result<(), StoreError> {
         migrator().run(&self.pool).await?;
         Ok(())

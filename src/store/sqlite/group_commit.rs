@@ -137,13 +137,15 @@ impl Recorder for Committer {
     }
 }
 
-/// A rusqlite error as the store reports it: busy past the busy timeout, or the file gone or
-/// full, is "unavailable" (a retry may work), anything else a database error. SQLite's messages
+/// A rusqlite error as the store reports it: busy past the busy timeout, or the file gone,
+/// full or read-only, is "unavailable" (a retry may work), anything else a database error. SQLite's messages
 /// carry no bound values.
 fn store_error(e: rusqlite::Error) -> StoreError {
-    use rusqlite::ErrorCode::{CannotOpen, DatabaseBusy, DatabaseLocked, DiskFull, SystemIoFailure};
+    use rusqlite::ErrorCode::{
+        CannotOpen, DatabaseBusy, DatabaseLocked, DiskFull, ReadOnly, SystemIoFailure,
+    };
     match e.sqlite_error_code() {
-        Some(DatabaseBusy | DatabaseLocked | CannotOpen | DiskFull | SystemIoFailure) => {
+        Some(DatabaseBusy | DatabaseLocked | CannotOpen | DiskFull | SystemIoFailure | ReadOnly) => {
             StoreError::Unavailable(sqlx::Error::Io(std::io::Error::other(e)))
         }
         _ => StoreError::Other(Box::new(e)),

@@ -139,6 +139,8 @@ pub struct SqliteStore {
     uses: super::group::Group<group_commit::Committer>,
     /// Rows appended to the use journal since it was last moved into the audit log.
     journaled: Arc<AtomicUsize>,
+    /// The database file, for messages that tell an operator which file to fix.
+    database: std::path::PathBuf,
 }
 
 impl SqliteStore {
@@ -181,7 +183,8 @@ impl SqliteStore {
                     .pragma("wal_autocheckpoint", "0")
                     .pragma("journal_size_limit", checkpoint::RESTART_BYTES.to_string()),
             )
-            .await?;
+            .await
+            .map_err(|e| read_only(&database, e))?;
         let writer = writer::Writer::new(writer);
         let checkpointer = in_process_pool(1)
             // Copying WAL frames into the file needs no page cache of its own.
@@ -203,7 +206,7 @@ impl SqliteStore {
                 format!("cannot start the group committer's thread: {e}"),
             )))
         })?;
-        Ok(Self { writer, reader, _checkpoints: checkpoints, signer, uses, journaled })
+        Ok(Self { writer, reader, _checkpoints: checkpoints, signer, uses, journaled, database })
     }
 
     /// Moves the use journal into the audit log, so that a read of the log that follows sees
@@ -238,6 +241,25 @@ impl SqliteStore {
         insert_audit(&mut tx, self.signer(), audit, now).await?;
         tx.commit().await?;
         Ok(credential)
+    }
+}
+
+/// `e`, or, when it says the file cannot be written (SQLITE_READONLY and its extended codes,
+/// 8 in the low byte; SQLITE_CANTOPEN, 14: the file or the -wal / -shm files beside it cannot
+/// be opened or created), what to change to make it writable.
+fn read_only(database: &std::path::Path, e: sqlx::Error) -> StoreError {
+    let code = |db: &dyn sqlx::error::DatabaseError| db.code().and_then(|c| c.parse::<u32>().ok());
+    match &e {
+        sqlx::Error::Database(db) if code(db.as_ref()).is_some_and(|c| matches!(c & 0xff, 8 | 14)) => {
+            StoreError::ReadOnly(format!(
+                "the database file {} cannot be written ({}); credvault reads and writes it and creates \
+                 its -wal and -shm files beside it: make the file and its directory writable by the user \
+                 credvault runs as, on a writable disk, and do not open it with mode=ro",
+                database.display(),
+                db.message()
+            ))
+        }
+        _ => e.into(),
     }
 }
 
@@ -360,6 +382,25 @@ async fn insert_audit(
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        // Rewrites the header's user_version with its own value inside a transaction that is
+        // rolled back: a real write that leaves nothing behind. (BEGIN IMMEDIATE alone is not
+        // enough: in WAL mode a connection that opened the file read-only takes the write lock
+        // too, and fails only when it writes.)
+        let mut writer = self.writer.acquire().await?;
+        let version: i64 = sqlx::query_scalar("PRAGMA user_version").fetch_one(&mut **writer).await?;
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut **writer).await?;
+        // Only a number read from SQLite goes into the statement (a PRAGMA takes no parameters).
+        let wrote = sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA user_version = {version}")))
+            .execute(&mut **writer)
+            .await;
+        if let Err(e) = sqlx::query("ROLLBACK").execute(&mut **writer).await {
+            writer.close_on_drop();
+            return Err(e.into());
+        }
+        wrote.map(drop).map_err(|e| read_only(&self.database, e))
+    }
+
     async fn migrate(&self) -> Result<(), StoreError> {
         migrator().run_direct(None, &mut **self.writer.acquire().await?, false).await?;
         Ok(())
