@@ -1,8 +1,8 @@
 //! Operator actions shared by the CLI and `serve --dev`: issuing, listing and revoking API
-//! tokens. They act on the store directly, as the operator (no token needed at a terminal that
-//! already holds the database credentials).
+//! tokens; backing up and restoring a SQLite vault. They act on the store directly, as the
+//! operator (no token needed at a terminal that already holds the database credentials).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -10,7 +10,10 @@ use time::OffsetDateTime;
 
 use crate::auth::{self, IssuedToken};
 use crate::domain::{CustomerBinding, Scopes, TokenName, TokenRecord};
-use crate::store::Store;
+use aws_lc_rs::constant_time::verify_slices_are_equal;
+
+use crate::crypto::Keyring;
+use crate::store::{Store, sqlite_backup};
 use crate::vault::{Vault, error_chain};
 
 /// Issues and records a token; the returned text is shown once.
@@ -80,4 +83,70 @@ pub fn describe(token: &TokenRecord, now: OffsetDateTime) -> String {
         scopes = token.scopes.to_string().replace(' ', ","),
         id = token.id,
     )
+}
+
+/// Whether a backup was written with `keyring`'s key: every key version it records must be in
+/// the ring with the same check value. `Ok(false)` if it records none (a vault never served).
+fn backup_matches(inspected: &sqlite_backup::Inspected, keyring: &Keyring) -> Result<bool, String> {
+    for (version, stored) in &inspected.keys {
+        let ours = keyring.check_value(*version).ok_or_else(|| {
+            format!("the backup was written with key version {version}, which the given key does not have")
+        })?;
+        if verify_slices_are_equal(stored, &ours).is_err() {
+            return Err(format!(
+                "the backup was written with another key (version {version}); without that key its \
+                 credentials cannot be read: give the key it was written with"
+            ));
+        }
+    }
+    Ok(!inspected.keys.is_empty())
+}
+
+/// The SQLite database file `database_url` names; PostgreSQL has its own tools.
+fn sqlite_file(database_url: &str, command: &str) -> Result<PathBuf, String> {
+    if !database_url.starts_with("sqlite:") {
+        return Err(format!(
+            "`credvault {command}` is for SQLite; for PostgreSQL use pg_dump (`pg_dump -Fc -f vault.dump URL`) \
+             and pg_restore, and keep the master key apart from the dump"
+        ));
+    }
+    sqlite_backup::database_file(database_url).map_err(|e| error_chain(&e))
+}
+
+/// `credvault backup`: a consistent copy of a SQLite vault (safe while it serves), checked by
+/// SQLite and, given the key, against it. Returns what to tell the operator.
+pub async fn backup(database_url: &str, to: &Path, keyring: Option<&Keyring>) -> Result<String, String> {
+    let database = sqlite_file(database_url, "backup")?;
+    sqlite_backup::backup(&database, to).await.map_err(|e| error_chain(&e))?;
+    let inspected = sqlite_backup::inspect(to).await.map_err(|e| error_chain(&e))?;
+    if !inspected.intact {
+        return Err(format!("the copy {} failed SQLite's integrity check", to.display()));
+    }
+    let key = match keyring.map(|k| backup_matches(&inspected, k)).transpose()? {
+        Some(true) => "the given key opens it",
+        Some(false) => "it records no key yet (a vault never served)",
+        None => "no key given, so not checked against one: keep the key with the backup's record",
+    };
+    Ok(format!("backed up {} to {} (integrity checked; {key})", database.display(), to.display()))
+}
+
+/// `credvault restore`: puts a backup in place of a SQLite vault after checking that SQLite
+/// finds it intact and that `keyring` is the key it was written with. No server may be using
+/// the database meanwhile.
+pub async fn restore(
+    from: &Path,
+    database_url: &str,
+    keyring: &Keyring,
+    replace: bool,
+) -> Result<String, String> {
+    let database = sqlite_file(database_url, "restore")?;
+    let inspected = sqlite_backup::inspect(from).await.map_err(|e| error_chain(&e))?;
+    if !inspected.intact {
+        return Err(format!("{} failed SQLite's integrity check: it is not a usable backup", from.display()));
+    }
+    if !backup_matches(&inspected, keyring)? {
+        return Err(format!("{} records no key: it is not a backup of a vault that served", from.display()));
+    }
+    sqlite_backup::restore(from, &database, replace).map_err(|e| error_chain(&e))?;
+    Ok(format!("restored {} from {} (integrity and key checked)", database.display(), from.display()))
 }

@@ -456,6 +456,13 @@ impl Config {
     }
 }
 
+/// Whether [`load_master_key`] has a key to read (it may still refuse it).
+pub fn master_key_configured(key_file: Option<&Path>, database_url: &str) -> bool {
+    std::env::var_os("CREDENTIAL_ENCRYPTION_KEY").is_some()
+        || key_file.is_some()
+        || (database_url == DEFAULT_DATABASE_URL && Path::new(DEV_DIR).join("dev.key").exists())
+}
+
 /// The master key for CLI commands that need it: `CREDENTIAL_ENCRYPTION_KEY` from the
 /// environment, or `key_file`; without either, on `serve --dev`'s database (the default URL),
 /// the dev key beside it, so that the commands the README shows next to `serve --dev` work.

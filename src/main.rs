@@ -47,6 +47,31 @@ enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Write a consistent copy of a SQLite vault to a new file, safe while it serves (for
+    /// PostgreSQL, use pg_dump). With the key, checks that the key opens the copy.
+    Backup {
+        /// The file to write; it must not exist yet.
+        #[arg(long)]
+        to: std::path::PathBuf,
+        #[command(flatten)]
+        key: KeyArg,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+    /// Replace a SQLite vault with a backup, once SQLite finds the backup intact and the key
+    /// is the one it was written with. Stop every server using the database first.
+    Restore {
+        /// The backup file (from `credvault backup`).
+        #[arg(long)]
+        from: std::path::PathBuf,
+        /// Overwrite the database if it exists.
+        #[arg(long)]
+        replace: bool,
+        #[command(flatten)]
+        key: KeyArg,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
     /// Drive a running server with concurrent clients and print throughput and latency.
     Bench(BenchArgs),
 }
@@ -213,6 +238,20 @@ async fn run(command: Command) -> Result<(), String> {
         Command::Token(command) => {
             telemetry::init(LogFormat::Text);
             token(command).await
+        }
+        Command::Backup { to, key, database: DatabaseArg { database_url } } => {
+            telemetry::init(LogFormat::Text);
+            let keyring = config::master_key_configured(key.key_file.as_deref(), &database_url)
+                .then(|| keyring(&key, &database_url))
+                .transpose()?;
+            println!("{}", admin::backup(&database_url, &to, keyring.as_deref()).await?);
+            Ok(())
+        }
+        Command::Restore { from, replace, key, database: DatabaseArg { database_url } } => {
+            telemetry::init(LogFormat::Text);
+            let keyring = keyring(&key, &database_url)?;
+            println!("{}", admin::restore(&from, &database_url, &keyring, replace).await?);
+            Ok(())
         }
         Command::Bench(args) => {
             let report = bench::run(&args).await?;

@@ -26,6 +26,7 @@ use time::OffsetDateTime;
 pub use error::StoreError;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+pub use sqlite::backup as sqlite_backup;
 
 use crate::domain::{
     AuditEntry, AuditEvent, AuditFilter, AuditSigner, CredentialId, CredentialMetadata, CredentialName,

@@ -113,8 +113,12 @@ struct DevServer {
 
 impl DevServer {
     fn start(envs: &[(&str, &str)]) -> DevServer {
+        Self::start_in(tempfile::tempdir().unwrap(), envs)
+    }
+
+    /// `serve --dev` in `dir` (which may hold an earlier run's `.credvault/`).
+    fn start_in(dir: tempfile::TempDir, envs: &[(&str, &str)]) -> DevServer {
         use std::io::{BufRead, BufReader};
-        let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("stderr.log");
         let mut child = Command::new(BIN)
             .args(["serve", "--dev", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
@@ -317,4 +321,84 @@ fn serve_refuses_a_database_file_it_can_only_read_naming_the_file_and_the_fix() 
         .unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     assert_refused(&output, &[&db.display().to_string(), "writable by the user credvault runs as"]);
+}
+
+/// `credvault ARGS` in `dir`, with no key or database in the environment.
+fn credvault_in(dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("CREDENTIAL_ENCRYPTION_KEY")
+        .env_remove("CREDVAULT_KEY_FILE")
+        .env_remove("CREDVAULT_DATABASE_URL")
+        .output()
+        .unwrap()
+}
+
+async fn store_dev_credential(server: &DevServer, name: &str) {
+    let created = reqwest::Client::new()
+        .post(format!("{}/api/v1/credentials", server.http))
+        .bearer_auth(&server.token)
+        .header("X-Customer-ID", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")
+        .json(&serde_json::json!({"provider": "vultr", "credential_name": name, "credentials": {"api_key": "k"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+}
+
+async fn dev_credential_names(server: &DevServer) -> Vec<String> {
+    let listed: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/credentials", server.http))
+        .bearer_auth(&server.token)
+        .header("X-Customer-ID", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    listed.as_array().unwrap().iter().map(|c| c["credential_name"].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn a_backup_taken_while_serving_restores_only_with_its_key() {
+    let mut server = DevServer::start(&[]);
+    store_dev_credential(&server, "in the backup").await;
+    let backups = tempfile::tempdir().unwrap();
+    let file = backups.path().join("vault-backup.db");
+    let file_arg = file.to_str().unwrap();
+    let output = credvault_in(server.dir.path(), &["backup", "--to", file_arg]);
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(said.contains("the given key opens it"), "{said}");
+    #[cfg(unix)]
+    assert_eq!(mode(&file), 0o600);
+    let again = credvault_in(server.dir.path(), &["backup", "--to", file_arg]);
+    assert_refused(&again, &["must not exist"]);
+    store_dev_credential(&server, "after the backup").await;
+    assert!(server.stop().success());
+    let dir = std::mem::replace(&mut server.dir, tempfile::tempdir().unwrap());
+    drop(server);
+
+    // A database is there: only --replace overwrites it; and only the key it was written with.
+    let refused = credvault_in(dir.path(), &["restore", "--from", file_arg]);
+    assert_refused(&refused, &["exists", "--replace"]);
+    let other_key = String::from_utf8(Command::new(BIN).arg("keygen").output().unwrap().stdout).unwrap();
+    let wrong = Command::new(BIN)
+        .args(["restore", "--from", file_arg, "--replace"])
+        .current_dir(dir.path())
+        .env("CREDENTIAL_ENCRYPTION_KEY", other_key.trim())
+        .env_remove("CREDVAULT_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert_refused(&wrong, &["another key"]);
+    let restored = credvault_in(dir.path(), &["restore", "--from", file_arg, "--replace"]);
+    assert!(restored.status.success(), "{}", String::from_utf8_lossy(&restored.stderr));
+
+    let server = DevServer::start_in(dir, &[]);
+    assert_eq!(dev_credential_names(&server).await, ["in the backup"]);
+    let pg =
+        credvault_in(server.dir.path(), &["backup", "--to", "x.db", "--database-url", "postgres://u@h/db"]);
+    assert_refused(&pg, &["pg_dump"]);
 }

@@ -121,6 +121,7 @@ macro_rules! returning_credential {
     };
 }
 
+pub mod backup;
 mod checkpoint;
 mod group_commit;
 mod journaled_uses;
