@@ -14,11 +14,12 @@ for component in rustfmt clippy; do
 done
 
 # Debian packages the tests drive: PostgreSQL (initdb, pg_ctl: the tests start their own
-# throwaway cluster), Node.js for buf and redocly (npx), and the Go code generators a client
-# team uses with buf.gen.yaml. A missing one must fail the run, never skip a test: install here.
+# throwaway cluster), Node.js for buf and Redocly (npx), curl for the README's commands, and
+# the Go code generators a client team uses with buf.gen.yaml. A missing one must fail the run, never skip a test: install here.
 apt_packages=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || apt_packages+=(postgresql)
 command -v npx >/dev/null || apt_packages+=(nodejs npm)
+command -v curl >/dev/null || apt_packages+=(curl)
 command -v protoc-gen-go >/dev/null || apt_packages+=(protoc-gen-go)
 command -v protoc-gen-go-grpc >/dev/null || apt_packages+=(protoc-gen-go-grpc)
 if [ ${#apt_packages[@]} -gt 0 ]; then

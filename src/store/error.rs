@@ -74,3 +74,28 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sqlx::ConnectOptions as _;
+    use sqlx::sqlite::SqliteConnectOptions;
+
+    use super::*;
+
+    /// A write SQLite refuses because the database cannot be written now is "unavailable"
+    /// (503, worth retrying once fixed), not a bug (500).
+    #[tokio::test]
+    async fn a_write_to_a_read_only_database_is_unavailable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ro.db");
+        let mut rw =
+            SqliteConnectOptions::new().filename(&path).create_if_missing(true).connect().await.unwrap();
+        sqlx::query("CREATE TABLE t (v)").execute(&mut rw).await.unwrap();
+        drop(rw);
+        let mut ro = SqliteConnectOptions::new().filename(&path).read_only(true).connect().await.unwrap();
+        let refused = sqlx::query("INSERT INTO t VALUES (1)").execute(&mut ro).await.unwrap_err();
+        assert!(matches!(StoreError::from(refused), StoreError::Unavailable(_)));
+        let bug = sqlx::query("INSERT INTO missing VALUES (1)").execute(&mut ro).await.unwrap_err();
+        assert!(matches!(StoreError::from(bug), StoreError::Other(_)));
+    }
+}

@@ -103,16 +103,19 @@ fn serve_dev_creates_and_prints_a_development_token() {
 
 /// `serve --dev` in a fresh directory, its stdout read up to the banner's token and gateway
 /// address, its stderr going to a file; killed when dropped.
-struct DevServer {
+pub struct DevServer {
     child: std::process::Child,
-    dir: tempfile::TempDir,
-    token: String,
-    http: String,
+    pub dir: tempfile::TempDir,
+    pub token: String,
+    /// The gateway's base URL.
+    pub http: String,
+    /// The gRPC listener's host:port.
+    pub grpc: String,
     log: std::path::PathBuf,
 }
 
 impl DevServer {
-    fn start(envs: &[(&str, &str)]) -> DevServer {
+    pub fn start(envs: &[(&str, &str)]) -> DevServer {
         Self::start_in(tempfile::tempdir().unwrap(), envs)
     }
 
@@ -132,6 +135,13 @@ impl DevServer {
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines().map(Result::unwrap);
+        let grpc = lines
+            .by_ref()
+            .find_map(|line| {
+                let rest = line.strip_prefix("credvault is running in development mode on ")?;
+                Some(rest.split_whitespace().next()?.to_owned())
+            })
+            .expect("the banner names the gRPC address");
         let token = lines
             .by_ref()
             .find_map(|line| line.trim().strip_prefix("export CREDVAULT_TOKEN=").map(str::to_owned))
@@ -144,7 +154,7 @@ impl DevServer {
             .expect("the banner names the gateway");
         // The rest of the banner must still find a reader: printing to a closed pipe panics.
         std::thread::spawn(move || lines.for_each(drop));
-        DevServer { child, dir, token, http, log }
+        DevServer { child, dir, token, http, grpc, log }
     }
 
     fn path(&self, name: &str) -> std::path::PathBuf {
@@ -158,7 +168,7 @@ impl DevServer {
         self.child.wait().unwrap()
     }
 
-    fn log(&self) -> String {
+    pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap()
     }
 }

@@ -26,6 +26,7 @@ mod idempotency;
 mod listing;
 mod pg;
 mod preference;
+mod readme;
 mod rest;
 mod schemathesis;
 mod server;
