@@ -170,8 +170,8 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
-/// The innermost cause's message, without axum's wrappers: serde_json's syntax errors say where
-/// (line and column) and never quote the input; query and path errors are cut short.
+/// The innermost cause's message, without axum's wrappers and without the values it quotes
+/// (see [`without_values`]): serde_json's syntax errors say where (line and column).
 fn source_text(e: &(dyn std::error::Error + 'static)) -> String {
     let mut innermost = e.to_string();
     let mut source = e.source();
@@ -179,7 +179,7 @@ fn source_text(e: &(dyn std::error::Error + 'static)) -> String {
         innermost = cause.to_string();
         source = cause.source();
     }
-    cut_short(&innermost)
+    without_values(&innermost)
 }
 
 /// Well-formed JSON of the wrong shape: 422 naming the field (`credentials`,

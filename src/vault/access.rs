@@ -28,9 +28,7 @@ impl Vault {
     ) -> Result<(), VaultError> {
         authorize(self.store.as_ref(), ctx, scope, customer, credential, attempt).await
     }
-}
 
-impl Vault {
     /// Authorizes an act on the stored credential `id`, whose owner is `owner` (`None`: there
     /// is no such active credential), and returns that owner.
     ///

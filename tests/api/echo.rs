@@ -91,6 +91,13 @@ async fn echoed_values_are_cut_to_a_short_prefix_on_rest() {
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     short_enough(&response.text().await.unwrap());
 
+    let response =
+        app.rest(reqwest::Method::GET, &format!("/api/v1/credentials?include_inactive={}", "v".repeat(5000)));
+    let response = response.send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let text = response.text().await.unwrap();
+    assert!(text.len() < 1024 && !text.contains(&"v".repeat(65)), "{text}");
+
     let body = json!({"provider": long, "credential_name": "x", "credentials": {"api_key": "k"}});
     let (status, text) = post(&app, "/api/v1/credentials", body.to_string()).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
