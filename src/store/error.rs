@@ -7,8 +7,10 @@ pub enum StoreError {
     Conflict(String),
     #[error("database configuration: {0}")]
     Config(String),
+    /// The database cannot be reached or written right now (retrying later may work), or the
+    /// store is closed or stopped; the source says why, whichever driver reported it.
     #[error("database unavailable")]
-    Unavailable(#[source] sqlx::Error),
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The database can be read but not written (a read-only file or mount, a hot standby);
     /// the text says which and what to change.
     #[error("{0}")]
@@ -17,9 +19,24 @@ pub enum StoreError {
     Other(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+impl StoreError {
+    pub(crate) fn unavailable(why: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        StoreError::Unavailable(why.into())
+    }
+
+    /// A call after [`crate::store::Store::close`], or after the store stopped itself.
+    pub(crate) fn closed() -> Self {
+        Self::unavailable("the store is closed")
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
-        if is_unavailable(&err) { StoreError::Unavailable(err) } else { StoreError::Other(Box::new(err)) }
+        if is_unavailable(&err) {
+            StoreError::Unavailable(Box::new(err))
+        } else {
+            StoreError::Other(Box::new(err))
+        }
     }
 }
 
@@ -68,7 +85,7 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
         use sqlx::migrate::MigrateError;
         match err {
             MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _) if is_unavailable(&e) => {
-                StoreError::Unavailable(e)
+                StoreError::Unavailable(Box::new(e))
             }
             other => StoreError::Other(Box::new(other)),
         }

@@ -50,7 +50,7 @@ impl From<StoreError> for VaultError {
                 // While it lasts, every call fails this way: a line every few seconds is enough.
                 static UNAVAILABLE: RateLimited = RateLimited::new(Duration::from_secs(5));
                 if let Some(held_back) = UNAVAILABLE.allow() {
-                    tracing::warn!(error = %error_chain(&source), held_back, "database unavailable");
+                    tracing::warn!(error = %error_chain(source.as_ref()), held_back, "database unavailable");
                 }
                 VaultError::Unavailable("the credential database is unavailable; retry shortly".into())
             }

@@ -582,7 +582,11 @@ impl Store for PostgresStore {
         rows.iter().map(metadata_from_row).collect()
     }
 
+    /// Ends the group committers (each commits what was queued first), then closes the pool.
+    /// Every later call answers UNAVAILABLE.
     async fn close(&self) {
+        self.uses.close().await;
+        self.stores.close().await;
         self.pool.close().await;
     }
 

@@ -28,6 +28,7 @@ use sqlx::{Sqlite, SqlitePool};
 use tokio::sync::oneshot;
 
 use super::writer::Writer;
+use crate::store::StoreError;
 
 /// How often the WAL is copied into the database file: under load a few thousand pages.
 const EVERY: Duration = Duration::from_millis(250);
@@ -41,15 +42,29 @@ pub(super) const RESTART_AT: i64 = 16_384;
 /// The same bound in bytes (SQLite's default page size), the size the WAL file is cut back to.
 pub(super) const RESTART_BYTES: i64 = RESTART_AT * 4096;
 
-/// Stops the checkpoints, and closes their connection, when dropped.
-pub(super) struct Checkpointer(#[allow(dead_code, reason = "held for its drop")] oneshot::Sender<()>);
+/// The checkpoint task: [`Checkpointer::stop`] ends it and closes its connection; dropped, it
+/// ends too, without waiting.
+pub(super) struct Checkpointer {
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Checkpointer {
+    /// Ends the task and waits until it has closed its connection.
+    pub(super) async fn stop(self) {
+        let _ = self.stop.send(());
+        if self.task.await.is_err() {
+            tracing::error!("the checkpoint task panicked");
+        }
+    }
+}
 
 /// Checkpoints on `pool` (one read-write connection of its own) until the returned handle is
 /// dropped or the pool closed; once the WAL holds `restart_at` frames, makes it start over on
 /// a connection of `writer`.
 pub(super) fn start(pool: SqlitePool, writer: Writer, restart_at: i64) -> Checkpointer {
     let (stop, mut stopped) = oneshot::channel();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let mut tick = tokio::time::interval(EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while !pool.is_closed() {
@@ -59,16 +74,18 @@ pub(super) fn start(pool: SqlitePool, writer: Writer, restart_at: i64) -> Checkp
             }
             let checkpointed = match passive(&pool).await {
                 Ok(frames) if frames >= restart_at => match writer.acquire().await {
-                    Ok(mut conn) => restart(&mut conn).await.map(|done| {
+                    Ok(mut conn) => restart(&mut conn).await.map_err(StoreError::from).map(|done| {
                         if !done {
                             tracing::debug!(
                                 "a reader kept the WAL from starting over; the next tick retries"
                             );
                         }
                     }),
+                    // Writing stopped for good: nothing more to copy.
+                    Err(_) if writer.check().is_err() => break,
                     Err(e) => Err(e),
                 },
-                other => other.map(drop),
+                other => other.map(drop).map_err(StoreError::from),
             };
             if let Err(e) = checkpointed
                 && !pool.is_closed()
@@ -79,7 +96,7 @@ pub(super) fn start(pool: SqlitePool, writer: Writer, restart_at: i64) -> Checkp
         }
         pool.close().await;
     });
-    Checkpointer(stop)
+    Checkpointer { stop, task }
 }
 
 /// A PASSIVE checkpoint; returns the frames in the WAL.

@@ -57,7 +57,7 @@ pub(super) struct Committer {
     signer: Option<Arc<dyn AuditSigner>>,
     /// Rows this process appended to the journal since it last moved it.
     journaled: Arc<AtomicUsize>,
-    wal: Wal,
+    wal: Arc<Wal>,
 }
 
 /// What only the committer's thread uses.
@@ -74,6 +74,7 @@ impl Committer {
         writer: Writer,
         signer: Option<Arc<dyn AuditSigner>>,
         journaled: Arc<AtomicUsize>,
+        wal: Arc<Wal>,
     ) -> Result<Self, StoreError> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let connection = Connection::open_with_flags(database, flags).map_err(store_error)?;
@@ -89,7 +90,7 @@ impl Committer {
             ))
             .map_err(store_error)?;
         let own = Mutex::new(Own { connection, uses: JournaledUses::default() });
-        Ok(Self { own, writer, signer, journaled, wal: Wal::of(database) })
+        Ok(Self { own, writer, signer, journaled, wal })
     }
 }
 
@@ -101,7 +102,7 @@ impl Recorder for Committer {
     type Session = OwnedMutexGuard<()>;
 
     async fn open(&self) -> Result<Self::Session, StoreError> {
-        Ok(self.writer.turn().await)
+        self.writer.turn().await
     }
 
     /// Blocks: runs on the committer's own thread ([`crate::store::group::Group::start_on_thread`]).
@@ -110,6 +111,8 @@ impl Recorder for Committer {
         _writer: &mut Self::Session,
         batch: &[Use],
     ) -> Result<Vec<Option<CredentialMetadata>>, StoreError> {
+        // A sync failed since this session began: nothing more is written.
+        self.writer.check()?;
         let mut own = self.own.lock().expect("the committer's connection is never held across a panic");
         let Own { connection, uses } = &mut *own;
         let outcomes = record(connection, uses, self.signer.as_deref(), batch)?;
@@ -132,8 +135,11 @@ impl Recorder for Committer {
         true
     }
 
+    /// A failed sync is not retried: it stops the store's writes for good (see [`Writer`]),
+    /// and every later sync fails at once.
     fn sync(&self) -> std::io::Result<()> {
-        self.wal.sync()
+        self.writer.check().map_err(std::io::Error::other)?;
+        self.wal.sync().inspect_err(|e| self.writer.stop(format!("the WAL could not be synced: {e}")))
     }
 }
 
@@ -146,7 +152,7 @@ fn store_error(e: rusqlite::Error) -> StoreError {
     };
     match e.sqlite_error_code() {
         Some(DatabaseBusy | DatabaseLocked | CannotOpen | DiskFull | SystemIoFailure | ReadOnly) => {
-            StoreError::Unavailable(sqlx::Error::Io(std::io::Error::other(e)))
+            StoreError::unavailable(e)
         }
         _ => StoreError::Other(Box::new(e)),
     }
@@ -168,11 +174,18 @@ impl Columns for rusqlite::Row<'_> {
 /// synchronous=FULL would have (which syncs the same file at the end of the commit). SQLite
 /// recovers a WAL up to its last valid commit frame, so a crash before the sync loses at most
 /// groups nobody was answered for.
+///
+/// The file is opened once and that handle synced every time: an error a sync reports belongs
+/// to the handle it was made on, and one opened afresh could miss it. The WAL cannot be
+/// replaced while the committer's connection holds it open (SQLite deletes it only when its
+/// last connection closes), so a different file at the path is an error, not a new WAL.
 pub(super) struct Wal {
     path: PathBuf,
-    /// The inode of the WAL last synced: a new file (SQLite deletes the WAL when its last
-    /// connection closes) needs its directory entry synced too, once.
-    synced_inode: Mutex<Option<u64>>,
+    /// Opened at the first sync, with its inode; the directory entry is synced then, once.
+    file: Mutex<Option<(std::fs::File, u64)>>,
+    /// Makes the next sync fail, as a disk that returned EIO would (tests only).
+    #[cfg(test)]
+    pub(super) fail_next: std::sync::atomic::AtomicBool,
 }
 
 impl Wal {
@@ -180,22 +193,33 @@ impl Wal {
     pub(super) fn of(database: &Path) -> Self {
         let mut name = database.file_name().unwrap_or_default().to_owned();
         name.push("-wal");
-        Self { path: database.with_file_name(name), synced_inode: Mutex::new(None) }
+        Self {
+            path: database.with_file_name(name),
+            file: Mutex::new(None),
+            #[cfg(test)]
+            fail_next: std::sync::atomic::AtomicBool::new(false),
+        }
     }
 
     fn sync(&self) -> std::io::Result<()> {
         use std::os::unix::fs::MetadataExt as _;
-        let wal = std::fs::File::open(&self.path)?;
-        wal.sync_data()?;
-        let inode = wal.metadata()?.ino();
-        let mut synced_inode = self.synced_inode.lock().expect("never held across a panic");
-        if *synced_inode != Some(inode)
-            && let Some(dir) = self.path.parent()
-        {
-            let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
-            std::fs::File::open(dir)?.sync_all()?;
+        #[cfg(test)]
+        if self.fail_next.swap(false, Ordering::SeqCst) {
+            return Err(std::io::Error::other("injected: the disk failed the sync"));
         }
-        *synced_inode = Some(inode);
+        let mut file = self.file.lock().expect("never held across a panic");
+        if file.is_none() {
+            let wal = std::fs::File::open(&self.path)?;
+            let inode = wal.metadata()?.ino();
+            let dir = self.path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            std::fs::File::open(dir)?.sync_all()?;
+            *file = Some((wal, inode));
+        }
+        let (wal, inode) = file.as_ref().expect("opened above");
+        wal.sync_data()?;
+        if std::fs::metadata(&self.path)?.ino() != *inode {
+            return Err(std::io::Error::other("the WAL file was replaced behind SQLite's back"));
+        }
         Ok(())
     }
 }
@@ -314,8 +338,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("vault.db");
         let store = SqliteStore::connect(&format!("sqlite://{}", path.display()), None).await.unwrap();
-        let committer =
-            Committer::open(&path, store.writer.clone(), None, Arc::new(AtomicUsize::new(0))).unwrap();
+        let committer = Committer::open(
+            &path,
+            store.writer.clone(),
+            None,
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(Wal::of(&path)),
+        )
+        .unwrap();
         let synchronous: i64 = committer
             .own
             .lock()

@@ -134,7 +134,7 @@ pub struct SqliteStore {
     writer: writer::Writer,
     reader: SqlitePool,
     /// Copies the WAL into the database file in the background (see [`checkpoint`]).
-    _checkpoints: checkpoint::Checkpointer,
+    checkpoints: std::sync::Mutex<Option<checkpoint::Checkpointer>>,
     signer: Option<Arc<dyn AuditSigner>>,
     /// Get's audited uses, committed in groups (see [`group_commit`]).
     uses: super::group::Group<group_commit::Committer>,
@@ -142,6 +142,9 @@ pub struct SqliteStore {
     journaled: Arc<AtomicUsize>,
     /// The database file, for messages that tell an operator which file to fix.
     database: std::path::PathBuf,
+    /// The committer's WAL, for tests that make its sync fail.
+    #[cfg(test)]
+    wal: Arc<group_commit::Wal>,
 }
 
 impl SqliteStore {
@@ -199,15 +202,28 @@ impl SqliteStore {
             .connect_with(options.read_only(true).pragma("cache_size", "-1024"))
             .await?;
         let journaled = Arc::new(AtomicUsize::new(0));
-        let committer =
-            group_commit::Committer::open(&database, writer.clone(), signer.clone(), journaled.clone())?;
+        let wal = Arc::new(group_commit::Wal::of(&database));
+        let committer = group_commit::Committer::open(
+            &database,
+            writer.clone(),
+            signer.clone(),
+            journaled.clone(),
+            wal.clone(),
+        )?;
         let uses = super::group::Group::start_on_thread(committer, "credvault-commit").map_err(|e| {
-            StoreError::Unavailable(sqlx::Error::Io(std::io::Error::new(
-                e.kind(),
-                format!("cannot start the group committer's thread: {e}"),
-            )))
+            StoreError::unavailable(format!("cannot start the group committer's thread: {e}"))
         })?;
-        Ok(Self { writer, reader, _checkpoints: checkpoints, signer, uses, journaled, database })
+        Ok(Self {
+            writer,
+            reader,
+            checkpoints: std::sync::Mutex::new(Some(checkpoints)),
+            signer,
+            uses,
+            journaled,
+            database,
+            #[cfg(test)]
+            wal,
+        })
     }
 
     /// Moves the use journal into the audit log, so that a read of the log that follows sees
@@ -661,11 +677,20 @@ impl Store for SqliteStore {
         rows.iter().map(metadata_from_row).collect()
     }
 
+    /// Stops every worker the store started, in the order their work depends on, and waits
+    /// for each: the group committer commits and syncs what was queued, then ends with its sync
+    /// thread and its connection; the checkpointer ends with its own; the readers close; a last
+    /// checkpoint empties the WAL into the file; the writer stops writing and closes. Every
+    /// later call answers UNAVAILABLE.
     async fn close(&self) {
+        self.uses.close().await;
+        let checkpoints = self.checkpoints.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(checkpoints) = checkpoints {
+            checkpoints.stop().await;
+        }
         self.reader.close().await;
         // A clean stop leaves everything in the database file and an empty WAL, so that the
         // file alone is the whole vault (an operator's copy of it, a move to another disk).
-        // The committer's connection stays open, so SQLite would not do this on its own.
         match self.writer.acquire().await {
             Ok(mut writer) => {
                 let truncated: Result<(i64, i64, i64), _> =
@@ -994,6 +1019,89 @@ fn token_from_row(row: &SqliteRow) -> Result<TokenRecord, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A store on a fresh file, and a Get's claim on a credential that does not exist: it goes
+    /// through the group committer and its sync like any, and commits nothing.
+    async fn store_and_claim() -> (tempfile::TempDir, SqliteStore, impl Fn() -> (UseClaim, AuditEntry)) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("vault.db").display());
+        let store = SqliteStore::connect(&url, None).await.unwrap();
+        store.migrate().await.unwrap();
+        let claim = || {
+            let (id, customer_id) = (CredentialId::new_random(), CustomerId::new_random());
+            let audit = AuditEntry {
+                credential_id: Some(id),
+                customer_id: Some(customer_id),
+                action: AuditAction::Used,
+                details: "test".into(),
+                ip_address: None,
+                actor: None,
+            };
+            (UseClaim { id, customer_id, sealed: Arc::from(&b"x"[..]) }, audit)
+        };
+        (dir, store, claim)
+    }
+
+    fn customer() -> NewCustomer {
+        NewCustomer {
+            id: CustomerId::new_random(),
+            email: format!("{}@example.com", uuid::Uuid::new_v4()),
+            company_name: "C".into(),
+            status: CustomerStatus::Active,
+            tier: crate::domain::SubscriptionTier::Free,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_wal_sync_stops_every_write_until_a_restart() {
+        let (dir, store, claim) = store_and_claim().await;
+        let (c, a) = claim();
+        assert!(store.record_use(c, a, OffsetDateTime::now_utc()).await.unwrap().is_none());
+        store.ensure_customer(&customer()).await.unwrap();
+
+        store.wal.fail_next.store(true, Ordering::SeqCst);
+        let (c, a) = claim();
+        let failed = store.record_use(c, a, OffsetDateTime::now_utc()).await;
+        assert!(matches!(failed, Err(StoreError::Unavailable(_))), "{failed:?}");
+        // Not retried: every write after it fails, on the committer and on the sqlx writer,
+        // and readiness's probe reports it; reads still answer.
+        let (c, a) = claim();
+        let later = store.record_use(c, a, OffsetDateTime::now_utc()).await;
+        assert!(matches!(later, Err(StoreError::Unavailable(_))), "{later:?}");
+        let store_write = store.ensure_customer(&customer()).await;
+        assert!(matches!(store_write, Err(StoreError::Unavailable(_))), "{store_write:?}");
+        assert!(matches!(store.check_writable().await, Err(StoreError::Unavailable(_))));
+        assert!(!store.customer_exists(CustomerId::new_random()).await.unwrap());
+        store.close().await;
+
+        // A restart recovers from what is on disk.
+        let url = format!("sqlite://{}", dir.path().join("vault.db").display());
+        let restarted = SqliteStore::connect(&url, None).await.unwrap();
+        restarted.check_writable().await.unwrap();
+        restarted.ensure_customer(&customer()).await.unwrap();
+        restarted.close().await;
+    }
+
+    #[tokio::test]
+    async fn after_close_every_call_is_unavailable_and_no_worker_is_left() {
+        let (dir, store, claim) = store_and_claim().await;
+        let (c, a) = claim();
+        store.record_use(c, a, OffsetDateTime::now_utc()).await.unwrap();
+        store.close().await;
+        let (c, a) = claim();
+        let used = store.record_use(c, a, OffsetDateTime::now_utc()).await;
+        assert!(matches!(used, Err(StoreError::Unavailable(_))), "{used:?}");
+        let written = store.ensure_customer(&customer()).await;
+        assert!(matches!(written, Err(StoreError::Unavailable(_))), "{written:?}");
+        let read = store.customer_exists(CustomerId::new_random()).await;
+        assert!(matches!(read, Err(StoreError::Unavailable(_))), "{read:?}");
+        // Every connection is closed: SQLite removed the WAL and shared-memory files, which it
+        // does only when the last connection to the database closes.
+        drop(store);
+        for side in ["vault.db-wal", "vault.db-shm"] {
+            assert!(!dir.path().join(side).exists(), "{side} is still there: a connection is open");
+        }
+    }
 
     /// Before migration 6, a Get counted its use on the credential's row and journaled its
     /// audit row: those rows move into the log without being counted again.
