@@ -385,24 +385,15 @@ impl Config {
         let grpc_addr = socket_addr(&args.grpc_addr, "CREDVAULT_GRPC_ADDR / --grpc-addr", DEFAULT_GRPC_ADDR)?;
         let http_addr = socket_addr(&args.http_addr, "CREDVAULT_HTTP_ADDR / --http-addr", DEFAULT_HTTP_ADDR)?;
         let dashboard_origin = args.dashboard_origin.as_deref().map(origin).transpose()?;
-        let key = match (env_key, args.key_file) {
-            (Some(_), Some(_)) => {
-                return Err(ConfigError(
-                    "both CREDENTIAL_ENCRYPTION_KEY and CREDVAULT_KEY_FILE / --key-file are set; set only one".into(),
-                ));
-            }
-            (Some(key), None) => KeySource::Inline(key),
-            (None, Some(path)) => KeySource::File(path),
-            (None, None) if args.dev => KeySource::DevFile(Path::new(DEV_DIR).join("dev.key")),
-            (None, None) => {
-                return Err(ConfigError(
-                    "no encryption key: set CREDENTIAL_ENCRYPTION_KEY to the output of `credvault keygen`, \
-                     or point CREDVAULT_KEY_FILE / --key-file at a file holding it; \
-                     to try credvault locally, run `credvault serve --dev`"
-                        .into(),
-                ));
-            }
-        };
+        let dev_key = args.dev.then(|| KeySource::DevFile(dev_key_path()));
+        let key = KeySource::choose(env_key, args.key_file, dev_key)?.ok_or_else(|| {
+            ConfigError(
+                "no encryption key: set CREDENTIAL_ENCRYPTION_KEY to the output of `credvault keygen`, \
+                 or point CREDVAULT_KEY_FILE / --key-file at a file holding it; \
+                 to try credvault locally, run `credvault serve --dev`"
+                    .into(),
+            )
+        })?;
         Ok(Self {
             grpc_addr,
             http_addr,
@@ -440,11 +431,39 @@ impl Config {
 
     /// Reads the master key, creating the dev key file if this is its first run.
     pub fn master_key(&self) -> Result<MasterKey, ConfigError> {
-        let explain = |origin: &str, e: KeyError| ConfigError(format!("{origin}: {e}"));
-        match &self.key {
-            KeySource::Inline(encoded) => {
-                MasterKey::from_base64(encoded).map_err(|e| explain("CREDENTIAL_ENCRYPTION_KEY", e))
-            }
+        self.key.load()
+    }
+}
+
+/// `serve --dev`'s key file.
+fn dev_key_path() -> PathBuf {
+    Path::new(DEV_DIR).join("dev.key")
+}
+
+impl KeySource {
+    /// The one source given: `CREDENTIAL_ENCRYPTION_KEY` (`env_key`) or `key_file`, never both;
+    /// with neither, `fallback`.
+    fn choose(
+        env_key: Option<SecretString>,
+        key_file: Option<PathBuf>,
+        fallback: Option<KeySource>,
+    ) -> Result<Option<Self>, ConfigError> {
+        match (env_key, key_file) {
+            (Some(_), Some(_)) => Err(ConfigError(
+                "both CREDENTIAL_ENCRYPTION_KEY and CREDVAULT_KEY_FILE / --key-file are set; set only one"
+                    .into(),
+            )),
+            (Some(key), None) => Ok(Some(KeySource::Inline(key))),
+            (None, Some(path)) => Ok(Some(KeySource::File(path))),
+            (None, None) => Ok(fallback),
+        }
+    }
+
+    /// Reads the key, creating the dev key file on its first run.
+    fn load(&self) -> Result<MasterKey, ConfigError> {
+        match self {
+            KeySource::Inline(encoded) => MasterKey::from_base64(encoded)
+                .map_err(|e: KeyError| ConfigError(format!("CREDENTIAL_ENCRYPTION_KEY: {e}"))),
             KeySource::File(path) => read_key_file(path),
             KeySource::DevFile(path) => {
                 if !path.exists() {
@@ -456,35 +475,33 @@ impl Config {
     }
 }
 
-/// Whether [`load_master_key`] has a key to read (it may still refuse it).
-pub fn master_key_configured(key_file: Option<&Path>, database_url: &str) -> bool {
-    std::env::var_os("CREDENTIAL_ENCRYPTION_KEY").is_some()
-        || key_file.is_some()
-        || (database_url == DEFAULT_DATABASE_URL && Path::new(DEV_DIR).join("dev.key").exists())
+/// Where CLI commands other than `serve` find the master key: `CREDENTIAL_ENCRYPTION_KEY`, or
+/// `key_file`; without either, on `serve --dev`'s database (the default URL), the dev key
+/// beside it, so that the commands the README shows next to `serve --dev` work. `None`: none.
+fn cli_key_source(key_file: Option<&Path>, database_url: &str) -> Result<Option<KeySource>, ConfigError> {
+    let env_key = std::env::var("CREDENTIAL_ENCRYPTION_KEY").ok().map(SecretString::from);
+    let dev_key = dev_key_path();
+    let beside_dev =
+        (database_url == DEFAULT_DATABASE_URL && dev_key.exists()).then_some(KeySource::File(dev_key));
+    KeySource::choose(env_key, key_file.map(Path::to_path_buf), beside_dev)
 }
 
-/// The master key for CLI commands that need it: `CREDENTIAL_ENCRYPTION_KEY` from the
-/// environment, or `key_file`; without either, on `serve --dev`'s database (the default URL),
-/// the dev key beside it, so that the commands the README shows next to `serve --dev` work.
+/// Whether [`load_master_key`] has a key to read (it may still refuse it).
+pub fn master_key_configured(key_file: Option<&Path>, database_url: &str) -> bool {
+    !matches!(cli_key_source(key_file, database_url), Ok(None))
+}
+
+/// The master key for CLI commands that need it (see [`cli_key_source`]).
 pub fn load_master_key(key_file: Option<&Path>, database_url: &str) -> Result<MasterKey, ConfigError> {
-    let env_key = std::env::var("CREDENTIAL_ENCRYPTION_KEY").ok().map(SecretString::from);
-    let dev_key = Path::new(DEV_DIR).join("dev.key");
-    match (env_key, key_file) {
-        (None, None) if database_url == DEFAULT_DATABASE_URL && dev_key.exists() => read_key_file(&dev_key),
-        (Some(_), Some(_)) => Err(ConfigError(
-            "both CREDENTIAL_ENCRYPTION_KEY and CREDVAULT_KEY_FILE / --key-file are set; set only one".into(),
-        )),
-        (Some(key), None) => {
-            MasterKey::from_base64(&key).map_err(|e| ConfigError(format!("CREDENTIAL_ENCRYPTION_KEY: {e}")))
-        }
-        (None, Some(path)) => read_key_file(path),
-        (None, None) => Err(ConfigError(
+    let source = cli_key_source(key_file, database_url)?.ok_or_else(|| {
+        ConfigError(
             "this command needs the master key (audit rows are signed with a key derived from it): \
              set CREDENTIAL_ENCRYPTION_KEY or CREDVAULT_KEY_FILE / --key-file (next to `serve --dev`, \
              its .credvault/dev.key is found by itself)"
                 .into(),
-        )),
-    }
+        )
+    })?;
+    source.load()
 }
 
 fn read_key_file(path: &Path) -> Result<MasterKey, ConfigError> {

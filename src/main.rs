@@ -15,9 +15,8 @@ use credvault::domain::{
     Customer, CustomerId, CustomerStatus, DEMO_CUSTOMER_ID, Principal, SubscriptionTier,
 };
 use credvault::server::{self, App};
-use credvault::store::KeyCheck;
 use credvault::store::{self, PoolSettings, Store};
-use credvault::vault::{Directory, NewCustomerRequest, RequestContext, verify_audit_log};
+use credvault::vault::{Directory, NewCustomerRequest, RequestContext, prove_key, verify_audit_log};
 use credvault::{admin, config, telemetry, vault::error_chain};
 
 #[derive(Parser)]
@@ -375,12 +374,7 @@ async fn open_signing(database_url: &str, keyring: Option<Arc<Keyring>>) -> Resu
         store::open(database_url, &PoolSettings::default(), signer).await.map_err(|e| error_chain(&e))?;
     store.migrate().await.map_err(|e| error_chain(&e))?;
     if let Some(keyring) = keyring {
-        for version in keyring.versions() {
-            let check = keyring.check_value(version).expect("versions() lists keys in the ring");
-            if store.check_key(version, &check).await.map_err(|e| error_chain(&e))? == KeyCheck::Mismatch {
-                return Err("the key is not the one this database was written with".into());
-            }
-        }
+        prove_key(store.as_ref(), &keyring).await.map_err(|e| e.to_string())?;
     }
     Ok(store)
 }

@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 
 use super::{RequestContext, Vault, VaultError, error_chain};
 use crate::auth::AuthError;
-use crate::domain::{AuditAction, AuditEntry, CredentialId, CustomerBinding, CustomerId, Principal, Scope};
+use crate::domain::{AuditAction, CredentialId, CustomerBinding, CustomerId, Principal, Scope};
 use crate::store::Store;
 
 impl Vault {
@@ -140,14 +140,7 @@ async fn deny(
     credential: Option<CredentialId>,
     refusal: String,
 ) -> Result<(), VaultError> {
-    let audit = AuditEntry {
-        credential_id: credential,
-        customer_id: customer,
-        action: AuditAction::Denied,
-        details: refusal.clone(),
-        ip_address: ctx.peer_ip,
-        actor: Some(principal.name.clone()),
-    };
+    let audit = ctx.audit(AuditAction::Denied, customer, credential, refusal.clone());
     tracing::warn!(token = principal.name.as_str(), reason = %refusal, "request denied");
     if let Err(e) = store.append_audit(audit, OffsetDateTime::now_utc()).await {
         tracing::error!(error = %error_chain(&e), "could not audit a denied request");

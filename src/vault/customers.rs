@@ -8,8 +8,8 @@ use time::OffsetDateTime;
 use super::access::{authorize, authorize_all_customers};
 use super::{RequestContext, VaultError};
 use crate::domain::{
-    AuditAction, AuditEntry, AuditEvent, AuditFilter, Cursor, Customer, CustomerBinding, CustomerId,
-    CustomerStatus, Email, FieldViolation, Scope, SubscriptionTier, company_name,
+    AuditAction, AuditEvent, AuditFilter, Cursor, Customer, CustomerBinding, CustomerId, CustomerStatus,
+    Email, FieldViolation, Scope, SubscriptionTier, company_name,
 };
 use crate::store::{NewCustomer, Store, StoreError};
 
@@ -106,14 +106,8 @@ impl Directory {
     ) -> Result<Customer, VaultError> {
         authorize(self.store.as_ref(), ctx, Scope::Admin, Some(id), None, "change a customer's status")
             .await?;
-        let audit = AuditEntry {
-            credential_id: None,
-            customer_id: Some(id),
-            action: AuditAction::Updated,
-            details: format!("customer status set to {status}"),
-            ip_address: ctx.peer_ip,
-            actor: ctx.actor(),
-        };
+        let audit =
+            ctx.audit(AuditAction::Updated, Some(id), None, format!("customer status set to {status}"));
         self.store.set_customer_status(id, status, audit, OffsetDateTime::now_utc()).await.map_err(
             |e| match e {
                 StoreError::NotFound(_) => VaultError::NotFound(format!("customer {id} not found")),

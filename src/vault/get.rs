@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use super::sealed_cache::Sealed;
 use super::{Fetched, RequestContext, Vault, VaultError, error_chain};
 use crate::domain::{
-    AuditAction, AuditEntry, CredentialId, CredentialMetadata, CredentialSelector, CustomerStatus, Scope,
+    AuditAction, CredentialId, CredentialMetadata, CredentialSelector, CustomerStatus, Scope,
 };
 use crate::store::UseClaim;
 
@@ -80,18 +80,12 @@ impl Vault {
     /// the row no longer is what was opened.
     async fn hand_out(&self, ctx: &RequestContext, sealed: &Sealed) -> Result<Option<Fetched>, VaultError> {
         let secret = self.open(ctx, &sealed.binding(), &sealed.sealed).await?;
-        let audit = AuditEntry {
-            credential_id: Some(sealed.id),
-            customer_id: Some(sealed.customer_id),
-            action: AuditAction::Used,
-            details: format!(
-                "secret of {} credential {:?} handed out",
-                sealed.provider,
-                sealed.name.as_str()
-            ),
-            ip_address: ctx.peer_ip,
-            actor: ctx.actor(),
-        };
+        let audit = ctx.audit(
+            AuditAction::Used,
+            Some(sealed.customer_id),
+            Some(sealed.id),
+            format!("secret of {} credential {:?} handed out", sealed.provider, sealed.name.as_str()),
+        );
         let claim =
             UseClaim { id: sealed.id, customer_id: sealed.customer_id, sealed: sealed.sealed.clone() };
         // The audit row commits before the secret leaves this function.
@@ -110,14 +104,8 @@ impl Vault {
             "customer {} is {status}: its secrets cannot be fetched until it is active again",
             metadata.customer_id
         );
-        let audit = AuditEntry {
-            credential_id: Some(metadata.id),
-            customer_id: Some(metadata.customer_id),
-            action: AuditAction::Denied,
-            details: reason.clone(),
-            ip_address: ctx.peer_ip,
-            actor: ctx.actor(),
-        };
+        let audit =
+            ctx.audit(AuditAction::Denied, Some(metadata.customer_id), Some(metadata.id), reason.clone());
         if let Err(e) = self.store.append_audit(audit, OffsetDateTime::now_utc()).await {
             tracing::error!(error = %error_chain(&e), "could not audit a refused Get");
             return e.into();

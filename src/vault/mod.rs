@@ -44,6 +44,25 @@ impl RequestContext {
     pub(crate) fn actor(&self) -> Option<TokenName> {
         self.principal.as_ref().map(|p| p.name.clone())
     }
+
+    /// The audit row for `action` by this caller, from its address, about `customer`'s
+    /// `credential` (either may be unknown).
+    pub(crate) fn audit(
+        &self,
+        action: AuditAction,
+        customer: Option<CustomerId>,
+        credential: Option<CredentialId>,
+        details: String,
+    ) -> AuditEntry {
+        AuditEntry {
+            credential_id: credential,
+            customer_id: customer,
+            action,
+            details,
+            ip_address: self.peer_ip,
+            actor: self.actor(),
+        }
+    }
 }
 
 /// A validated Store request.
@@ -96,6 +115,33 @@ pub enum StartupError {
     ReadOnly(String),
     #[error("cannot prepare the database: {0}")]
     Store(String),
+}
+
+impl From<StoreError> for StartupError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(_) => StartupError::Unavailable(error_chain(&e)),
+            StoreError::ReadOnly(why) => StartupError::ReadOnly(why),
+            other => StartupError::Store(error_chain(&other)),
+        }
+    }
+}
+
+/// Proves `keyring` holds the key the database was written with: each version's check value
+/// matches the database's record of it, or is recorded if the database has none (its first
+/// start with that version).
+pub async fn prove_key(store: &dyn Store, keyring: &Keyring) -> Result<(), StartupError> {
+    for version in keyring.versions() {
+        let check = keyring.check_value(version).expect("versions() lists keys in the ring");
+        match store.check_key(version, &check).await? {
+            KeyCheck::Matches => {}
+            KeyCheck::Recorded => {
+                tracing::info!(key_version = version, "recorded a new encryption key version")
+            }
+            KeyCheck::Mismatch => return Err(StartupError::WrongKey(version)),
+        }
+    }
+    Ok(())
 }
 
 impl StartupError {
@@ -172,25 +218,11 @@ impl Vault {
     /// Brings the schema up to date and proves the keyring is the one the database was written
     /// with (recording its check value on first start); then the vault serves.
     pub async fn prepare(&self) -> Result<(), StartupError> {
-        let failed = |e: StoreError| match e {
-            StoreError::Unavailable(_) => StartupError::Unavailable(error_chain(&e)),
-            StoreError::ReadOnly(why) => StartupError::ReadOnly(why),
-            other => StartupError::Store(error_chain(&other)),
-        };
         // Proved before anything else: a vault that could only read would report ready, then
         // fail every write.
-        self.store.check_writable().await.map_err(failed)?;
-        self.store.migrate().await.map_err(failed)?;
-        for version in self.keyring.versions() {
-            let check = self.keyring.check_value(version).expect("versions() lists keys in the ring");
-            match self.store.check_key(version, &check).await.map_err(failed)? {
-                KeyCheck::Matches => {}
-                KeyCheck::Recorded => {
-                    tracing::info!(key_version = version, "recorded a new encryption key version")
-                }
-                KeyCheck::Mismatch => return Err(StartupError::WrongKey(version)),
-            }
-        }
+        self.store.check_writable().await.map_err(StartupError::from)?;
+        self.store.migrate().await.map_err(StartupError::from)?;
+        prove_key(self.store.as_ref(), &self.keyring).await?;
         self.ready.store(true, Ordering::Release);
         Ok(())
     }
@@ -290,20 +322,18 @@ impl Vault {
             (key, fingerprint)
         });
         let sent_fingerprint = idempotency.as_ref().map(|(_, f)| *f);
-        let audit = AuditEntry {
-            credential_id: Some(id),
-            customer_id: Some(request.customer_id),
-            action: AuditAction::Created,
-            details: format!(
+        let audit = ctx.audit(
+            AuditAction::Created,
+            Some(request.customer_id),
+            Some(id),
+            format!(
                 "stored {provider} credential {:?} ({}, {}{})",
                 request.name.as_str(),
                 request.credential_type.as_str(),
                 request.permissions.as_str(),
                 if request.make_default { ", default" } else { "" }
             ),
-            ip_address: ctx.peer_ip,
-            actor: ctx.actor(),
-        };
+        );
         let new = NewCredential {
             id,
             customer_id: request.customer_id,
@@ -357,14 +387,12 @@ impl Vault {
     /// and tell the caller, without handing anything out or counting a use.
     async fn undecryptable(&self, ctx: &RequestContext, binding: &Binding, why: &str) -> VaultError {
         tracing::error!(credential_id = %binding.credential_id, reason = why, "stored credential failed to decrypt");
-        let audit = AuditEntry {
-            credential_id: Some(binding.credential_id),
-            customer_id: Some(binding.customer_id),
-            action: AuditAction::Failed,
-            details: format!("secret could not be decrypted: {why}"),
-            ip_address: ctx.peer_ip,
-            actor: ctx.actor(),
-        };
+        let audit = ctx.audit(
+            AuditAction::Failed,
+            Some(binding.customer_id),
+            Some(binding.credential_id),
+            format!("secret could not be decrypted: {why}"),
+        );
         if let Err(e) = self.store.append_audit(audit, OffsetDateTime::now_utc()).await {
             tracing::error!(error = %error_chain(&e), "could not audit a decryption failure");
         }
@@ -425,18 +453,12 @@ impl Vault {
         self.authorize_credential(&ctx, Scope::CredentialsWrite, id, owner, "delete a credential", missing)
             .await?;
         let found = found.ok_or_else(missing)?;
-        let audit = AuditEntry {
-            credential_id: Some(id),
-            customer_id: Some(found.metadata.customer_id),
-            action: AuditAction::Deleted,
-            details: format!(
-                "soft-deleted {} credential {:?}",
-                found.metadata.provider,
-                found.metadata.name.as_str()
-            ),
-            ip_address: ctx.peer_ip,
-            actor: ctx.actor(),
-        };
+        let audit = ctx.audit(
+            AuditAction::Deleted,
+            Some(found.metadata.customer_id),
+            Some(id),
+            format!("soft-deleted {} credential {:?}", found.metadata.provider, found.metadata.name.as_str()),
+        );
         let deleted =
             self.store.soft_delete(id, audit, OffsetDateTime::now_utc()).await.map_err(|e| match e {
                 StoreError::NotFound(_) => missing(),
@@ -481,19 +503,17 @@ impl Vault {
             return Ok(Verified { verification, credential: Some(metadata) });
         }
         let valid = verification.outcome == VerifyOutcome::Valid;
-        let audit = AuditEntry {
-            credential_id: Some(id),
-            customer_id: Some(metadata.customer_id),
-            action: if valid { AuditAction::Verified } else { AuditAction::Failed },
-            details: format!(
+        let audit = ctx.audit(
+            if valid { AuditAction::Verified } else { AuditAction::Failed },
+            Some(metadata.customer_id),
+            Some(id),
+            format!(
                 "verification of {} credential {:?}: {}",
                 metadata.provider,
                 metadata.name.as_str(),
                 verification.reason
             ),
-            ip_address: ctx.peer_ip,
-            actor: ctx.actor(),
-        };
+        );
         let credential =
             self.store.record_verification(id, valid, audit, OffsetDateTime::now_utc()).await.map_err(
                 |e| match e {
