@@ -10,12 +10,16 @@ use std::time::{Duration, Instant};
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 const GRPC_REQUESTS: &str = "credvault_grpc_requests_total";
 const GRPC_SECONDS: &str = "credvault_grpc_request_duration_seconds";
 const HTTP_REQUESTS: &str = "credvault_http_requests_total";
 const HTTP_SECONDS: &str = "credvault_http_request_duration_seconds";
+/// Seconds since the sealer last sealed every audit row written: grows while it falls behind
+/// or fails, 0 while it keeps up.
+pub const AUDIT_SEAL_LAG: &str = "credvault_audit_seal_lag_seconds";
+pub const AUDIT_SEALED: &str = "credvault_audit_sealed_rows_total";
 
 /// Latency buckets, in seconds: from a cached read to a slow verification call.
 const BUCKETS: &[f64] =
@@ -27,8 +31,15 @@ fn handle() -> Option<&'static PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let builder =
-                PrometheusBuilder::new().set_buckets(BUCKETS).expect("the bucket list is not empty");
+            let builder = PrometheusBuilder::new()
+                .set_buckets(BUCKETS)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(crate::store::metrics::GROUP_SIZE.to_owned()),
+                        crate::store::metrics::GROUP_SIZE_BUCKETS,
+                    )
+                })
+                .expect("the bucket lists are not empty");
             match builder.install_recorder() {
                 Ok(handle) => {
                     describe();
@@ -44,6 +55,13 @@ fn handle() -> Option<&'static PrometheusHandle> {
 }
 
 fn describe() {
+    crate::store::metrics::describe();
+    metrics::describe_gauge!(
+        AUDIT_SEAL_LAG,
+        metrics::Unit::Seconds,
+        "seconds since the audit sealer last caught up with every row written (0 while it keeps up)"
+    );
+    metrics::describe_counter!(AUDIT_SEALED, "audit rows sealed onto the hash chain");
     metrics::describe_counter!(GRPC_REQUESTS, "gRPC calls by method and status code");
     metrics::describe_histogram!(
         GRPC_SECONDS,

@@ -280,12 +280,18 @@ async fn watch_database(vault: Vault, health: HealthReporter, limit: Duration) {
 async fn seal_audit_log(vault: Vault, interval: Duration) {
     let mut every = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut caught_up = std::time::Instant::now();
     loop {
+        metrics::gauge!(crate::metrics::AUDIT_SEAL_LAG).set(caught_up.elapsed().as_secs_f64());
         every.tick().await;
-        if vault.is_ready()
-            && let Err(e) = vault.seal_audit().await
-        {
-            tracing::warn!(error = %e, "sealing the audit log failed; retrying");
+        if vault.is_ready() {
+            match vault.seal_audit().await {
+                Ok(report) => {
+                    caught_up = std::time::Instant::now();
+                    metrics::counter!(crate::metrics::AUDIT_SEALED).increment(u64::from(report.sealed));
+                }
+                Err(e) => tracing::warn!(error = %e, "sealing the audit log failed; retrying"),
+            }
         }
     }
 }

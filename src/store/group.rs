@@ -43,6 +43,8 @@ pub(super) struct Use {
 /// A backend's way of committing one group.
 #[async_trait]
 pub(super) trait Recorder: Send + Sync + 'static {
+    /// Names the group in metrics (`credvault_store_group_size{group=...}`).
+    const NAME: &'static str;
     type Item: Send + 'static;
     type Outcome: Send + 'static;
     /// What back-to-back groups share: the connection they commit on.
@@ -193,6 +195,9 @@ async fn commit_groups<R: Recorder>(recorder: Arc<R>, worker: Worker<R>) {
         loop {
             let (batch, replies): (Vec<_>, Vec<_>) = queued.drain(..).unzip();
             let outcome = recorder.record(&mut session, &batch).await;
+            if outcome.is_ok() {
+                super::metrics::group_committed(R::NAME, batch.len());
+            }
             // A failed group may leave its connection unusable: the next opens another.
             let failed = outcome.is_err();
             match (&syncs, outcome) {
@@ -250,7 +255,9 @@ fn start_syncs<R: Recorder>(
                 committed.push(more);
             }
             // Every group taken here was committed before this sync began.
+            let began = Instant::now();
             let synced = recorder.sync();
+            super::metrics::synced(R::NAME, began.elapsed());
             if let Err(e) = &synced {
                 tracing::error!(error = %e, "could not flush committed groups to disk; their callers get an error");
             }
@@ -334,6 +341,7 @@ mod tests {
 
     #[async_trait]
     impl Recorder for Counting {
+        const NAME: &'static str = "test";
         type Item = usize;
         /// The item's place in recording order, counting from 1.
         type Outcome = usize;

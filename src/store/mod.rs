@@ -14,6 +14,7 @@ macro_rules! good_standing_sql {
 
 mod error;
 mod group;
+pub(crate) mod metrics;
 mod postgres;
 mod sqlite;
 

@@ -459,8 +459,9 @@ async fn health_readiness_metrics_and_openapi_are_served() {
     assert_eq!(get("/readyz").await.unwrap().status(), StatusCode::OK);
 
     // Traffic on both transports, then the counters and histograms name route / method and outcome.
-    assert_eq!(create(&app, &seed_vultr()).await.status(), StatusCode::CREATED);
+    let created = json_of(create(&app, &seed_vultr()).await).await;
     assert_eq!(create(&app, &seed_vultr()).await.status(), StatusCode::CONFLICT);
+    app.get_by_id(created["credential_id"].as_str().unwrap()).await.unwrap();
     app.list(credvault::proto::ListRequest { customer_id: app.customer_id.clone(), ..Default::default() })
         .await
         .unwrap();
@@ -471,6 +472,12 @@ async fn health_readiness_metrics_and_openapi_are_served() {
         r#"credvault_http_request_duration_seconds_bucket{route="/api/v1/credentials",method="POST",status="201","#,
         r#"credvault_grpc_requests_total{method="/credvault.v1.CredentialService/List",code="Ok"}"#,
         r#"credvault_grpc_request_duration_seconds_count{method="/credvault.v1.CredentialService/List",code="Ok"}"#,
+        // The storage write path.
+        r#"credvault_store_group_size_bucket{group="sqlite_uses",le="1"}"#,
+        r#"credvault_store_sync_seconds_count{group="sqlite_uses"}"#,
+        "credvault_store_write_turn_wait_seconds_count",
+        "credvault_store_journal_move_seconds_count",
+        "credvault_audit_seal_lag_seconds",
     ] {
         assert!(metrics.contains(expected), "/metrics lacks {expected}:\n{metrics}");
     }

@@ -25,6 +25,7 @@ pub(super) struct UseCommitter {
 
 #[async_trait]
 impl Recorder for UseCommitter {
+    const NAME: &'static str = "postgres_uses";
     type Item = Use;
     type Outcome = Option<CredentialMetadata>;
     type Session = PoolConnection<Postgres>;
@@ -150,6 +151,7 @@ pub(super) struct StoreCommitter {
 
 #[async_trait]
 impl Recorder for StoreCommitter {
+    const NAME: &'static str = "postgres_stores";
     type Item = Arc<NewStore>;
     /// `None` for a Store the group did not insert (its customer is missing, or it conflicts
     /// with a stored credential or another Store of the group): the caller does it on its own,

@@ -96,6 +96,7 @@ impl Committer {
 
 #[async_trait]
 impl Recorder for Committer {
+    const NAME: &'static str = "sqlite_uses";
     type Item = Use;
     type Outcome = Option<CredentialMetadata>;
     /// The store's turn to write, held so that no other write runs between two groups.
@@ -263,9 +264,12 @@ pub(super) use move_journal_sql;
 
 /// The journal's move, in one transaction of its own on the committer's connection.
 fn move_journal(conn: &mut Connection) -> Result<(), StoreError> {
+    let began = std::time::Instant::now();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(store_error)?;
     tx.execute_batch(move_journal_sql!()).map_err(store_error)?;
-    tx.commit().map_err(store_error)
+    tx.commit().map_err(store_error)?;
+    crate::store::metrics::journal_moved(began.elapsed());
+    Ok(())
 }
 
 /// Commits one group in one transaction: for each claim in turn, if it holds, the use's audit

@@ -365,7 +365,9 @@ fn metadata_from_row(row: &impl Columns) -> Result<CredentialMetadata, StoreErro
 /// credential rows it reads or returns count every committed use.
 async fn begin_audited(writer: &mut SqliteConnection) -> Result<Transaction<'_, Sqlite>, StoreError> {
     let mut tx = writer.begin().await?;
+    let began = std::time::Instant::now();
     sqlx::query(group_commit::move_journal_sql!()).execute(&mut *tx).await?;
+    crate::store::metrics::journal_moved(began.elapsed());
     Ok(tx)
 }
 

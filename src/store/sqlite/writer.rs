@@ -55,7 +55,9 @@ impl Writer {
     /// Waits for a turn to write on a connection of the caller's own (the group committer's).
     pub(super) async fn turn(&self) -> Result<OwnedMutexGuard<()>, StoreError> {
         self.check()?;
+        let began = std::time::Instant::now();
         let turn = self.turn.clone().lock_owned().await;
+        crate::store::metrics::waited_for_turn(began.elapsed());
         // Stopped while this caller waited: the writes before it were the last.
         self.check()?;
         Ok(turn)
