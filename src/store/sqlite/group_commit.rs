@@ -16,37 +16,23 @@
 //! while the disk flushes the last ones. Every other write (the sqlx writer) commits with
 //! synchronous=FULL.
 //!
-//! The audit rows go to the use journal (migration 0005), which has no index but its rowid: a
-//! group appends to one or two pages instead of dirtying a random page of each of the log's
-//! indexes per use. The journal is also the count of uses (migration 0006): a Get does not
-//! update its credential's row, whose page would be one more random page per use; moving the
-//! journal adds its uses to each credential's stored count, and until then the committer keeps
-//! count of them in memory ([`JournaledUses`]) to answer each Get with its credential's usage.
-//! Every [`MOVE_AT`] journal rows, the committer moves the journal into the audit log in one
-//! transaction, on its connection, between two groups; every other audit row is written after
-//! moving the journal in its own transaction, so the log's rowid order stays the order in
-//! which rows committed (the order the sealer chains them in).
+//! The audit rows go to the use journal (see [`journal`]), counted in memory by
+//! [`JournaledUses`] to answer each Get with its credential's usage; once the journal holds
+//! [`journal::MOVE_AT`] rows, the committer moves it into the audit log between two groups.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, TransactionBehavior};
 use tokio::sync::OwnedMutexGuard;
 
-use super::journaled_uses::JournaledUses;
+use super::journal::{self, JournaledUses};
 use super::writer::Writer;
 use super::{BUSY_TIMEOUT, Columns, checkpoint, from_micros, metadata_from_row, micros};
 use crate::domain::{AuditSigner, CredentialMetadata, TokenName};
 use crate::store::StoreError;
 use crate::store::group::{Recorder, Use};
-
-/// Journal rows after which the committer moves the journal into the audit log. Larger
-/// batches touch each page of the log's indexes fewer times per row; each move holds the writer
-/// for its whole transaction (~20 ms for this many rows into a log of 540,000, measured in
-/// isolation), delaying one group.
-const MOVE_AT: usize = 4096;
 
 /// SQLite's committer: one group at a time, on its own connection.
 pub(super) struct Committer {
@@ -55,8 +41,6 @@ pub(super) struct Committer {
     /// The store's writer, whose turn a session holds to keep other writes out.
     writer: Writer,
     signer: Option<Arc<dyn AuditSigner>>,
-    /// Rows this process appended to the journal since it last moved it.
-    journaled: Arc<AtomicUsize>,
     wal: Arc<Wal>,
 }
 
@@ -73,7 +57,6 @@ impl Committer {
         database: &Path,
         writer: Writer,
         signer: Option<Arc<dyn AuditSigner>>,
-        journaled: Arc<AtomicUsize>,
         wal: Arc<Wal>,
     ) -> Result<Self, StoreError> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -90,7 +73,7 @@ impl Committer {
             ))
             .map_err(store_error)?;
         let own = Mutex::new(Own { connection, uses: JournaledUses::default() });
-        Ok(Self { own, writer, signer, journaled, wal })
+        Ok(Self { own, writer, signer, wal })
     }
 }
 
@@ -117,15 +100,11 @@ impl Recorder for Committer {
         let mut own = self.own.lock().expect("the committer's connection is never held across a panic");
         let Own { connection, uses } = &mut *own;
         let outcomes = record(connection, uses, self.signer.as_deref(), batch)?;
-        let appended = self.journaled.fetch_add(batch.len(), Ordering::Relaxed) + batch.len();
-        if appended >= MOVE_AT {
+        if uses.due() {
             // The group above is committed whatever happens here: a failed move leaves the
             // rows in the journal, for the next move.
-            match move_journal(connection) {
-                Ok(()) => {
-                    uses.moved();
-                    self.journaled.store(0, Ordering::Relaxed);
-                }
+            match journal::move_on(connection) {
+                Ok(()) => uses.moved(),
                 Err(e) => tracing::warn!(error = %e, "could not move the use journal into the audit log"),
             }
         }
@@ -205,7 +184,7 @@ impl Wal {
     fn sync(&self) -> std::io::Result<()> {
         use std::os::unix::fs::MetadataExt as _;
         #[cfg(test)]
-        if self.fail_next.swap(false, Ordering::SeqCst) {
+        if self.fail_next.swap(false, std::sync::atomic::Ordering::SeqCst) {
             return Err(std::io::Error::other("injected: the disk failed the sync"));
         }
         let mut file = self.file.lock().expect("never held across a panic");
@@ -237,41 +216,6 @@ const CLAIM: &str = concat!(
     good_standing_sql!()
 );
 
-/// Appends a use's audit row to the journal: the use counts from its commit.
-const JOURNAL_USE: &str = "INSERT INTO credential_use_journal \
-     (id, credential_id, customer_id, action, action_details, ip_address, actor, created_at, row_mac) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
-
-/// Moves every journal row into the audit log, in journal order, and adds the uses they count
-/// to their credentials' stored usage_count and last_used_at; run inside a transaction.
-macro_rules! move_journal_sql {
-    () => {
-        concat!(
-            "UPDATE cloud_credentials SET usage_count = usage_count + journaled.uses, \
-             last_used_at = max(coalesce(last_used_at, journaled.last_at), journaled.last_at) \
-             FROM (SELECT credential_id, count(*) AS uses, max(created_at) AS last_at \
-             FROM credential_use_journal GROUP BY credential_id) AS journaled \
-             WHERE cloud_credentials.id = journaled.credential_id; ",
-            "INSERT INTO credential_audit_log (",
-            audit_columns!(),
-            ") SELECT ",
-            audit_columns!(),
-            " FROM credential_use_journal ORDER BY seq; DELETE FROM credential_use_journal"
-        )
-    };
-}
-pub(super) use move_journal_sql;
-
-/// The journal's move, in one transaction of its own on the committer's connection.
-fn move_journal(conn: &mut Connection) -> Result<(), StoreError> {
-    let began = std::time::Instant::now();
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(store_error)?;
-    tx.execute_batch(move_journal_sql!()).map_err(store_error)?;
-    tx.commit().map_err(store_error)?;
-    crate::store::metrics::journal_moved(began.elapsed());
-    Ok(())
-}
-
 /// Commits one group in one transaction: for each claim in turn, if it holds, the use's audit
 /// row is appended to the journal. Returns the metadata of each claim's credential if it held,
 /// its usage counting this use, in batch order. An error means nothing was committed.
@@ -293,7 +237,7 @@ fn record(
     let mut outcomes = Vec::with_capacity(batch.len());
     {
         let mut claim = tx.prepare_cached(CLAIM).map_err(store_error)?;
-        let mut journal = tx.prepare_cached(JOURNAL_USE).map_err(store_error)?;
+        let mut journal = tx.prepare_cached(journal::APPEND).map_err(store_error)?;
         for u in batch {
             let (id, customer) = (u.claim.id.to_string(), u.claim.customer_id.to_string());
             let mut counted = claim
@@ -342,14 +286,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("vault.db");
         let store = SqliteStore::connect(&format!("sqlite://{}", path.display()), None).await.unwrap();
-        let committer = Committer::open(
-            &path,
-            store.writer.clone(),
-            None,
-            Arc::new(AtomicUsize::new(0)),
-            Arc::new(Wal::of(&path)),
-        )
-        .unwrap();
+        let committer = Committer::open(&path, store.writer.clone(), None, Arc::new(Wal::of(&path))).unwrap();
         let synchronous: i64 = committer
             .own
             .lock()

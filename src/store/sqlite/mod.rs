@@ -8,16 +8,14 @@
 use std::borrow::Cow;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Connection as _, Row, Sqlite, Transaction};
+use sqlx::{Connection as _, Row, Sqlite};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -30,6 +28,7 @@ use crate::domain::{
     CredentialName, CredentialSelector, CredentialType, Cursor, Customer, CustomerId, CustomerStatus,
     ListFilter, Permission, Provider, TokenId, TokenName, TokenRecord, quoted,
 };
+use journal::{AuditedTx, insert_audit};
 
 macro_rules! audit_columns {
     () => {
@@ -87,29 +86,6 @@ macro_rules! select_credentials {
     };
 }
 
-/// Like `select_credentials!`, with the uses still in the use journal counted in (see
-/// `group_commit`): a credential's stored usage_count and last_used_at count only the uses moved
-/// out of the journal. The journal has no index but its rowid, so this scans it, filtered by
-/// `$journal` (on its `credential_id` or `customer_id`): a cost that grows with the Gets of the
-/// last second or so (the journal is moved every few thousand rows and before every sealing
-/// pass), and is none on an idle journal. The tail selects `FROM credentials`.
-macro_rules! select_credentials_counting_journal {
-    ($journal:literal, $($tail:literal)*) => {
-        concat!(
-            "WITH journaled AS (SELECT credential_id, count(*) AS uses, max(created_at) AS last_at \
-             FROM credential_use_journal WHERE ", $journal, " GROUP BY credential_id), ",
-            "credentials AS (SELECT cloud_credentials.*, ",
-            "usage_count + coalesce(uses, 0) AS used, ",
-            "max(coalesce(last_used_at, last_at), coalesce(last_at, last_used_at)) AS last_used ",
-            "FROM cloud_credentials LEFT JOIN journaled ON journaled.credential_id = cloud_credentials.id) ",
-            "SELECT id, customer_id, provider, credential_name, credential_type, permissions, ",
-            "is_active, is_verified, is_default, last_verified_at, last_used AS last_used_at, ",
-            "used AS usage_count, created_at, updated_at ",
-            $($tail,)*
-        )
-    };
-}
-
 macro_rules! returning_credential {
     ($head:expr $(, $extra:literal)?) => {
         concat!(
@@ -124,7 +100,8 @@ macro_rules! returning_credential {
 pub mod backup;
 mod checkpoint;
 mod group_commit;
-mod journaled_uses;
+#[macro_use]
+mod journal;
 mod writer;
 
 /// How long a connection waits for a lock another process (or a checkpoint) holds.
@@ -138,8 +115,6 @@ pub struct SqliteStore {
     signer: Option<Arc<dyn AuditSigner>>,
     /// Get's audited uses, committed in groups (see [`group_commit`]).
     uses: super::group::Group<group_commit::Committer>,
-    /// Rows appended to the use journal since it was last moved into the audit log.
-    journaled: Arc<AtomicUsize>,
     /// The database file, for messages that tell an operator which file to fix.
     database: std::path::PathBuf,
     /// The committer's WAL, for tests that make its sync fail.
@@ -201,15 +176,9 @@ impl SqliteStore {
             // Half SQLite's default page cache each: Get's rows are cached by the vault itself.
             .connect_with(options.read_only(true).pragma("cache_size", "-1024"))
             .await?;
-        let journaled = Arc::new(AtomicUsize::new(0));
         let wal = Arc::new(group_commit::Wal::of(&database));
-        let committer = group_commit::Committer::open(
-            &database,
-            writer.clone(),
-            signer.clone(),
-            journaled.clone(),
-            wal.clone(),
-        )?;
+        let committer =
+            group_commit::Committer::open(&database, writer.clone(), signer.clone(), wal.clone())?;
         let uses = super::group::Group::start_on_thread(committer, "credvault-commit").map_err(|e| {
             StoreError::unavailable(format!("cannot start the group committer's thread: {e}"))
         })?;
@@ -219,7 +188,6 @@ impl SqliteStore {
             checkpoints: std::sync::Mutex::new(Some(checkpoints)),
             signer,
             uses,
-            journaled,
             database,
             #[cfg(test)]
             wal,
@@ -230,9 +198,7 @@ impl SqliteStore {
     /// every committed use.
     async fn move_journal(&self) -> Result<(), StoreError> {
         let mut writer = self.writer.acquire().await?;
-        begin_audited(&mut writer).await?.commit().await?;
-        self.journaled.store(0, Ordering::Relaxed);
-        Ok(())
+        AuditedTx::begin(&mut writer).await?.commit().await
     }
 
     fn signer(&self) -> Option<&dyn AuditSigner> {
@@ -249,7 +215,7 @@ impl SqliteStore {
         now: OffsetDateTime,
     ) -> Result<CredentialMetadata, StoreError> {
         let mut writer = self.writer.acquire().await?;
-        let mut tx = begin_audited(&mut writer).await?;
+        let mut tx = AuditedTx::begin(&mut writer).await?;
         let row = change
             .fetch_optional(&mut *tx)
             .await?
@@ -359,46 +325,6 @@ fn metadata_from_row(row: &impl Columns) -> Result<CredentialMetadata, StoreErro
     })
 }
 
-/// Begins a transaction that writes an audit row or reads a credential's usage, on the writer
-/// connection: it first moves the use journal into the audit log (see [`group_commit`]), so Gets'
-/// rows committed before go into the log first (rowid order stays commit order) and the
-/// credential rows it reads or returns count every committed use.
-async fn begin_audited(writer: &mut SqliteConnection) -> Result<Transaction<'_, Sqlite>, StoreError> {
-    let mut tx = writer.begin().await?;
-    let began = std::time::Instant::now();
-    sqlx::query(group_commit::move_journal_sql!()).execute(&mut *tx).await?;
-    crate::store::metrics::journal_moved(began.elapsed());
-    Ok(tx)
-}
-
-/// Appends an audit row, in a transaction from [`begin_audited`].
-async fn insert_audit(
-    tx: &mut Transaction<'_, Sqlite>,
-    signer: Option<&dyn AuditSigner>,
-    audit: &AuditEntry,
-    now: OffsetDateTime,
-) -> Result<(), StoreError> {
-    let id = crate::domain::new_audit_row_id();
-    let mac = signer.map(|signer| audit.to_event(id, now).mac(signer));
-    sqlx::query(
-        "INSERT INTO credential_audit_log \
-         (id, credential_id, customer_id, action, action_details, ip_address, actor, created_at, row_mac) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(id.to_string())
-    .bind(audit.credential_id.map(|id| id.to_string()))
-    .bind(audit.customer_id.map(|id| id.to_string()))
-    .bind(audit.action.as_str())
-    .bind(&audit.details)
-    .bind(audit.ip_address.map(|ip| ip.to_string()))
-    .bind(audit.actor.as_ref().map(TokenName::as_str))
-    .bind(micros(now))
-    .bind(mac.as_ref().map(<[u8; 32]>::as_slice))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     async fn check_writable(&self) -> Result<(), StoreError> {
@@ -487,7 +413,7 @@ impl Store for SqliteStore {
         // The single writer connection serializes this whole transaction against every other
         // write, so the checks below cannot race with a concurrent insert.
         let mut writer = self.writer.acquire().await?;
-        let mut tx = begin_audited(&mut writer).await?;
+        let mut tx = AuditedTx::begin(&mut writer).await?;
 
         if let Some((key, _)) = &new.idempotency {
             let existing = sqlx::query(select_credentials!(
@@ -637,7 +563,7 @@ impl Store for SqliteStore {
 
     async fn append_audit(&self, audit: AuditEntry, now: OffsetDateTime) -> Result<(), StoreError> {
         let mut writer = self.writer.acquire().await?;
-        let mut tx = begin_audited(&mut writer).await?;
+        let mut tx = AuditedTx::begin(&mut writer).await?;
         insert_audit(&mut tx, self.signer(), &audit, now).await?;
         tx.commit().await?;
         Ok(())
@@ -754,7 +680,7 @@ impl Store for SqliteStore {
         now: OffsetDateTime,
     ) -> Result<Customer, StoreError> {
         let mut writer = self.writer.acquire().await?;
-        let mut tx = begin_audited(&mut writer).await?;
+        let mut tx = AuditedTx::begin(&mut writer).await?;
         let row = sqlx::query(concat!(
             "UPDATE customers SET status = ? WHERE id = ? RETURNING ",
             customer_columns!()
@@ -1061,7 +987,7 @@ mod tests {
         assert!(store.record_use(c, a, OffsetDateTime::now_utc()).await.unwrap().is_none());
         store.ensure_customer(&customer()).await.unwrap();
 
-        store.wal.fail_next.store(true, Ordering::SeqCst);
+        store.wal.fail_next.store(true, std::sync::atomic::Ordering::SeqCst);
         let (c, a) = claim();
         let failed = store.record_use(c, a, OffsetDateTime::now_utc()).await;
         assert!(matches!(failed, Err(StoreError::Unavailable(_))), "{failed:?}");
