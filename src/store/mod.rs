@@ -16,6 +16,7 @@ mod error;
 mod group;
 pub(crate) mod metrics;
 mod postgres;
+mod sql;
 mod sqlite;
 
 use std::sync::Arc;

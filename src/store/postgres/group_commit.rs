@@ -12,9 +12,10 @@ use sqlx::{Postgres, Row};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{metadata_from_row, micro};
+use super::metadata_from_row;
 use crate::domain::{AuditEntry, AuditSigner, CredentialMetadata, TokenName};
 use crate::store::group::{Recorder, Use};
+use crate::store::sql::to_stored_precision;
 use crate::store::{NewCredential, StoreError};
 
 /// Commits groups of Get's uses.
@@ -39,7 +40,8 @@ impl Recorder for UseCommitter {
         conn: &mut Self::Session,
         batch: &[Use],
     ) -> Result<Vec<Option<CredentialMetadata>>, StoreError> {
-        let now = micro(batch.iter().map(|u| u.now).max().expect("a group holds at least one use"));
+        let now =
+            to_stored_precision(batch.iter().map(|u| u.now).max().expect("a group holds at least one use"));
         let mut claims = Claims::default();
         for u in batch {
             claims.push(self.signer.as_deref(), u);
@@ -121,7 +123,7 @@ struct Claims<'a> {
 impl<'a> Claims<'a> {
     fn push(&mut self, signer: Option<&dyn AuditSigner>, u: &'a Use) {
         let audit_id = crate::domain::new_audit_row_id();
-        let at = micro(u.now);
+        let at = to_stored_precision(u.now);
         self.no.push(i32::try_from(self.no.len()).expect("a group is far smaller than i32::MAX"));
         self.credential_id.push(*u.claim.id.as_uuid());
         self.customer_id.push(*u.claim.customer_id.as_uuid());
@@ -259,7 +261,7 @@ impl<'a> Items<'a> {
     fn push(&mut self, signer: Option<&dyn AuditSigner>, store: &'a NewStore) {
         let (new, audit) = (&store.new, &store.audit);
         let audit_id = crate::domain::new_audit_row_id();
-        let at = micro(new.now);
+        let at = to_stored_precision(new.now);
         let (idempotency_key, fingerprint) = super::idempotency(new);
         self.no.push(i32::try_from(self.no.len()).expect("a group is far smaller than i32::MAX"));
         self.id.push(*new.id.as_uuid());

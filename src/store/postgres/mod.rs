@@ -6,12 +6,11 @@
 //! audit row atomically, in one round trip); Get's uses are committed in groups
 //! ([`group_commit`]); Store is a short transaction.
 
-use std::borrow::Cow;
 use std::str::FromStr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 use time::OffsetDateTime;
@@ -26,6 +25,7 @@ use crate::domain::{
     CredentialName, CredentialSelector, CredentialType, Cursor, Customer, CustomerId, CustomerStatus,
     ListFilter, Permission, Provider, TokenId, TokenName, TokenRecord, quoted,
 };
+use crate::store::sql::{Taken, conflict_on_unique, from_micros, to_stored_precision};
 
 macro_rules! audit_columns {
     () => {
@@ -54,21 +54,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 ];
 
 fn migrator() -> Migrator {
-    let migrations = MIGRATIONS
-        .iter()
-        .map(|(version, description, sql)| {
-            Migration::new(
-                *version,
-                Cow::Borrowed(*description),
-                MigrationType::Simple,
-                sqlx::SqlSafeStr::into_sql_str(*sql),
-                false,
-            )
-        })
-        .collect::<Vec<_>>();
-    // `locking` (the default) takes a PostgreSQL advisory lock, so instances starting together
-    // apply each migration exactly once.
-    Migrator { migrations: Cow::Owned(migrations), locking: true, ..Migrator::DEFAULT }
+    crate::store::sql::migrator(MIGRATIONS, true)
 }
 
 /// A credential's metadata columns, optionally each prefixed (`"cred."`).
@@ -138,7 +124,7 @@ fn audited<'q>(
     now: OffsetDateTime,
 ) -> PgQuery<'q> {
     let id = crate::domain::new_audit_row_id();
-    let now = micro(now);
+    let now = to_stored_precision(now);
     let mac = signer.map(|signer| audit.to_event(id, now).mac(signer).to_vec());
     sqlx::query(sql)
         .bind(id)
@@ -226,11 +212,6 @@ fn metadata_from_row(row: &PgRow) -> Result<CredentialMetadata, StoreError> {
     })
 }
 
-/// Timestamps are kept at microsecond precision on both backends.
-fn micro(t: OffsetDateTime) -> OffsetDateTime {
-    t.replace_nanosecond(t.nanosecond() / 1_000 * 1_000).expect("truncating nanoseconds stays in range")
-}
-
 /// Binds a new credential's ten columns, in the order both Store statements number them (id,
 /// customer, provider, name, ciphertext, key version, type, permissions, idempotency key,
 /// request fingerprint).
@@ -264,7 +245,7 @@ async fn insert_audit(
     now: OffsetDateTime,
 ) -> Result<(), sqlx::Error> {
     let id = crate::domain::new_audit_row_id();
-    let now = micro(now);
+    let now = to_stored_precision(now);
     let mac = signer.map(|signer| audit.to_event(id, now).mac(signer).to_vec());
     sqlx::query(
         "INSERT INTO credential_audit_log \
@@ -310,7 +291,7 @@ impl PostgresStore {
         new: &NewCredential,
         audit: &AuditEntry,
     ) -> Result<Option<PgRow>, sqlx::Error> {
-        let now = micro(new.now);
+        let now = to_stored_precision(new.now);
         let mut tx = self.pool.begin().await?;
         // Lock the customer row, so two concurrent "make default" Stores queue instead of
         // colliding on the one-default index.
@@ -411,16 +392,10 @@ impl Store for PostgresStore {
         .bind(&customer.company_name)
         .bind(customer.status.as_str())
         .bind(customer.tier.as_str())
-        .bind(micro(OffsetDateTime::now_utc()))
+        .bind(to_stored_precision(OffsetDateTime::now_utc()))
         .execute(&self.pool)
         .await
-        .map_err(|e| match &e {
-            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(format!(
-                "a customer with email {} already exists",
-                quoted(&customer.email)
-            )),
-            _ => e.into(),
-        })?;
+        .map_err(|e| conflict_on_unique(e, Taken::CustomerEmail(&customer.email)))?;
         Ok(result.rows_affected() == 1)
     }
 
@@ -527,8 +502,10 @@ impl Store for PostgresStore {
             "UPDATE cloud_credentials SET is_verified = $10, last_verified_at = $9, updated_at = $9 \
              WHERE id = $8 AND is_active"
         );
-        let query =
-            audited(sql, self.signer(), &audit, now).bind(id.as_uuid()).bind(micro(now)).bind(verified);
+        let query = audited(sql, self.signer(), &audit, now)
+            .bind(id.as_uuid())
+            .bind(to_stored_precision(now))
+            .bind(verified);
         self.fetch_changed(query, id).await
     }
 
@@ -600,7 +577,8 @@ impl Store for PostgresStore {
             "UPDATE cloud_credentials SET is_active = false, is_default = false, updated_at = $9, deleted_at = $9 \
              WHERE id = $8 AND is_active"
         );
-        let query = audited(sql, self.signer(), &audit, now).bind(id.as_uuid()).bind(micro(now));
+        let query =
+            audited(sql, self.signer(), &audit, now).bind(id.as_uuid()).bind(to_stored_precision(now));
         self.fetch_changed(query, id).await
     }
 
@@ -663,8 +641,8 @@ impl Store for PostgresStore {
         .bind(filter.customer_id.map(|c| *c.as_uuid()))
         .bind(filter.credential_id.map(|c| *c.as_uuid()))
         .bind(filter.action.map(AuditAction::as_str))
-        .bind(filter.since.map(micro))
-        .bind(filter.until.map(micro))
+        .bind(filter.since.map(to_stored_precision))
+        .bind(filter.until.map(to_stored_precision))
         .bind(filter.after.map(|c| from_micros(c.at_micros)).transpose()?)
         .bind(filter.after.map(|c| c.id))
         .bind(i64::from(filter.page_size) + 1)
@@ -789,16 +767,11 @@ impl Store for PostgresStore {
         .bind(token.scopes.to_string())
         .bind(token.customer.to_string())
         .bind(token.secret_hash.as_slice())
-        .bind(micro(token.created_at))
-        .bind(token.expires_at.map(micro))
+        .bind(to_stored_precision(token.created_at))
+        .bind(token.expires_at.map(to_stored_precision))
         .execute(&self.pool)
         .await
-        .map_err(|e| match &e {
-            sqlx::Error::Database(db) if db.is_unique_violation() => {
-                StoreError::Conflict(format!("a token named {} already exists", quoted(token.name.as_str())))
-            }
-            _ => e.into(),
-        })?;
+        .map_err(|e| conflict_on_unique(e, Taken::TokenName(token.name.as_str())))?;
         Ok(())
     }
 
@@ -823,7 +796,7 @@ impl Store for PostgresStore {
             "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, $1) WHERE name = $2 RETURNING ",
             token_columns!()
         ))
-        .bind(micro(now))
+        .bind(to_stored_precision(now))
         .bind(name.as_str())
         .fetch_optional(&self.pool)
         .await?
@@ -884,11 +857,6 @@ fn customer_from_row(row: &PgRow) -> Result<Customer, StoreError> {
         &tier,
         row.try_get("created_at")?,
     )
-}
-
-fn from_micros(micros: i64) -> Result<OffsetDateTime, StoreError> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
-        .map_err(|_| StoreError::Other(format!("time {micros} is out of range").into()))
 }
 
 fn token_from_row(row: &PgRow) -> Result<TokenRecord, StoreError> {

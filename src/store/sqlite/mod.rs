@@ -5,13 +5,12 @@
 //! take turns ([`writer`]), so writes queue instead of failing with SQLITE_BUSY. Reads use a
 //! separate pool of read-only connections that WAL lets run beside the writer.
 
-use std::borrow::Cow;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
@@ -26,8 +25,9 @@ use super::{
 use crate::domain::{
     AuditAction, AuditEntry, AuditEvent, AuditFilter, AuditSigner, CredentialId, CredentialMetadata,
     CredentialName, CredentialSelector, CredentialType, Cursor, Customer, CustomerId, CustomerStatus,
-    ListFilter, Permission, Provider, TokenId, TokenName, TokenRecord, quoted,
+    ListFilter, Permission, Provider, TokenId, TokenName, TokenRecord,
 };
+use crate::store::sql::{Taken, conflict_on_unique, from_micros};
 use journal::{AuditedTx, insert_audit};
 
 macro_rules! audit_columns {
@@ -61,19 +61,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 
 /// The SQLite schema's migrations, embedded in the binary.
 fn migrator() -> Migrator {
-    let migrations = MIGRATIONS
-        .iter()
-        .map(|(version, description, sql)| {
-            Migration::new(
-                *version,
-                Cow::Borrowed(*description),
-                MigrationType::Simple,
-                sqlx::SqlSafeStr::into_sql_str(*sql),
-                false,
-            )
-        })
-        .collect::<Vec<_>>();
-    Migrator { migrations: Cow::Owned(migrations), ..Migrator::DEFAULT }
+    crate::store::sql::migrator(MIGRATIONS, false)
 }
 
 macro_rules! select_credentials {
@@ -262,11 +250,6 @@ fn micros(t: OffsetDateTime) -> i64 {
     crate::domain::unix_micros(t)
 }
 
-fn from_micros(value: i64) -> Result<OffsetDateTime, StoreError> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(value) * 1_000)
-        .map_err(|e| StoreError::Other(format!("stored timestamp {value} out of range: {e}").into()))
-}
-
 fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Other(format!("stored {what} {value:?} is not valid").into())
 }
@@ -391,13 +374,7 @@ impl Store for SqliteStore {
         .bind(micros(OffsetDateTime::now_utc()))
         .execute(&mut **self.writer.acquire().await?)
         .await
-        .map_err(|e| match &e {
-            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(format!(
-                "a customer with email {} already exists",
-                quoted(&customer.email)
-            )),
-            _ => e.into(),
-        })?;
+        .map_err(|e| conflict_on_unique(e, Taken::CustomerEmail(&customer.email)))?;
         Ok(result.rows_affected() == 1)
     }
 
@@ -477,14 +454,13 @@ impl Store for SqliteStore {
         .bind(micros(new.now))
         .fetch_one(&mut *tx)
         .await
-        .map_err(|e| match &e {
-            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(format!(
-                "customer {} already has an active {} credential named {}",
-                new.customer_id,
-                new.provider,
-                quoted(new.name.as_str())
-            )),
-            _ => e.into(),
+        .map_err(|e| {
+            let taken = Taken::CredentialName {
+                customer: new.customer_id,
+                provider: new.provider,
+                name: new.name.as_str(),
+            };
+            conflict_on_unique(e, taken)
         })?;
         let credential = metadata_from_row(&row)?;
         insert_audit(&mut tx, self.signer(), &audit, new.now).await?;
@@ -833,12 +809,7 @@ impl Store for SqliteStore {
         .bind(token.expires_at.map(micros))
         .execute(&mut **self.writer.acquire().await?)
         .await
-        .map_err(|e| match &e {
-            sqlx::Error::Database(db) if db.is_unique_violation() => {
-                StoreError::Conflict(format!("a token named {} already exists", quoted(token.name.as_str())))
-            }
-            _ => e.into(),
-        })?;
+        .map_err(|e| conflict_on_unique(e, Taken::TokenName(token.name.as_str())))?;
         Ok(())
     }
 
@@ -1042,7 +1013,7 @@ mod tests {
             let options = SqliteConnectOptions::from_str(&url).unwrap().create_if_missing(true);
             let pool = SqlitePool::connect_with(options).await.unwrap();
             let mut before = migrator();
-            before.migrations = Cow::Owned(before.migrations[..5].to_vec());
+            before.migrations = std::borrow::Cow::Owned(before.migrations[..5].to_vec());
             before.run(&pool).await.unwrap();
             sqlx::query("INSERT INTO customers (id, email, company_name, created_at) VALUES (?, 'a@example.com', 'A', 0)")
                 .bind(customer.to_string())

@@ -1,0 +1,66 @@
+//! What both SQL backends do the same way: building a migrator from embedded files, timestamps
+//! as stored, and the conflicts their unique indexes report. Each backend's own SQL stays in
+//! its module; this holds only the parts that would otherwise be written twice.
+
+use std::borrow::Cow;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use time::OffsetDateTime;
+
+use super::StoreError;
+use crate::domain::quoted;
+
+/// A migrator over `migrations` (version, description, SQL), embedded in the binary. With
+/// `locking`, PostgreSQL's advisory lock makes instances starting together apply each
+/// migration exactly once.
+pub(super) fn migrator(migrations: &[(i64, &'static str, &'static str)], locking: bool) -> Migrator {
+    let migrations = migrations
+        .iter()
+        .map(|(version, description, sql)| {
+            Migration::new(
+                *version,
+                Cow::Borrowed(*description),
+                MigrationType::Simple,
+                sqlx::SqlSafeStr::into_sql_str(*sql),
+                false,
+            )
+        })
+        .collect::<Vec<_>>();
+    Migrator { migrations: Cow::Owned(migrations), locking, ..Migrator::DEFAULT }
+}
+
+/// A stored time, in microseconds since the Unix epoch.
+pub(super) fn from_micros(value: i64) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(value) * 1_000)
+        .map_err(|e| StoreError::Other(format!("stored timestamp {value} out of range: {e}").into()))
+}
+
+/// `t` cut to the microsecond precision both backends store.
+pub(super) fn to_stored_precision(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_nanosecond(t.nanosecond() / 1_000 * 1_000).expect("truncating nanoseconds stays in range")
+}
+
+/// What a unique index refused, in words for the caller.
+pub(super) enum Taken<'a> {
+    CustomerEmail(&'a str),
+    TokenName(&'a str),
+    CredentialName { customer: crate::domain::CustomerId, provider: crate::domain::Provider, name: &'a str },
+}
+
+/// `e` as the store reports it: a unique index's refusal is a `Conflict` naming what is
+/// `taken`; anything else as usual.
+pub(super) fn conflict_on_unique(e: sqlx::Error, taken: Taken<'_>) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(match taken {
+            Taken::CustomerEmail(email) => format!("a customer with email {} already exists", quoted(email)),
+            Taken::TokenName(name) => format!("a token named {} already exists", quoted(name)),
+            Taken::CredentialName { customer, provider, name } => {
+                format!(
+                    "customer {customer} already has an active {provider} credential named {}",
+                    quoted(name)
+                )
+            }
+        }),
+        _ => e.into(),
+    }
+}
