@@ -74,7 +74,7 @@ pub struct ServeArgs {
     pub token_cache_secs: f64,
     /// Seconds between sealings of new audit rows onto the tamper-evident chain: the window in
     /// which a new row is protected by its own MAC only.
-    #[arg(long, env = "CREDVAULT_AUDIT_SEAL_SECS", default_value_t = crate::vault::SEAL_INTERVAL.as_secs_f64())]
+    #[arg(long, env = "CREDVAULT_AUDIT_SEAL_SECS", default_value_t = crate::vault::CHAIN_INTERVAL.as_secs_f64())]
     pub audit_seal_secs: f64,
     #[command(flatten)]
     pub pool: PoolArgs,
@@ -374,7 +374,7 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     pub trusted_proxies: TrustedProxies,
     pub token_cache_ttl: Duration,
-    pub audit_seal_interval: Duration,
+    pub audit_chain_interval: Duration,
     pub pool: PoolSettings,
     pub verify: VerifySettings,
 }
@@ -416,7 +416,7 @@ impl Config {
                     ));
                 }
             },
-            audit_seal_interval: match args.audit_seal_secs {
+            audit_chain_interval: match args.audit_seal_secs {
                 t if t.is_finite() && (0.05..=3600.0).contains(&t) => Duration::from_secs_f64(t),
                 _ => {
                     return Err(ConfigError(

@@ -18,8 +18,8 @@ const HTTP_REQUESTS: &str = "credvault_http_requests_total";
 const HTTP_SECONDS: &str = "credvault_http_request_duration_seconds";
 /// Seconds since the sealer last sealed every audit row written: grows while it falls behind
 /// or fails, 0 while it keeps up.
-pub const AUDIT_SEAL_LAG: &str = "credvault_audit_seal_lag_seconds";
-pub const AUDIT_SEALED: &str = "credvault_audit_sealed_rows_total";
+pub const AUDIT_CHAIN_LAG: &str = "credvault_audit_chain_lag_seconds";
+pub const AUDIT_CHAINED: &str = "credvault_audit_chained_rows_total";
 
 /// Latency buckets, in seconds: from a cached read to a slow verification call.
 const BUCKETS: &[f64] =
@@ -57,11 +57,11 @@ fn handle() -> Option<&'static PrometheusHandle> {
 fn describe() {
     crate::store::metrics::describe();
     metrics::describe_gauge!(
-        AUDIT_SEAL_LAG,
+        AUDIT_CHAIN_LAG,
         metrics::Unit::Seconds,
         "seconds since the audit sealer last caught up with every row written (0 while it keeps up)"
     );
-    metrics::describe_counter!(AUDIT_SEALED, "audit rows sealed onto the hash chain");
+    metrics::describe_counter!(AUDIT_CHAINED, "audit rows sealed onto the hash chain");
     metrics::describe_counter!(GRPC_REQUESTS, "gRPC calls by method and status code");
     metrics::describe_histogram!(
         GRPC_SECONDS,

@@ -50,7 +50,7 @@ pub struct App {
     dashboard_origin: Option<http::HeaderValue>,
     dev_token: Option<SecretString>,
     tls: Option<ServerTlsConfig>,
-    audit_seal_interval: Duration,
+    audit_chain_interval: Duration,
     /// How long a readiness probe may wait for the database.
     probe_limit: Duration,
     vault: Vault,
@@ -114,7 +114,7 @@ impl App {
             dashboard_origin: config.dashboard_origin.clone(),
             dev_token,
             tls,
-            audit_seal_interval: config.audit_seal_interval,
+            audit_chain_interval: config.audit_chain_interval,
             probe_limit: config.pool.connect_timeout + Duration::from_secs(1),
             vault,
             dev: config.dev,
@@ -192,7 +192,7 @@ impl App {
         };
 
         crate::metrics::install();
-        let sealer = tokio::spawn(seal_audit_log(self.vault.clone(), self.audit_seal_interval));
+        let sealer = tokio::spawn(chain_audit_log(self.vault.clone(), self.audit_chain_interval));
         let final_seal = self.vault.clone();
         tracing::info!(grpc_addr = %self.grpc_addr, http_addr = %self.http_addr, "credvault listening");
         let store = self.vault.store().clone();
@@ -225,7 +225,7 @@ impl App {
         sealer.abort();
         served?;
         if final_seal.is_ready()
-            && let Err(e) = final_seal.seal_audit().await
+            && let Err(e) = final_seal.chain_audit().await
         {
             tracing::warn!(error = %e, "could not seal the newest audit rows at shutdown");
         }
@@ -277,18 +277,18 @@ async fn watch_database(vault: Vault, health: HealthReporter, limit: Duration) {
 }
 
 /// Seals new audit rows onto the chain every `interval`, while the database is reachable.
-async fn seal_audit_log(vault: Vault, interval: Duration) {
+async fn chain_audit_log(vault: Vault, interval: Duration) {
     let mut every = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut caught_up = std::time::Instant::now();
     loop {
-        metrics::gauge!(crate::metrics::AUDIT_SEAL_LAG).set(caught_up.elapsed().as_secs_f64());
+        metrics::gauge!(crate::metrics::AUDIT_CHAIN_LAG).set(caught_up.elapsed().as_secs_f64());
         every.tick().await;
         if vault.is_ready() {
-            match vault.seal_audit().await {
+            match vault.chain_audit().await {
                 Ok(report) => {
                     caught_up = std::time::Instant::now();
-                    metrics::counter!(crate::metrics::AUDIT_SEALED).increment(u64::from(report.sealed));
+                    metrics::counter!(crate::metrics::AUDIT_CHAINED).increment(u64::from(report.sealed));
                 }
                 Err(e) => tracing::warn!(error = %e, "sealing the audit log failed; retrying"),
             }

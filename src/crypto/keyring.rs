@@ -1,3 +1,6 @@
+//! The keyring: the key-encryption keys derived from the master key, by version, and what
+//! else derives from it (audit MACs, request fingerprints, the check value start-up compares).
+
 use std::collections::BTreeMap;
 use std::fmt;
 

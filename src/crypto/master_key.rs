@@ -1,3 +1,5 @@
+//! The operator's master key: 32 random bytes, read from base64, kept in a zeroizing box.
+
 use std::fmt;
 
 use base64::Engine as _;

@@ -1,3 +1,6 @@
+//! Audit rows: their actions, what the vault writes and the log returns, the listing's filter,
+//! and the MACs that make the log tamper-evident (see docs/design/audit-chain.md).
+
 use std::net::IpAddr;
 
 use super::{CredentialId, CustomerId, TokenName};
@@ -124,7 +127,7 @@ impl AuditEntry {
 }
 
 /// The chain link of the `seq`-th sealed row.
-pub fn seal_hash(signer: &dyn AuditSigner, prev: &[u8; 32], seq: i64, row_mac: &[u8]) -> [u8; 32] {
+pub fn chain_hash(signer: &dyn AuditSigner, prev: &[u8; 32], seq: i64, row_mac: &[u8]) -> [u8; 32] {
     signer.mac(&[b"credvault audit seal v1", prev, &seq.to_be_bytes(), row_mac])
 }
 

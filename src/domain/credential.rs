@@ -1,3 +1,6 @@
+//! A credential's metadata and the validated values a request names it by: its name, type,
+//! idempotency key, the List filter and its page cursor, and the per-provider summary.
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use time::OffsetDateTime;

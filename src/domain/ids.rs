@@ -1,3 +1,5 @@
+//! Ids: customers', credentials' and tokens' UUIDs, parsed from requests, and new audit row ids.
+
 use std::fmt;
 
 use uuid::Uuid;

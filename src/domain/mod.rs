@@ -15,7 +15,7 @@ mod verification;
 mod violation;
 
 pub use access::{CustomerBinding, Principal, Scope, Scopes, TokenName, TokenRecord};
-pub use audit::{AuditAction, AuditEntry, AuditEvent, AuditFilter, AuditSigner, head_mac, seal_hash};
+pub use audit::{AuditAction, AuditEntry, AuditEvent, AuditFilter, AuditSigner, chain_hash, head_mac};
 pub use credential::{
     CredentialMetadata, CredentialName, CredentialType, IdempotencyKey, ListFilter, PageCursor,
     ProviderSummary, Summary, unix_micros,

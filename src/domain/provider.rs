@@ -1,3 +1,5 @@
+//! The cloud providers credvault holds keys for, and the permission a stored key grants.
+
 use std::fmt;
 
 /// A cloud provider whose credentials credvault holds.

@@ -1,3 +1,6 @@
+//! A credential's secret, per provider: its fields, their validation, and its plaintext form
+//! (sealed by the crypto layer, never logged).
+
 use std::fmt;
 
 use serde::{Deserialize, Serialize};

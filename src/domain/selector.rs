@@ -1,3 +1,5 @@
+//! Which credential a Get asks for: by id, or a customer's preferred one of a provider.
+
 use super::{CredentialId, CustomerId, Provider};
 
 /// Which active credential a Get wants.

@@ -1,3 +1,5 @@
+//! A provider's verdict on a credential: valid, invalid, or could not check.
+
 use std::collections::BTreeMap;
 
 /// What a provider said about a credential.

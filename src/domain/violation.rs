@@ -1,3 +1,5 @@
+//! A request field that failed validation, and how error messages quote what a client sent.
+
 use std::fmt;
 
 /// A request field that failed validation, and what to do about it.

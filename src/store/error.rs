@@ -1,3 +1,5 @@
+//! The store's errors, in terms the vault acts on, and how each driver's errors map to them.
+
 /// What went wrong in storage, in terms the vault can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -13,7 +13,7 @@ macro_rules! good_standing_sql {
 }
 
 mod error;
-mod group;
+mod group_commit;
 pub(crate) mod metrics;
 mod postgres;
 mod sql;
@@ -34,7 +34,7 @@ use crate::domain::{
     AuditEntry, AuditEvent, AuditFilter, AuditSigner, CredentialId, CredentialMetadata, CredentialName,
     CredentialSelector, CredentialType, Cursor, Customer, CustomerBinding, CustomerId, CustomerStatus, Email,
     IdempotencyKey, ListFilter, Permission, Provider, Scopes, SubscriptionTier, TokenId, TokenName,
-    TokenRecord, head_mac, seal_hash,
+    TokenRecord, chain_hash, head_mac,
 };
 
 /// A credential to insert, its secret already sealed.
@@ -206,7 +206,7 @@ pub trait Store: Send + Sync + 'static {
     /// Seals up to `limit` audit rows not on the chain yet onto it, in the order they were
     /// committed (see `migrations/*/0004_audit_chain.sql`). Rows whose MAC fails are left off
     /// the chain and reported.
-    async fn seal_audit(&self, limit: u32) -> Result<SealReport, StoreError>;
+    async fn chain_audit(&self, limit: u32) -> Result<ChainReport, StoreError>;
 
     /// The whole log as `audit verify` reads it: the chain's head, its links in order, and every
     /// audit row (oldest first).
@@ -226,7 +226,7 @@ pub trait Store: Send + Sync + 'static {
 
 /// The audit chain's head: the last sealed row's place and link.
 #[derive(Debug, Clone)]
-pub struct SealHead {
+pub struct ChainHead {
     pub seq: i64,
     pub hash: Vec<u8>,
     /// `None` before the first seal.
@@ -251,7 +251,7 @@ pub struct ChainLink {
 /// Everything `audit verify` reads.
 #[derive(Debug, Clone)]
 pub struct AuditChain {
-    pub head: SealHead,
+    pub head: ChainHead,
     /// In chain order.
     pub links: Vec<ChainLink>,
     /// Oldest first.
@@ -260,7 +260,7 @@ pub struct AuditChain {
 
 /// What one sealing pass did.
 #[derive(Debug, Clone, Default)]
-pub struct SealReport {
+pub struct ChainReport {
     pub sealed: u32,
     /// Rows whose MAC failed: forged or altered before sealing. They stay unsealed.
     pub refused: Vec<uuid::Uuid>,
@@ -272,9 +272,9 @@ pub struct SealReport {
 /// for a bad MAC. Shared by both backends so the chain is computed one way.
 fn link(
     signer: &dyn AuditSigner,
-    head: &SealHead,
+    head: &ChainHead,
     rows: &[SignedRow],
-) -> (Vec<ChainLink>, SealHead, Vec<uuid::Uuid>) {
+) -> (Vec<ChainLink>, ChainHead, Vec<uuid::Uuid>) {
     let mut prev: [u8; 32] = head.hash.as_slice().try_into().unwrap_or([0; 32]);
     let mut seq = head.seq;
     let (mut links, mut refused) = (Vec::new(), Vec::new());
@@ -289,10 +289,10 @@ fn link(
             continue;
         }
         seq += 1;
-        prev = seal_hash(signer, &prev, seq, &expected);
+        prev = chain_hash(signer, &prev, seq, &expected);
         links.push(ChainLink { seq, audit_id: row.event.id, hash: prev.to_vec() });
     }
-    let head = SealHead { seq, hash: prev.to_vec(), mac: Some(head_mac(signer, seq, &prev).to_vec()) };
+    let head = ChainHead { seq, hash: prev.to_vec(), mac: Some(head_mac(signer, seq, &prev).to_vec()) };
     (links, head, refused)
 }
 

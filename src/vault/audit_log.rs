@@ -7,25 +7,25 @@ use std::time::Duration;
 use aws_lc_rs::constant_time::verify_slices_are_equal;
 
 use super::{Vault, VaultError};
-use crate::domain::{AuditSigner, head_mac, seal_hash};
+use crate::domain::{AuditSigner, chain_hash, head_mac};
 use uuid::Uuid;
 
-use crate::store::{AuditChain, ChainLink, SealHead, SealReport, SignedRow, Store, StoreError};
+use crate::store::{AuditChain, ChainHead, ChainLink, ChainReport, SignedRow, Store, StoreError};
 
 /// Rows sealed per transaction: small enough that SQLite's single writer is held briefly.
-const SEAL_BATCH: u32 = 1_000;
+const CHAIN_BATCH: u32 = 1_000;
 
 /// How often the server seals new audit rows: the window in which a freshly written row is
 /// protected by its own MAC only (a deleted unsealed row would go unnoticed).
-pub const SEAL_INTERVAL: Duration = Duration::from_secs(1);
+pub const CHAIN_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Vault {
     /// Seals every audit row written so far onto the chain.
-    pub async fn seal_audit(&self) -> Result<SealReport, VaultError> {
+    pub async fn chain_audit(&self) -> Result<ChainReport, VaultError> {
         self.ensure_ready()?;
-        let mut total = SealReport::default();
+        let mut total = ChainReport::default();
         loop {
-            let pass = self.store.seal_audit(SEAL_BATCH).await?;
+            let pass = self.store.chain_audit(CHAIN_BATCH).await?;
             for id in &pass.refused {
                 tracing::error!(audit_row = %id, "audit row fails its MAC: altered or forged; left unsealed");
             }
@@ -34,7 +34,7 @@ impl Vault {
             total.sealed += pass.sealed;
             total.refused.extend(pass.refused);
             total.passed_over += pass.passed_over;
-            if taken < SEAL_BATCH {
+            if taken < CHAIN_BATCH {
                 return Ok(total);
             }
         }
@@ -70,7 +70,7 @@ pub async fn verify_audit_log(
 
 fn check_chain(
     signer: &dyn AuditSigner,
-    head: &SealHead,
+    head: &ChainHead,
     links: &[ChainLink],
     rows: &[SignedRow],
 ) -> Result<AuditVerified, Tampered> {
@@ -96,7 +96,7 @@ fn check_chain(
             return tampered(id, problem);
         };
         let mac = row_mac(signer, row)?;
-        let expected = seal_hash(signer, &prev, link.seq, &mac);
+        let expected = chain_hash(signer, &prev, link.seq, &mac);
         if verify_slices_are_equal(&link.hash, &expected).is_err() {
             return tampered(
                 id,

@@ -1,3 +1,5 @@
+//! The vault's one error enum, in domain words: what each transport maps to its codes.
+
 use std::time::Duration;
 
 use crate::domain::FieldViolation;

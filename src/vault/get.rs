@@ -4,14 +4,14 @@
 //! audited as `failed` and never counted. The use is then recorded by one statement that holds
 //! only if the row still is what was opened (active, same owner, same ciphertext, customer in
 //! good standing). For a credential seen before, owner and ciphertext come from the
-//! [`SealedCache`](super::sealed_cache::SealedCache) and that statement is Get's only database
+//! [`ServedCache`](super::served_cache::ServedCache) and that statement is Get's only database
 //! round trip; otherwise (or when it no longer holds) the row is read first.
 
 use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use super::sealed_cache::Sealed;
+use super::served_cache::Served;
 use super::{Fetched, RequestContext, Vault, VaultError, error_chain};
 use crate::domain::{
     AuditAction, CredentialId, CredentialMetadata, CredentialSelector, CustomerStatus, Scope,
@@ -34,7 +34,7 @@ impl Vault {
     ) -> Result<Fetched, VaultError> {
         self.ensure_ready()?;
         if let CredentialSelector::Id(id) = selector
-            && let Some(cached) = self.sealed.get(id)
+            && let Some(cached) = self.served.get(id)
         {
             let owner = Some(cached.customer_id);
             self.authorize_credential(&ctx, Scope::SecretsRead, id, owner, ATTEMPT, || missing(id)).await?;
@@ -42,7 +42,7 @@ impl Vault {
                 return Ok(fetched);
             }
             // Deleted, tampered with, or its customer's standing changed: read what is there now.
-            self.sealed.remove(id);
+            self.served.remove(id);
         }
         let found = match selector {
             CredentialSelector::Preferred { customer_id, .. } => {
@@ -63,10 +63,10 @@ impl Vault {
         if !found.customer_status.in_good_standing() {
             return Err(self.refuse_for_standing(&ctx, &found.metadata, found.customer_status).await);
         }
-        let sealed = Arc::new(Sealed::from_stored(&found));
+        let sealed = Arc::new(Served::from_stored(&found));
         match self.hand_out(&ctx, &sealed).await? {
             Some(fetched) => {
-                self.sealed.insert(sealed);
+                self.served.insert(sealed);
                 Ok(fetched)
             }
             None => Err(VaultError::NotFound(format!(
@@ -78,7 +78,7 @@ impl Vault {
 
     /// Opens the secret, then records its use; `None` (nothing handed out, nothing counted) if
     /// the row no longer is what was opened.
-    async fn hand_out(&self, ctx: &RequestContext, sealed: &Sealed) -> Result<Option<Fetched>, VaultError> {
+    async fn hand_out(&self, ctx: &RequestContext, sealed: &Served) -> Result<Option<Fetched>, VaultError> {
         let secret = self.open(ctx, &sealed.binding(), &sealed.sealed).await?;
         let audit = ctx.audit(
             AuditAction::Used,

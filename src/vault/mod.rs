@@ -6,7 +6,7 @@ mod audit_log;
 mod customers;
 mod error;
 mod get;
-mod sealed_cache;
+mod served_cache;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use aws_lc_rs::constant_time::verify_slices_are_equal;
 use time::OffsetDateTime;
 
-pub use audit_log::{AuditVerified, SEAL_INTERVAL, Tampered, verify_audit_log};
+pub use audit_log::{AuditVerified, CHAIN_INTERVAL, Tampered, verify_audit_log};
 pub use customers::{AUDIT_CURSOR, CUSTOMER_CURSOR, Directory, Listed, NewCustomerRequest};
 pub use error::{VaultError, error_chain};
 
@@ -182,8 +182,8 @@ pub struct Vault {
     auth: Arc<Authenticator>,
     directory: Directory,
     trusted_proxies: Arc<TrustedProxies>,
-    /// Owner, provider, name and ciphertext of credentials Get has seen (see [`sealed_cache`]).
-    sealed: Arc<sealed_cache::SealedCache>,
+    /// Owner, provider, name and ciphertext of credentials Get has seen (see [`served_cache`]).
+    served: Arc<served_cache::ServedCache>,
     /// Set once [`Vault::prepare`] has migrated the schema and proved the key; until then every
     /// use case answers UNAVAILABLE.
     ready: Arc<AtomicBool>,
@@ -203,7 +203,7 @@ impl Vault {
             auth,
             directory,
             trusted_proxies: Arc::default(),
-            sealed: Arc::default(),
+            served: Arc::default(),
             ready: Arc::new(AtomicBool::new(false)),
             database_ok: Arc::new(AtomicBool::new(true)),
         }
@@ -464,7 +464,7 @@ impl Vault {
                 StoreError::NotFound(_) => missing(),
                 other => other.into(),
             })?;
-        self.sealed.remove(id);
+        self.served.remove(id);
         tracing::info!("credential deleted");
         Ok(deleted)
     }

@@ -105,8 +105,8 @@ pub fn config(database_url: &str, key: &str) -> Config {
         tls: None,
         trusted_proxies: Default::default(),
         token_cache_ttl: Duration::from_secs(5),
-        // Tests seal when they choose (Vault::seal_audit); shutdown seals the rest.
-        audit_seal_interval: Duration::from_secs(3600),
+        // Tests seal when they choose (Vault::chain_audit); shutdown seals the rest.
+        audit_chain_interval: Duration::from_secs(3600),
         pool: PoolSettings { connect_timeout: Duration::from_secs(2), ..PoolSettings::default() },
         verify: VerifySettings::default(),
     }

@@ -8,7 +8,7 @@
 #[macro_use]
 mod helpers;
 
-mod audit_seal;
+mod audit_chain;
 mod auth;
 mod bad_input;
 mod bench;

@@ -477,7 +477,7 @@ async fn health_readiness_metrics_and_openapi_are_served() {
         r#"credvault_store_sync_seconds_count{group="sqlite_uses"}"#,
         "credvault_store_write_turn_wait_seconds_count",
         "credvault_store_journal_move_seconds_count",
-        "credvault_audit_seal_lag_seconds",
+        "credvault_audit_chain_lag_seconds",
     ] {
         assert!(metrics.contains(expected), "/metrics lacks {expected}:\n{metrics}");
     }

@@ -4,7 +4,7 @@
 //! reports UNAVAILABLE and health NOT_SERVING until [`Store::migrate`] succeeds). Changes that
 //! touch one row are single statements (a data-modifying CTE updates the row and inserts its
 //! audit row atomically, in one round trip); Get's uses are committed in groups
-//! ([`group_commit`]); Store is a short transaction.
+//! ([`committers`]); Store is a short transaction.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -17,8 +17,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    AuditChain, ChainLink, Inserted, KeyCheck, NewCredential, NewCustomer, PoolSettings, SealHead,
-    SealReport, SealedCredential, SignedRow, Store, StoreError, UseClaim,
+    AuditChain, ChainHead, ChainLink, ChainReport, Inserted, KeyCheck, NewCredential, NewCustomer,
+    PoolSettings, SealedCredential, SignedRow, Store, StoreError, UseClaim,
 };
 use crate::domain::{
     AuditAction, AuditEntry, AuditEvent, AuditFilter, AuditSigner, CredentialId, CredentialMetadata,
@@ -136,16 +136,16 @@ fn audited<'q>(
         .bind(mac)
 }
 
-mod group_commit;
+mod committers;
 mod refused;
 
 pub struct PostgresStore {
     pool: PgPool,
     signer: Option<Arc<dyn AuditSigner>>,
-    /// Get's audited uses, committed in groups (see [`group_commit`]).
-    uses: super::group::Group<group_commit::UseCommitter>,
+    /// Get's audited uses, committed in groups (see [`committers`]).
+    uses: super::group_commit::Group<committers::UseCommitter>,
     /// Stores that do not move a default, committed in groups.
-    stores: super::group::Group<group_commit::StoreCommitter>,
+    stores: super::group_commit::Group<committers::StoreCommitter>,
     /// Forged rows the sealer has reported (see [`refused`]).
     refused: refused::Refused,
 }
@@ -173,11 +173,11 @@ impl PostgresStore {
             .idle_timeout(None)
             .max_lifetime(std::time::Duration::from_secs(30 * 60))
             .connect_lazy_with(options);
-        let uses = super::group::Group::start(group_commit::UseCommitter {
+        let uses = super::group_commit::Group::start(committers::UseCommitter {
             pool: pool.clone(),
             signer: signer.clone(),
         });
-        let stores = super::group::Group::start(group_commit::StoreCommitter {
+        let stores = super::group_commit::Group::start(committers::StoreCommitter {
             pool: pool.clone(),
             signer: signer.clone(),
         });
@@ -414,7 +414,7 @@ impl Store for PostgresStore {
         let inserted = if new.make_default {
             self.insert_default(&new, &audit).await
         } else {
-            let store = Arc::new(group_commit::NewStore { new: new.clone(), audit });
+            let store = Arc::new(committers::NewStore { new: new.clone(), audit });
             if let Some(created) = self.stores.submit(store.clone()).await? {
                 return Ok(Inserted::Created(created));
             }
@@ -488,7 +488,7 @@ impl Store for PostgresStore {
         audit: AuditEntry,
         now: OffsetDateTime,
     ) -> Result<Option<CredentialMetadata>, StoreError> {
-        self.uses.submit(super::group::Use { claim, audit, now }).await
+        self.uses.submit(super::group_commit::Use { claim, audit, now }).await
     }
 
     async fn record_verification(
@@ -651,7 +651,7 @@ impl Store for PostgresStore {
         rows.iter().map(audit_event_from_row).collect()
     }
 
-    async fn seal_audit(&self, limit: u32) -> Result<SealReport, StoreError> {
+    async fn chain_audit(&self, limit: u32) -> Result<ChainReport, StoreError> {
         let signer = self.signer().ok_or_else(|| StoreError::Config("sealing needs the audit key".into()))?;
         let mut tx = self.pool.begin().await?;
         // Taken before anything else, so it is at most the xmin of the snapshot the rows are read
@@ -666,7 +666,7 @@ impl Store for PostgresStore {
                 .await?;
         let from: (i64, Option<Uuid>) = (head.try_get("next_tx")?, head.try_get("next_id")?);
         let head =
-            SealHead { seq: head.try_get("seq")?, hash: head.try_get("hash")?, mac: head.try_get("mac")? };
+            ChainHead { seq: head.try_get("seq")?, hash: head.try_get("hash")?, mac: head.try_get("mac")? };
         let rows = sqlx::query(concat!(
             "SELECT ",
             audit_columns!(),
@@ -720,7 +720,7 @@ impl Store for PostgresStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(SealReport { sealed: u32::try_from(links.len()).unwrap_or(u32::MAX), refused, passed_over })
+        Ok(ChainReport { sealed: u32::try_from(links.len()).unwrap_or(u32::MAX), refused, passed_over })
     }
 
     async fn audit_chain(&self) -> Result<AuditChain, StoreError> {
@@ -730,7 +730,7 @@ impl Store for PostgresStore {
         let head =
             sqlx::query("SELECT seq, hash, mac FROM audit_seal WHERE id = 1").fetch_one(&mut *tx).await?;
         let head =
-            SealHead { seq: head.try_get("seq")?, hash: head.try_get("hash")?, mac: head.try_get("mac")? };
+            ChainHead { seq: head.try_get("seq")?, hash: head.try_get("hash")?, mac: head.try_get("mac")? };
         let links = sqlx::query("SELECT seq, audit_id, hash FROM audit_chain ORDER BY seq")
             .fetch_all(&mut *tx)
             .await?

@@ -9,8 +9,8 @@
 //! connection closes, SQLite checkpoints what is left.
 //!
 //! Under sustained load a PASSIVE checkpoint never completes (the writer appends while it
-//! copies), so the WAL never starts over: it grew by ~36 MB/s under 5000 Gets/s (723 MB after
-//! 20 s), and to 957 MB in 20 s of Stores. Once the WAL holds [`RESTART_AT`] frames, this task
+//! copies), so the WAL never starts over and grows without bound (hundreds of MB in seconds
+//! of load; docs/design/sqlite-write-path.md). Once the WAL holds [`RESTART_AT`] frames, this task
 //! takes the writer connection from its pool, as any write does, and runs a RESTART checkpoint
 //! on it ([`restart`]): it copies the little the PASSIVE one left and waits until no reader
 //! still reads the WAL (at most [`RESTART_WAIT`]; a longer reader makes it try again at the
@@ -19,7 +19,7 @@
 //! lock: run from this task's own connection, it deadlocked with a Store's transaction that had
 //! read and then wanted to write (SQLite answers one of them "database is locked"). Holding the
 //! writer, it waits its turn behind a Store or a group committer's session (at most
-//! [`HOLD`](crate::store::group) long) and nothing waits on it.
+//! [`HOLD`](crate::store::group_commit) long) and nothing waits on it.
 
 use std::time::Duration;
 

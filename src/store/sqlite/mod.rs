@@ -1,7 +1,7 @@
 //! The embedded backend: one SQLite file in WAL mode.
 //!
 //! SQLite allows one writer at a time. Get's audited uses commit on the group committer's own
-//! connection ([`group_commit`]), every other write on a pool of exactly one connection; both
+//! connection ([`committer`]), every other write on a pool of exactly one connection; both
 //! take turns ([`writer`]), so writes queue instead of failing with SQLITE_BUSY. Reads use a
 //! separate pool of read-only connections that WAL lets run beside the writer.
 
@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    AuditChain, ChainLink, Inserted, KeyCheck, NewCredential, NewCustomer, SealHead, SealReport,
+    AuditChain, ChainHead, ChainLink, ChainReport, Inserted, KeyCheck, NewCredential, NewCustomer,
     SealedCredential, SignedRow, Store, StoreError, UseClaim,
 };
 use crate::domain::{
@@ -87,7 +87,7 @@ macro_rules! returning_credential {
 
 pub mod backup;
 mod checkpoint;
-mod group_commit;
+mod committer;
 #[macro_use]
 mod journal;
 mod writer;
@@ -101,13 +101,13 @@ pub struct SqliteStore {
     /// Copies the WAL into the database file in the background (see [`checkpoint`]).
     checkpoints: std::sync::Mutex<Option<checkpoint::Checkpointer>>,
     signer: Option<Arc<dyn AuditSigner>>,
-    /// Get's audited uses, committed in groups (see [`group_commit`]).
-    uses: super::group::Group<group_commit::Committer>,
+    /// Get's audited uses, committed in groups (see [`committer`]).
+    uses: super::group_commit::Group<committer::Committer>,
     /// The database file, for messages that tell an operator which file to fix.
     database: std::path::PathBuf,
     /// The committer's WAL, for tests that make its sync fail.
     #[cfg(test)]
-    wal: Arc<group_commit::Wal>,
+    wal: Arc<committer::Wal>,
 }
 
 impl SqliteStore {
@@ -140,8 +140,6 @@ impl SqliteStore {
         })?;
         let writer = in_process_pool(1)
             // Checkpoints run beside the writer, not inside its commits (see `checkpoint`).
-            // (temp_store=memory, for the statement journal each group's UPDATE writes to a
-            // temporary file, was measured: 3 MB more peak RSS and no faster.)
             // A WAL that grew past the checkpointer's restart point (a burst of writes) is cut
             // back to that size when it starts over, instead of keeping its largest size.
             .connect_with(
@@ -164,12 +162,12 @@ impl SqliteStore {
             // Half SQLite's default page cache each: Get's rows are cached by the vault itself.
             .connect_with(options.read_only(true).pragma("cache_size", "-1024"))
             .await?;
-        let wal = Arc::new(group_commit::Wal::of(&database));
-        let committer =
-            group_commit::Committer::open(&database, writer.clone(), signer.clone(), wal.clone())?;
-        let uses = super::group::Group::start_on_thread(committer, "credvault-commit").map_err(|e| {
-            StoreError::unavailable(format!("cannot start the group committer's thread: {e}"))
-        })?;
+        let wal = Arc::new(committer::Wal::of(&database));
+        let committer = committer::Committer::open(&database, writer.clone(), signer.clone(), wal.clone())?;
+        let uses =
+            super::group_commit::Group::start_on_thread(committer, "credvault-commit").map_err(|e| {
+                StoreError::unavailable(format!("cannot start the group committer's thread: {e}"))
+            })?;
         Ok(Self {
             writer,
             reader,
@@ -516,7 +514,7 @@ impl Store for SqliteStore {
         audit: AuditEntry,
         now: OffsetDateTime,
     ) -> Result<Option<CredentialMetadata>, StoreError> {
-        self.uses.submit(super::group::Use { claim, audit, now }).await
+        self.uses.submit(super::group_commit::Use { claim, audit, now }).await
     }
 
     async fn record_verification(
@@ -691,7 +689,7 @@ impl Store for SqliteStore {
         rows.iter().map(audit_event_from_row).collect()
     }
 
-    async fn seal_audit(&self, limit: u32) -> Result<SealReport, StoreError> {
+    async fn chain_audit(&self, limit: u32) -> Result<ChainReport, StoreError> {
         let signer = self.signer().ok_or_else(|| StoreError::Config("sealing needs the audit key".into()))?;
         // Read and compute on a reader connection, so the single writer is held only for the
         // inserts below: requests' audit writes wait for milliseconds, not for the MACs.
@@ -717,7 +715,7 @@ impl Store for SqliteStore {
             rows = unsealed().await?;
         }
         let Some(last) = rows.last() else {
-            return Ok(SealReport::default());
+            return Ok(ChainReport::default());
         };
         // Rows committed after this read get higher rowids (one writer, rowids in order).
         let next_rowid: i64 = last.try_get("row_no")?;
@@ -738,7 +736,7 @@ impl Store for SqliteStore {
         if current.seq != head.seq || current.hash != head.hash {
             // Another sealer moved the head meanwhile (only possible with two servers on one
             // file); the next pass starts from the new head.
-            return Ok(SealReport::default());
+            return Ok(ChainReport::default());
         }
         if let Some(links) = links {
             sqlx::query(
@@ -760,7 +758,7 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(SealReport { sealed, refused, passed_over: 0 })
+        Ok(ChainReport { sealed, refused, passed_over: 0 })
     }
 
     async fn audit_chain(&self) -> Result<AuditChain, StoreError> {
@@ -855,11 +853,12 @@ const LIST_AUDIT: &str = "SELECT id, credential_id, customer_id, action, action_
      ORDER BY created_at DESC, id DESC LIMIT ?8";
 
 /// The chain's head, and the rowid the next sealing pass starts after.
-async fn read_head<'e>(executor: impl sqlx::SqliteExecutor<'e>) -> Result<(SealHead, i64), StoreError> {
+async fn read_head<'e>(executor: impl sqlx::SqliteExecutor<'e>) -> Result<(ChainHead, i64), StoreError> {
     let head = sqlx::query("SELECT seq, hash, mac, next_rowid FROM audit_seal WHERE id = 1")
         .fetch_one(executor)
         .await?;
-    let seal = SealHead { seq: head.try_get("seq")?, hash: head.try_get("hash")?, mac: head.try_get("mac")? };
+    let seal =
+        ChainHead { seq: head.try_get("seq")?, hash: head.try_get("hash")?, mac: head.try_get("mac")? };
     Ok((seal, head.try_get("next_rowid")?))
 }
 

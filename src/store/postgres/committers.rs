@@ -1,4 +1,4 @@
-//! Group commit (see [`crate::store::group`]) on PostgreSQL, for Get's audited use and for Store.
+//! Group commit (see [`crate::store::group_commit`]) on PostgreSQL, for Get's audited use and for Store.
 //! A write as its own statement costs PostgreSQL a transaction, a commit record and a log flush,
 //! and credvault a round trip; under load those, not the update and the inserts, were most of
 //! the cost. A group is ONE statement whatever its size.
@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::metadata_from_row;
 use crate::domain::{AuditEntry, AuditSigner, CredentialMetadata, TokenName};
-use crate::store::group::{Recorder, Use};
+use crate::store::group_commit::{Recorder, Use};
 use crate::store::sql::to_stored_precision;
 use crate::store::{NewCredential, StoreError};
 

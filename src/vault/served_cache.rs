@@ -17,7 +17,7 @@ use crate::store::SealedCredential;
 const CAPACITY: usize = 16_384;
 
 /// The immutable facts of one credential.
-pub(super) struct Sealed {
+pub(super) struct Served {
     pub(super) id: CredentialId,
     pub(super) customer_id: CustomerId,
     pub(super) provider: Provider,
@@ -25,7 +25,7 @@ pub(super) struct Sealed {
     pub(super) sealed: Arc<[u8]>,
 }
 
-impl Sealed {
+impl Served {
     pub(super) fn from_stored(found: &SealedCredential) -> Self {
         Self {
             id: found.metadata.id,
@@ -42,9 +42,9 @@ impl Sealed {
     }
 }
 
-impl fmt::Debug for Sealed {
+impl fmt::Debug for Served {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sealed")
+        f.debug_struct("Served")
             .field("id", &self.id)
             .field("customer_id", &self.customer_id)
             .field("provider", &self.provider)
@@ -53,16 +53,16 @@ impl fmt::Debug for Sealed {
 }
 
 #[derive(Default)]
-pub(super) struct SealedCache {
-    entries: Mutex<HashMap<CredentialId, Arc<Sealed>>>,
+pub(super) struct ServedCache {
+    entries: Mutex<HashMap<CredentialId, Arc<Served>>>,
 }
 
-impl SealedCache {
-    pub(super) fn get(&self, id: CredentialId) -> Option<Arc<Sealed>> {
+impl ServedCache {
+    pub(super) fn get(&self, id: CredentialId) -> Option<Arc<Served>> {
         self.lock().get(&id).cloned()
     }
 
-    pub(super) fn insert(&self, sealed: Arc<Sealed>) {
+    pub(super) fn insert(&self, sealed: Arc<Served>) {
         let mut entries = self.lock();
         if entries.len() >= CAPACITY && !entries.contains_key(&sealed.id) {
             let evicted = entries.keys().next().copied();
@@ -77,7 +77,7 @@ impl SealedCache {
         self.lock().remove(&id);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CredentialId, Arc<Sealed>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CredentialId, Arc<Served>>> {
         // The map holds no invariant a panicking holder could break.
         self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -88,8 +88,8 @@ mod tests {
     use super::*;
     use crate::domain::Provider;
 
-    fn sealed(id: CredentialId) -> Arc<Sealed> {
-        Arc::new(Sealed {
+    fn sealed(id: CredentialId) -> Arc<Served> {
+        Arc::new(Served {
             id,
             customer_id: CustomerId::new_random(),
             provider: Provider::Vultr,
@@ -100,7 +100,7 @@ mod tests {
 
     #[test]
     fn the_cache_stays_within_its_bound() {
-        let cache = SealedCache::default();
+        let cache = ServedCache::default();
         let ids: Vec<_> = (0..CAPACITY + 10).map(|_| CredentialId::new_random()).collect();
         for id in &ids {
             cache.insert(sealed(*id));

@@ -23,7 +23,7 @@ async fn with_history(backend: Backend) -> (TestApp, Vec<String>) {
     app.delete(&gone.id).await.unwrap();
     let (_, reader) = app.token("credentials:read", "*", None).await;
     assert!(app.client_with(Some(&reader)).await.get(get_by_id(&kept.id)).await.is_err(), "denied");
-    let report = app.vault.seal_audit().await.unwrap();
+    let report = app.vault.chain_audit().await.unwrap();
     assert_eq!(report.sealed, 7, "refused: {:?}", report.refused);
     assert!(report.refused.is_empty());
     let chain = app.vault.store().audit_chain().await.unwrap();
@@ -51,7 +51,7 @@ async fn an_untouched_log_verifies(backend: Backend) {
     // New rows are covered by their MAC before they are sealed, and chained after.
     app.store_vultr("Later", "k3").await;
     assert_eq!(verify(&app).await.unwrap(), AuditVerified { sealed: 7, unsealed: 1 });
-    assert_eq!(app.vault.seal_audit().await.unwrap().sealed, 1);
+    assert_eq!(app.vault.chain_audit().await.unwrap().sealed, 1);
     assert_eq!(verify(&app).await.unwrap(), AuditVerified { sealed: 8, unsealed: 0 });
     assert_eq!(rows.len(), 7);
 }
@@ -107,7 +107,7 @@ async fn an_inserted_row_is_named(backend: Backend) {
     app.db().await.execute(&sql).await;
     assert_tampered(verify(&app).await, &forged.to_string(), "inserted behind");
     // The sealer refuses to chain it, too.
-    assert_eq!(app.vault.seal_audit().await.unwrap().refused, [forged]);
+    assert_eq!(app.vault.chain_audit().await.unwrap().refused, [forged]);
 }
 
 async fn reordered_rows_are_caught(backend: Backend) {
@@ -152,12 +152,12 @@ async fn forged_rows_do_not_hold_up_sealing(backend: Backend) {
     assert_eq!(app.db().await.execute(&sql).await, 1500);
     let kept = app.store_vultr("After the forgery", "k9").await;
     app.get_by_id(&kept.id).await.unwrap();
-    let report = app.vault.seal_audit().await.unwrap();
+    let report = app.vault.chain_audit().await.unwrap();
     assert_eq!((report.sealed, report.refused.len()), (2, 1500));
-    let again = app.vault.seal_audit().await.unwrap();
+    let again = app.vault.chain_audit().await.unwrap();
     assert_eq!((again.sealed, again.refused.len()), (0, 0), "refused rows are reported once");
     app.get_by_id(&kept.id).await.unwrap();
-    assert_eq!(app.vault.seal_audit().await.unwrap().sealed, 1);
+    assert_eq!(app.vault.chain_audit().await.unwrap().sealed, 1);
     assert!(verify(&app).await.unwrap_err().problem.contains("inserted behind"));
 }
 
@@ -206,7 +206,7 @@ async fn gets_rows_reach_the_log_in_commit_order() {
     assert_eq!(in_log().await, ["created", "used", "used", "deleted"]);
     assert_eq!(journal().await, 0);
     app.get_by_id(&app.store_vultr("Other", "k2").await.id).await.unwrap();
-    app.vault.seal_audit().await.unwrap();
+    app.vault.chain_audit().await.unwrap();
     assert_eq!(journal().await, 0, "sealing moves the journal first");
     let chain = app.vault.store().audit_chain().await.unwrap();
     assert_eq!(chain.links.len(), 6);
@@ -250,12 +250,12 @@ async fn a_row_committed_late_by_an_older_transaction_is_sealed() {
 
     let kept = app.store_vultr("Meanwhile", "k4").await;
     app.get_by_id(&kept.id).await.unwrap();
-    assert_eq!(app.vault.seal_audit().await.unwrap().sealed, 2, "rows committed meanwhile are sealed");
+    assert_eq!(app.vault.chain_audit().await.unwrap().sealed, 2, "rows committed meanwhile are sealed");
     assert_eq!(verify(&app).await.unwrap(), AuditVerified { sealed: 9, unsealed: 0 });
 
     slow.commit().await.unwrap();
     assert_eq!(verify(&app).await.unwrap(), AuditVerified { sealed: 9, unsealed: 1 });
-    assert_eq!(app.vault.seal_audit().await.unwrap().sealed, 1, "the late row is found");
+    assert_eq!(app.vault.chain_audit().await.unwrap().sealed, 1, "the late row is found");
     assert_eq!(verify(&app).await.unwrap(), AuditVerified { sealed: 10, unsealed: 0 });
 }
 
@@ -297,7 +297,7 @@ async fn the_cli_verifies_and_names_the_first_bad_row() {
 #[tokio::test]
 async fn the_server_seals_new_rows_on_its_own() {
     let app = TestApp::spawn_configured(Backend::Sqlite, |config| credvault::config::Config {
-        audit_seal_interval: std::time::Duration::from_millis(100),
+        audit_chain_interval: std::time::Duration::from_millis(100),
         ..config
     })
     .await;
@@ -340,7 +340,7 @@ async fn a_log_sealed_before_migration_4_still_verifies(backend: Backend) {
         let mac = event.mac(&signer);
         let seq = i64::try_from(i).unwrap() + 1;
         let (seal_seq, seal_hash) = if seq <= 2 {
-            prev = credvault::domain::seal_hash(&signer, &prev, seq, &mac);
+            prev = credvault::domain::chain_hash(&signer, &prev, seq, &mac);
             (seq.to_string(), blob(backend, &prev))
         } else {
             ("NULL".into(), "NULL".into())
@@ -376,7 +376,7 @@ async fn a_log_sealed_before_migration_4_still_verifies(backend: Backend) {
     store.migrate().await.unwrap();
     let verified = verify_audit_log(store.as_ref(), &signer).await.unwrap();
     assert_eq!(verified, Ok(AuditVerified { sealed: 2, unsealed: 1 }));
-    assert_eq!(store.seal_audit(1_000).await.unwrap().sealed, 1);
+    assert_eq!(store.chain_audit(1_000).await.unwrap().sealed, 1);
     let verified = verify_audit_log(store.as_ref(), &signer).await.unwrap();
     assert_eq!(verified, Ok(AuditVerified { sealed: 3, unsealed: 0 }));
 }

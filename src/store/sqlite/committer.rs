@@ -1,4 +1,4 @@
-//! Group commit (see [`crate::store::group`]) for Get's audited use on SQLite. SQLite has one
+//! Group commit (see [`crate::store::group_commit`]) for Get's audited use on SQLite. SQLite has one
 //! writer and every durable commit is a sync of the WAL, so one commit per Get would cap Get at
 //! the disk's sync rate.
 //!
@@ -32,7 +32,7 @@ use super::writer::Writer;
 use super::{BUSY_TIMEOUT, Columns, checkpoint, from_micros, metadata_from_row, micros};
 use crate::domain::{AuditSigner, CredentialMetadata, TokenName};
 use crate::store::StoreError;
-use crate::store::group::{Recorder, Use};
+use crate::store::group_commit::{Recorder, Use};
 
 /// SQLite's committer: one group at a time, on its own connection.
 pub(super) struct Committer {
@@ -89,7 +89,7 @@ impl Recorder for Committer {
         self.writer.turn().await
     }
 
-    /// Blocks: runs on the committer's own thread ([`crate::store::group::Group::start_on_thread`]).
+    /// Blocks: runs on the committer's own thread ([`crate::store::group_commit::Group::start_on_thread`]).
     async fn record(
         &self,
         _writer: &mut Self::Session,
@@ -220,11 +220,9 @@ const CLAIM: &str = concat!(
 /// row is appended to the journal. Returns the metadata of each claim's credential if it held,
 /// its usage counting this use, in batch order. An error means nothing was committed.
 ///
-/// Two prepared point statements per claim: called directly, they took a quarter less of
-/// SQLite's time than one statement for the whole group over a table of the group's claims
-/// (measured in isolation on a copy of a benchmark's database: 29 against 39 us per claim in
-/// groups of 8, when the first still updated the credential's row), and need no padding to a
-/// few prepared sizes.
+/// Two prepared point statements per claim, rather than one statement for the whole group over
+/// a table of its claims: cheaper in SQLite's time, and no padding to a few prepared sizes
+/// (docs/design/sqlite-write-path.md has the measurement).
 fn record(
     conn: &mut Connection,
     journaled_uses: &mut JournaledUses,
