@@ -114,9 +114,12 @@ pub enum KeyCheck {
     Mismatch,
 }
 
-/// The storage operations the vault needs. Implemented once per backend.
+/// The storage operations the vault needs, implemented once per backend: the store's own life
+/// (schema, key check, writability, close) here, and one trait per aggregate, each in its own
+/// file per backend (`credentials.rs`, `customers.rs`, `tokens.rs`, `audit.rs`), so the two
+/// backends read side by side.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: CredentialStore + CustomerStore + TokenStore + AuditStore + Send + Sync + 'static {
     /// Brings the schema up to date. Safe to run from several instances at once.
     async fn migrate(&self) -> Result<(), StoreError>;
 
@@ -128,11 +131,13 @@ pub trait Store: Send + Sync + 'static {
     /// Records `check_value` for `version` if absent, else compares it with the record.
     async fn check_key(&self, version: u32, check_value: &[u8; 32]) -> Result<KeyCheck, StoreError>;
 
-    /// Creates the customer unless one with the same id exists. Returns whether it was created.
-    async fn ensure_customer(&self, customer: &NewCustomer) -> Result<bool, StoreError>;
+    /// Closes the connections (SQLite checkpoints its WAL). Later calls fail with `Unavailable`.
+    async fn close(&self);
+}
 
-    async fn customer_exists(&self, id: CustomerId) -> Result<bool, StoreError>;
-
+/// Credentials: every change commits with its audit row.
+#[async_trait]
+pub trait CredentialStore: Send + Sync {
     /// Inserts a credential and its `created` audit row. Fails with `NotFound` for an unknown
     /// customer and `Conflict` for a duplicate active name.
     async fn insert_credential(&self, new: NewCredential, audit: AuditEntry) -> Result<Inserted, StoreError>;
@@ -164,18 +169,12 @@ pub trait Store: Send + Sync + 'static {
         now: OffsetDateTime,
     ) -> Result<CredentialMetadata, StoreError>;
 
-    /// Appends an audit row about something that did not change a credential (e.g. a failure).
-    async fn append_audit(&self, audit: AuditEntry, now: OffsetDateTime) -> Result<(), StoreError>;
-
     /// One page of metadata, newest first; returns up to `filter.page_size + 1` rows so the
     /// caller can tell whether another page follows.
     async fn list(&self, filter: &ListFilter) -> Result<Vec<CredentialMetadata>, StoreError>;
 
     /// All of a customer's credentials, deleted ones included, newest first.
     async fn all_for_customer(&self, customer_id: CustomerId) -> Result<Vec<CredentialMetadata>, StoreError>;
-
-    /// Closes the connections (SQLite checkpoints its WAL). Later calls fail with `Unavailable`.
-    async fn close(&self);
 
     /// Soft-deletes an active credential with its `deleted` audit row. `NotFound` if there is no
     /// such active credential.
@@ -185,6 +184,15 @@ pub trait Store: Send + Sync + 'static {
         audit: AuditEntry,
         now: OffsetDateTime,
     ) -> Result<CredentialMetadata, StoreError>;
+}
+
+/// Customers.
+#[async_trait]
+pub trait CustomerStore: Send + Sync {
+    /// Creates the customer unless one with the same id exists. Returns whether it was created.
+    async fn ensure_customer(&self, customer: &NewCustomer) -> Result<bool, StoreError>;
+
+    async fn customer_exists(&self, id: CustomerId) -> Result<bool, StoreError>;
 
     async fn customer(&self, id: CustomerId) -> Result<Option<Customer>, StoreError>;
 
@@ -199,6 +207,28 @@ pub trait Store: Send + Sync + 'static {
         audit: AuditEntry,
         now: OffsetDateTime,
     ) -> Result<Customer, StoreError>;
+}
+
+/// API tokens (only their hashes are stored).
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    /// Records a new API token. `Conflict` if the name is taken.
+    async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
+
+    async fn find_token(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError>;
+
+    /// Every token, revoked and expired ones included, oldest first.
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
+
+    /// Marks the named token revoked (idempotent). `NotFound` if there is no such token.
+    async fn revoke_token(&self, name: &TokenName, now: OffsetDateTime) -> Result<TokenRecord, StoreError>;
+}
+
+/// The audit log and its chain.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends an audit row about something that did not change a credential (e.g. a failure).
+    async fn append_audit(&self, audit: AuditEntry, now: OffsetDateTime) -> Result<(), StoreError>;
 
     /// Audit events matching the filter, newest first; up to `filter.page_size + 1` of them.
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError>;
@@ -211,17 +241,6 @@ pub trait Store: Send + Sync + 'static {
     /// The whole log as `audit verify` reads it: the chain's head, its links in order, and every
     /// audit row (oldest first).
     async fn audit_chain(&self) -> Result<AuditChain, StoreError>;
-
-    /// Records a new API token. `Conflict` if the name is taken.
-    async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
-
-    async fn find_token(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError>;
-
-    /// Every token, revoked and expired ones included, oldest first.
-    async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
-
-    /// Marks the named token revoked (idempotent). `NotFound` if there is no such token.
-    async fn revoke_token(&self, name: &TokenName, now: OffsetDateTime) -> Result<TokenRecord, StoreError>;
 }
 
 /// The audit chain's head: the last sealed row's place and link.

@@ -1,0 +1,143 @@
+//! The PostgreSQL backend's the audit log: appending, listing, chaining and reading the chain.
+
+use super::*;
+use crate::store::AuditStore;
+
+#[async_trait]
+impl AuditStore for PostgresStore {
+    async fn append_audit(&self, audit: AuditEntry, now: OffsetDateTime) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        insert_audit(&mut tx, self.signer(), &audit, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, credential_id, customer_id, action, action_details, host(ip_address) AS ip_address, \
+             actor, created_at FROM credential_audit_log \
+             WHERE ($1::uuid IS NULL OR customer_id = $1) AND ($2::uuid IS NULL OR credential_id = $2) \
+             AND ($3::text IS NULL OR action = $3) AND ($4::timestamptz IS NULL OR created_at >= $4) \
+             AND ($5::timestamptz IS NULL OR created_at < $5) \
+             AND ($6::timestamptz IS NULL OR (created_at, id) < ($6, $7)) \
+             ORDER BY created_at DESC, id DESC LIMIT $8",
+        )
+        .bind(filter.customer_id.map(|c| *c.as_uuid()))
+        .bind(filter.credential_id.map(|c| *c.as_uuid()))
+        .bind(filter.action.map(AuditAction::as_str))
+        .bind(filter.since.map(to_stored_precision))
+        .bind(filter.until.map(to_stored_precision))
+        .bind(filter.after.map(|c| from_micros(c.at_micros)).transpose()?)
+        .bind(filter.after.map(|c| c.id))
+        .bind(i64::from(filter.page_size) + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(audit_event_from_row).collect()
+    }
+
+    async fn chain_audit(&self, limit: u32) -> Result<ChainReport, StoreError> {
+        let signer = self.signer().ok_or_else(|| StoreError::Config("sealing needs the audit key".into()))?;
+        let mut tx = self.pool.begin().await?;
+        // Taken before anything else, so it is at most the xmin of the snapshot the rows are read
+        // in: every row that read cannot see belongs to a transaction at or above it.
+        let xmin: i64 = sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+            .fetch_one(&mut *tx)
+            .await?;
+        // The head's row lock serializes sealers across instances; requests never take it.
+        let head =
+            sqlx::query("SELECT seq, hash, mac, next_tx, next_id FROM audit_seal WHERE id = 1 FOR UPDATE")
+                .fetch_one(&mut *tx)
+                .await?;
+        let from: (i64, Option<Uuid>) = (head.try_get("next_tx")?, head.try_get("next_id")?);
+        let head =
+            ChainHead { seq: head.try_get("seq")?, hash: head.try_get("hash")?, mac: head.try_get("mac")? };
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            audit_columns!(),
+            ", tx FROM credential_audit_log a WHERE tx >= $1 AND ($2::uuid IS NULL OR (tx, id) > ($1, $2)) \
+             AND NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.audit_id = a.id) ORDER BY tx, id LIMIT $3"
+        ))
+        .bind(from.0)
+        .bind(from.1)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        // A full batch resumes right after its last row; otherwise every row below xmin is done.
+        let next = match rows.last() {
+            Some(last) if rows.len() >= usize::try_from(limit).unwrap_or(usize::MAX) => {
+                (last.try_get("tx")?, Some(last.try_get::<Uuid, _>("id")?))
+            }
+            _ => (xmin, None),
+        };
+        let signed = rows.iter().map(signed_row).collect::<Result<Vec<_>, _>>()?;
+        let (links, head, refused) = crate::store::link(signer, &head, &signed);
+        let passed_over = refused.len();
+        // The writing transaction of each refused row (usually none), in the order read.
+        let refused = rows
+            .iter()
+            .zip(&signed)
+            .filter(|(_, signed)| refused.contains(&signed.event.id))
+            .map(|(row, signed)| Ok((signed.event.id, row.try_get::<i64, _>("tx")?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let refused = self.refused.newly(refused, next.0);
+        let passed_over = u32::try_from(passed_over - refused.len()).unwrap_or(u32::MAX);
+        if !links.is_empty() {
+            sqlx::query(
+                "INSERT INTO audit_chain (seq, audit_id, hash) \
+                 SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::bytea[])",
+            )
+            .bind(links.iter().map(|l| l.seq).collect::<Vec<_>>())
+            .bind(links.iter().map(|l| l.audit_id).collect::<Vec<_>>())
+            .bind(links.iter().map(|l| l.hash.as_slice()).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "UPDATE audit_seal SET seq = $1, hash = $2, mac = $3, next_tx = $4, next_id = $5, updated_at = now() \
+             WHERE id = 1",
+        )
+        .bind(head.seq)
+        .bind(&head.hash)
+        .bind(&head.mac)
+        .bind(next.0)
+        .bind(next.1)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(ChainReport { sealed: u32::try_from(links.len()).unwrap_or(u32::MAX), refused, passed_over })
+    }
+
+    async fn audit_chain(&self) -> Result<AuditChain, StoreError> {
+        // One snapshot, so a sealing pass committing meanwhile cannot look like tampering.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+        let head =
+            sqlx::query("SELECT seq, hash, mac FROM audit_seal WHERE id = 1").fetch_one(&mut *tx).await?;
+        let head =
+            ChainHead { seq: head.try_get("seq")?, hash: head.try_get("hash")?, mac: head.try_get("mac")? };
+        let links = sqlx::query("SELECT seq, audit_id, hash FROM audit_chain ORDER BY seq")
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(ChainLink {
+                    seq: row.try_get("seq")?,
+                    audit_id: row.try_get("audit_id")?,
+                    hash: row.try_get("hash")?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            audit_columns!(),
+            " FROM credential_audit_log ORDER BY created_at, id"
+        ))
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(signed_row)
+        .collect::<Result<_, _>>()?;
+        tx.commit().await?;
+        Ok(AuditChain { head, links, rows })
+    }
+}

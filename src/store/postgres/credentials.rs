@@ -1,0 +1,167 @@
+//! The PostgreSQL backend's credentials: Store, Get's read and audited use, verification, listing, soft delete.
+
+use super::*;
+use crate::store::CredentialStore;
+
+#[async_trait]
+impl CredentialStore for PostgresStore {
+    async fn insert_credential(&self, new: NewCredential, audit: AuditEntry) -> Result<Inserted, StoreError> {
+        if let Some(existing) = self.find_idempotent(&new).await? {
+            return Ok(existing);
+        }
+        let inserted = if new.make_default {
+            self.insert_default(&new, &audit).await
+        } else {
+            let store = Arc::new(committers::NewStore { new: new.clone(), audit });
+            if let Some(created) = self.stores.submit(store.clone()).await? {
+                return Ok(Inserted::Created(created));
+            }
+            // Not inserted by the group: on its own, for the precise answer.
+            self.insert_plain(&new, &store.audit).await
+        };
+        match inserted {
+            Ok(Some(row)) => Ok(Inserted::Created(metadata_from_row(&row)?)),
+            Ok(None) => Err(StoreError::NotFound(format!("customer {}", new.customer_id))),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                // A concurrent Store with the same idempotency key may have committed first; it
+                // can trip the name index before the key index, so look before calling it a
+                // conflict, and answer as that Store did.
+                if let Some(existing) = self.find_idempotent(&new).await? {
+                    return Ok(existing);
+                }
+                Err(StoreError::Conflict(format!(
+                    "customer {} already has an active {} credential named {}",
+                    new.customer_id,
+                    new.provider,
+                    quoted(new.name.as_str())
+                )))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn fetch_sealed(
+        &self,
+        selector: CredentialSelector,
+    ) -> Result<Option<SealedCredential>, StoreError> {
+        let row = match selector {
+            CredentialSelector::Id(id) => {
+                sqlx::query(concat!(
+                    "SELECT ",
+                    credential_columns!(),
+                    ", encrypted_credentials, (SELECT status FROM customers WHERE customers.id = cloud_credentials.customer_id) AS customer_status \
+                     FROM cloud_credentials WHERE id = $1 AND is_active"
+                ))
+                .bind(id.as_uuid())
+                .fetch_optional(&self.pool)
+                .await?
+            }
+            CredentialSelector::Preferred { customer_id, provider } => {
+                sqlx::query(concat!(
+                    "SELECT ",
+                    credential_columns!(),
+                    ", encrypted_credentials, (SELECT status FROM customers WHERE customers.id = cloud_credentials.customer_id) AS customer_status \
+                     FROM cloud_credentials WHERE customer_id = $1 AND provider = $2 AND is_active \
+                     ORDER BY is_default DESC, is_verified DESC, created_at DESC, id DESC LIMIT 1"
+                ))
+                .bind(customer_id.as_uuid())
+                .bind(provider.as_str())
+                .fetch_optional(&self.pool)
+                .await?
+            }
+        };
+        row.map(|row| {
+            Ok(SealedCredential {
+                metadata: metadata_from_row(&row)?,
+                sealed: row.try_get("encrypted_credentials")?,
+                customer_status: crate::store::customer_status(row.try_get("customer_status")?)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn record_use(
+        &self,
+        claim: UseClaim,
+        audit: AuditEntry,
+        now: OffsetDateTime,
+    ) -> Result<Option<CredentialMetadata>, StoreError> {
+        self.uses.submit(crate::store::group_commit::Use { claim, audit, now }).await
+    }
+
+    async fn record_verification(
+        &self,
+        id: CredentialId,
+        verified: bool,
+        audit: AuditEntry,
+        now: OffsetDateTime,
+    ) -> Result<CredentialMetadata, StoreError> {
+        let sql = audited_change!(
+            "UPDATE cloud_credentials SET is_verified = $10, last_verified_at = $9, updated_at = $9 \
+             WHERE id = $8 AND is_active"
+        );
+        let query = audited(sql, self.signer(), &audit, now)
+            .bind(id.as_uuid())
+            .bind(to_stored_precision(now))
+            .bind(verified);
+        self.fetch_changed(query, id).await
+    }
+
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<CredentialMetadata>, StoreError> {
+        let (after_created, after_id) = match &filter.after {
+            Some(cursor) => (
+                Some(
+                    OffsetDateTime::from_unix_timestamp_nanos(i128::from(cursor.created_at_micros) * 1_000)
+                        .map_err(|e| StoreError::Other(Box::new(e)))?,
+                ),
+                Some(*cursor.id.as_uuid()),
+            ),
+            None => (None, None),
+        };
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            credential_columns!(),
+            " FROM cloud_credentials WHERE customer_id = $1 \
+             AND ($2::text IS NULL OR provider = $2) \
+             AND ($3 OR is_active) \
+             AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5::uuid)) \
+             ORDER BY created_at DESC, id DESC LIMIT $6"
+        ))
+        .bind(filter.customer_id.as_uuid())
+        .bind(filter.provider.map(Provider::as_str))
+        .bind(filter.include_inactive)
+        .bind(after_created)
+        .bind(after_id)
+        .bind(i64::from(filter.page_size) + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(metadata_from_row).collect()
+    }
+
+    async fn all_for_customer(&self, customer_id: CustomerId) -> Result<Vec<CredentialMetadata>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            credential_columns!(),
+            " FROM cloud_credentials WHERE customer_id = $1 ORDER BY created_at DESC, id DESC"
+        ))
+        .bind(customer_id.as_uuid())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(metadata_from_row).collect()
+    }
+
+    async fn soft_delete(
+        &self,
+        id: CredentialId,
+        audit: AuditEntry,
+        now: OffsetDateTime,
+    ) -> Result<CredentialMetadata, StoreError> {
+        let sql = audited_change!(
+            "UPDATE cloud_credentials SET is_active = false, is_default = false, updated_at = $9, deleted_at = $9 \
+             WHERE id = $8 AND is_active"
+        );
+        let query =
+            audited(sql, self.signer(), &audit, now).bind(id.as_uuid()).bind(to_stored_precision(now));
+        self.fetch_changed(query, id).await
+    }
+}

@@ -1,0 +1,78 @@
+//! The PostgreSQL backend's customers: creation, lookup, listing, status changes.
+
+use super::*;
+use crate::store::CustomerStore;
+
+#[async_trait]
+impl CustomerStore for PostgresStore {
+    async fn ensure_customer(&self, customer: &NewCustomer) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO customers (id, email, company_name, status, subscription_tier, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(customer.id.as_uuid())
+        .bind(&customer.email)
+        .bind(&customer.company_name)
+        .bind(customer.status.as_str())
+        .bind(customer.tier.as_str())
+        .bind(to_stored_precision(OffsetDateTime::now_utc()))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| conflict_on_unique(e, Taken::CustomerEmail(&customer.email)))?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn customer_exists(&self, id: CustomerId) -> Result<bool, StoreError> {
+        let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM customers WHERE id = $1")
+            .bind(id.as_uuid())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
+    }
+
+    async fn customer(&self, id: CustomerId) -> Result<Option<Customer>, StoreError> {
+        let row = sqlx::query(concat!("SELECT ", customer_columns!(), " FROM customers WHERE id = $1"))
+            .bind(id.as_uuid())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(customer_from_row).transpose()
+    }
+
+    async fn list_customers(&self, after: Option<Cursor>, limit: u32) -> Result<Vec<Customer>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            customer_columns!(),
+            " FROM customers WHERE $1::timestamptz IS NULL OR (created_at, id) > ($1, $2) \
+             ORDER BY created_at, id LIMIT $3"
+        ))
+        .bind(after.map(|c| from_micros(c.at_micros)).transpose()?)
+        .bind(after.map(|c| c.id))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(customer_from_row).collect()
+    }
+
+    async fn set_customer_status(
+        &self,
+        id: CustomerId,
+        status: CustomerStatus,
+        audit: AuditEntry,
+        now: OffsetDateTime,
+    ) -> Result<Customer, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(concat!(
+            "UPDATE customers SET status = $1 WHERE id = $2 RETURNING ",
+            customer_columns!()
+        ))
+        .bind(status.as_str())
+        .bind(id.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("customer {id}")))?;
+        let customer = customer_from_row(&row)?;
+        insert_audit(&mut tx, self.signer(), &audit, now).await?;
+        tx.commit().await?;
+        Ok(customer)
+    }
+}

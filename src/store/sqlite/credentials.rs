@@ -1,0 +1,209 @@
+//! The SQLite backend's credentials: Store, Get's read and audited use, verification, listing, soft delete.
+
+use super::*;
+use crate::store::CredentialStore;
+
+#[async_trait]
+impl CredentialStore for SqliteStore {
+    async fn insert_credential(&self, new: NewCredential, audit: AuditEntry) -> Result<Inserted, StoreError> {
+        // The single writer connection serializes this whole transaction against every other
+        // write, so the checks below cannot race with a concurrent insert.
+        let mut writer = self.writer.acquire().await?;
+        let mut tx = AuditedTx::begin(&mut writer).await?;
+
+        if let Some((key, _)) = &new.idempotency {
+            let existing = sqlx::query(select_credentials!(
+                ", request_fingerprint FROM cloud_credentials WHERE customer_id = ? AND idempotency_key = ?"
+            ))
+            .bind(new.customer_id.to_string())
+            .bind(key.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = existing {
+                return Ok(Inserted::Existing {
+                    credential: metadata_from_row(&row)?,
+                    fingerprint: row
+                        .try_get::<Option<Vec<u8>>, _>("request_fingerprint")?
+                        .unwrap_or_default(),
+                });
+            }
+        }
+
+        let customer: Option<i64> = sqlx::query_scalar("SELECT 1 FROM customers WHERE id = ?")
+            .bind(new.customer_id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if customer.is_none() {
+            return Err(StoreError::NotFound(format!("customer {}", new.customer_id)));
+        }
+
+        if new.make_default {
+            sqlx::query(
+                "UPDATE cloud_credentials SET is_default = 0, updated_at = ? \
+                 WHERE customer_id = ? AND provider = ? AND is_default = 1",
+            )
+            .bind(micros(new.now))
+            .bind(new.customer_id.to_string())
+            .bind(new.provider.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+
+        let (idempotency_key, fingerprint) = match &new.idempotency {
+            Some((key, fingerprint)) => (Some(key.as_str()), Some(fingerprint.as_slice())),
+            None => (None, None),
+        };
+        let row = sqlx::query(returning_credential!(
+            "INSERT INTO cloud_credentials (id, customer_id, provider, credential_name, encrypted_credentials, \
+             key_version, credential_type, permissions, is_default, idempotency_key, request_fingerprint, \
+             created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(new.id.to_string())
+        .bind(new.customer_id.to_string())
+        .bind(new.provider.as_str())
+        .bind(new.name.as_str())
+        .bind(new.sealed.as_slice())
+        .bind(i64::from(new.key_version))
+        .bind(new.credential_type.as_str())
+        .bind(new.permissions.as_str())
+        .bind(new.make_default)
+        .bind(idempotency_key)
+        .bind(fingerprint)
+        .bind(micros(new.now))
+        .bind(micros(new.now))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| {
+            let taken = Taken::CredentialName {
+                customer: new.customer_id,
+                provider: new.provider,
+                name: new.name.as_str(),
+            };
+            conflict_on_unique(e, taken)
+        })?;
+        let credential = metadata_from_row(&row)?;
+        insert_audit(&mut tx, self.signer(), &audit, new.now).await?;
+        tx.commit().await?;
+        Ok(Inserted::Created(credential))
+    }
+
+    async fn fetch_sealed(
+        &self,
+        selector: CredentialSelector,
+    ) -> Result<Option<SealedCredential>, StoreError> {
+        let row = match selector {
+            CredentialSelector::Id(id) => {
+                sqlx::query(select_credentials_counting_journal!(
+                    "credential_id = ?1",
+                    ", encrypted_credentials, "
+                    "(SELECT status FROM customers WHERE customers.id = credentials.customer_id) AS customer_status"
+                    " FROM credentials WHERE id = ?1 AND is_active = 1"
+                ))
+                .bind(id.to_string())
+                .fetch_optional(&self.reader)
+                .await?
+            }
+            // Only Get selects by provider, and it answers with the usage `record_use` returns:
+            // the journal is not scanned on every such Get.
+            CredentialSelector::Preferred { customer_id, provider } => {
+                sqlx::query(select_credentials!(
+                    ", encrypted_credentials, "
+                    "(SELECT status FROM customers WHERE customers.id = cloud_credentials.customer_id) AS customer_status"
+                    " FROM cloud_credentials "
+                    "WHERE customer_id = ? AND provider = ? AND is_active = 1 "
+                    "ORDER BY is_default DESC, is_verified DESC, created_at DESC, id DESC LIMIT 1"
+                ))
+                .bind(customer_id.to_string())
+                .bind(provider.as_str())
+                .fetch_optional(&self.reader)
+                .await?
+            }
+        };
+        row.map(|row| {
+            Ok(SealedCredential {
+                metadata: metadata_from_row(&row)?,
+                sealed: row.try_get("encrypted_credentials")?,
+                customer_status: crate::store::customer_status(row.try_get("customer_status")?)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn record_use(
+        &self,
+        claim: UseClaim,
+        audit: AuditEntry,
+        now: OffsetDateTime,
+    ) -> Result<Option<CredentialMetadata>, StoreError> {
+        self.uses.submit(crate::store::group_commit::Use { claim, audit, now }).await
+    }
+
+    async fn record_verification(
+        &self,
+        id: CredentialId,
+        verified: bool,
+        audit: AuditEntry,
+        now: OffsetDateTime,
+    ) -> Result<CredentialMetadata, StoreError> {
+        let change = sqlx::query(returning_credential!(
+            "UPDATE cloud_credentials SET is_verified = ?, last_verified_at = ?, updated_at = ? \
+             WHERE id = ? AND is_active = 1"
+        ))
+        .bind(verified)
+        .bind(micros(now))
+        .bind(micros(now))
+        .bind(id.to_string());
+        self.audited_change(change, id, &audit, now).await
+    }
+
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<CredentialMetadata>, StoreError> {
+        // NULL parameters switch a filter off, so one prepared statement serves every case.
+        let (after_created, after_id) = match &filter.after {
+            Some(cursor) => (Some(cursor.created_at_micros), Some(cursor.id.to_string())),
+            None => (None, None),
+        };
+        let rows = sqlx::query(select_credentials_counting_journal!(
+            "customer_id = ?1",
+            "FROM credentials WHERE customer_id = ?1 "
+            "AND (?2 IS NULL OR provider = ?2) "
+            "AND (?3 OR is_active = 1) "
+            "AND (?4 IS NULL OR created_at < ?4 OR (created_at = ?4 AND id < ?5)) "
+            "ORDER BY created_at DESC, id DESC LIMIT ?6"
+        ))
+        .bind(filter.customer_id.to_string())
+        .bind(filter.provider.map(Provider::as_str))
+        .bind(filter.include_inactive)
+        .bind(after_created)
+        .bind(after_id)
+        .bind(i64::from(filter.page_size) + 1)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(metadata_from_row).collect()
+    }
+
+    async fn all_for_customer(&self, customer_id: CustomerId) -> Result<Vec<CredentialMetadata>, StoreError> {
+        let rows = sqlx::query(select_credentials_counting_journal!(
+            "customer_id = ?1",
+            "FROM credentials WHERE customer_id = ?1 ORDER BY created_at DESC, id DESC"
+        ))
+        .bind(customer_id.to_string())
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(metadata_from_row).collect()
+    }
+
+    async fn soft_delete(
+        &self,
+        id: CredentialId,
+        audit: AuditEntry,
+        now: OffsetDateTime,
+    ) -> Result<CredentialMetadata, StoreError> {
+        let change = sqlx::query(returning_credential!(
+            "UPDATE cloud_credentials SET is_active = 0, is_default = 0, updated_at = ?1, deleted_at = ?1 \
+             WHERE id = ?2 AND is_active = 1"
+        ))
+        .bind(micros(now))
+        .bind(id.to_string());
+        self.audited_change(change, id, &audit, now).await
+    }
+}

@@ -1,0 +1,79 @@
+//! The SQLite backend's customers: creation, lookup, listing, status changes.
+
+use super::*;
+use crate::store::CustomerStore;
+
+#[async_trait]
+impl CustomerStore for SqliteStore {
+    async fn ensure_customer(&self, customer: &NewCustomer) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO customers (id, email, company_name, status, subscription_tier, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(customer.id.to_string())
+        .bind(&customer.email)
+        .bind(&customer.company_name)
+        .bind(customer.status.as_str())
+        .bind(customer.tier.as_str())
+        .bind(micros(OffsetDateTime::now_utc()))
+        .execute(&mut **self.writer.acquire().await?)
+        .await
+        .map_err(|e| conflict_on_unique(e, Taken::CustomerEmail(&customer.email)))?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn customer_exists(&self, id: CustomerId) -> Result<bool, StoreError> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM customers WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(found.is_some())
+    }
+
+    async fn customer(&self, id: CustomerId) -> Result<Option<Customer>, StoreError> {
+        let row = sqlx::query(concat!("SELECT ", customer_columns!(), " FROM customers WHERE id = ?"))
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(customer_from_row).transpose()
+    }
+
+    async fn list_customers(&self, after: Option<Cursor>, limit: u32) -> Result<Vec<Customer>, StoreError> {
+        let (at, id) = after.map_or((i64::MIN, String::new()), |c| (c.at_micros, c.id.to_string()));
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            customer_columns!(),
+            " FROM customers WHERE (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?"
+        ))
+        .bind(at)
+        .bind(id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(customer_from_row).collect()
+    }
+
+    async fn set_customer_status(
+        &self,
+        id: CustomerId,
+        status: CustomerStatus,
+        audit: AuditEntry,
+        now: OffsetDateTime,
+    ) -> Result<Customer, StoreError> {
+        let mut writer = self.writer.acquire().await?;
+        let mut tx = AuditedTx::begin(&mut writer).await?;
+        let row = sqlx::query(concat!(
+            "UPDATE customers SET status = ? WHERE id = ? RETURNING ",
+            customer_columns!()
+        ))
+        .bind(status.as_str())
+        .bind(id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("customer {id}")))?;
+        let customer = customer_from_row(&row)?;
+        insert_audit(&mut tx, self.signer(), &audit, now).await?;
+        tx.commit().await?;
+        Ok(customer)
+    }
+}
