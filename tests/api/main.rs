@@ -31,6 +31,7 @@ mod rest;
 mod schemathesis;
 mod server;
 mod shared_database;
+mod store_suite;
 mod tenancy;
 mod tls;
 mod verify;
