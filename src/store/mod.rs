@@ -12,6 +12,20 @@ macro_rules! good_standing_sql {
     };
 }
 
+/// The columns a customer row is read with, the same on both backends.
+macro_rules! customer_columns {
+    () => {
+        "id, email, company_name, status, subscription_tier, created_at"
+    };
+}
+
+/// The columns a token row is read with, the same on both backends.
+macro_rules! token_columns {
+    () => {
+        "id, name, scopes, customer, secret_hash, created_at, expires_at, revoked_at"
+    };
+}
+
 mod error;
 mod group_commit;
 pub(crate) mod metrics;

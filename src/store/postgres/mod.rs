@@ -34,18 +34,6 @@ macro_rules! audit_columns {
     };
 }
 
-macro_rules! customer_columns {
-    () => {
-        "id, email, company_name, status, subscription_tier, created_at"
-    };
-}
-
-macro_rules! token_columns {
-    () => {
-        "id, name, scopes, customer, secret_hash, created_at, expires_at, revoked_at"
-    };
-}
-
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../../../migrations/postgres/0001_initial.sql")),
     (2, "tokens", include_str!("../../../migrations/postgres/0002_tokens.sql")),
