@@ -80,7 +80,7 @@ mod tests {
     fn only_credvault_logs_below_info() {
         assert!(is_own("credvault::vault::get"));
         assert!(is_own("credvault"));
-        for other in ["credvaultx", "aws_sigv4::http_request::sign", "h2::codec", "reqwest::connect"] {
+        for other in ["credvaultx", "aws_sigv4::http_request::sign", "h2::codec", "hyper_util::client"] {
             assert!(!is_own(other), "{other}");
         }
         assert!(Level::WARN <= Level::INFO && Level::ERROR <= Level::INFO);
