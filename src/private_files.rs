@@ -10,15 +10,20 @@ pub fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         create_private_dir(dir)?;
     }
-    let mut file = private_options().create_new(true).open(path)?;
+    let mut file = create_new_private_file(path)?;
     writeln!(file, "{contents}")
+}
+
+/// Creates the file `path`, which must not exist, readable by the owner only (0600).
+pub fn create_new_private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    private_options().create_new(true).open(path)
 }
 
 /// Creates the empty file `path` readable by the owner only (0600) unless it exists. SQLite
 /// gives the WAL and shared-memory files it creates beside a database the database file's
 /// mode, so a database created this way keeps all three private.
 pub fn create_private_file_if_missing(path: &Path) -> std::io::Result<()> {
-    match private_options().create_new(true).open(path) {
+    match create_new_private_file(path) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(e),

@@ -28,7 +28,7 @@ pub use provider::{Permission, Provider};
 pub use secret::{MAX_SECRET_BYTES, SecretPayload};
 pub use selector::CredentialSelector;
 pub use verification::{Verification, VerifyOutcome};
-pub use violation::{FieldViolation, QUOTED_CHARS, quoted, shortened};
+pub use violation::{FieldViolation, QUOTED_CHARS, quoted, shortened, shortened_to};
 
 /// The seed's demo customer, created by `credvault serve --dev`.
 pub const DEMO_CUSTOMER_ID: &str = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11";

@@ -32,20 +32,25 @@ pub const QUOTED_CHARS: usize = 64;
 /// only its first [`QUOTED_CHARS`] characters, then an ellipsis, so that an answer never grows
 /// with its input. Never for secret fields: those are not quoted at all.
 pub fn quoted(value: &str) -> String {
-    let (prefix, cut) = prefix(value);
+    let (prefix, cut) = prefix(value, QUOTED_CHARS);
     format!("{prefix:?}{}", if cut { "…" } else { "" })
 }
 
 /// A name the client sent (a field, a map key) as an error names it: unquoted, cut as
 /// [`quoted`] cuts.
 pub fn shortened(value: &str) -> String {
-    let (prefix, cut) = prefix(value);
+    shortened_to(value, QUOTED_CHARS)
+}
+
+/// `value`'s first `max_chars` characters, then an ellipsis if that is not all of it.
+pub fn shortened_to(value: &str, max_chars: usize) -> String {
+    let (prefix, cut) = prefix(value, max_chars);
     format!("{prefix}{}", if cut { "…" } else { "" })
 }
 
-/// The first [`QUOTED_CHARS`] characters of `value`, and whether that is not all of it.
-fn prefix(value: &str) -> (&str, bool) {
-    match value.char_indices().nth(QUOTED_CHARS) {
+/// The first `max_chars` characters of `value`, and whether that is not all of it.
+fn prefix(value: &str, max_chars: usize) -> (&str, bool) {
+    match value.char_indices().nth(max_chars) {
         None => (value, false),
         Some((end, _)) => (&value[..end], true),
     }

@@ -255,11 +255,7 @@ fn without_values(message: &str) -> String {
 
 /// At most a few hundred characters of a message that may repeat input.
 fn cut_short(text: &str) -> String {
-    const MAX_CHARS: usize = 4 * crate::domain::QUOTED_CHARS;
-    match text.char_indices().nth(MAX_CHARS) {
-        None => text.to_owned(),
-        Some((end, _)) => format!("{}…", &text[..end]),
-    }
+    crate::domain::shortened_to(text, 4 * crate::domain::QUOTED_CHARS)
 }
 
 impl IntoResponse for ApiError {

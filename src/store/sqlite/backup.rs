@@ -28,11 +28,7 @@ pub async fn backup(database: &Path, to: &Path) -> Result<(), StoreError> {
         return Err(StoreError::Config(format!("there is no database file {}", database.display())));
     }
     // VACUUM INTO fills an empty file: creating it first gives it the database's privacy.
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(to).map_err(|e| {
+    crate::private_files::create_new_private_file(to).map_err(|e| {
         StoreError::Config(format!(
             "cannot create the backup file {}: {e} (it must not exist yet)",
             to.display()
@@ -104,11 +100,7 @@ pub fn restore(from: &Path, database: &Path, replace: bool) -> Result<(), StoreE
     let staged = dir.join(format!(".credvault-restore-{}", uuid::Uuid::new_v4().simple()));
     let copy = || -> std::io::Result<()> {
         let mut source = std::fs::File::open(from)?;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut target = options.open(&staged)?;
+        let mut target = crate::private_files::create_new_private_file(&staged)?;
         std::io::copy(&mut source, &mut target)?;
         target.sync_all()
     };
