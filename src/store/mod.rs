@@ -30,6 +30,7 @@ mod error;
 mod group_commit;
 pub(crate) mod metrics;
 mod postgres;
+mod rows;
 mod sql;
 mod sqlite;
 
@@ -46,9 +47,9 @@ pub use sqlite::backup as sqlite_backup;
 
 use crate::domain::{
     AuditEntry, AuditEvent, AuditFilter, AuditSigner, CredentialId, CredentialMetadata, CredentialName,
-    CredentialSelector, CredentialType, Cursor, Customer, CustomerBinding, CustomerId, CustomerStatus, Email,
-    IdempotencyKey, ListFilter, Permission, Provider, Scopes, SubscriptionTier, TokenId, TokenName,
-    TokenRecord, chain_hash, head_mac,
+    CredentialSelector, CredentialType, Cursor, Customer, CustomerId, CustomerStatus, IdempotencyKey,
+    ListFilter, Permission, Provider, SubscriptionTier, TokenId, TokenName, TokenRecord, chain_hash,
+    head_mac,
 };
 
 /// A credential to insert, its secret already sealed.
@@ -327,55 +328,6 @@ fn link(
     }
     let head = ChainHead { seq, hash: prev.to_vec(), mac: Some(head_mac(signer, seq, &prev).to_vec()) };
     (links, head, refused)
-}
-
-/// A stored customer row's text columns, decoded (shared by both backends).
-fn customer_from_parts(
-    id: CustomerId,
-    email: String,
-    company_name: String,
-    status: &str,
-    tier: &str,
-    created_at: OffsetDateTime,
-) -> Result<Customer, StoreError> {
-    let corrupt =
-        |what: &str| StoreError::Other(format!("stored customer {id} has an invalid {what}").into());
-    Ok(Customer {
-        id,
-        email: Email::from_stored(email),
-        company_name,
-        status: CustomerStatus::parse(status).ok_or_else(|| corrupt("status"))?,
-        tier: SubscriptionTier::parse(tier).ok_or_else(|| corrupt("subscription tier"))?,
-        created_at,
-    })
-}
-
-fn customer_status(value: &str) -> Result<CustomerStatus, StoreError> {
-    CustomerStatus::parse(value)
-        .ok_or_else(|| StoreError::Other(format!("stored customer status {value:?} is not valid").into()))
-}
-
-/// The stored form of a token's row, shared by both backends' decoding.
-fn token_from_parts(
-    id: TokenId,
-    name: String,
-    scopes: &str,
-    customer: &str,
-    secret_hash: &[u8],
-    times: [Option<OffsetDateTime>; 3],
-) -> Result<TokenRecord, StoreError> {
-    let corrupt = |what: &str| StoreError::Other(format!("stored token {id} has an invalid {what}").into());
-    let [created_at, expires_at, revoked_at] = times;
-    Ok(TokenRecord {
-        id,
-        name: TokenName::from_stored(name),
-        scopes: Scopes::parse(scopes, "scopes").map_err(|_| corrupt("scope list"))?,
-        customer: CustomerBinding::parse(customer, "customer").map_err(|_| corrupt("customer"))?,
-        secret_hash: secret_hash.try_into().map_err(|_| corrupt("secret hash"))?,
-        created_at: created_at.ok_or_else(|| corrupt("creation time"))?,
-        expires_at,
-        revoked_at,
-    })
 }
 
 /// Connection pool settings (PostgreSQL; SQLite uses one writer and a few readers).

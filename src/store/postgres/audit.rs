@@ -32,7 +32,7 @@ impl AuditStore for PostgresStore {
         .bind(i64::from(filter.page_size) + 1)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(audit_event_from_row).collect()
+        rows.iter().map(rows::audit_event).collect()
     }
 
     async fn chain_audit(&self, limit: u32) -> Result<ChainReport, StoreError> {
@@ -49,8 +49,7 @@ impl AuditStore for PostgresStore {
                 .fetch_one(&mut *tx)
                 .await?;
         let from: (i64, Option<Uuid>) = (head.try_get("next_tx")?, head.try_get("next_id")?);
-        let head =
-            ChainHead { seq: head.try_get("seq")?, hash: head.try_get("hash")?, mac: head.try_get("mac")? };
+        let head = rows::chain_head(&head)?;
         let rows = sqlx::query(concat!(
             "SELECT ",
             audit_columns!(),
@@ -69,7 +68,7 @@ impl AuditStore for PostgresStore {
             }
             _ => (xmin, None),
         };
-        let signed = rows.iter().map(signed_row).collect::<Result<Vec<_>, _>>()?;
+        let signed = rows.iter().map(rows::signed_audit_row).collect::<Result<Vec<_>, _>>()?;
         let (links, head, refused) = crate::store::link(signer, &head, &signed);
         let passed_over = refused.len();
         // The writing transaction of each refused row (usually none), in the order read.
@@ -113,20 +112,13 @@ impl AuditStore for PostgresStore {
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
         let head =
             sqlx::query("SELECT seq, hash, mac FROM audit_seal WHERE id = 1").fetch_one(&mut *tx).await?;
-        let head =
-            ChainHead { seq: head.try_get("seq")?, hash: head.try_get("hash")?, mac: head.try_get("mac")? };
+        let head = rows::chain_head(&head)?;
         let links = sqlx::query("SELECT seq, audit_id, hash FROM audit_chain ORDER BY seq")
             .fetch_all(&mut *tx)
             .await?
             .iter()
-            .map(|row| {
-                Ok(ChainLink {
-                    seq: row.try_get("seq")?,
-                    audit_id: row.try_get("audit_id")?,
-                    hash: row.try_get("hash")?,
-                })
-            })
-            .collect::<Result<_, StoreError>>()?;
+            .map(rows::chain_link)
+            .collect::<Result<_, _>>()?;
         let rows = sqlx::query(concat!(
             "SELECT ",
             audit_columns!(),
@@ -135,7 +127,7 @@ impl AuditStore for PostgresStore {
         .fetch_all(&mut *tx)
         .await?
         .iter()
-        .map(signed_row)
+        .map(rows::signed_audit_row)
         .collect::<Result<_, _>>()?;
         tx.commit().await?;
         Ok(AuditChain { head, links, rows })

@@ -12,9 +12,9 @@ use sqlx::{Postgres, Row};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::metadata_from_row;
 use crate::domain::{AuditEntry, AuditSigner, CredentialMetadata, TokenName};
 use crate::store::group_commit::{Recorder, Use};
+use crate::store::rows;
 use crate::store::sql::to_stored_precision;
 use crate::store::{NewCredential, StoreError};
 
@@ -98,7 +98,7 @@ impl Recorder for UseCommitter {
                 .ok()
                 .and_then(|no| outcomes.get_mut(no))
                 .ok_or_else(|| StoreError::Other(format!("group commit answered for claim {no}").into()))?;
-            *slot = Some(metadata_from_row(row)?);
+            *slot = Some(rows::metadata(row)?);
         }
         Ok(outcomes)
     }
@@ -228,7 +228,7 @@ impl Recorder for StoreCommitter {
                 .ok()
                 .and_then(|no| outcomes.get_mut(no))
                 .ok_or_else(|| StoreError::Other(format!("group commit answered for Store {no}").into()))?;
-            *slot = Some(metadata_from_row(row)?);
+            *slot = Some(rows::metadata(row)?);
         }
         Ok(outcomes)
     }

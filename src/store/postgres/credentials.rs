@@ -20,7 +20,7 @@ impl CredentialStore for PostgresStore {
             self.insert_plain(&new, &store.audit).await
         };
         match inserted {
-            Ok(Some(row)) => Ok(Inserted::Created(metadata_from_row(&row)?)),
+            Ok(Some(row)) => Ok(Inserted::Created(rows::metadata(&row)?)),
             Ok(None) => Err(StoreError::NotFound(format!("customer {}", new.customer_id))),
             Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
                 // A concurrent Store with the same idempotency key may have committed first; it
@@ -70,14 +70,7 @@ impl CredentialStore for PostgresStore {
                 .await?
             }
         };
-        row.map(|row| {
-            Ok(SealedCredential {
-                metadata: metadata_from_row(&row)?,
-                sealed: row.try_get("encrypted_credentials")?,
-                customer_status: crate::store::customer_status(row.try_get("customer_status")?)?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(rows::sealed_credential).transpose()
     }
 
     async fn record_use(
@@ -135,7 +128,7 @@ impl CredentialStore for PostgresStore {
         .bind(i64::from(filter.page_size) + 1)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(metadata_from_row).collect()
+        rows.iter().map(rows::metadata).collect()
     }
 
     async fn all_for_customer(&self, customer_id: CustomerId) -> Result<Vec<CredentialMetadata>, StoreError> {
@@ -147,7 +140,7 @@ impl CredentialStore for PostgresStore {
         .bind(customer_id.as_uuid())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(metadata_from_row).collect()
+        rows.iter().map(rows::metadata).collect()
     }
 
     async fn soft_delete(

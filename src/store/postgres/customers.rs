@@ -35,7 +35,7 @@ impl CustomerStore for PostgresStore {
             .bind(id.as_uuid())
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(customer_from_row).transpose()
+        row.as_ref().map(rows::customer).transpose()
     }
 
     async fn list_customers(&self, after: Option<Cursor>, limit: u32) -> Result<Vec<Customer>, StoreError> {
@@ -50,7 +50,7 @@ impl CustomerStore for PostgresStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(customer_from_row).collect()
+        rows.iter().map(rows::customer).collect()
     }
 
     async fn set_customer_status(
@@ -70,7 +70,7 @@ impl CustomerStore for PostgresStore {
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("customer {id}")))?;
-        let customer = customer_from_row(&row)?;
+        let customer = rows::customer(&row)?;
         insert_audit(&mut tx, self.signer(), &audit, now).await?;
         tx.commit().await?;
         Ok(customer)

@@ -17,14 +17,15 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    AuditChain, ChainHead, ChainLink, ChainReport, Inserted, KeyCheck, NewCredential, NewCustomer,
-    PoolSettings, SealedCredential, SignedRow, Store, StoreError, UseClaim,
+    AuditChain, ChainReport, Inserted, KeyCheck, NewCredential, NewCustomer, PoolSettings, SealedCredential,
+    Store, StoreError, UseClaim,
 };
 use crate::domain::{
     AuditAction, AuditEntry, AuditEvent, AuditFilter, AuditSigner, CredentialId, CredentialMetadata,
-    CredentialName, CredentialSelector, CredentialType, Cursor, Customer, CustomerId, CustomerStatus,
-    ListFilter, Permission, Provider, TokenId, TokenName, TokenRecord, quoted,
+    CredentialSelector, Cursor, Customer, CustomerId, CustomerStatus, ListFilter, Provider, TokenId,
+    TokenName, TokenRecord, quoted,
 };
+use crate::store::rows::{self, StoredRow};
 use crate::store::sql::{Taken, conflict_on_unique, from_micros, to_stored_precision};
 
 macro_rules! audit_columns {
@@ -183,27 +184,30 @@ impl PostgresStore {
     }
 }
 
-fn metadata_from_row(row: &PgRow) -> Result<CredentialMetadata, StoreError> {
-    let provider: String = row.try_get("provider")?;
-    let permissions: String = row.try_get("permissions")?;
-    let corrupt =
-        |what: &str, value: &str| StoreError::Other(format!("stored {what} {value:?} is not valid").into());
-    Ok(CredentialMetadata {
-        id: CredentialId::from_uuid(row.try_get("id")?),
-        customer_id: CustomerId::from_uuid(row.try_get("customer_id")?),
-        provider: Provider::parse(&provider).ok_or_else(|| corrupt("provider", &provider))?,
-        name: CredentialName::from_stored(row.try_get("credential_name")?),
-        credential_type: CredentialType::from_stored(row.try_get("credential_type")?),
-        permissions: Permission::parse(&permissions).ok_or_else(|| corrupt("permissions", &permissions))?,
-        is_active: row.try_get("is_active")?,
-        is_verified: row.try_get("is_verified")?,
-        is_default: row.try_get("is_default")?,
-        last_verified_at: row.try_get("last_verified_at")?,
-        last_used_at: row.try_get("last_used_at")?,
-        usage_count: row.try_get("usage_count")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
+impl StoredRow for PgRow {
+    fn optional_text(&self, column: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn optional_uuid(&self, column: &str) -> Result<Option<Uuid>, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn optional_integer(&self, column: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn optional_time(&self, column: &str) -> Result<Option<OffsetDateTime>, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn optional_bytes(&self, column: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn flag(&self, column: &str) -> Result<bool, StoreError> {
+        Ok(self.try_get(column)?)
+    }
 }
 
 /// Binds a new credential's ten columns, in the order both Store statements number them (id,
@@ -324,7 +328,7 @@ impl PostgresStore {
     ) -> Result<CredentialMetadata, StoreError> {
         let row = query.fetch_optional(&self.pool).await?;
         let row = row.ok_or_else(|| StoreError::NotFound(format!("active credential {id}")))?;
-        metadata_from_row(&row)
+        rows::metadata(&row)
     }
 }
 
@@ -401,56 +405,12 @@ impl PostgresStore {
         .await?;
         row.map(|row| {
             Ok(Inserted::Existing {
-                credential: metadata_from_row(&row)?,
+                credential: rows::metadata(&row)?,
                 fingerprint: row.try_get::<Option<Vec<u8>>, _>("request_fingerprint")?.unwrap_or_default(),
             })
         })
         .transpose()
     }
-}
-
-fn audit_event_from_row(row: &PgRow) -> Result<AuditEvent, StoreError> {
-    Ok(AuditEvent {
-        id: row.try_get("id")?,
-        credential_id: row.try_get::<Option<Uuid>, _>("credential_id")?.map(CredentialId::from_uuid),
-        customer_id: row.try_get::<Option<Uuid>, _>("customer_id")?.map(CustomerId::from_uuid),
-        action: row.try_get("action")?,
-        details: row.try_get("action_details")?,
-        ip_address: row.try_get("ip_address")?,
-        actor: row.try_get("actor")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-fn signed_row(row: &PgRow) -> Result<SignedRow, StoreError> {
-    Ok(SignedRow { event: audit_event_from_row(row)?, row_mac: row.try_get("row_mac")? })
-}
-
-fn customer_from_row(row: &PgRow) -> Result<Customer, StoreError> {
-    let status: String = row.try_get("status")?;
-    let tier: String = row.try_get("subscription_tier")?;
-    super::customer_from_parts(
-        CustomerId::from_uuid(row.try_get("id")?),
-        row.try_get("email")?,
-        row.try_get("company_name")?,
-        &status,
-        &tier,
-        row.try_get("created_at")?,
-    )
-}
-
-fn token_from_row(row: &PgRow) -> Result<TokenRecord, StoreError> {
-    let scopes: String = row.try_get("scopes")?;
-    let customer: String = row.try_get("customer")?;
-    let hash: Vec<u8> = row.try_get("secret_hash")?;
-    super::token_from_parts(
-        TokenId::from_uuid(row.try_get("id")?),
-        row.try_get("name")?,
-        &scopes,
-        &customer,
-        &hash,
-        [row.try_get("created_at")?, row.try_get("expires_at")?, row.try_get("revoked_at")?],
-    )
 }
 
 #[cfg(test)]

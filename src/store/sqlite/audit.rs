@@ -29,7 +29,7 @@ impl AuditStore for SqliteStore {
             .bind(i64::from(filter.page_size) + 1)
             .fetch_all(&self.reader)
             .await?;
-        rows.iter().map(audit_event_from_row).collect()
+        rows.iter().map(rows::audit_event).collect()
     }
 
     async fn chain_audit(&self, limit: u32) -> Result<ChainReport, StoreError> {
@@ -62,7 +62,7 @@ impl AuditStore for SqliteStore {
         };
         // Rows committed after this read get higher rowids (one writer, rowids in order).
         let next_rowid: i64 = last.try_get("row_no")?;
-        let rows = rows.iter().map(signed_row).collect::<Result<Vec<_>, _>>()?;
+        let rows = rows.iter().map(rows::signed_audit_row).collect::<Result<Vec<_>, _>>()?;
         let (links, new_head, refused) = crate::store::link(signer, &head, &rows);
         let sealed = u32::try_from(links.len()).unwrap_or(u32::MAX);
         // All links in one statement: one round trip to SQLite's thread, not one per row. Its
@@ -114,14 +114,8 @@ impl AuditStore for SqliteStore {
             .fetch_all(&mut *tx)
             .await?
             .iter()
-            .map(|row| {
-                Ok(ChainLink {
-                    seq: row.try_get("seq")?,
-                    audit_id: uuid(row, "audit_id")?,
-                    hash: row.try_get("hash")?,
-                })
-            })
-            .collect::<Result<_, StoreError>>()?;
+            .map(rows::chain_link)
+            .collect::<Result<_, _>>()?;
         let rows = sqlx::query(concat!(
             "SELECT ",
             audit_columns!(),
@@ -130,7 +124,7 @@ impl AuditStore for SqliteStore {
         .fetch_all(&mut *tx)
         .await?
         .iter()
-        .map(signed_row)
+        .map(rows::signed_audit_row)
         .collect::<Result<_, _>>()?;
         tx.commit().await?;
         Ok(AuditChain { head, links, rows })

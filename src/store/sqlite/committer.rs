@@ -29,10 +29,11 @@ use tokio::sync::OwnedMutexGuard;
 
 use super::journal::{self, JournaledUses};
 use super::writer::Writer;
-use super::{BUSY_TIMEOUT, Columns, checkpoint, from_micros, metadata_from_row, micros};
+use super::{BUSY_TIMEOUT, Columns, checkpoint, from_micros, micros};
 use crate::domain::{AuditSigner, CredentialMetadata, TokenName};
 use crate::store::StoreError;
 use crate::store::group_commit::{Recorder, Use};
+use crate::store::rows;
 
 /// SQLite's committer: one group at a time, on its own connection.
 pub(super) struct Committer {
@@ -139,11 +140,15 @@ fn store_error(e: rusqlite::Error) -> StoreError {
 }
 
 impl Columns for rusqlite::Row<'_> {
-    fn text(&self, column: &str) -> Result<String, StoreError> {
+    fn optional_text(&self, column: &str) -> Result<Option<String>, StoreError> {
         self.get(column).map_err(store_error)
     }
 
     fn optional_integer(&self, column: &str) -> Result<Option<i64>, StoreError> {
+        self.get(column).map_err(store_error)
+    }
+
+    fn optional_bytes(&self, column: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.get(column).map_err(store_error)
     }
 }
@@ -239,7 +244,7 @@ fn record(
         for u in batch {
             let (id, customer) = (u.claim.id.to_string(), u.claim.customer_id.to_string());
             let mut counted = claim
-                .query_row((&id, &customer, &*u.claim.sealed), |row| Ok(metadata_from_row(row)))
+                .query_row((&id, &customer, &*u.claim.sealed), |row| Ok(rows::metadata(row)))
                 .optional()
                 .map_err(store_error)?
                 .transpose()?;

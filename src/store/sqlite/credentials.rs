@@ -21,7 +21,7 @@ impl CredentialStore for SqliteStore {
             .await?;
             if let Some(row) = existing {
                 return Ok(Inserted::Existing {
-                    credential: metadata_from_row(&row)?,
+                    credential: rows::metadata(&row)?,
                     fingerprint: row
                         .try_get::<Option<Vec<u8>>, _>("request_fingerprint")?
                         .unwrap_or_default(),
@@ -81,7 +81,7 @@ impl CredentialStore for SqliteStore {
             };
             conflict_on_unique(e, taken)
         })?;
-        let credential = metadata_from_row(&row)?;
+        let credential = rows::metadata(&row)?;
         insert_audit(&mut tx, self.signer(), &audit, new.now).await?;
         tx.commit().await?;
         Ok(Inserted::Created(credential))
@@ -119,14 +119,7 @@ impl CredentialStore for SqliteStore {
                 .await?
             }
         };
-        row.map(|row| {
-            Ok(SealedCredential {
-                metadata: metadata_from_row(&row)?,
-                sealed: row.try_get("encrypted_credentials")?,
-                customer_status: crate::store::customer_status(row.try_get("customer_status")?)?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(rows::sealed_credential).transpose()
     }
 
     async fn record_use(
@@ -178,7 +171,7 @@ impl CredentialStore for SqliteStore {
         .bind(i64::from(filter.page_size) + 1)
         .fetch_all(&self.reader)
         .await?;
-        rows.iter().map(metadata_from_row).collect()
+        rows.iter().map(rows::metadata).collect()
     }
 
     async fn all_for_customer(&self, customer_id: CustomerId) -> Result<Vec<CredentialMetadata>, StoreError> {
@@ -189,7 +182,7 @@ impl CredentialStore for SqliteStore {
         .bind(customer_id.to_string())
         .fetch_all(&self.reader)
         .await?;
-        rows.iter().map(metadata_from_row).collect()
+        rows.iter().map(rows::metadata).collect()
     }
 
     async fn soft_delete(

@@ -35,7 +35,7 @@ impl CustomerStore for SqliteStore {
             .bind(id.to_string())
             .fetch_optional(&self.reader)
             .await?;
-        row.as_ref().map(customer_from_row).transpose()
+        row.as_ref().map(rows::customer).transpose()
     }
 
     async fn list_customers(&self, after: Option<Cursor>, limit: u32) -> Result<Vec<Customer>, StoreError> {
@@ -50,7 +50,7 @@ impl CustomerStore for SqliteStore {
         .bind(i64::from(limit))
         .fetch_all(&self.reader)
         .await?;
-        rows.iter().map(customer_from_row).collect()
+        rows.iter().map(rows::customer).collect()
     }
 
     async fn set_customer_status(
@@ -71,7 +71,7 @@ impl CustomerStore for SqliteStore {
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("customer {id}")))?;
-        let customer = customer_from_row(&row)?;
+        let customer = rows::customer(&row)?;
         insert_audit(&mut tx, self.signer(), &audit, now).await?;
         tx.commit().await?;
         Ok(customer)

@@ -19,14 +19,15 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    AuditChain, ChainHead, ChainLink, ChainReport, Inserted, KeyCheck, NewCredential, NewCustomer,
-    SealedCredential, SignedRow, Store, StoreError, UseClaim,
+    AuditChain, ChainHead, ChainReport, Inserted, KeyCheck, NewCredential, NewCustomer, SealedCredential,
+    Store, StoreError, UseClaim,
 };
 use crate::domain::{
     AuditAction, AuditEntry, AuditEvent, AuditFilter, AuditSigner, CredentialId, CredentialMetadata,
-    CredentialName, CredentialSelector, CredentialType, Cursor, Customer, CustomerId, CustomerStatus,
-    ListFilter, Permission, Provider, TokenId, TokenName, TokenRecord,
+    CredentialSelector, Cursor, Customer, CustomerId, CustomerStatus, ListFilter, Provider, TokenId,
+    TokenName, TokenRecord,
 };
+use crate::store::rows::{self, StoredRow, corrupt};
 use crate::store::sql::{Taken, conflict_on_unique, from_micros};
 use journal::{AuditedTx, insert_audit};
 
@@ -200,7 +201,7 @@ impl SqliteStore {
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("active credential {id}")))?;
-        let credential = metadata_from_row(&row)?;
+        let credential = rows::metadata(&row)?;
         insert_audit(&mut tx, self.signer(), audit, now).await?;
         tx.commit().await?;
         Ok(credential)
@@ -242,23 +243,36 @@ fn micros(t: OffsetDateTime) -> i64 {
     crate::domain::unix_micros(t)
 }
 
-fn corrupt(what: &str, value: &str) -> StoreError {
-    StoreError::Other(format!("stored {what} {value:?} is not valid").into())
-}
-
-fn uuid(row: &impl Columns, column: &str) -> Result<Uuid, StoreError> {
-    let text = row.text(column)?;
-    Uuid::try_parse(&text).map_err(|_| corrupt(column, &text))
-}
-
 /// The columns of a stored row, as either SQLite binding reads them: sqlx for the store's
-/// pools, rusqlite for the group committer's own connection.
+/// pools, rusqlite for the group committer's own connection. Ids are stored as text, times as
+/// microseconds since the epoch, flags as integers.
 trait Columns {
-    fn text(&self, column: &str) -> Result<String, StoreError>;
+    fn optional_text(&self, column: &str) -> Result<Option<String>, StoreError>;
     fn optional_integer(&self, column: &str) -> Result<Option<i64>, StoreError>;
+    fn optional_bytes(&self, column: &str) -> Result<Option<Vec<u8>>, StoreError>;
+}
 
-    fn integer(&self, column: &str) -> Result<i64, StoreError> {
-        self.optional_integer(column)?.ok_or_else(|| corrupt(column, "NULL"))
+impl<R: Columns> StoredRow for R {
+    fn optional_text(&self, column: &str) -> Result<Option<String>, StoreError> {
+        Columns::optional_text(self, column)
+    }
+
+    fn optional_uuid(&self, column: &str) -> Result<Option<Uuid>, StoreError> {
+        Columns::optional_text(self, column)?
+            .map(|text| Uuid::try_parse(&text).map_err(|_| corrupt(column, &text)))
+            .transpose()
+    }
+
+    fn optional_integer(&self, column: &str) -> Result<Option<i64>, StoreError> {
+        Columns::optional_integer(self, column)
+    }
+
+    fn optional_time(&self, column: &str) -> Result<Option<OffsetDateTime>, StoreError> {
+        Columns::optional_integer(self, column)?.map(from_micros).transpose()
+    }
+
+    fn optional_bytes(&self, column: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Columns::optional_bytes(self, column)
     }
 
     fn flag(&self, column: &str) -> Result<bool, StoreError> {
@@ -267,37 +281,17 @@ trait Columns {
 }
 
 impl Columns for SqliteRow {
-    fn text(&self, column: &str) -> Result<String, StoreError> {
+    fn optional_text(&self, column: &str) -> Result<Option<String>, StoreError> {
         Ok(self.try_get(column)?)
     }
 
     fn optional_integer(&self, column: &str) -> Result<Option<i64>, StoreError> {
         Ok(self.try_get(column)?)
     }
-}
 
-fn metadata_from_row(row: &impl Columns) -> Result<CredentialMetadata, StoreError> {
-    let provider = row.text("provider")?;
-    let permissions = row.text("permissions")?;
-    let optional_time = |column: &str| -> Result<Option<OffsetDateTime>, StoreError> {
-        row.optional_integer(column)?.map(from_micros).transpose()
-    };
-    Ok(CredentialMetadata {
-        id: CredentialId::from_uuid(uuid(row, "id")?),
-        customer_id: CustomerId::from_uuid(uuid(row, "customer_id")?),
-        provider: Provider::parse(&provider).ok_or_else(|| corrupt("provider", &provider))?,
-        name: CredentialName::from_stored(row.text("credential_name")?),
-        credential_type: CredentialType::from_stored(row.text("credential_type")?),
-        permissions: Permission::parse(&permissions).ok_or_else(|| corrupt("permissions", &permissions))?,
-        is_active: row.flag("is_active")?,
-        is_verified: row.flag("is_verified")?,
-        is_default: row.flag("is_default")?,
-        last_verified_at: optional_time("last_verified_at")?,
-        last_used_at: optional_time("last_used_at")?,
-        usage_count: row.integer("usage_count")?,
-        created_at: from_micros(row.integer("created_at")?)?,
-        updated_at: from_micros(row.integer("updated_at")?)?,
-    })
+    fn optional_bytes(&self, column: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.try_get(column)?)
+    }
 }
 
 #[async_trait]
@@ -399,61 +393,7 @@ async fn read_head<'e>(executor: impl sqlx::SqliteExecutor<'e>) -> Result<(Chain
     let head = sqlx::query("SELECT seq, hash, mac, next_rowid FROM audit_seal WHERE id = 1")
         .fetch_one(executor)
         .await?;
-    let seal =
-        ChainHead { seq: head.try_get("seq")?, hash: head.try_get("hash")?, mac: head.try_get("mac")? };
-    Ok((seal, head.try_get("next_rowid")?))
-}
-
-fn audit_event_from_row(row: &SqliteRow) -> Result<AuditEvent, StoreError> {
-    let optional_id = |column: &str| -> Result<Option<Uuid>, StoreError> {
-        row.try_get::<Option<String>, _>(column)?
-            .map(|v| Uuid::try_parse(&v).map_err(|_| corrupt(column, &v)))
-            .transpose()
-    };
-    Ok(AuditEvent {
-        id: uuid(row, "id")?,
-        credential_id: optional_id("credential_id")?.map(CredentialId::from_uuid),
-        customer_id: optional_id("customer_id")?.map(CustomerId::from_uuid),
-        action: row.try_get("action")?,
-        details: row.try_get("action_details")?,
-        ip_address: row.try_get("ip_address")?,
-        actor: row.try_get("actor")?,
-        created_at: from_micros(row.try_get("created_at")?)?,
-    })
-}
-
-fn signed_row(row: &SqliteRow) -> Result<SignedRow, StoreError> {
-    Ok(SignedRow { event: audit_event_from_row(row)?, row_mac: row.try_get("row_mac")? })
-}
-
-fn customer_from_row(row: &SqliteRow) -> Result<Customer, StoreError> {
-    let status: String = row.try_get("status")?;
-    let tier: String = row.try_get("subscription_tier")?;
-    super::customer_from_parts(
-        CustomerId::from_uuid(uuid(row, "id")?),
-        row.try_get("email")?,
-        row.try_get("company_name")?,
-        &status,
-        &tier,
-        from_micros(row.try_get("created_at")?)?,
-    )
-}
-
-fn token_from_row(row: &SqliteRow) -> Result<TokenRecord, StoreError> {
-    let time = |column: &str| -> Result<Option<OffsetDateTime>, StoreError> {
-        row.try_get::<Option<i64>, _>(column)?.map(from_micros).transpose()
-    };
-    let scopes: String = row.try_get("scopes")?;
-    let customer: String = row.try_get("customer")?;
-    let hash: Vec<u8> = row.try_get("secret_hash")?;
-    super::token_from_parts(
-        TokenId::from_uuid(uuid(row, "id")?),
-        row.try_get("name")?,
-        &scopes,
-        &customer,
-        &hash,
-        [time("created_at")?, time("expires_at")?, time("revoked_at")?],
-    )
+    Ok((rows::chain_head(&head)?, head.integer("next_rowid")?))
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ impl TokenStore for SqliteStore {
             .bind(id.to_string())
             .fetch_optional(&self.reader)
             .await?;
-        row.as_ref().map(token_from_row).transpose()
+        row.as_ref().map(rows::token).transpose()
     }
 
     async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
@@ -36,7 +36,7 @@ impl TokenStore for SqliteStore {
             sqlx::query(concat!("SELECT ", token_columns!(), " FROM api_tokens ORDER BY created_at, id"))
                 .fetch_all(&self.reader)
                 .await?;
-        rows.iter().map(token_from_row).collect()
+        rows.iter().map(rows::token).collect()
     }
 
     async fn revoke_token(&self, name: &TokenName, now: OffsetDateTime) -> Result<TokenRecord, StoreError> {
@@ -49,6 +49,6 @@ impl TokenStore for SqliteStore {
         .fetch_optional(&mut **self.writer.acquire().await?)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("token {:?}", name.as_str())))?;
-        token_from_row(&row)
+        rows::token(&row)
     }
 }

@@ -1,0 +1,149 @@
+//! Stored rows decoded into domain values, once for every backend. The backends store the same
+//! columns in their own types (SQLite: ids as text, times as microseconds; PostgreSQL: `uuid`
+//! and `timestamptz`); each says how it reads one column ([`StoredRow`]) and everything built
+//! from columns lives here.
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{ChainHead, ChainLink, SealedCredential, SignedRow, StoreError};
+use crate::domain::{
+    AuditEvent, CredentialId, CredentialMetadata, CredentialName, CredentialType, Customer, CustomerBinding,
+    CustomerId, CustomerStatus, Email, Permission, Provider, Scopes, SubscriptionTier, TokenId, TokenName,
+    TokenRecord,
+};
+
+/// One column of a stored row, read as the domain's type, in a backend's own encoding.
+pub(super) trait StoredRow {
+    fn optional_text(&self, column: &str) -> Result<Option<String>, StoreError>;
+    fn optional_uuid(&self, column: &str) -> Result<Option<Uuid>, StoreError>;
+    fn optional_integer(&self, column: &str) -> Result<Option<i64>, StoreError>;
+    fn optional_time(&self, column: &str) -> Result<Option<OffsetDateTime>, StoreError>;
+    fn optional_bytes(&self, column: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    fn flag(&self, column: &str) -> Result<bool, StoreError>;
+
+    fn text(&self, column: &str) -> Result<String, StoreError> {
+        self.optional_text(column)?.ok_or_else(|| null(column))
+    }
+
+    fn uuid(&self, column: &str) -> Result<Uuid, StoreError> {
+        self.optional_uuid(column)?.ok_or_else(|| null(column))
+    }
+
+    fn integer(&self, column: &str) -> Result<i64, StoreError> {
+        self.optional_integer(column)?.ok_or_else(|| null(column))
+    }
+
+    fn time(&self, column: &str) -> Result<OffsetDateTime, StoreError> {
+        self.optional_time(column)?.ok_or_else(|| null(column))
+    }
+
+    fn bytes(&self, column: &str) -> Result<Vec<u8>, StoreError> {
+        self.optional_bytes(column)?.ok_or_else(|| null(column))
+    }
+}
+
+/// A stored value the schema does not allow.
+pub(super) fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Other(format!("stored {what} {value:?} is not valid").into())
+}
+
+fn null(column: &str) -> StoreError {
+    StoreError::Other(format!("stored {column} is NULL").into())
+}
+
+/// A credential's metadata, from the columns every credential query selects.
+pub(super) fn metadata(row: &impl StoredRow) -> Result<CredentialMetadata, StoreError> {
+    let provider = row.text("provider")?;
+    let permissions = row.text("permissions")?;
+    Ok(CredentialMetadata {
+        id: CredentialId::from_uuid(row.uuid("id")?),
+        customer_id: CustomerId::from_uuid(row.uuid("customer_id")?),
+        provider: Provider::parse(&provider).ok_or_else(|| corrupt("provider", &provider))?,
+        name: CredentialName::from_stored(row.text("credential_name")?),
+        credential_type: CredentialType::from_stored(row.text("credential_type")?),
+        permissions: Permission::parse(&permissions).ok_or_else(|| corrupt("permissions", &permissions))?,
+        is_active: row.flag("is_active")?,
+        is_verified: row.flag("is_verified")?,
+        is_default: row.flag("is_default")?,
+        last_verified_at: row.optional_time("last_verified_at")?,
+        last_used_at: row.optional_time("last_used_at")?,
+        usage_count: row.integer("usage_count")?,
+        created_at: row.time("created_at")?,
+        updated_at: row.time("updated_at")?,
+    })
+}
+
+/// Get's read: the metadata, the sealed secret and the owner's status.
+pub(super) fn sealed_credential(row: &impl StoredRow) -> Result<SealedCredential, StoreError> {
+    Ok(SealedCredential {
+        metadata: metadata(row)?,
+        sealed: row.bytes("encrypted_credentials")?,
+        customer_status: customer_status(&row.text("customer_status")?)?,
+    })
+}
+
+/// An audit row as the log lists it.
+pub(super) fn audit_event(row: &impl StoredRow) -> Result<AuditEvent, StoreError> {
+    Ok(AuditEvent {
+        id: row.uuid("id")?,
+        credential_id: row.optional_uuid("credential_id")?.map(CredentialId::from_uuid),
+        customer_id: row.optional_uuid("customer_id")?.map(CustomerId::from_uuid),
+        action: row.text("action")?,
+        details: row.text("action_details")?,
+        ip_address: row.optional_text("ip_address")?,
+        actor: row.optional_text("actor")?,
+        created_at: row.time("created_at")?,
+    })
+}
+
+/// An audit row with its MAC, as the chain reads it.
+pub(super) fn signed_audit_row(row: &impl StoredRow) -> Result<SignedRow, StoreError> {
+    Ok(SignedRow { event: audit_event(row)?, row_mac: row.optional_bytes("row_mac")? })
+}
+
+/// The audit chain's head (`audit_seal`'s one row).
+pub(super) fn chain_head(row: &impl StoredRow) -> Result<ChainHead, StoreError> {
+    Ok(ChainHead { seq: row.integer("seq")?, hash: row.bytes("hash")?, mac: row.optional_bytes("mac")? })
+}
+
+/// One link of the audit chain.
+pub(super) fn chain_link(row: &impl StoredRow) -> Result<ChainLink, StoreError> {
+    Ok(ChainLink { seq: row.integer("seq")?, audit_id: row.uuid("audit_id")?, hash: row.bytes("hash")? })
+}
+
+pub(super) fn customer(row: &impl StoredRow) -> Result<Customer, StoreError> {
+    let id = CustomerId::from_uuid(row.uuid("id")?);
+    let corrupt =
+        |what: &str| StoreError::Other(format!("stored customer {id} has an invalid {what}").into());
+    Ok(Customer {
+        id,
+        email: Email::from_stored(row.text("email")?),
+        company_name: row.text("company_name")?,
+        status: CustomerStatus::parse(&row.text("status")?).ok_or_else(|| corrupt("status"))?,
+        tier: SubscriptionTier::parse(&row.text("subscription_tier")?)
+            .ok_or_else(|| corrupt("subscription tier"))?,
+        created_at: row.time("created_at")?,
+    })
+}
+
+pub(super) fn customer_status(value: &str) -> Result<CustomerStatus, StoreError> {
+    CustomerStatus::parse(value).ok_or_else(|| corrupt("customer status", value))
+}
+
+/// A token's row (its hash, never a secret).
+pub(super) fn token(row: &impl StoredRow) -> Result<TokenRecord, StoreError> {
+    let id = TokenId::from_uuid(row.uuid("id")?);
+    let corrupt = |what: &str| StoreError::Other(format!("stored token {id} has an invalid {what}").into());
+    Ok(TokenRecord {
+        id,
+        name: TokenName::from_stored(row.text("name")?),
+        scopes: Scopes::parse(&row.text("scopes")?, "scopes").map_err(|_| corrupt("scope list"))?,
+        customer: CustomerBinding::parse(&row.text("customer")?, "customer")
+            .map_err(|_| corrupt("customer"))?,
+        secret_hash: row.bytes("secret_hash")?.as_slice().try_into().map_err(|_| corrupt("secret hash"))?,
+        created_at: row.time("created_at")?,
+        expires_at: row.optional_time("expires_at")?,
+        revoked_at: row.optional_time("revoked_at")?,
+    })
+}
