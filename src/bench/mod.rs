@@ -151,7 +151,10 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
                 .await
                 .map_err(|s| format!("setup Store failed: {}", s.message()))?;
             let id = stored.into_inner().credential.map(|c| c.id).unwrap_or_default();
-            targets.push(wire::frame(&pb::GetRequest { selector: Some(Selector::CredentialId(id)) }));
+            targets.push(wire::frame(&pb::GetRequest {
+                selector: Some(Selector::CredentialId(id)),
+                version: 0,
+            }));
         }
     }
     let targets = std::sync::Arc::new(targets);

@@ -15,10 +15,16 @@ pub enum AuditAction {
     Used,
     Failed,
     Denied,
+    Rotated,
+    VersionDisabled,
+    VersionEnabled,
+    VersionDestroyed,
+    Restored,
+    Purged,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 7] = [
+    pub const ALL: [AuditAction; 13] = [
         AuditAction::Created,
         AuditAction::Updated,
         AuditAction::Deleted,
@@ -26,6 +32,12 @@ impl AuditAction {
         AuditAction::Used,
         AuditAction::Failed,
         AuditAction::Denied,
+        AuditAction::Rotated,
+        AuditAction::VersionDisabled,
+        AuditAction::VersionEnabled,
+        AuditAction::VersionDestroyed,
+        AuditAction::Restored,
+        AuditAction::Purged,
     ];
 
     pub fn parse(name: &str) -> Option<Self> {
@@ -41,6 +53,12 @@ impl AuditAction {
             AuditAction::Used => "used",
             AuditAction::Failed => "failed",
             AuditAction::Denied => "denied",
+            AuditAction::Rotated => "rotated",
+            AuditAction::VersionDisabled => "version_disabled",
+            AuditAction::VersionEnabled => "version_enabled",
+            AuditAction::VersionDestroyed => "version_destroyed",
+            AuditAction::Restored => "restored",
+            AuditAction::Purged => "purged",
         }
     }
 }

@@ -5,7 +5,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use time::OffsetDateTime;
 
-use super::{CredentialId, CustomerId, FieldViolation, Permission, Provider};
+use super::{CredentialId, CustomerId, Etag, FieldViolation, Permission, Provider, VersionNumber};
 
 /// The customer's name for a credential: 1 to 255 characters, no control characters, trimmed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +113,13 @@ pub struct CredentialMetadata {
     pub usage_count: i64,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    /// The newest enabled version, the one Get hands out; `None` when no version is enabled.
+    pub current_version: Option<VersionNumber>,
+    /// How many versions the credential has had (the newest one's number).
+    pub latest_version: VersionNumber,
+    /// When the current version was added.
+    pub rotated_at: Option<OffsetDateTime>,
+    pub etag: Etag,
 }
 
 /// Which credentials a List returns.

@@ -12,6 +12,7 @@ mod provider;
 mod secret;
 mod selector;
 mod verification;
+mod version;
 mod violation;
 
 pub use access::{CustomerBinding, Principal, Scope, Scopes, TokenName, TokenRecord};
@@ -28,6 +29,7 @@ pub use provider::{Permission, Provider};
 pub use secret::{MAX_SECRET_BYTES, SecretPayload};
 pub use selector::CredentialSelector;
 pub use verification::{Verification, VerifyOutcome};
+pub use version::{Etag, VersionChange, VersionCursor, VersionMetadata, VersionNumber, VersionState};
 pub use violation::{FieldViolation, QUOTED_CHARS, quoted, shortened, shortened_to};
 
 /// The seed's demo customer, created by `credvault serve --dev`.

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use crate::domain::{
     CredentialMetadata, FieldViolation, Permission, Provider, ProviderSummary, SecretPayload, Summary,
-    VerifyOutcome,
+    VerifyOutcome, VersionMetadata, VersionState,
 };
 use crate::proto as pb;
 use crate::vault::Verified;
@@ -153,6 +153,26 @@ pub(super) fn credential_to_proto(c: CredentialMetadata) -> pb::Credential {
         usage_count: c.usage_count,
         created_at: Some(timestamp(c.created_at)),
         updated_at: Some(timestamp(c.updated_at)),
+        current_version: c.current_version.unwrap_or(0),
+        version_count: c.latest_version,
+        rotated_at: c.rotated_at.map(timestamp),
+        etag: c.etag.to_string(),
+    }
+}
+
+pub(super) fn version_to_proto(v: VersionMetadata) -> pb::CredentialVersion {
+    let state = match v.state {
+        VersionState::Enabled => pb::VersionState::Enabled,
+        VersionState::Disabled => pb::VersionState::Disabled,
+        VersionState::Destroyed => pb::VersionState::Destroyed,
+    };
+    pb::CredentialVersion {
+        credential_id: v.credential_id.to_string(),
+        version: v.version,
+        state: state as i32,
+        created_by: v.created_by.unwrap_or_default(),
+        created_at: Some(timestamp(v.created_at)),
+        destroyed_at: v.destroyed_at.map(timestamp),
     }
 }
 

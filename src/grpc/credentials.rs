@@ -4,15 +4,15 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{
     credential_to_proto, permission_from_proto, provider_filter_from_proto, provider_from_proto,
-    secret_from_proto, secret_to_proto, summary_to_proto, verification_to_proto,
+    secret_from_proto, secret_to_proto, summary_to_proto, verification_to_proto, version_to_proto,
 };
 use super::{context, invalid, status_from};
 use crate::domain::{
-    CredentialId, CredentialName, CredentialSelector, CredentialType, CustomerId, FieldViolation,
-    IdempotencyKey, ListFilter, PageCursor,
+    CredentialId, CredentialName, CredentialSelector, CredentialType, CustomerId, Etag, FieldViolation,
+    IdempotencyKey, ListFilter, PageCursor, VersionChange, VersionCursor,
 };
 use crate::proto::{self as pb, credential_service_server::CredentialService};
-use crate::vault::{NewCredentialRequest, Vault, VerifyTarget};
+use crate::vault::{NewCredentialRequest, NewVersionRequest, Vault, VerifyTarget};
 
 /// The gRPC face of the vault's credential use cases.
 pub struct CredentialApi {
@@ -63,7 +63,9 @@ impl CredentialService for CredentialApi {
     async fn get(&self, request: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
         use pb::get_request::Selector;
         let ctx = context(&self.vault, &request).await?;
-        let selector = match request.into_inner().selector {
+        let r = request.into_inner();
+        let version = (r.version != 0).then_some(r.version);
+        let selector = match r.selector {
             Some(Selector::CredentialId(id)) => {
                 CredentialSelector::Id(CredentialId::parse(&id, "credential_id").map_err(invalid)?)
             }
@@ -79,10 +81,11 @@ impl CredentialService for CredentialApi {
                 )));
             }
         };
-        let fetched = self.vault.get_credential(ctx, selector).await.map_err(status_from)?;
+        let fetched = self.vault.get_credential(ctx, selector, version).await.map_err(status_from)?;
         Ok(Response::new(pb::GetResponse {
             secret: Some(secret_to_proto(&fetched.secret)),
             credential: Some(credential_to_proto(fetched.credential)),
+            version: fetched.version,
         }))
     }
 
@@ -152,5 +155,106 @@ impl CredentialService for CredentialApi {
             CustomerId::parse(&request.get_ref().customer_id, "customer_id").map_err(invalid)?;
         let summary = self.vault.summary(ctx, customer_id).await.map_err(status_from)?;
         Ok(Response::new(summary_to_proto(summary)))
+    }
+
+    async fn add_version(
+        &self,
+        request: Request<pb::AddVersionRequest>,
+    ) -> Result<Response<pb::AddVersionResponse>, Status> {
+        let ctx = context(&self.vault, &request).await?;
+        let r = request.into_inner();
+        let parsed = (|| {
+            Ok(NewVersionRequest {
+                credential_id: CredentialId::parse(&r.credential_id, "credential_id")?,
+                secret: secret_from_proto(r.secret, "secret")?,
+                disable_previous: r.disable_previous,
+                expected: Etag::parse_optional(&r.etag, "etag")?,
+                idempotency_key: IdempotencyKey::parse_optional(&r.idempotency_key, "idempotency_key")?,
+            })
+        })()
+        .map_err(invalid)?;
+        let stored = self.vault.add_version(ctx, parsed).await.map_err(status_from)?;
+        Ok(Response::new(pb::AddVersionResponse {
+            credential: Some(credential_to_proto(stored.credential)),
+            version: Some(version_to_proto(stored.version)),
+            replayed: stored.replayed,
+        }))
+    }
+
+    async fn list_versions(
+        &self,
+        request: Request<pb::ListVersionsRequest>,
+    ) -> Result<Response<pb::ListVersionsResponse>, Status> {
+        let ctx = context(&self.vault, &request).await?;
+        let r = request.into_inner();
+        let (id, page_size, after) = (|| {
+            Ok::<_, FieldViolation>((
+                CredentialId::parse(&r.credential_id, "credential_id")?,
+                ListFilter::page_size_from_request(r.page_size, "page_size")?,
+                VersionCursor::decode_optional(&r.page_token, "page_token")?,
+            ))
+        })()
+        .map_err(invalid)?;
+        let page =
+            self.vault.list_versions(ctx, id, after.map(|c| c.0), page_size).await.map_err(status_from)?;
+        Ok(Response::new(pb::ListVersionsResponse {
+            versions: page.versions.into_iter().map(version_to_proto).collect(),
+            next_page_token: page.next.map(|n| VersionCursor(n).encode()).unwrap_or_default(),
+        }))
+    }
+
+    async fn disable_version(
+        &self,
+        request: Request<pb::DisableVersionRequest>,
+    ) -> Result<Response<pb::DisableVersionResponse>, Status> {
+        let ctx = context(&self.vault, &request).await?;
+        let r = request.into_inner();
+        let set =
+            self.change_version(ctx, &r.credential_id, r.version, &r.etag, VersionChange::Disable).await?;
+        Ok(Response::new(pb::DisableVersionResponse { credential: set.0, version: set.1 }))
+    }
+
+    async fn enable_version(
+        &self,
+        request: Request<pb::EnableVersionRequest>,
+    ) -> Result<Response<pb::EnableVersionResponse>, Status> {
+        let ctx = context(&self.vault, &request).await?;
+        let r = request.into_inner();
+        let set =
+            self.change_version(ctx, &r.credential_id, r.version, &r.etag, VersionChange::Enable).await?;
+        Ok(Response::new(pb::EnableVersionResponse { credential: set.0, version: set.1 }))
+    }
+
+    async fn destroy_version(
+        &self,
+        request: Request<pb::DestroyVersionRequest>,
+    ) -> Result<Response<pb::DestroyVersionResponse>, Status> {
+        let ctx = context(&self.vault, &request).await?;
+        let r = request.into_inner();
+        let set =
+            self.change_version(ctx, &r.credential_id, r.version, &r.etag, VersionChange::Destroy).await?;
+        Ok(Response::new(pb::DestroyVersionResponse { credential: set.0, version: set.1 }))
+    }
+}
+
+impl CredentialApi {
+    /// The three version changes share their fields and their answer.
+    async fn change_version(
+        &self,
+        ctx: crate::vault::RequestContext,
+        credential_id: &str,
+        version: u32,
+        etag: &str,
+        change: VersionChange,
+    ) -> Result<(Option<pb::Credential>, Option<pb::CredentialVersion>), Status> {
+        let (id, expected) = (|| {
+            if version == 0 {
+                return Err(FieldViolation::new("version", "is required: a version number, 1 or more"));
+            }
+            Ok((CredentialId::parse(credential_id, "credential_id")?, Etag::parse_optional(etag, "etag")?))
+        })()
+        .map_err(invalid)?;
+        let set = self.vault.change_version(ctx, id, version, change, expected).await.map_err(status_from)?;
+        Ok((Some(credential_to_proto(set.credential)), Some(version_to_proto(set.version))))
     }
 }

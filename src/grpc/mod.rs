@@ -26,6 +26,7 @@ pub fn status_from(err: VaultError) -> Status {
         VaultError::NotFound(m) => Status::not_found(m),
         VaultError::AlreadyExists(m) => Status::already_exists(m),
         VaultError::FailedPrecondition(m) => Status::failed_precondition(m),
+        VaultError::Aborted(m) => Status::aborted(m),
         VaultError::Unavailable(m) => Status::unavailable(m),
         VaultError::Unimplemented(m) => Status::unimplemented(m),
         VaultError::DataLoss(m) => Status::data_loss(m),

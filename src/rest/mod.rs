@@ -115,6 +115,8 @@ impl From<VaultError> for ApiError {
             VaultError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             VaultError::AlreadyExists(_) => (StatusCode::CONFLICT, "already_exists"),
             VaultError::FailedPrecondition(_) => (StatusCode::CONFLICT, "failed_precondition"),
+            // Only a conditional request (If-Match, or an etag in the body) can be aborted.
+            VaultError::Aborted(_) => (StatusCode::PRECONDITION_FAILED, "aborted"),
             VaultError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             VaultError::Unimplemented(_) => (StatusCode::NOT_IMPLEMENTED, "not_implemented"),
             VaultError::DataLoss(_) => (StatusCode::INTERNAL_SERVER_ERROR, "data_loss"),

@@ -17,6 +17,15 @@ pub enum StoreError {
     /// the text says which and what to change.
     #[error("{0}")]
     ReadOnly(String),
+    /// The caller's etag no longer matches: something changed since they read.
+    #[error("{0}")]
+    Stale(String),
+    /// The change is not allowed in the current state (e.g. enabling a destroyed version).
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// The version number a new version was sealed for was taken meanwhile; seal it again.
+    #[error("the version number was taken by a concurrent AddVersion")]
+    VersionTaken,
     #[error("database error")]
     Other(#[source] Box<dyn std::error::Error + Send + Sync>),
 }

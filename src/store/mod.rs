@@ -26,6 +26,13 @@ macro_rules! token_columns {
     };
 }
 
+/// The columns a version row is read with, the same on both backends.
+macro_rules! version_columns {
+    () => {
+        "credential_id, version, state, created_by, created_at, destroyed_at"
+    };
+}
+
 mod error;
 mod group_commit;
 pub(crate) mod metrics;
@@ -33,6 +40,7 @@ mod postgres;
 mod rows;
 mod sql;
 mod sqlite;
+mod versions;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,12 +52,13 @@ pub use error::StoreError;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use sqlite::backup as sqlite_backup;
+pub use versions::{NewVersion, VersionAdded, VersionChanged, VersionUpdate};
 
 use crate::domain::{
     AuditEntry, AuditEvent, AuditFilter, AuditSigner, CredentialId, CredentialMetadata, CredentialName,
-    CredentialSelector, CredentialType, Cursor, Customer, CustomerId, CustomerStatus, IdempotencyKey,
-    ListFilter, Permission, Provider, SubscriptionTier, TokenId, TokenName, TokenRecord, chain_hash,
-    head_mac,
+    CredentialSelector, CredentialType, Cursor, Customer, CustomerId, CustomerStatus, Etag, IdempotencyKey,
+    ListFilter, Permission, Provider, SubscriptionTier, TokenId, TokenName, TokenRecord, VersionMetadata,
+    VersionNumber, VersionState, chain_hash, head_mac,
 };
 
 /// A credential to insert, its secret already sealed.
@@ -80,21 +89,42 @@ pub enum Inserted {
     },
 }
 
-/// A credential's metadata and its sealed secret, as read for Get, with its customer's status
-/// (read in the same statement).
+/// A credential's metadata and one version's sealed secret, as read for Get, with its
+/// customer's status (read in the same statement).
 #[derive(Debug, Clone)]
 pub struct SealedCredential {
     pub metadata: CredentialMetadata,
-    pub sealed: Vec<u8>,
+    /// The version asked for (the current one when none was named); `None` if there is no
+    /// such version (or, for the current one, no enabled version).
+    pub version: Option<SealedVersion>,
     pub customer_status: CustomerStatus,
 }
 
-/// A Get's claim to one use: the credential, the customer it was authorized for, and the exact
-/// ciphertext the caller has opened.
+/// One version's state and ciphertext (`None` once destroyed).
+#[derive(Clone)]
+pub struct SealedVersion {
+    pub number: VersionNumber,
+    pub state: VersionState,
+    pub sealed: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for SealedVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedVersion").field("number", &self.number).field("state", &self.state).finish()
+    }
+}
+
+/// A Get's claim to one use: the credential, the customer it was authorized for, the etag of
+/// the state it was read in, and the version and exact ciphertext the caller has opened. Every
+/// change of a credential's versions or metadata changes its etag, so an unchanged etag proves
+/// the version is still in the state it was read in (enabled, and current if it was served as
+/// current); the ciphertext comparison catches a row altered behind the store's back.
 #[derive(Clone)]
 pub struct UseClaim {
     pub id: CredentialId,
     pub customer_id: CustomerId,
+    pub etag: Etag,
+    pub version: VersionNumber,
     pub sealed: Arc<[u8]>,
 }
 
@@ -103,6 +133,8 @@ impl std::fmt::Debug for UseClaim {
         f.debug_struct("UseClaim")
             .field("id", &self.id)
             .field("customer_id", &self.customer_id)
+            .field("etag", &self.etag)
+            .field("version", &self.version)
             .field("sealed_len", &self.sealed.len())
             .finish()
     }
@@ -131,10 +163,12 @@ pub enum KeyCheck {
 
 /// The storage operations the vault needs, implemented once per backend: the store's own life
 /// (schema, key check, writability, close) here, and one trait per aggregate, each in its own
-/// file per backend (`credentials.rs`, `customers.rs`, `tokens.rs`, `audit.rs`), so the two
+/// file per backend (`credentials.rs`, `versions.rs`, `customers.rs`, `tokens.rs`, `audit.rs`), so the two
 /// backends read side by side.
 #[async_trait]
-pub trait Store: CredentialStore + CustomerStore + TokenStore + AuditStore + Send + Sync + 'static {
+pub trait Store:
+    CredentialStore + VersionStore + CustomerStore + TokenStore + AuditStore + Send + Sync + 'static
+{
     /// Brings the schema up to date. Safe to run from several instances at once.
     async fn migrate(&self) -> Result<(), StoreError>;
 
@@ -157,15 +191,19 @@ pub trait CredentialStore: Send + Sync {
     /// customer and `Conflict` for a duplicate active name.
     async fn insert_credential(&self, new: NewCredential, audit: AuditEntry) -> Result<Inserted, StoreError>;
 
-    /// Reads an active credential with its sealed secret. Writes nothing.
+    /// Reads an active credential with the sealed secret of `version` (the current version
+    /// when `None`). Writes nothing. With [`CredentialSelector::Preferred`], credentials with an
+    /// enabled version come first.
     async fn fetch_sealed(
         &self,
         selector: CredentialSelector,
+        version: Option<VersionNumber>,
     ) -> Result<Option<SealedCredential>, StoreError>;
 
     /// Counts one use (usage_count, last_used_at) with its `used` audit row, in one commit,
     /// provided the credential is still active, still belongs to `claim.customer_id`, that
-    /// customer is in good standing, and the row still holds exactly `claim.sealed`; returns the
+    /// customer is in good standing, its etag is still `claim.etag`, and version `claim.version`
+    /// holds exactly `claim.sealed`; returns the
     /// credential's metadata, its usage counting this use. `None`, and nothing written, when any
     /// of that no longer holds.
     async fn record_use(
@@ -199,6 +237,35 @@ pub trait CredentialStore: Send + Sync {
         audit: AuditEntry,
         now: OffsetDateTime,
     ) -> Result<CredentialMetadata, StoreError>;
+}
+
+/// A credential's versions: every change commits with its audit row.
+#[async_trait]
+pub trait VersionStore: Send + Sync {
+    /// Adds a version with its `rotated` audit row; it becomes current. `NotFound` unless the
+    /// credential is active and `new.customer_id`'s, `Stale` on an etag mismatch,
+    /// `VersionTaken` if `new.version` is not the next number.
+    async fn add_version(&self, new: NewVersion, audit: AuditEntry) -> Result<VersionAdded, StoreError>;
+
+    /// Changes one version's state with its audit row (written only if the state changes), and
+    /// moves the current version to the newest enabled one. A destroyed version's ciphertext
+    /// is removed in the same transaction. `NotFound` for an unknown version or credential,
+    /// `Stale` on an etag mismatch, `FailedPrecondition` for a change a destroyed version
+    /// cannot take.
+    async fn change_version(
+        &self,
+        update: VersionUpdate,
+        audit: AuditEntry,
+        now: OffsetDateTime,
+    ) -> Result<VersionChanged, StoreError>;
+
+    /// A credential's versions newest first, below `before` (all for `None`); up to `limit`.
+    async fn list_versions(
+        &self,
+        id: CredentialId,
+        before: Option<VersionNumber>,
+        limit: u32,
+    ) -> Result<Vec<VersionMetadata>, StoreError>;
 }
 
 /// Customers.

@@ -6,11 +6,12 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{ChainHead, ChainLink, SealedCredential, SignedRow, StoreError};
+use super::versions::VersionHead;
+use super::{ChainHead, ChainLink, SealedCredential, SealedVersion, SignedRow, StoreError};
 use crate::domain::{
     AuditEvent, CredentialId, CredentialMetadata, CredentialName, CredentialType, Customer, CustomerBinding,
-    CustomerId, CustomerStatus, Email, Permission, Provider, Scopes, SubscriptionTier, TokenId, TokenName,
-    TokenRecord,
+    CustomerId, CustomerStatus, Email, Etag, Permission, Provider, Scopes, SubscriptionTier, TokenId,
+    TokenName, TokenRecord, VersionMetadata, VersionNumber, VersionState,
 };
 
 /// One column of a stored row, read as the domain's type, in a backend's own encoding.
@@ -71,15 +72,59 @@ pub(super) fn metadata(row: &impl StoredRow) -> Result<CredentialMetadata, Store
         usage_count: row.integer("usage_count")?,
         created_at: row.time("created_at")?,
         updated_at: row.time("updated_at")?,
+        current_version: row.optional_integer("current_version")?.map(version_number).transpose()?,
+        latest_version: version_number(row.integer("latest_version")?)?,
+        rotated_at: row.optional_time("rotated_at")?,
+        etag: Etag::from_revision(row.integer("revision")?),
     })
 }
 
-/// Get's read: the metadata, the sealed secret and the owner's status.
+fn version_number(value: i64) -> Result<VersionNumber, StoreError> {
+    VersionNumber::try_from(value).map_err(|_| corrupt("version number", &value.to_string()))
+}
+
+fn version_state(value: &str) -> Result<VersionState, StoreError> {
+    VersionState::parse(value).ok_or_else(|| corrupt("version state", value))
+}
+
+/// Get's read: the metadata, the version asked for (`served_version`, `version_state`,
+/// `encrypted_credentials`; the state is NULL when there is no such version) and the owner's
+/// status.
 pub(super) fn sealed_credential(row: &impl StoredRow) -> Result<SealedCredential, StoreError> {
+    let version = match row.optional_text("version_state")? {
+        None => None,
+        Some(state) => Some(SealedVersion {
+            number: version_number(row.integer("served_version")?)?,
+            state: version_state(&state)?,
+            sealed: row.optional_bytes("encrypted_credentials")?,
+        }),
+    };
     Ok(SealedCredential {
         metadata: metadata(row)?,
-        sealed: row.bytes("encrypted_credentials")?,
+        version,
         customer_status: customer_status(&row.text("customer_status")?)?,
+    })
+}
+
+/// A version as listed.
+pub(super) fn version(row: &impl StoredRow) -> Result<VersionMetadata, StoreError> {
+    Ok(VersionMetadata {
+        credential_id: CredentialId::from_uuid(row.uuid("credential_id")?),
+        version: version_number(row.integer("version")?)?,
+        state: version_state(&row.text("state")?)?,
+        created_by: row.optional_text("created_by")?,
+        created_at: row.time("created_at")?,
+        destroyed_at: row.optional_time("destroyed_at")?,
+    })
+}
+
+/// What the version operations check (`customer_id, current_version, latest_version, revision`).
+pub(super) fn version_head(row: &impl StoredRow) -> Result<VersionHead, StoreError> {
+    Ok(VersionHead {
+        customer_id: CustomerId::from_uuid(row.uuid("customer_id")?),
+        current_version: row.optional_integer("current_version")?.map(version_number).transpose()?,
+        latest_version: version_number(row.integer("latest_version")?)?,
+        etag: Etag::from_revision(row.integer("revision")?),
     })
 }
 

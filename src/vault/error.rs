@@ -25,6 +25,9 @@ pub enum VaultError {
     AlreadyExists(String),
     #[error("{0}")]
     FailedPrecondition(String),
+    /// A conditional change whose etag no longer matches: re-read and retry.
+    #[error("{0}")]
+    Aborted(String),
     #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
@@ -48,6 +51,8 @@ impl From<StoreError> for VaultError {
         match err {
             StoreError::NotFound(what) => VaultError::NotFound(format!("{what} not found")),
             StoreError::Conflict(why) => VaultError::AlreadyExists(why),
+            StoreError::Stale(why) => VaultError::Aborted(why),
+            StoreError::FailedPrecondition(why) => VaultError::FailedPrecondition(why),
             StoreError::Unavailable(source) => {
                 // While it lasts, every call fails this way: a line every few seconds is enough.
                 static UNAVAILABLE: RateLimited = RateLimited::new(Duration::from_secs(5));

@@ -1,9 +1,10 @@
-//! Get: hand out a secret, its `used` audit row durable first.
+//! Get: hand out a secret (the current version's, or a named enabled version's), its `used`
+//! audit row durable first.
 //!
 //! The secret is opened before anything is written, so a ciphertext that fails to open is
 //! audited as `failed` and never counted. The use is then recorded by one statement that holds
-//! only if the row still is what was opened (active, same owner, same ciphertext, customer in
-//! good standing). For a credential seen before, owner and ciphertext come from the
+//! only if the credential still is as it was read (active, same owner, same etag, customer in
+//! good standing). For a current version seen before, owner and ciphertext come from the
 //! [`ServedCache`](super::served_cache::ServedCache) and that statement is Get's only database
 //! round trip; otherwise (or when it no longer holds) the row is read first.
 
@@ -14,9 +15,10 @@ use time::OffsetDateTime;
 use super::served_cache::Served;
 use super::{Fetched, RequestContext, Vault, VaultError, error_chain};
 use crate::domain::{
-    AuditAction, CredentialId, CredentialMetadata, CredentialSelector, CustomerStatus, Scope,
+    AuditAction, CredentialId, CredentialMetadata, CredentialSelector, CustomerStatus, Scope, VersionNumber,
+    VersionState,
 };
-use crate::store::UseClaim;
+use crate::store::SealedCredential;
 
 const ATTEMPT: &str = "get a secret";
 
@@ -26,14 +28,17 @@ fn missing(id: CredentialId) -> VaultError {
 }
 
 impl Vault {
-    #[tracing::instrument(skip_all, fields(selector = ?selector))]
+    /// Hands out `version` of the selected credential, or its current version for `None`.
+    #[tracing::instrument(skip_all, fields(selector = ?selector, version = ?version))]
     pub async fn get_credential(
         &self,
         ctx: RequestContext,
         selector: CredentialSelector,
+        version: Option<VersionNumber>,
     ) -> Result<Fetched, VaultError> {
         self.ensure_ready()?;
         if let CredentialSelector::Id(id) = selector
+            && version.is_none()
             && let Some(cached) = self.served.get(id)
         {
             let owner = Some(cached.customer_id);
@@ -41,39 +46,42 @@ impl Vault {
             if let Some(fetched) = self.hand_out(&ctx, &cached).await? {
                 return Ok(fetched);
             }
-            // Deleted, tampered with, or its customer's standing changed: read what is there now.
+            // Changed, deleted, or its customer's standing changed: read what is there now.
             self.served.remove(id);
         }
-        let found = match selector {
-            CredentialSelector::Preferred { customer_id, .. } => {
-                self.authorize(&ctx, Scope::SecretsRead, Some(customer_id), None, ATTEMPT).await?;
-                self.store.fetch_sealed(selector).await?
+        // A change that commits between the read and the use fails the use's claim: read again,
+        // once; a second change in that window is answered as a conflict to retry.
+        for attempt in 0..2 {
+            let found = match selector {
+                CredentialSelector::Preferred { customer_id, .. } => {
+                    if attempt == 0 {
+                        self.authorize(&ctx, Scope::SecretsRead, Some(customer_id), None, ATTEMPT).await?;
+                    }
+                    self.store.fetch_sealed(selector, version).await?
+                }
+                CredentialSelector::Id(id) => {
+                    let found = self.store.fetch_sealed(selector, version).await?;
+                    let owner = found.as_ref().map(|f| f.metadata.customer_id);
+                    self.authorize_credential(&ctx, Scope::SecretsRead, id, owner, ATTEMPT, || missing(id))
+                        .await?;
+                    found
+                }
+            };
+            let Some(found) = found else {
+                return Err(self.not_found(selector).await?);
+            };
+            if !found.customer_status.in_good_standing() {
+                return Err(self.refuse_for_standing(&ctx, &found.metadata, found.customer_status).await);
             }
-            CredentialSelector::Id(id) => {
-                let found = self.store.fetch_sealed(selector).await?;
-                let owner = found.as_ref().map(|f| f.metadata.customer_id);
-                self.authorize_credential(&ctx, Scope::SecretsRead, id, owner, ATTEMPT, || missing(id))
-                    .await?;
-                found
+            let sealed = Arc::new(servable(found, version)?);
+            if let Some(fetched) = self.hand_out(&ctx, &sealed).await? {
+                if version.is_none() {
+                    self.served.insert(sealed);
+                }
+                return Ok(fetched);
             }
-        };
-        let Some(found) = found else {
-            return Err(self.not_found(selector).await?);
-        };
-        if !found.customer_status.in_good_standing() {
-            return Err(self.refuse_for_standing(&ctx, &found.metadata, found.customer_status).await);
         }
-        let sealed = Arc::new(Served::from_stored(&found));
-        match self.hand_out(&ctx, &sealed).await? {
-            Some(fetched) => {
-                self.served.insert(sealed);
-                Ok(fetched)
-            }
-            None => Err(VaultError::NotFound(format!(
-                "credential {} was deleted, or its customer suspended, while being fetched",
-                sealed.id
-            ))),
-        }
+        Err(VaultError::Aborted("the credential changed twice while being fetched; retry".into()))
     }
 
     /// Opens the secret, then records its use; `None` (nothing handed out, nothing counted) if
@@ -84,13 +92,16 @@ impl Vault {
             AuditAction::Used,
             Some(sealed.customer_id),
             Some(sealed.id),
-            format!("secret of {} credential {:?} handed out", sealed.provider, sealed.name.as_str()),
+            format!(
+                "secret of {} credential {:?} version {} handed out",
+                sealed.provider,
+                sealed.name.as_str(),
+                sealed.version
+            ),
         );
-        let claim =
-            UseClaim { id: sealed.id, customer_id: sealed.customer_id, sealed: sealed.sealed.clone() };
         // The audit row commits before the secret leaves this function.
-        let counted = self.store.record_use(claim, audit, OffsetDateTime::now_utc()).await?;
-        Ok(counted.map(|credential| Fetched { credential, secret }))
+        let counted = self.store.record_use(sealed.claim(), audit, OffsetDateTime::now_utc()).await?;
+        Ok(counted.map(|credential| Fetched { credential, version: sealed.version, secret }))
     }
 
     /// A suspended or cancelled customer's secret is not handed out; the refusal is audited.
@@ -127,4 +138,38 @@ impl Vault {
             }
         })
     }
+}
+
+/// The version of `found` that Get may hand out, or why not: there is no such version (asked
+/// for by number), no enabled version (asked for the current one), or it is not enabled.
+fn servable(found: SealedCredential, asked: Option<VersionNumber>) -> Result<Served, VaultError> {
+    let metadata = found.metadata;
+    let id = metadata.id;
+    let Some(version) = found.version else {
+        return Err(match asked {
+            Some(n) => VaultError::NotFound(format!("credential {id} has no version {n}")),
+            None => VaultError::FailedPrecondition(format!(
+                "credential {id} has no enabled version; add one (AddVersion) or enable a disabled one \
+                 (EnableVersion; ListVersions shows them)"
+            )),
+        });
+    };
+    let sealed = match (version.state, version.sealed) {
+        (VersionState::Enabled, Some(sealed)) => sealed,
+        (state, _) => {
+            return Err(VaultError::FailedPrecondition(format!(
+                "version {} of credential {id} is {state}; only enabled versions are handed out",
+                version.number
+            )));
+        }
+    };
+    Ok(Served {
+        id,
+        customer_id: metadata.customer_id,
+        provider: metadata.provider,
+        name: metadata.name,
+        version: version.number,
+        etag: metadata.etag,
+        sealed: sealed.into(),
+    })
 }

@@ -7,6 +7,7 @@ mod customers;
 mod error;
 mod get;
 mod served_cache;
+mod versions;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -18,13 +19,14 @@ use time::OffsetDateTime;
 pub use audit_log::{AuditVerified, CHAIN_INTERVAL, Tampered, verify_audit_log};
 pub use customers::{AUDIT_CURSOR, CUSTOMER_CURSOR, Directory, Listed, NewCustomerRequest};
 pub use error::{VaultError, error_chain};
+pub use versions::{NewVersionRequest, VersionPage, VersionSet, VersionStored};
 
 use crate::auth::Authenticator;
 use crate::crypto::{Binding, Keyring};
 use crate::domain::{
     AuditAction, AuditEntry, CredentialId, CredentialMetadata, CredentialName, CredentialSelector,
     CredentialType, CustomerId, IdempotencyKey, ListFilter, PageCursor, Permission, Principal, Scope,
-    SecretPayload, Summary, TokenName, TrustedProxies, Verification, VerifyOutcome,
+    SecretPayload, Summary, TokenName, TrustedProxies, Verification, VerifyOutcome, VersionNumber,
 };
 use crate::store::{Inserted, KeyCheck, NewCredential, Store, StoreError};
 use crate::verify::Verifiers;
@@ -85,10 +87,12 @@ pub struct Stored {
     pub replayed: bool,
 }
 
-/// The answer to Get: metadata after the use was counted, and the secret.
+/// The answer to Get: metadata after the use was counted, the version handed out, and its
+/// secret.
 #[derive(Debug)]
 pub struct Fetched {
     pub credential: CredentialMetadata,
+    pub version: VersionNumber,
     pub secret: SecretPayload,
 }
 
@@ -168,9 +172,14 @@ pub struct Verified {
     pub credential: Option<CredentialMetadata>,
 }
 
-/// What a credential's ciphertext is bound to.
-fn binding_of(metadata: &CredentialMetadata) -> Binding {
-    Binding { credential_id: metadata.id, customer_id: metadata.customer_id, provider: metadata.provider }
+/// What the ciphertext of `metadata`'s `version` is bound to.
+fn binding_of(metadata: &CredentialMetadata, version: VersionNumber) -> Binding {
+    Binding {
+        credential_id: metadata.id,
+        customer_id: metadata.customer_id,
+        provider: metadata.provider,
+        version,
+    }
 }
 
 /// The credential use cases over one store and keyring. Cheap to clone.
@@ -303,7 +312,7 @@ impl Vault {
         }
         let provider = request.secret.provider();
         let id = CredentialId::new_random();
-        let binding = Binding { credential_id: id, customer_id: request.customer_id, provider };
+        let binding = Binding { credential_id: id, customer_id: request.customer_id, provider, version: 1 };
         let plaintext = request.secret.to_plaintext();
         let sealed = self.keyring.seal(&binding, &plaintext).map_err(|e| {
             tracing::error!(error = %e, "sealing failed");
@@ -448,7 +457,7 @@ impl Vault {
         // store's conditional update then settles a race with a concurrent delete.
         let missing =
             || VaultError::NotFound(format!("no active credential {id} (unknown, or already deleted)"));
-        let found = self.store.fetch_sealed(CredentialSelector::Id(id)).await?;
+        let found = self.store.fetch_sealed(CredentialSelector::Id(id), None).await?;
         let owner = found.as_ref().map(|f| f.metadata.customer_id);
         self.authorize_credential(&ctx, Scope::CredentialsWrite, id, owner, "delete a credential", missing)
             .await?;
@@ -490,12 +499,18 @@ impl Vault {
             VerifyTarget::Stored(id) => id,
         };
         let missing = || VaultError::NotFound(format!("no active credential {id} (unknown, or deleted)"));
-        let found = self.store.fetch_sealed(CredentialSelector::Id(id)).await?;
+        let found = self.store.fetch_sealed(CredentialSelector::Id(id), None).await?;
         let owner = found.as_ref().map(|f| f.metadata.customer_id);
         self.authorize_credential(&ctx, Scope::CredentialsVerify, id, owner, ATTEMPT, missing).await?;
         let found = found.ok_or_else(missing)?;
-        let binding = binding_of(&found.metadata);
-        let secret = self.open(&ctx, &binding, &found.sealed).await?;
+        // Verification checks the secret Get hands out: the current version's.
+        let Some((version, sealed)) = found.version.and_then(|v| Some(v.number).zip(v.sealed)) else {
+            return Err(VaultError::FailedPrecondition(format!(
+                "credential {id} has no enabled version to verify; add one or enable a disabled one"
+            )));
+        };
+        let binding = binding_of(&found.metadata, version);
+        let secret = self.open(&ctx, &binding, &sealed).await?;
         let metadata = found.metadata;
         let verification = self.verifiers.verify(&secret).await;
         drop(secret);

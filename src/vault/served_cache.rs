@@ -1,44 +1,54 @@
 //! What Get needs to know about a credential before touching the database: its owner,
-//! provider, name and sealed secret. None of it changes after Store (a credential is never
-//! edited, only soft-deleted), so a cached copy lets Get authorize, open the secret and write
-//! the audit row in ONE statement, which checks that the row is still active, still holds
-//! exactly this ciphertext and that its customer is in good standing. Only ciphertext is
-//! kept here; a secret is opened per request and dropped with the response.
+//! provider, name, current version and that version's sealed secret, as of one etag. Every
+//! change of the credential's metadata or versions changes its etag, on any instance, so a
+//! cached copy lets Get authorize, open the secret and write the audit row in ONE statement,
+//! which checks that the row is still active, still has this etag (a disabled, destroyed or
+//! superseded version fails that check and is read again) and this ciphertext (a row altered
+//! behind the vault's back fails it too), and that its customer is in good standing. Only ciphertext is kept here; a secret is opened per request and dropped with the
+//! response.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use crate::crypto::Binding;
-use crate::domain::{CredentialId, CredentialName, CustomerId, Provider};
-use crate::store::SealedCredential;
+use crate::domain::{CredentialId, CredentialName, CustomerId, Etag, Provider, VersionNumber};
+use crate::store::UseClaim;
 
 /// Entries kept; at the bound, an arbitrary entry makes room (a miss costs one read).
 const CAPACITY: usize = 16_384;
 
-/// The immutable facts of one credential.
+/// One version of a credential as Get serves it, as of `etag`.
 pub(super) struct Served {
     pub(super) id: CredentialId,
     pub(super) customer_id: CustomerId,
     pub(super) provider: Provider,
     pub(super) name: CredentialName,
+    pub(super) version: VersionNumber,
+    pub(super) etag: Etag,
     pub(super) sealed: Arc<[u8]>,
 }
 
 impl Served {
-    pub(super) fn from_stored(found: &SealedCredential) -> Self {
-        Self {
-            id: found.metadata.id,
-            customer_id: found.metadata.customer_id,
-            provider: found.metadata.provider,
-            name: found.metadata.name.clone(),
-            sealed: found.sealed.as_slice().into(),
+    /// What the ciphertext is bound to.
+    pub(super) fn binding(&self) -> Binding {
+        Binding {
+            credential_id: self.id,
+            customer_id: self.customer_id,
+            provider: self.provider,
+            version: self.version,
         }
     }
 
-    /// What the ciphertext is bound to.
-    pub(super) fn binding(&self) -> Binding {
-        Binding { credential_id: self.id, customer_id: self.customer_id, provider: self.provider }
+    /// The claim that this is still what the credential holds.
+    pub(super) fn claim(&self) -> UseClaim {
+        UseClaim {
+            id: self.id,
+            customer_id: self.customer_id,
+            etag: self.etag,
+            version: self.version,
+            sealed: self.sealed.clone(),
+        }
     }
 }
 
@@ -48,6 +58,8 @@ impl fmt::Debug for Served {
             .field("id", &self.id)
             .field("customer_id", &self.customer_id)
             .field("provider", &self.provider)
+            .field("version", &self.version)
+            .field("etag", &self.etag)
             .finish_non_exhaustive()
     }
 }
@@ -94,6 +106,8 @@ mod tests {
             customer_id: CustomerId::new_random(),
             provider: Provider::Vultr,
             name: CredentialName::parse("n", "name").unwrap(),
+            version: 1,
+            etag: Etag::from_revision(1),
             sealed: Arc::from(&b"ciphertext"[..]),
         })
     }

@@ -114,7 +114,7 @@ async fn call(rpc: Rpc, token: Option<&str>, f: &Fixture, app: &TestApp) -> Resu
                 customer_id: f.customer.clone(),
                 provider: pb::Provider::Vultr as i32,
             });
-            client.get(pb::GetRequest { selector: Some(selector) }).await.map(drop)
+            client.get(pb::GetRequest { selector: Some(selector), version: 0 }).await.map(drop)
         }
         Rpc::List => client
             .list(pb::ListRequest { customer_id: f.customer.clone(), ..Default::default() })

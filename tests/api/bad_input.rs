@@ -24,6 +24,7 @@ async fn unknown_or_unspecified_providers_are_invalid_arguments(backend: Backend
             customer_id: c.clone(),
             provider: 99,
         })),
+        version: 0,
     };
     assert_invalid_field(
         app.client.clone().get(unknown).await,
@@ -35,7 +36,7 @@ async fn unknown_or_unspecified_providers_are_invalid_arguments(backend: Backend
     let bad_permission = pb::StoreRequest { permissions: 9, ..store_request(&c, "x", vultr("k")) };
     assert_invalid_field(app.store(bad_permission).await, "permissions", "not a known permission");
     assert_invalid_field(
-        app.client.clone().get(pb::GetRequest { selector: None }).await,
+        app.client.clone().get(pb::GetRequest { selector: None, version: 0 }).await,
         "selector",
         "is required",
     );

@@ -81,6 +81,15 @@ impl TestDb {
         }
     }
 
+    /// `SELECT count(*) ...` built by the test (from values it made itself).
+    pub async fn count_owned(&self, sql: String) -> i64 {
+        let sql = sqlx::AssertSqlSafe(sql);
+        match self {
+            TestDb::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+            TestDb::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+        }
+    }
+
     /// Every audit row, on SQLite those still in the use journal too.
     pub async fn audit_rows(&self) -> i64 {
         match self {
@@ -168,35 +177,43 @@ impl TestDb {
 
     pub async fn ciphertext(&self, credential_id: &str) -> Vec<u8> {
         match self {
-            TestDb::Sqlite(pool) => {
-                sqlx::query_scalar("SELECT encrypted_credentials FROM cloud_credentials WHERE id = ?")
-                    .bind(credential_id)
-                    .fetch_one(pool)
-                    .await
-                    .unwrap()
-            }
-            TestDb::Postgres(pool) => {
-                sqlx::query_scalar("SELECT encrypted_credentials FROM cloud_credentials WHERE id = $1::uuid")
-                    .bind(credential_id)
-                    .fetch_one(pool)
-                    .await
-                    .unwrap()
-            }
+            TestDb::Sqlite(pool) => sqlx::query_scalar(
+                "SELECT v.encrypted_credentials FROM credential_versions v JOIN cloud_credentials c \
+                     ON c.id = v.credential_id AND c.current_version = v.version WHERE c.id = ?",
+            )
+            .bind(credential_id)
+            .fetch_one(pool)
+            .await
+            .unwrap(),
+            TestDb::Postgres(pool) => sqlx::query_scalar(
+                "SELECT v.encrypted_credentials FROM credential_versions v JOIN cloud_credentials c \
+                     ON c.id = v.credential_id AND c.current_version = v.version WHERE c.id = $1::uuid",
+            )
+            .bind(credential_id)
+            .fetch_one(pool)
+            .await
+            .unwrap(),
         }
     }
 
     pub async fn set_ciphertext(&self, credential_id: &str, blob: &[u8]) {
         match self {
             TestDb::Sqlite(pool) => {
-                sqlx::query("UPDATE cloud_credentials SET encrypted_credentials = ? WHERE id = ?")
-                    .bind(blob)
-                    .bind(credential_id)
-                    .execute(pool)
-                    .await
-                    .unwrap();
+                sqlx::query(
+                    "UPDATE credential_versions SET encrypted_credentials = ?1 WHERE credential_id = ?2 \
+                     AND version = (SELECT current_version FROM cloud_credentials WHERE id = ?2)",
+                )
+                .bind(blob)
+                .bind(credential_id)
+                .execute(pool)
+                .await
+                .unwrap();
             }
             TestDb::Postgres(pool) => {
-                sqlx::query("UPDATE cloud_credentials SET encrypted_credentials = $1 WHERE id = $2::uuid")
+                sqlx::query(
+                    "UPDATE credential_versions SET encrypted_credentials = $1 WHERE credential_id = $2::uuid \
+                     AND version = (SELECT current_version FROM cloud_credentials WHERE id = $2::uuid)",
+                )
                     .bind(blob)
                     .bind(credential_id)
                     .execute(pool)
@@ -211,7 +228,7 @@ impl TestDb {
     pub async fn any_column_contains(&self, needle: &str) -> bool {
         let rows: i64 = match self {
             TestDb::Sqlite(pool) => sqlx::query_scalar(
-                "SELECT (SELECT count(*) FROM cloud_credentials WHERE instr(encrypted_credentials, ?1) > 0) \
+                "SELECT (SELECT count(*) FROM credential_versions WHERE instr(encrypted_credentials, ?1) > 0) \
                  + (SELECT count(*) FROM credential_audit_log WHERE instr(action_details, ?1) > 0) \
                  + (SELECT count(*) FROM credential_use_journal WHERE instr(action_details, ?1) > 0)",
             )
@@ -220,7 +237,7 @@ impl TestDb {
             .await
             .unwrap(),
             TestDb::Postgres(pool) => sqlx::query_scalar(
-                "SELECT (SELECT count(*) FROM cloud_credentials WHERE position(convert_to($1, 'UTF8') IN encrypted_credentials) > 0) \
+                "SELECT (SELECT count(*) FROM credential_versions WHERE position(convert_to($1, 'UTF8') IN encrypted_credentials) > 0) \
                  + (SELECT count(*) FROM credential_audit_log WHERE position($1 IN action_details) > 0)",
             )
             .bind(needle)

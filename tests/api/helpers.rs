@@ -303,6 +303,7 @@ impl TestApp {
                 customer_id: customer_id.to_owned(),
                 provider: provider as i32,
             })),
+            version: 0,
         };
         Ok(self.client.clone().get(request).await?.into_inner())
     }
@@ -318,7 +319,7 @@ impl TestApp {
 }
 
 pub fn get_by_id(id: &str) -> pb::GetRequest {
-    pb::GetRequest { selector: Some(pb::get_request::Selector::CredentialId(id.to_owned())) }
+    pb::GetRequest { selector: Some(pb::get_request::Selector::CredentialId(id.to_owned())), version: 0 }
 }
 
 pub fn store_request(customer_id: &str, name: &str, secret: Secret) -> pb::StoreRequest {

@@ -35,3 +35,4 @@ mod store_suite;
 mod tenancy;
 mod tls;
 mod verify;
+mod versions;

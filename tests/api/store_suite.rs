@@ -6,8 +6,8 @@ use std::sync::Arc;
 use credvault::crypto::{Keyring, MasterKey};
 use credvault::domain::{
     AuditAction, AuditEntry, AuditFilter, CredentialId, CredentialName, CredentialSelector, CredentialType,
-    CustomerBinding, CustomerId, CustomerStatus, IdempotencyKey, ListFilter, PageCursor, Permission,
-    Provider, Scopes, SubscriptionTier, TokenName,
+    CustomerBinding, CustomerId, CustomerStatus, Etag, IdempotencyKey, ListFilter, PageCursor, Permission,
+    Provider, Scopes, SubscriptionTier, TokenName, VersionState,
 };
 use credvault::store::{
     self, Inserted, KeyCheck, NewCredential, NewCustomer, PoolSettings, Store, StoreError, UseClaim,
@@ -172,21 +172,40 @@ async fn credentials_are_stored_used_verified_listed_and_deleted_with_their_audi
     }
 
     // Read, then the audited use: counted only while the claim holds.
-    let sealed = store.fetch_sealed(CredentialSelector::Id(stored.id)).await.unwrap().unwrap();
-    assert_eq!(sealed.sealed, b"ciphertext-1");
-    let claim = |bytes: &[u8]| UseClaim { id: stored.id, customer_id: owner.id, sealed: Arc::from(bytes) };
+    let sealed = store.fetch_sealed(CredentialSelector::Id(stored.id), None).await.unwrap().unwrap();
+    let current = sealed.version.expect("a stored credential's first version is current");
+    assert_eq!((current.number, current.state), (1, VersionState::Enabled));
+    assert_eq!(current.sealed.as_deref(), Some(&b"ciphertext-1"[..]));
+    let claim = |etag, bytes: &[u8]| UseClaim {
+        id: stored.id,
+        customer_id: owner.id,
+        etag,
+        version: 1,
+        sealed: Arc::from(bytes),
+    };
     let now = OffsetDateTime::now_utc();
-    let used =
-        store.record_use(claim(b"ciphertext-1"), audit(AuditAction::Used, owner.id, Some(stored.id)), now);
-    assert_eq!(used.await.unwrap().unwrap().usage_count, 1);
-    let stale = store.record_use(
-        claim(b"not-what-is-stored"),
+    let used = store.record_use(
+        claim(sealed.metadata.etag, b"ciphertext-1"),
         audit(AuditAction::Used, owner.id, Some(stored.id)),
         now,
     );
-    assert!(stale.await.unwrap().is_none(), "a claim on another ciphertext counts nothing");
+    let used = used.await.unwrap().unwrap();
+    assert_eq!(used.usage_count, 1);
+    assert_eq!(used.etag, sealed.metadata.etag, "a use does not change the etag");
+    let stale = store.record_use(
+        claim(Etag::from_revision(sealed.metadata.etag.revision() + 1), b"ciphertext-1"),
+        audit(AuditAction::Used, owner.id, Some(stored.id)),
+        now,
+    );
+    assert!(stale.await.unwrap().is_none(), "a claim on another etag counts nothing");
+    let altered = store.record_use(
+        claim(sealed.metadata.etag, b"not-what-is-stored"),
+        audit(AuditAction::Used, owner.id, Some(stored.id)),
+        now,
+    );
+    assert!(altered.await.unwrap().is_none(), "a claim on another ciphertext counts nothing");
     let preferred = CredentialSelector::Preferred { customer_id: owner.id, provider: Provider::Vultr };
-    assert!(store.fetch_sealed(preferred).await.unwrap().is_some());
+    assert!(store.fetch_sealed(preferred, None).await.unwrap().is_some());
 
     let verified = store
         .record_verification(stored.id, true, audit(AuditAction::Verified, owner.id, Some(stored.id)), now)
@@ -217,7 +236,7 @@ async fn credentials_are_stored_used_verified_listed_and_deleted_with_their_audi
     let again =
         store.soft_delete(stored.id, audit(AuditAction::Deleted, owner.id, Some(stored.id)), now).await;
     assert!(matches!(again, Err(StoreError::NotFound(_))), "{again:?}");
-    assert!(store.fetch_sealed(CredentialSelector::Id(stored.id)).await.unwrap().is_none());
+    assert!(store.fetch_sealed(CredentialSelector::Id(stored.id), None).await.unwrap().is_none());
     let all = store.all_for_customer(owner.id).await.unwrap();
     assert_eq!(all.len(), 2, "deleted ones included");
 
@@ -262,7 +281,13 @@ async fn every_audit_row_is_chained_once_in_commit_order(backend: Backend) {
     let stored = created(insert(store.as_ref(), credential(owner.id, "Chained", b"c")).await.unwrap());
     let now = OffsetDateTime::now_utc();
     for _ in 0..3 {
-        let claim = UseClaim { id: stored.id, customer_id: owner.id, sealed: Arc::from(&b"c"[..]) };
+        let claim = UseClaim {
+            id: stored.id,
+            customer_id: owner.id,
+            etag: stored.etag,
+            version: 1,
+            sealed: Arc::from(&b"c"[..]),
+        };
         store
             .record_use(claim, audit(AuditAction::Used, owner.id, Some(stored.id)), now)
             .await

@@ -46,29 +46,37 @@ impl Recorder for UseCommitter {
         for u in batch {
             claims.push(self.signer.as_deref(), u);
         }
-        // A claim counts, and gets its audit row, only if the row still holds: same owner, same
-        // ciphertext, active, customer in good standing. Claims on one credential with the same
-        // owner and ciphertext count together. The rows are locked in id order first, so groups
+        // A claim counts, and gets its audit row, only if the row still holds: the version holds
+        // the same ciphertext; the credential has the same owner and etag, is active, and its
+        // customer is in good standing. The etag is checked in the UPDATE, on the row it locks:
+        // every change of the versions changes it, so a version read from the statement's
+        // snapshot cannot be stale unnoticed. Claims on one credential with the same owner and
+        // etag count together. The rows are locked in id order first, so groups
         // (of this instance or another) that share credentials cannot deadlock.
         let rows = sqlx::query(concat!(
-            "WITH claims AS (SELECT * FROM unnest($1::int[], $2::uuid[], $3::uuid[], $4::bytea[], $5::uuid[], \
-                   $6::text[], $7::text[], $8::inet[], $9::text[], $10::timestamptz[], $11::bytea[]) \
-                 AS c(claim_no, credential_id, customer_id, sealed, audit_id, action, details, ip, actor, at_time, mac)), \
-             uses AS (SELECT row_number() OVER () AS use_no, credential_id, customer_id, sealed, count(*) AS n \
-                 FROM claims GROUP BY credential_id, customer_id, sealed), \
+            "WITH claims AS (SELECT * FROM unnest($1::int[], $2::uuid[], $3::uuid[], $4::bigint[], $5::uuid[], \
+                   $6::text[], $7::text[], $8::inet[], $9::text[], $10::timestamptz[], $11::bytea[], \
+                   $13::bigint[], $14::bytea[]) \
+                 AS c(claim_no, credential_id, customer_id, revision, audit_id, action, details, ip, actor, at_time, \
+                      mac, version, sealed)), \
+             valid AS (SELECT * FROM claims c WHERE EXISTS (SELECT 1 FROM credential_versions v \
+                 WHERE v.credential_id = c.credential_id AND v.version = c.version \
+                 AND v.encrypted_credentials = c.sealed)), \
+             uses AS (SELECT row_number() OVER () AS use_no, credential_id, customer_id, revision, count(*) AS n \
+                 FROM valid GROUP BY credential_id, customer_id, revision), \
              locked AS (SELECT id FROM cloud_credentials WHERE id IN (SELECT credential_id FROM uses) \
                  ORDER BY id FOR UPDATE), \
              changed AS (UPDATE cloud_credentials AS cred \
                  SET usage_count = cred.usage_count + uses.n, last_used_at = $12 FROM uses \
                  WHERE cred.id IN (SELECT id FROM locked) AND cred.id = uses.credential_id \
-                 AND cred.customer_id = uses.customer_id AND cred.encrypted_credentials = uses.sealed \
+                 AND cred.customer_id = uses.customer_id AND cred.revision = uses.revision \
                  AND cred.is_active \
                  AND (SELECT status FROM customers WHERE customers.id = cred.customer_id) IN ",
             good_standing_sql!(),
             " RETURNING uses.use_no, ",
             credential_columns!("cred."),
-            "), counted AS (SELECT c.*, ch.use_no FROM claims c JOIN uses u \
-                 ON (u.credential_id, u.customer_id, u.sealed) = (c.credential_id, c.customer_id, c.sealed) \
+            "), counted AS (SELECT c.*, ch.use_no FROM valid c JOIN uses u \
+                 ON (u.credential_id, u.customer_id, u.revision) = (c.credential_id, c.customer_id, c.revision) \
                  JOIN changed ch ON ch.use_no = u.use_no), \
              audit AS (INSERT INTO credential_audit_log \
                  (id, credential_id, customer_id, action, action_details, ip_address, actor, created_at, row_mac) \
@@ -80,7 +88,7 @@ impl Recorder for UseCommitter {
         .bind(claims.no)
         .bind(claims.credential_id)
         .bind(claims.customer_id)
-        .bind(claims.sealed)
+        .bind(claims.revision)
         .bind(claims.audit_id)
         .bind(claims.action)
         .bind(claims.details)
@@ -89,6 +97,8 @@ impl Recorder for UseCommitter {
         .bind(claims.at)
         .bind(claims.mac)
         .bind(now)
+        .bind(claims.version)
+        .bind(claims.sealed)
         .fetch_all(&mut **conn)
         .await?;
         let mut outcomes = vec![None; batch.len()];
@@ -110,6 +120,8 @@ struct Claims<'a> {
     no: Vec<i32>,
     credential_id: Vec<Uuid>,
     customer_id: Vec<Uuid>,
+    revision: Vec<i64>,
+    version: Vec<i64>,
     sealed: Vec<&'a [u8]>,
     audit_id: Vec<Uuid>,
     action: Vec<&'static str>,
@@ -127,6 +139,8 @@ impl<'a> Claims<'a> {
         self.no.push(i32::try_from(self.no.len()).expect("a group is far smaller than i32::MAX"));
         self.credential_id.push(*u.claim.id.as_uuid());
         self.customer_id.push(*u.claim.customer_id.as_uuid());
+        self.revision.push(u.claim.etag.revision());
+        self.version.push(i64::from(u.claim.version));
         self.sealed.push(&u.claim.sealed);
         self.audit_id.push(audit_id);
         self.action.push(u.audit.action.as_str());
@@ -185,15 +199,19 @@ impl Recorder for StoreCommitter {
                       credential_type, permissions, idempotency_key, fingerprint, at_time, audit_id, action, \
                       details, ip, actor, mac)), \
              inserted AS (INSERT INTO cloud_credentials (id, customer_id, provider, credential_name, \
-                   encrypted_credentials, key_version, credential_type, permissions, is_default, \
-                   idempotency_key, request_fingerprint, created_at, updated_at) \
-                 SELECT id, customer_id, provider, credential_name, sealed, key_version, credential_type, \
-                   permissions, false, idempotency_key, fingerprint, at_time, at_time FROM items \
+                   credential_type, permissions, is_default, idempotency_key, request_fingerprint, \
+                   created_at, updated_at, current_version, latest_version, rotated_at) \
+                 SELECT id, customer_id, provider, credential_name, credential_type, \
+                   permissions, false, idempotency_key, fingerprint, at_time, at_time, 1, 1, at_time FROM items \
                  WHERE EXISTS (SELECT 1 FROM customers WHERE customers.id = items.customer_id) \
                  ORDER BY customer_id, provider, credential_name \
                  ON CONFLICT DO NOTHING RETURNING ",
             credential_columns!(),
-            "), audit AS (INSERT INTO credential_audit_log \
+            "), versions AS (INSERT INTO credential_versions (credential_id, version, state, \
+                   encrypted_credentials, key_version, created_by, created_at) \
+                 SELECT items.id, 1, 'enabled', items.sealed, items.key_version, items.actor, items.at_time \
+                 FROM items JOIN inserted USING (id)), \
+             audit AS (INSERT INTO credential_audit_log \
                  (id, credential_id, customer_id, action, action_details, ip_address, actor, created_at, row_mac) \
                  SELECT items.audit_id, items.id, items.customer_id, items.action, items.details, items.ip, \
                    items.actor, items.at_time, items.mac FROM items JOIN inserted USING (id)) \

@@ -3,6 +3,20 @@
 use super::*;
 use crate::store::CredentialStore;
 
+/// The columns Get reads beside a credential's (`c`) metadata: the version (`v`, joined on
+/// `coalesce($version, c.current_version)`), its state and ciphertext, and the customer's status.
+macro_rules! served_version {
+    ($version:literal) => {
+        concat!(
+            ", coalesce(",
+            $version,
+            "::bigint, c.current_version) AS served_version, v.state AS version_state, ",
+            "v.encrypted_credentials, ",
+            "(SELECT status FROM customers WHERE customers.id = c.customer_id) AS customer_status"
+        )
+    };
+}
+
 #[async_trait]
 impl CredentialStore for PostgresStore {
     async fn insert_credential(&self, new: NewCredential, audit: AuditEntry) -> Result<Inserted, StoreError> {
@@ -43,29 +57,38 @@ impl CredentialStore for PostgresStore {
     async fn fetch_sealed(
         &self,
         selector: CredentialSelector,
+        version: Option<VersionNumber>,
     ) -> Result<Option<SealedCredential>, StoreError> {
+        let version = version.map(i64::from);
         let row = match selector {
             CredentialSelector::Id(id) => {
                 sqlx::query(concat!(
                     "SELECT ",
-                    credential_columns!(),
-                    ", encrypted_credentials, (SELECT status FROM customers WHERE customers.id = cloud_credentials.customer_id) AS customer_status \
-                     FROM cloud_credentials WHERE id = $1 AND is_active"
+                    credential_columns!("c."),
+                    served_version!("$2"),
+                    " FROM cloud_credentials c LEFT JOIN credential_versions v \
+                     ON v.credential_id = c.id AND v.version = coalesce($2, c.current_version) \
+                     WHERE c.id = $1 AND c.is_active"
                 ))
                 .bind(id.as_uuid())
+                .bind(version)
                 .fetch_optional(&self.pool)
                 .await?
             }
             CredentialSelector::Preferred { customer_id, provider } => {
                 sqlx::query(concat!(
                     "SELECT ",
-                    credential_columns!(),
-                    ", encrypted_credentials, (SELECT status FROM customers WHERE customers.id = cloud_credentials.customer_id) AS customer_status \
-                     FROM cloud_credentials WHERE customer_id = $1 AND provider = $2 AND is_active \
-                     ORDER BY is_default DESC, is_verified DESC, created_at DESC, id DESC LIMIT 1"
+                    credential_columns!("c."),
+                    served_version!("$3"),
+                    " FROM cloud_credentials c LEFT JOIN credential_versions v \
+                     ON v.credential_id = c.id AND v.version = coalesce($3, c.current_version) \
+                     WHERE c.customer_id = $1 AND c.provider = $2 AND c.is_active \
+                     ORDER BY c.current_version IS NOT NULL DESC, c.is_default DESC, c.is_verified DESC, \
+                     c.created_at DESC, c.id DESC LIMIT 1"
                 ))
                 .bind(customer_id.as_uuid())
                 .bind(provider.as_str())
+                .bind(version)
                 .fetch_optional(&self.pool)
                 .await?
             }
@@ -150,7 +173,8 @@ impl CredentialStore for PostgresStore {
         now: OffsetDateTime,
     ) -> Result<CredentialMetadata, StoreError> {
         let sql = audited_change!(
-            "UPDATE cloud_credentials SET is_active = false, is_default = false, updated_at = $9, deleted_at = $9 \
+            "UPDATE cloud_credentials SET is_active = false, is_default = false, updated_at = $9, deleted_at = $9, \
+             revision = revision + 1 \
              WHERE id = $8 AND is_active"
         );
         let query =

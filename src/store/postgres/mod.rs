@@ -23,7 +23,7 @@ use super::{
 use crate::domain::{
     AuditAction, AuditEntry, AuditEvent, AuditFilter, AuditSigner, CredentialId, CredentialMetadata,
     CredentialSelector, Cursor, Customer, CustomerId, CustomerStatus, ListFilter, Provider, TokenId,
-    TokenName, TokenRecord, quoted,
+    TokenName, TokenRecord, VersionChange, VersionMetadata, VersionNumber, quoted,
 };
 use crate::store::rows::{self, StoredRow};
 use crate::store::sql::{Taken, conflict_on_unique, from_micros, to_stored_precision};
@@ -40,6 +40,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "tokens", include_str!("../../../migrations/postgres/0002_tokens.sql")),
     (3, "audit seal", include_str!("../../../migrations/postgres/0003_audit_seal.sql")),
     (4, "audit chain", include_str!("../../../migrations/postgres/0004_audit_chain.sql")),
+    (5, "versions", include_str!("../../../migrations/postgres/0005_versions.sql")),
 ];
 
 fn migrator() -> Migrator {
@@ -80,7 +81,15 @@ macro_rules! credential_columns {
             $p,
             "created_at, ",
             $p,
-            "updated_at"
+            "updated_at, ",
+            $p,
+            "current_version, ",
+            $p,
+            "latest_version, ",
+            $p,
+            "rotated_at, ",
+            $p,
+            "revision"
         )
     };
 }
@@ -90,12 +99,18 @@ macro_rules! credential_columns {
 /// `$1`..`$7` are the audit row's (see [`audited`]); the change's own parameters start at `$8`.
 macro_rules! audited_change {
     ($change:expr) => {
+        audited_change!($change, "")
+    };
+    // `$also`: more CTEs (", name AS (...)"), which may read `changed`.
+    ($change:expr, $also:expr) => {
         concat!(
             "WITH changed AS (",
             $change,
             " RETURNING ",
             credential_columns!(),
-            "), audit AS (INSERT INTO credential_audit_log \
+            ")",
+            $also,
+            ", audit AS (INSERT INTO credential_audit_log \
              (id, credential_id, customer_id, action, action_details, ip_address, actor, created_at, row_mac) \
              SELECT $1, id, customer_id, $2, $3, $4::inet, $6, $5, $7 FROM changed) \
              SELECT * FROM changed"
@@ -133,6 +148,7 @@ mod audit;
 mod credentials;
 mod customers;
 mod tokens;
+mod versions;
 
 pub struct PostgresStore {
     pool: PgPool,
@@ -273,11 +289,14 @@ impl PostgresStore {
         audit: &AuditEntry,
     ) -> Result<Option<PgRow>, sqlx::Error> {
         let sql = audited_change!(
-            "INSERT INTO cloud_credentials (id, customer_id, provider, credential_name, encrypted_credentials, \
-             key_version, credential_type, permissions, is_default, idempotency_key, request_fingerprint, \
-             created_at, updated_at) \
-             SELECT $8, $9, $10, $11, $12, $13, $14, $15, false, $16, $17, $5, $5 \
-             WHERE EXISTS (SELECT 1 FROM customers WHERE id = $9)"
+            "INSERT INTO cloud_credentials (id, customer_id, provider, credential_name, credential_type, \
+             permissions, is_default, idempotency_key, request_fingerprint, created_at, updated_at, \
+             current_version, latest_version, rotated_at) \
+             SELECT $8, $9, $10, $11, $14, $15, false, $16, $17, $5, $5, 1, 1, $5 \
+             WHERE EXISTS (SELECT 1 FROM customers WHERE id = $9)",
+            ", version AS (INSERT INTO credential_versions (credential_id, version, state, \
+             encrypted_credentials, key_version, created_by, created_at) \
+             SELECT id, 1, 'enabled', $12, $13, $6, $5 FROM changed)"
         );
         bind_credential(audited(sql, self.signer(), audit, new.now), new).fetch_optional(&self.pool).await
     }
@@ -301,7 +320,7 @@ impl PostgresStore {
             return Ok(None);
         }
         sqlx::query(
-            "UPDATE cloud_credentials SET is_default = false, updated_at = $1 \
+            "UPDATE cloud_credentials SET is_default = false, updated_at = $1, revision = revision + 1 \
              WHERE customer_id = $2 AND provider = $3 AND is_default",
         )
         .bind(now)
@@ -310,12 +329,19 @@ impl PostgresStore {
         .execute(&mut *tx)
         .await?;
         let query = sqlx::query(concat!(
-            "INSERT INTO cloud_credentials (id, customer_id, provider, credential_name, encrypted_credentials, \
-             key_version, credential_type, permissions, is_default, idempotency_key, request_fingerprint, \
-             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, true, $9, $10, $11, $11) RETURNING ",
+            "WITH version AS (INSERT INTO credential_versions (credential_id, version, state, \
+               encrypted_credentials, key_version, created_by, created_at) VALUES ($1, 1, 'enabled', $5, $6, $12, $11)) \
+             INSERT INTO cloud_credentials (id, customer_id, provider, credential_name, credential_type, \
+             permissions, is_default, idempotency_key, request_fingerprint, created_at, updated_at, \
+             current_version, latest_version, rotated_at) \
+             VALUES ($1, $2, $3, $4, $7, $8, true, $9, $10, $11, $11, 1, 1, $11) RETURNING ",
             credential_columns!()
         ));
-        let row = bind_credential(query, new).bind(now).fetch_one(&mut *tx).await?;
+        let row = bind_credential(query, new)
+            .bind(now)
+            .bind(audit.actor.as_ref().map(TokenName::as_str))
+            .fetch_one(&mut *tx)
+            .await?;
         insert_audit(&mut tx, self.signer(), audit, now).await?;
         tx.commit().await?;
         Ok(Some(row))

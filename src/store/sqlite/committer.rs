@@ -140,15 +140,15 @@ fn store_error(e: rusqlite::Error) -> StoreError {
 }
 
 impl Columns for rusqlite::Row<'_> {
-    fn optional_text(&self, column: &str) -> Result<Option<String>, StoreError> {
+    fn raw_text(&self, column: &str) -> Result<Option<String>, StoreError> {
         self.get(column).map_err(store_error)
     }
 
-    fn optional_integer(&self, column: &str) -> Result<Option<i64>, StoreError> {
+    fn raw_integer(&self, column: &str) -> Result<Option<i64>, StoreError> {
         self.get(column).map_err(store_error)
     }
 
-    fn optional_bytes(&self, column: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    fn raw_bytes(&self, column: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.get(column).map_err(store_error)
     }
 }
@@ -210,12 +210,13 @@ impl Wal {
 }
 
 /// The credential's metadata if the claim holds (the row is active, has that owner and that
-/// exact ciphertext, and its customer is in good standing). Read inside the group's write
-/// transaction, so it still holds when the use's row commits.
+/// etag, the version holds that exact ciphertext, and the customer is in good standing). Read
+/// inside the group's write transaction, so it still holds when the use's row commits.
 const CLAIM: &str = concat!(
     select_credentials!(
-        "FROM cloud_credentials \
-         WHERE id = ?1 AND customer_id = ?2 AND encrypted_credentials = ?3 AND is_active = 1 \
+        "FROM cloud_credentials WHERE id = ?1 AND customer_id = ?2 AND revision = ?3 AND is_active = 1 \
+         AND EXISTS (SELECT 1 FROM credential_versions v WHERE v.credential_id = ?1 AND v.version = ?4 \
+         AND v.encrypted_credentials = ?5) \
          AND (SELECT status FROM customers WHERE customers.id = cloud_credentials.customer_id) IN "
     ),
     good_standing_sql!()
@@ -244,7 +245,10 @@ fn record(
         for u in batch {
             let (id, customer) = (u.claim.id.to_string(), u.claim.customer_id.to_string());
             let mut counted = claim
-                .query_row((&id, &customer, &*u.claim.sealed), |row| Ok(rows::metadata(row)))
+                .query_row(
+                    (&id, &customer, u.claim.etag.revision(), u.claim.version, &*u.claim.sealed),
+                    |row| Ok(rows::metadata(row)),
+                )
                 .optional()
                 .map_err(store_error)?
                 .transpose()?;

@@ -3,6 +3,38 @@
 use super::*;
 use crate::store::CredentialStore;
 
+/// The columns Get reads beside the metadata of a credential in `$table`: version `$version`
+/// (a parameter; NULL for the current version), its state and ciphertext, and the customer's
+/// status.
+macro_rules! served_version {
+    ($table:literal, $version:literal) => {
+        concat!(
+            ", coalesce(",
+            $version,
+            ", current_version) AS served_version, ",
+            "(SELECT state FROM credential_versions v WHERE v.credential_id = ",
+            $table,
+            ".id ",
+            "AND v.version = coalesce(",
+            $version,
+            ", ",
+            $table,
+            ".current_version)) AS version_state, ",
+            "(SELECT encrypted_credentials FROM credential_versions v WHERE v.credential_id = ",
+            $table,
+            ".id ",
+            "AND v.version = coalesce(",
+            $version,
+            ", ",
+            $table,
+            ".current_version)) AS encrypted_credentials, ",
+            "(SELECT status FROM customers WHERE customers.id = ",
+            $table,
+            ".customer_id) AS customer_status"
+        )
+    };
+}
+
 #[async_trait]
 impl CredentialStore for SqliteStore {
     async fn insert_credential(&self, new: NewCredential, audit: AuditEntry) -> Result<Inserted, StoreError> {
@@ -39,7 +71,7 @@ impl CredentialStore for SqliteStore {
 
         if new.make_default {
             sqlx::query(
-                "UPDATE cloud_credentials SET is_default = 0, updated_at = ? \
+                "UPDATE cloud_credentials SET is_default = 0, updated_at = ?, revision = revision + 1 \
                  WHERE customer_id = ? AND provider = ? AND is_default = 1",
             )
             .bind(micros(new.now))
@@ -54,22 +86,19 @@ impl CredentialStore for SqliteStore {
             None => (None, None),
         };
         let row = sqlx::query(returning_credential!(
-            "INSERT INTO cloud_credentials (id, customer_id, provider, credential_name, encrypted_credentials, \
-             key_version, credential_type, permissions, is_default, idempotency_key, request_fingerprint, \
-             created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO cloud_credentials (id, customer_id, provider, credential_name, credential_type, \
+             permissions, is_default, idempotency_key, request_fingerprint, created_at, updated_at, \
+             current_version, latest_version, rotated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, 1, 1, ?10)"
         ))
         .bind(new.id.to_string())
         .bind(new.customer_id.to_string())
         .bind(new.provider.as_str())
         .bind(new.name.as_str())
-        .bind(new.sealed.as_slice())
-        .bind(i64::from(new.key_version))
         .bind(new.credential_type.as_str())
         .bind(new.permissions.as_str())
         .bind(new.make_default)
         .bind(idempotency_key)
         .bind(fingerprint)
-        .bind(micros(new.now))
         .bind(micros(new.now))
         .fetch_one(&mut *tx)
         .await
@@ -81,6 +110,17 @@ impl CredentialStore for SqliteStore {
             };
             conflict_on_unique(e, taken)
         })?;
+        sqlx::query(
+            "INSERT INTO credential_versions (credential_id, version, state, encrypted_credentials, key_version, \
+             created_by, created_at) VALUES (?, 1, 'enabled', ?, ?, ?, ?)",
+        )
+        .bind(new.id.to_string())
+        .bind(new.sealed.as_slice())
+        .bind(i64::from(new.key_version))
+        .bind(audit.actor.as_ref().map(TokenName::as_str))
+        .bind(micros(new.now))
+        .execute(&mut *tx)
+        .await?;
         let credential = rows::metadata(&row)?;
         insert_audit(&mut tx, self.signer(), &audit, new.now).await?;
         tx.commit().await?;
@@ -90,31 +130,34 @@ impl CredentialStore for SqliteStore {
     async fn fetch_sealed(
         &self,
         selector: CredentialSelector,
+        version: Option<VersionNumber>,
     ) -> Result<Option<SealedCredential>, StoreError> {
+        let version = version.map(i64::from);
         let row = match selector {
             CredentialSelector::Id(id) => {
-                sqlx::query(select_credentials_counting_journal!(
-                    "credential_id = ?1",
-                    ", encrypted_credentials, "
-                    "(SELECT status FROM customers WHERE customers.id = credentials.customer_id) AS customer_status"
+                sqlx::query(concat!(
+                    select_credentials_counting_journal!("credential_id = ?1",),
+                    served_version!("credentials", "?2"),
                     " FROM credentials WHERE id = ?1 AND is_active = 1"
                 ))
                 .bind(id.to_string())
+                .bind(version)
                 .fetch_optional(&self.reader)
                 .await?
             }
             // Only Get selects by provider, and it answers with the usage `record_use` returns:
             // the journal is not scanned on every such Get.
             CredentialSelector::Preferred { customer_id, provider } => {
-                sqlx::query(select_credentials!(
-                    ", encrypted_credentials, "
-                    "(SELECT status FROM customers WHERE customers.id = cloud_credentials.customer_id) AS customer_status"
-                    " FROM cloud_credentials "
-                    "WHERE customer_id = ? AND provider = ? AND is_active = 1 "
-                    "ORDER BY is_default DESC, is_verified DESC, created_at DESC, id DESC LIMIT 1"
+                sqlx::query(concat!(
+                    select_credentials!(),
+                    served_version!("cloud_credentials", "?3"),
+                    " FROM cloud_credentials WHERE customer_id = ?1 AND provider = ?2 AND is_active = 1 \
+                     ORDER BY current_version IS NOT NULL DESC, is_default DESC, is_verified DESC, created_at DESC, \
+                     id DESC LIMIT 1"
                 ))
                 .bind(customer_id.to_string())
                 .bind(provider.as_str())
+                .bind(version)
                 .fetch_optional(&self.reader)
                 .await?
             }
@@ -192,7 +235,8 @@ impl CredentialStore for SqliteStore {
         now: OffsetDateTime,
     ) -> Result<CredentialMetadata, StoreError> {
         let change = sqlx::query(returning_credential!(
-            "UPDATE cloud_credentials SET is_active = 0, is_default = 0, updated_at = ?1, deleted_at = ?1 \
+            "UPDATE cloud_credentials SET is_active = 0, is_default = 0, updated_at = ?1, deleted_at = ?1, \
+             revision = revision + 1 \
              WHERE id = ?2 AND is_active = 1"
         ))
         .bind(micros(now))

@@ -25,7 +25,7 @@ use super::{
 use crate::domain::{
     AuditAction, AuditEntry, AuditEvent, AuditFilter, AuditSigner, CredentialId, CredentialMetadata,
     CredentialSelector, Cursor, Customer, CustomerId, CustomerStatus, ListFilter, Provider, TokenId,
-    TokenName, TokenRecord,
+    TokenName, TokenRecord, VersionChange, VersionMetadata, VersionNumber,
 };
 use crate::store::rows::{self, StoredRow, corrupt};
 use crate::store::sql::{Taken, conflict_on_unique, from_micros};
@@ -46,6 +46,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "use journal", include_str!("../../../migrations/sqlite/0005_use_journal.sql")),
     (6, "journal counts uses", include_str!("../../../migrations/sqlite/0006_journal_counts_uses.sql")),
     (7, "audit by time", include_str!("../../../migrations/sqlite/0007_audit_by_time.sql")),
+    (8, "versions", include_str!("../../../migrations/sqlite/0008_versions.sql")),
 ];
 
 /// The SQLite schema's migrations, embedded in the binary.
@@ -57,7 +58,8 @@ macro_rules! select_credentials {
     ($($tail:literal)*) => {
         concat!(
             "SELECT id, customer_id, provider, credential_name, credential_type, permissions, ",
-            "is_active, is_verified, is_default, last_verified_at, last_used_at, usage_count, created_at, updated_at ",
+            "is_active, is_verified, is_default, last_verified_at, last_used_at, usage_count, created_at, updated_at, ",
+            "current_version, latest_version, rotated_at, revision ",
             $($tail,)*
         )
     };
@@ -68,7 +70,8 @@ macro_rules! returning_credential {
         concat!(
             $head,
             " RETURNING id, customer_id, provider, credential_name, credential_type, permissions, ",
-            "is_active, is_verified, is_default, last_verified_at, last_used_at, usage_count, created_at, updated_at"
+            "is_active, is_verified, is_default, last_verified_at, last_used_at, usage_count, created_at, updated_at, ",
+            "current_version, latest_version, rotated_at, revision"
             $(, $extra)?
         )
     };
@@ -86,6 +89,7 @@ mod audit;
 mod credentials;
 mod customers;
 mod tokens;
+mod versions;
 
 /// How long a connection waits for a lock another process (or a checkpoint) holds.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -140,6 +144,9 @@ impl SqliteStore {
             .connect_with(
                 options
                     .clone()
+                    // A destroyed version's ciphertext is overwritten with zeros where it lay,
+                    // not just marked free (only this connection changes versions).
+                    .pragma("secure_delete", "ON")
                     .pragma("wal_autocheckpoint", "0")
                     .pragma("journal_size_limit", checkpoint::RESTART_BYTES.to_string()),
             )
@@ -247,32 +254,32 @@ fn micros(t: OffsetDateTime) -> i64 {
 /// pools, rusqlite for the group committer's own connection. Ids are stored as text, times as
 /// microseconds since the epoch, flags as integers.
 trait Columns {
-    fn optional_text(&self, column: &str) -> Result<Option<String>, StoreError>;
-    fn optional_integer(&self, column: &str) -> Result<Option<i64>, StoreError>;
-    fn optional_bytes(&self, column: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    fn raw_text(&self, column: &str) -> Result<Option<String>, StoreError>;
+    fn raw_integer(&self, column: &str) -> Result<Option<i64>, StoreError>;
+    fn raw_bytes(&self, column: &str) -> Result<Option<Vec<u8>>, StoreError>;
 }
 
 impl<R: Columns> StoredRow for R {
     fn optional_text(&self, column: &str) -> Result<Option<String>, StoreError> {
-        Columns::optional_text(self, column)
+        Columns::raw_text(self, column)
     }
 
     fn optional_uuid(&self, column: &str) -> Result<Option<Uuid>, StoreError> {
-        Columns::optional_text(self, column)?
+        Columns::raw_text(self, column)?
             .map(|text| Uuid::try_parse(&text).map_err(|_| corrupt(column, &text)))
             .transpose()
     }
 
     fn optional_integer(&self, column: &str) -> Result<Option<i64>, StoreError> {
-        Columns::optional_integer(self, column)
+        Columns::raw_integer(self, column)
     }
 
     fn optional_time(&self, column: &str) -> Result<Option<OffsetDateTime>, StoreError> {
-        Columns::optional_integer(self, column)?.map(from_micros).transpose()
+        Columns::raw_integer(self, column)?.map(from_micros).transpose()
     }
 
     fn optional_bytes(&self, column: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Columns::optional_bytes(self, column)
+        Columns::raw_bytes(self, column)
     }
 
     fn flag(&self, column: &str) -> Result<bool, StoreError> {
@@ -281,15 +288,15 @@ impl<R: Columns> StoredRow for R {
 }
 
 impl Columns for SqliteRow {
-    fn optional_text(&self, column: &str) -> Result<Option<String>, StoreError> {
+    fn raw_text(&self, column: &str) -> Result<Option<String>, StoreError> {
         Ok(self.try_get(column)?)
     }
 
-    fn optional_integer(&self, column: &str) -> Result<Option<i64>, StoreError> {
+    fn raw_integer(&self, column: &str) -> Result<Option<i64>, StoreError> {
         Ok(self.try_get(column)?)
     }
 
-    fn optional_bytes(&self, column: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    fn raw_bytes(&self, column: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.try_get(column)?)
     }
 }

@@ -21,7 +21,16 @@ async fn store_and_claim() -> (tempfile::TempDir, SqliteStore, impl Fn() -> (Use
             ip_address: None,
             actor: None,
         };
-        (UseClaim { id, customer_id, sealed: Arc::from(&b"x"[..]) }, audit)
+        (
+            UseClaim {
+                id,
+                customer_id,
+                etag: crate::domain::Etag::from_revision(1),
+                version: 1,
+                sealed: Arc::from(&b"x"[..]),
+            },
+            audit,
+        )
     };
     (dir, store, claim)
 }

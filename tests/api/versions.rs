@@ -1,0 +1,434 @@
+//! Credential versions over gRPC, on both backends: rotation, the version Get hands out,
+//! disable / enable / destroy, etags, bad input, other customers, and vaults written before
+//! versions existed.
+
+use credvault::proto::{self as pb, credential_secret::Secret};
+use tonic::Code;
+
+use crate::helpers::*;
+
+fn add(id: &str, api_key: &str) -> pb::AddVersionRequest {
+    pb::AddVersionRequest {
+        credential_id: id.to_owned(),
+        secret: Some(pb::CredentialSecret { secret: Some(vultr(api_key)) }),
+        ..Default::default()
+    }
+}
+
+/// The requests of the three version changes share their fields.
+trait VersionRequest {
+    fn of(credential_id: String, version: u32, etag: String) -> Self;
+}
+
+macro_rules! version_request {
+    ($($t:ty),*) => {$(
+        impl VersionRequest for $t {
+            fn of(credential_id: String, version: u32, etag: String) -> Self {
+                Self { credential_id, version, etag }
+            }
+        }
+    )*};
+}
+version_request!(pb::DisableVersionRequest, pb::EnableVersionRequest, pb::DestroyVersionRequest);
+
+fn get_version(id: &str, n: u32) -> pb::GetRequest {
+    pb::GetRequest { version: n, ..get_by_id(id) }
+}
+
+fn vultr_key(response: &pb::GetResponse) -> String {
+    match response.secret.as_ref().and_then(|s| s.secret.as_ref()) {
+        Some(Secret::Vultr(v)) => v.api_key.clone(),
+        other => panic!("expected a Vultr secret, got {other:?}"),
+    }
+}
+
+fn states(listed: &pb::ListVersionsResponse) -> Vec<(u32, i32)> {
+    listed.versions.iter().map(|v| (v.version, v.state)).collect()
+}
+
+const ENABLED: i32 = pb::VersionState::Enabled as i32;
+const DISABLED: i32 = pb::VersionState::Disabled as i32;
+const DESTROYED: i32 = pb::VersionState::Destroyed as i32;
+
+async fn a_credential_is_rotated_and_its_versions_change_state(backend: Backend) {
+    let app = TestApp::spawn_on(backend).await;
+    let mut client = app.client.clone();
+    let stored = app.store_vultr("Rotating", "key-one").await;
+    assert_eq!((stored.current_version, stored.version_count), (1, 1));
+    assert!(stored.rotated_at.is_some() && !stored.etag.is_empty());
+    let first = app.get_by_id(&stored.id).await.unwrap();
+    assert_eq!((first.version, vultr_key(&first).as_str()), (1, "key-one"));
+
+    // Rotation: same id, a new current version; the old one is still there, and enabled.
+    let rotated = client.add_version(add(&stored.id, "key-two")).await.unwrap().into_inner();
+    let credential = rotated.credential.unwrap();
+    assert_eq!(
+        (credential.id.as_str(), credential.current_version, credential.version_count),
+        (stored.id.as_str(), 2, 2)
+    );
+    assert_ne!(credential.etag, stored.etag, "a rotation changes the etag");
+    let added = rotated.version.unwrap();
+    assert_eq!((added.version, added.state), (2, ENABLED));
+    assert!(added.created_by.starts_with("test-"), "the acting token: {}", added.created_by);
+    let current = app.get_by_id(&stored.id).await.unwrap();
+    assert_eq!(
+        (current.version, vultr_key(&current).as_str()),
+        (2, "key-two"),
+        "Get hands out the new version"
+    );
+    let old = client.get(get_version(&stored.id, 1)).await.unwrap().into_inner();
+    assert_eq!((old.version, vultr_key(&old).as_str()), (1, "key-one"));
+    let by_provider = app.get_by_provider(&app.customer_id, pb::Provider::Vultr).await.unwrap();
+    assert_eq!(by_provider.version, 2);
+
+    // Rotation that disables the previous version.
+    let mut third = add(&stored.id, "key-three");
+    third.disable_previous = true;
+    client.add_version(third).await.unwrap();
+    assert_status(
+        client.get(get_version(&stored.id, 2)).await,
+        Code::FailedPrecondition,
+        "version 2 of credential",
+    );
+    let listed = client
+        .list_versions(pb::ListVersionsRequest { credential_id: stored.id.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(states(&listed), vec![(3, ENABLED), (2, DISABLED), (1, ENABLED)], "newest first");
+    let page = client
+        .list_versions(pb::ListVersionsRequest {
+            credential_id: stored.id.clone(),
+            page_size: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(states(&page), vec![(3, ENABLED), (2, DISABLED)]);
+    let rest = client
+        .list_versions(pb::ListVersionsRequest {
+            credential_id: stored.id.clone(),
+            page_size: 2,
+            page_token: page.next_page_token.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((states(&rest), rest.next_page_token.as_str()), (vec![(1, ENABLED)], ""));
+
+    // Disabling the current version makes the newest enabled one before it current.
+    let disabled = client
+        .disable_version(pb::DisableVersionRequest::of(stored.id.clone(), 3, String::new()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (disabled.credential.unwrap().current_version, disabled.version.unwrap().state),
+        (1, DISABLED)
+    );
+    assert_eq!(app.get_by_id(&stored.id).await.unwrap().version, 1);
+    let enabled = client
+        .enable_version(pb::EnableVersionRequest::of(stored.id.clone(), 2, String::new()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(enabled.credential.unwrap().current_version, 2);
+    // Repeating a change that is in effect writes nothing.
+    let before = app.audit_actions(&stored.id).await.len();
+    let again = client
+        .enable_version(pb::EnableVersionRequest::of(stored.id.clone(), 2, String::new()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.version.unwrap().state, ENABLED);
+    assert_eq!(app.audit_actions(&stored.id).await.len(), before, "a no-op is not audited");
+
+    // Destroy: the ciphertext goes in the same transaction, for good.
+    let destroyed = client
+        .destroy_version(pb::DestroyVersionRequest::of(stored.id.clone(), 3, String::new()))
+        .await
+        .unwrap()
+        .into_inner();
+    let destroyed_version = destroyed.version.unwrap();
+    assert_eq!(destroyed_version.state, DESTROYED);
+    assert!(destroyed_version.destroyed_at.is_some());
+    let db = app.db().await;
+    let sql = format!(
+        "SELECT count(*) FROM credential_versions WHERE encrypted_credentials IS NULL AND version = 3 \
+         AND credential_id = '{}'",
+        stored.id
+    );
+    assert_eq!(db.count_owned(sql).await, 1, "no ciphertext is left for version 3");
+    assert_status(
+        client.enable_version(pb::EnableVersionRequest::of(stored.id.clone(), 3, String::new())).await,
+        Code::FailedPrecondition,
+        "was destroyed",
+    );
+    assert_status(
+        client.disable_version(pb::DisableVersionRequest::of(stored.id.clone(), 3, String::new())).await,
+        Code::FailedPrecondition,
+        "was destroyed",
+    );
+    assert_status(client.get(get_version(&stored.id, 3)).await, Code::FailedPrecondition, "is destroyed");
+    assert_status(client.get(get_version(&stored.id, 9)).await, Code::NotFound, "has no version 9");
+    assert_status(
+        client.enable_version(pb::EnableVersionRequest::of(stored.id.clone(), 9, String::new())).await,
+        Code::NotFound,
+        "version 9",
+    );
+
+    // No enabled version: Get says what to do.
+    client.disable_version(pb::DisableVersionRequest::of(stored.id.clone(), 2, String::new())).await.unwrap();
+    client.disable_version(pb::DisableVersionRequest::of(stored.id.clone(), 1, String::new())).await.unwrap();
+    assert_status(app.get_by_id(&stored.id).await, Code::FailedPrecondition, "has no enabled version");
+    let listed = app
+        .list(pb::ListRequest { customer_id: app.customer_id.clone(), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!((listed.credentials[0].current_version, listed.credentials[0].rotated_at), (0, None));
+
+    let actions = app.audit_actions(&stored.id).await;
+    for action in ["rotated", "version_disabled", "version_enabled", "version_destroyed"] {
+        assert!(actions.iter().any(|a| a == action), "{action} missing from {actions:?}");
+    }
+}
+
+async fn etags_make_changes_conditional_and_one_concurrent_rotation_wins(backend: Backend) {
+    let app = TestApp::spawn_on(backend).await;
+    let mut client = app.client.clone();
+    let stored = app.store_vultr("Etagged", "key-one").await;
+
+    let mut stale = add(&stored.id, "key-two");
+    stale.etag = "r999".into();
+    assert_status(client.add_version(stale).await, Code::Aborted, "read it again");
+    let stale = pb::DisableVersionRequest::of(stored.id.clone(), 1, "r999".into());
+    assert_status(client.disable_version(stale).await, Code::Aborted, "changed since it was read");
+    assert_eq!(app.get_by_id(&stored.id).await.unwrap().version, 1, "nothing was written");
+
+    // Many AddVersions carrying the etag they read: exactly one wins.
+    let attempts = (0..6).map(|i| {
+        let mut client = client.clone();
+        let mut request = add(&stored.id, &format!("racer-{i}"));
+        request.etag = stored.etag.clone();
+        tokio::spawn(async move { client.add_version(request).await })
+    });
+    let mut won = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(status) => assert_eq!(status.code(), Code::Aborted, "{status:?}"),
+        }
+    }
+    assert_eq!(won, 1);
+    // Without an etag, concurrent rotations all land, each with its own number.
+    let attempts = (0..4).map(|i| {
+        let mut client = client.clone();
+        let request = add(&stored.id, &format!("free-{i}"));
+        tokio::spawn(async move { client.add_version(request).await.unwrap().into_inner() })
+    });
+    let mut numbers = Vec::new();
+    for attempt in attempts {
+        numbers.push(attempt.await.unwrap().version.unwrap().version);
+    }
+    numbers.sort_unstable();
+    assert_eq!(numbers, vec![3, 4, 5, 6]);
+
+    // Idempotent rotation: a retry replays, other content under the key is refused.
+    let mut keyed = add(&stored.id, "keyed");
+    keyed.idempotency_key = "rotate-once".into();
+    let first = client.add_version(keyed.clone()).await.unwrap().into_inner();
+    let replay = client.add_version(keyed.clone()).await.unwrap().into_inner();
+    assert!(!first.replayed && replay.replayed);
+    assert_eq!(replay.version.unwrap().version, first.version.unwrap().version);
+    keyed.secret = Some(pb::CredentialSecret { secret: Some(vultr("something else")) });
+    assert_invalid_field(client.add_version(keyed).await, "idempotency_key", "already used");
+}
+
+async fn bad_version_requests_are_refused_and_write_nothing(backend: Backend) {
+    let app = TestApp::spawn_on(backend).await;
+    let mut client = app.client.clone();
+    let stored = app.store_vultr("Strict", "key-one").await;
+
+    let mut other_provider = add(&stored.id, "x");
+    other_provider.secret = Some(pb::CredentialSecret { secret: Some(aws("AKIA", "s")) });
+    assert_invalid_field(client.add_version(other_provider).await, "secret", "keeps the provider");
+    let mut bad_etag = add(&stored.id, "x");
+    bad_etag.etag = "\"W/abc\"".into();
+    assert_invalid_field(client.add_version(bad_etag).await, "etag", "is not an etag");
+    assert_invalid_field(
+        client.disable_version(pb::DisableVersionRequest::of(stored.id.clone(), 0, String::new())).await,
+        "version",
+        "is required",
+    );
+    assert_invalid_field(client.add_version(add("not-a-uuid", "x")).await, "credential_id", "");
+    let mut no_secret = add(&stored.id, "x");
+    no_secret.secret = None;
+    assert_invalid_field(client.add_version(no_secret).await, "secret", "");
+    let unknown = uuid::Uuid::new_v4().to_string();
+    assert_status(client.add_version(add(&unknown, "x")).await, Code::NotFound, "no active credential");
+    assert_status(
+        client
+            .list_versions(pb::ListVersionsRequest {
+                credential_id: stored.id.clone(),
+                page_token: "garbage".into(),
+                ..Default::default()
+            })
+            .await,
+        Code::InvalidArgument,
+        "page_token",
+    );
+    let listed = client
+        .list_versions(pb::ListVersionsRequest { credential_id: stored.id.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(states(&listed), vec![(1, ENABLED)], "nothing was written");
+
+    // Another customer's credential is as absent as an unknown one, and the attempt is audited.
+    let other = app.create_customer().await;
+    let (_, token) = app.token("credentials:write,credentials:read", &other, None).await;
+    let mut outsider = app.client_with(Some(&token)).await;
+    assert_status(outsider.add_version(add(&stored.id, "x")).await, Code::NotFound, "no active credential");
+    assert_status(
+        outsider.destroy_version(pb::DestroyVersionRequest::of(stored.id.clone(), 1, String::new())).await,
+        Code::NotFound,
+        "no active credential",
+    );
+    assert_status(
+        outsider
+            .list_versions(pb::ListVersionsRequest { credential_id: stored.id.clone(), ..Default::default() })
+            .await,
+        Code::NotFound,
+        "no active credential",
+    );
+    let denied = app.audit_actions(&stored.id).await.iter().filter(|a| *a == "denied").count();
+    assert_eq!(denied, 3, "every refused attempt is audited");
+    // A token without credentials:write cannot rotate.
+    let (_, reader) = app.token("credentials:read", &app.customer_id, None).await;
+    let mut reader = app.client_with(Some(&reader)).await;
+    assert_status(
+        reader.add_version(add(&stored.id, "x")).await,
+        Code::PermissionDenied,
+        "credentials:write",
+    );
+    assert_status(
+        reader.disable_version(pb::DisableVersionRequest::of(stored.id.clone(), 1, String::new())).await,
+        Code::PermissionDenied,
+        "credentials:write",
+    );
+    assert_eq!(app.get_by_id(&stored.id).await.unwrap().version, 1);
+}
+
+backend_tests!(
+    a_credential_is_rotated_and_its_versions_change_state,
+    etags_make_changes_conditional_and_one_concurrent_rotation_wins,
+    bad_version_requests_are_refused_and_write_nothing,
+    a_vault_from_before_versions_opens_unchanged,
+);
+
+/// Get's cache never serves a version another instance disabled or superseded.
+#[tokio::test]
+async fn another_instances_change_reaches_the_get_cache() {
+    let app = TestApp::spawn_on(Backend::Postgres).await;
+    let other = app.another_instance().await;
+    let stored = app.store_vultr("Shared", "key-one").await;
+    let mut other_client = other.client.clone();
+    other_client.add_version(add(&stored.id, "key-two")).await.unwrap();
+    assert_eq!(
+        vultr_key(&app.get_by_id(&stored.id).await.unwrap()),
+        "key-two",
+        "cached on the first instance"
+    );
+    other_client.add_version(add(&stored.id, "key-three")).await.unwrap();
+    assert_eq!(vultr_key(&app.get_by_id(&stored.id).await.unwrap()), "key-three", "superseded");
+    other_client
+        .disable_version(pb::DisableVersionRequest::of(stored.id.clone(), 3, String::new()))
+        .await
+        .unwrap();
+    assert_eq!(vultr_key(&app.get_by_id(&stored.id).await.unwrap()), "key-two", "disabled");
+    other_client
+        .destroy_version(pb::DestroyVersionRequest::of(stored.id.clone(), 2, String::new()))
+        .await
+        .unwrap();
+    assert_eq!(vultr_key(&app.get_by_id(&stored.id).await.unwrap()), "key-one", "destroyed");
+}
+
+/// The fixtures in tests/fixtures/before-versions, written by the release before versions.
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/before-versions");
+
+fn fixture_key() -> String {
+    std::fs::read_to_string(format!("{FIXTURES}/sqlite/dev.key")).unwrap().trim().to_owned()
+}
+
+/// A vault written before versions: every credential is version 1, opens with the key it was
+/// written with (no secret was rewritten), and takes new versions.
+async fn a_vault_from_before_versions_opens_unchanged(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, customer) = match backend {
+        Backend::Sqlite => {
+            std::fs::copy(format!("{FIXTURES}/sqlite/credvault.db"), db_path(dir.path())).unwrap();
+            (
+                format!("sqlite://{}", db_path(dir.path()).display()),
+                credvault::domain::DEMO_CUSTOMER_ID.to_owned(),
+            )
+        }
+        Backend::Postgres => {
+            let url = crate::pg::fresh_database(&crate::pg::shared().admin_url()).await;
+            let dump = std::fs::read_to_string(format!("{FIXTURES}/postgres.sql")).unwrap();
+            // What psql would run: its meta-commands (\restrict) are for psql itself.
+            let sql: String =
+                dump.lines().filter(|l| !l.starts_with('\\')).map(|l| format!("{l}\n")).collect();
+            // A connection of its own: the dump empties its search_path.
+            crate::db::TestDb::connect(&url).await.execute(&sql).await;
+            (url, "c2f85e5d-e78f-463c-b991-e4cd3964cce4".to_owned())
+        }
+    };
+    let mut app = TestApp::start(backend, url, dir, fixture_key()).await.expect("the old vault opens");
+    app.customer_id = customer;
+    let listed = app
+        .list(pb::ListRequest {
+            customer_id: app.customer_id.clone(),
+            include_inactive: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed.credentials.len(), 3);
+    for credential in &listed.credentials {
+        assert_eq!(
+            (credential.current_version, credential.version_count),
+            (1, 1),
+            "{}",
+            credential.credential_name
+        );
+        assert_eq!(credential.rotated_at, credential.created_at);
+    }
+    let named = |name: &str| listed.credentials.iter().find(|c| c.credential_name == name).unwrap().clone();
+
+    let vultr = app.get_by_id(&named("Production Vultr").id).await.unwrap();
+    assert_eq!((vultr.version, vultr_key(&vultr).as_str()), (1, "VULTR-KEY-WRITTEN-BEFORE-VERSIONS"));
+    let aws = app.get_by_provider(&app.customer_id, pb::Provider::Aws).await.unwrap();
+    let Some(Secret::Aws(secret)) = aws.secret.unwrap().secret else { panic!("expected the AWS secret") };
+    assert_eq!(
+        (secret.access_key_id.as_str(), secret.secret_access_key.as_str()),
+        ("AKIAFIXTURE", "fixture-secret")
+    );
+    assert_status(app.get_by_id(&named("Deleted Azure").id).await, Code::NotFound, "no active credential");
+
+    // The old blob is version 1's, and only version 1's; new versions bind their number.
+    let id = named("Production Vultr").id;
+    let mut client = app.client.clone();
+    client.add_version(add(&id, "rotated-after-upgrade")).await.unwrap();
+    assert_eq!(vultr_key(&app.get_by_id(&id).await.unwrap()), "rotated-after-upgrade");
+    let old = client.get(get_version(&id, 1)).await.unwrap().into_inner();
+    assert_eq!(vultr_key(&old), "VULTR-KEY-WRITTEN-BEFORE-VERSIONS");
+    let db = app.db().await;
+    let sql = format!("SELECT count(*) FROM credential_versions WHERE credential_id = '{id}'");
+    assert_eq!(db.count_owned(sql).await, 2);
+
+    // The audit log kept its rows and takes the new actions.
+    let actions = app.audit_actions(&id).await;
+    assert_eq!(actions.first().map(String::as_str), Some("created"));
+    assert!(actions.iter().any(|a| a == "rotated"), "{actions:?}");
+}
