@@ -9,10 +9,10 @@ use super::convert::{
 use super::{context, invalid, status_from};
 use crate::domain::{
     CredentialId, CredentialName, CredentialSelector, CredentialType, CustomerId, Etag, FieldViolation,
-    IdempotencyKey, ListFilter, PageCursor, VersionChange, VersionCursor,
+    IdempotencyKey, ListFilter, PageCursor, VersionChange, VersionCursor, quoted,
 };
 use crate::proto::{self as pb, credential_service_server::CredentialService};
-use crate::vault::{NewCredentialRequest, NewVersionRequest, Vault, VerifyTarget};
+use crate::vault::{CredentialChanges, NewCredentialRequest, NewVersionRequest, Vault, VerifyTarget};
 
 /// The gRPC face of the vault's credential use cases.
 pub struct CredentialApi {
@@ -201,6 +201,41 @@ impl CredentialService for CredentialApi {
             versions: page.versions.into_iter().map(version_to_proto).collect(),
             next_page_token: page.next.map(|n| VersionCursor(n).encode()).unwrap_or_default(),
         }))
+    }
+
+    async fn update_credential(
+        &self,
+        request: Request<pb::UpdateCredentialRequest>,
+    ) -> Result<Response<pb::UpdateCredentialResponse>, Status> {
+        let ctx = context(&self.vault, &request).await?;
+        let r = request.into_inner();
+        let (id, changes, expected) = (|| {
+            let mut changes = CredentialChanges::default();
+            let paths = r.update_mask.map(|m| m.paths).unwrap_or_default();
+            for path in &paths {
+                match path.as_str() {
+                    "credential_name" => {
+                        changes.name = Some(CredentialName::parse(&r.credential_name, "credential_name")?)
+                    }
+                    "credential_type" => changes.credential_type = Some(r.credential_type.clone()),
+                    "permissions" => changes.permissions = Some(permission_from_proto(r.permissions, "permissions")?),
+                    "is_default" => changes.is_default = Some(r.is_default),
+                    other => {
+                        return Err(FieldViolation::new(
+                            "update_mask",
+                            format!(
+                                "names {}, which cannot be changed; use credential_name, credential_type, permissions                                  or is_default",
+                                quoted(other)
+                            ),
+                        ));
+                    }
+                }
+            }
+            Ok((CredentialId::parse(&r.credential_id, "credential_id")?, changes, Etag::parse_optional(&r.etag, "etag")?))
+        })()
+        .map_err(invalid)?;
+        let updated = self.vault.update_credential(ctx, id, changes, expected).await.map_err(status_from)?;
+        Ok(Response::new(pb::UpdateCredentialResponse { credential: Some(credential_to_proto(updated)) }))
     }
 
     async fn disable_version(

@@ -29,10 +29,16 @@ pub(super) fn routes() -> Router<Vault> {
         // One path segment names a provider for GET and a credential id for DELETE, as in the
         // seed: one path template (OpenAPI allows no two that differ only in a parameter's
         // name), its parameter described by each operation.
-        .route("/api/v1/credentials/{provider_or_id}", get(list_by_provider).delete(delete))
+        .route(
+            "/api/v1/credentials/{provider_or_id}",
+            get(list_by_provider)
+                .delete(delete)
+                .put(super::lifecycle::rotate)
+                .patch(super::lifecycle::update),
+        )
 }
 
-fn provider(name: &str, field: &str) -> Result<Provider, FieldViolation> {
+pub(super) fn provider(name: &str, field: &str) -> Result<Provider, FieldViolation> {
     Provider::parse(name).ok_or_else(|| {
         FieldViolation::new(
             field,

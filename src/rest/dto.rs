@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 
 use crate::domain::{
     CredentialMetadata, FieldViolation, Provider, SecretPayload, Summary, Verification, VerifyOutcome,
-    shortened,
+    VersionMetadata, shortened,
 };
 
 /// `POST /api/v1/credentials`.
@@ -133,6 +133,16 @@ pub(super) struct Credential {
     pub(super) created_at: String,
     #[schema(format = DateTime)]
     pub(super) updated_at: String,
+    /// The version Get hands out (the newest enabled one); null when no version is enabled.
+    pub(super) current_version: Option<u32>,
+    /// How many versions the credential has had.
+    pub(super) version_count: u32,
+    /// When the current version was added; null when no version is enabled.
+    #[schema(format = DateTime)]
+    pub(super) rotated_at: Option<String>,
+    /// Changes with every change of the metadata or versions; send it back in `If-Match`.
+    #[schema(example = "r3")]
+    pub(super) etag: String,
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
@@ -156,8 +166,99 @@ impl From<CredentialMetadata> for Credential {
             usage_count: c.usage_count,
             created_at: rfc3339(c.created_at),
             updated_at: rfc3339(c.updated_at),
+            current_version: c.current_version,
+            version_count: c.latest_version,
+            rotated_at: c.rotated_at.map(rfc3339),
+            etag: c.etag.to_string(),
         }
     }
+}
+
+/// `PUT /api/v1/credentials/{credential_id}`: a new secret for the credential (rotation).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RotateCredential {
+    /// The credential's provider (a new version keeps it).
+    #[schema(value_type = ProviderName)]
+    pub(super) provider: String,
+    /// The new secret's fields, as in `POST /api/v1/credentials`.
+    #[schema(value_type = BTreeMap<String, String>, example = json!({"api_key": "NEW-VULTR-API-KEY"}))]
+    pub(super) credentials: SecretFields,
+    /// Also disable the version that was current until now.
+    #[serde(default)]
+    pub(super) disable_previous: bool,
+}
+
+/// `PATCH /api/v1/credentials/{credential_id}`: the fields present change, the others stay.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct UpdateCredential {
+    /// 1 to 255 characters, unique among the customer's active credentials of the provider.
+    #[serde(default)]
+    #[schema(example = "Production Vultr (EU)", min_length = 1, max_length = 255)]
+    pub(super) credential_name: Option<String>,
+    /// api_key, access_key, ...; an empty string means the provider's usual kind.
+    #[serde(default)]
+    pub(super) credential_type: Option<String>,
+    /// read_only, read_write or admin.
+    #[serde(default)]
+    #[schema(example = "read_write")]
+    pub(super) permissions: Option<String>,
+    /// Make it the default for Get by provider (clearing any other), or not.
+    #[serde(default)]
+    pub(super) is_default: Option<bool>,
+}
+
+/// One version's metadata; never its secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Version {
+    pub(super) credential_id: String,
+    #[schema(example = 2)]
+    pub(super) version: u32,
+    /// enabled, disabled or destroyed.
+    #[schema(example = "enabled")]
+    pub(super) state: String,
+    /// The name of the token that added it; null for versions from before versions existed.
+    pub(super) created_by: Option<String>,
+    #[schema(format = DateTime)]
+    pub(super) created_at: String,
+    #[schema(format = DateTime)]
+    pub(super) destroyed_at: Option<String>,
+}
+
+impl From<VersionMetadata> for Version {
+    fn from(v: VersionMetadata) -> Self {
+        Self {
+            credential_id: v.credential_id.to_string(),
+            version: v.version,
+            state: v.state.as_str().to_owned(),
+            created_by: v.created_by,
+            created_at: rfc3339(v.created_at),
+            destroyed_at: v.destroyed_at.map(rfc3339),
+        }
+    }
+}
+
+/// A credential and one of its versions, after a change.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct CredentialVersion {
+    pub(super) credential: Credential,
+    pub(super) version: Version,
+    /// True when this answer replays an earlier rotation with the same Idempotency-Key.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub(super) replayed: bool,
+}
+
+/// Query of `GET /api/v1/credentials/{credential_id}/versions`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct VersionsQuery {
+    /// At most this many per page (0 or absent: 50; at most 500). The next page's token comes
+    /// in the `X-Next-Page-Token` response header.
+    #[serde(default)]
+    pub(super) page_size: Option<i32>,
+    #[serde(default)]
+    pub(super) page_token: Option<String>,
 }
 
 /// Answer to `DELETE /api/v1/credentials/{credential_id}`.
@@ -279,8 +380,8 @@ pub(super) struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub(super) struct ErrorDetail {
     /// A stable code: invalid_argument, malformed_json, payload_too_large, unauthenticated,
-    /// permission_denied, not_found, already_exists, failed_precondition, unavailable,
-    /// data_loss, not_implemented, internal.
+    /// permission_denied, not_found, already_exists, failed_precondition, aborted (an
+    /// If-Match that no longer matches), unavailable, data_loss, not_implemented, internal.
     pub(super) code: String,
     /// What went wrong and how to fix it.
     pub(super) message: String,

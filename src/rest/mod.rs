@@ -4,6 +4,7 @@
 
 mod credentials;
 mod dto;
+mod lifecycle;
 mod openapi;
 
 use std::net::SocketAddr;
@@ -30,6 +31,7 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// Builds the gateway. `dashboard_origin`, if set, is the one origin CORS allows.
 pub fn router(vault: Vault, dashboard_origin: Option<HeaderValue>) -> Router {
     let api = credentials::routes()
+        .merge(lifecycle::routes())
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -51,14 +53,15 @@ pub fn router(vault: Vault, dashboard_origin: Option<HeaderValue>) -> Router {
         Some(origin) => api.layer(
             CorsLayer::new()
                 .allow_origin(AllowOrigin::list([origin]))
-                .allow_methods([Method::GET, Method::POST, Method::DELETE])
+                .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
                 .allow_headers([
                     header::AUTHORIZATION,
                     header::CONTENT_TYPE,
+                    header::IF_MATCH,
                     "x-customer-id".parse().expect("a header name"),
                     "idempotency-key".parse().expect("a header name"),
                 ])
-                .expose_headers(["x-next-page-token".parse().expect("a header name")]),
+                .expose_headers(["x-next-page-token".parse().expect("a header name"), header::ETAG]),
         ),
         None => api,
     }

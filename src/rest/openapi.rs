@@ -21,6 +21,12 @@ use utoipa::{Modify, OpenApi};
         super::credentials::verify,
         super::credentials::delete,
         super::credentials::summary,
+        super::lifecycle::update,
+        super::lifecycle::rotate,
+        super::lifecycle::list_versions,
+        super::lifecycle::disable,
+        super::lifecycle::enable,
+        super::lifecycle::destroy,
     ),
     // Relative: the gateway that serves this document, wherever it is deployed.
     servers((url = "/", description = "This credvault gateway")),

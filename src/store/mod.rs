@@ -78,6 +78,22 @@ pub struct NewCredential {
     pub now: OffsetDateTime,
 }
 
+/// A change of a credential's metadata; `None` fields stay as they are. Conditional on
+/// `expected` when given.
+#[derive(Debug, Clone)]
+pub struct CredentialUpdate {
+    pub id: CredentialId,
+    /// The customer the caller was authorized for: the credential must still be theirs.
+    pub customer_id: CustomerId,
+    pub name: Option<CredentialName>,
+    pub credential_type: Option<CredentialType>,
+    pub permissions: Option<Permission>,
+    /// `Some(true)` makes it the provider's default (clearing any other); `Some(false)` clears it.
+    pub is_default: Option<bool>,
+    pub expected: Option<Etag>,
+    pub now: OffsetDateTime,
+}
+
 /// What an insert did.
 #[derive(Debug, Clone)]
 pub enum Inserted {
@@ -228,6 +244,15 @@ pub trait CredentialStore: Send + Sync {
 
     /// All of a customer's credentials, deleted ones included, newest first.
     async fn all_for_customer(&self, customer_id: CustomerId) -> Result<Vec<CredentialMetadata>, StoreError>;
+
+    /// Changes an active credential's metadata with its `updated` audit row. `NotFound` unless
+    /// it is active and `update.customer_id`'s, `Stale` on an etag mismatch, `Conflict` when the
+    /// new name is taken.
+    async fn update_credential(
+        &self,
+        update: CredentialUpdate,
+        audit: AuditEntry,
+    ) -> Result<CredentialMetadata, StoreError>;
 
     /// Soft-deletes an active credential with its `deleted` audit row. `NotFound` if there is no
     /// such active credential.

@@ -118,10 +118,13 @@ pub(super) fn version(row: &impl StoredRow) -> Result<VersionMetadata, StoreErro
     })
 }
 
-/// What the version operations check (`customer_id, current_version, latest_version, revision`).
+/// What the version operations check (`customer_id, provider, current_version, latest_version,
+/// revision`).
 pub(super) fn version_head(row: &impl StoredRow) -> Result<VersionHead, StoreError> {
+    let provider = row.text("provider")?;
     Ok(VersionHead {
         customer_id: CustomerId::from_uuid(row.uuid("customer_id")?),
+        provider: Provider::parse(&provider).ok_or_else(|| corrupt("provider", &provider))?,
         current_version: row.optional_integer("current_version")?.map(version_number).transpose()?,
         latest_version: version_number(row.integer("latest_version")?)?,
         etag: Etag::from_revision(row.integer("revision")?),

@@ -1,11 +1,11 @@
 //! What the version operations take and return, and the checks both backends make, in the
-//! same order, before they change a credential's versions. The SQL stays in each backend.
+//! same order, before they change a credential's versions or metadata. The SQL stays in each backend.
 
 use time::OffsetDateTime;
 
 use super::StoreError;
 use crate::domain::{
-    CredentialId, CredentialMetadata, CustomerId, Etag, IdempotencyKey, TokenName, VersionChange,
+    CredentialId, CredentialMetadata, CustomerId, Etag, IdempotencyKey, Provider, TokenName, VersionChange,
     VersionMetadata, VersionNumber, VersionState,
 };
 
@@ -66,6 +66,7 @@ pub struct VersionChanged {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct VersionHead {
     pub customer_id: CustomerId,
+    pub provider: Provider,
     pub current_version: Option<VersionNumber>,
     pub latest_version: VersionNumber,
     pub etag: Etag,

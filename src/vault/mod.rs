@@ -7,6 +7,7 @@ mod customers;
 mod error;
 mod get;
 mod served_cache;
+mod update;
 mod versions;
 
 use std::net::IpAddr;
@@ -19,6 +20,7 @@ use time::OffsetDateTime;
 pub use audit_log::{AuditVerified, CHAIN_INTERVAL, Tampered, verify_audit_log};
 pub use customers::{AUDIT_CURSOR, CUSTOMER_CURSOR, Directory, Listed, NewCustomerRequest};
 pub use error::{VaultError, error_chain};
+pub use update::CredentialChanges;
 pub use versions::{NewVersionRequest, VersionPage, VersionSet, VersionStored};
 
 use crate::auth::Authenticator;

@@ -56,7 +56,7 @@ fn missing(id: CredentialId) -> impl FnOnce() -> VaultError {
 impl Vault {
     /// The active credential `id`, for a caller with `scope` acting on it (another customer's
     /// credential is NOT_FOUND, and the refusal audited).
-    async fn credential_for(
+    pub(super) async fn credential_for(
         &self,
         ctx: &RequestContext,
         scope: Scope,

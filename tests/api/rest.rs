@@ -218,7 +218,11 @@ async fn list_by_provider_pages_and_delete(backend: Backend) {
     assert_eq!(app.audit_actions(&ids[0]).await, ["created", "deleted"]);
 }
 
-backend_tests!(seed_examples_get_the_documented_answers, list_by_provider_pages_and_delete);
+backend_tests!(
+    seed_examples_get_the_documented_answers,
+    list_by_provider_pages_and_delete,
+    the_dashboard_rotates_and_manages_versions,
+);
 
 #[tokio::test]
 async fn another_customers_credential_is_not_found_and_untouched() {
@@ -552,4 +556,123 @@ async fn the_audit_log_believes_x_forwarded_for_only_from_trusted_proxies() {
         let events = app.vault.store().list_audit(&filter).await.unwrap();
         assert_eq!(events[0].ip_address.as_deref(), Some(expected));
     }
+}
+
+/// Rotation and versions for the dashboard: PUT, the versions list, state changes, ETag and
+/// If-Match.
+async fn the_dashboard_rotates_and_manages_versions(backend: Backend) {
+    let app = TestApp::spawn_on(backend).await;
+    let created = json_of(create(&app, &seed_vultr()).await).await;
+    let id = created["credential_id"].as_str().unwrap().to_owned();
+    let etag = format!("\"{}\"", created["credential"]["etag"].as_str().unwrap());
+    assert_eq!(created["credential"]["current_version"], 1);
+    let path = format!("/api/v1/credentials/{id}");
+    let rotate = |body: Value| app.rest(Method::PUT, &path).json(&body);
+    let new_key = json!({"provider": "vultr", "credentials": {"api_key": "ROTATED-KEY"}});
+
+    // A stale If-Match is refused, and nothing is written.
+    let stale = rotate(new_key.clone()).header("If-Match", "\"r999\"").send().await.unwrap();
+    assert_error(stale, StatusCode::PRECONDITION_FAILED, "aborted", "read it again").await;
+    let garbage = rotate(new_key.clone()).header("If-Match", "r1").send().await.unwrap();
+    let error = assert_error(garbage, StatusCode::BAD_REQUEST, "invalid_argument", "ETag").await;
+    assert_eq!(error["field"], "If-Match");
+    let other_provider =
+        rotate(json!({"provider": "aws", "credentials": {"access_key_id": "A", "secret_access_key": "s"}}));
+    assert_error(
+        other_provider.send().await.unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_argument",
+        "keeps the provider",
+    )
+    .await;
+
+    let rotated = rotate(new_key.clone()).header("If-Match", &etag).send().await.unwrap();
+    assert_eq!(rotated.status(), StatusCode::OK);
+    let new_etag = rotated.headers()["etag"].to_str().unwrap().to_owned();
+    assert_ne!(new_etag, etag);
+    let body = json_of(rotated).await;
+    assert_eq!(
+        (body["credential"]["current_version"].clone(), body["version"]["version"].clone()),
+        (json!(2), json!(2))
+    );
+    assert_eq!(format!("\"{}\"", body["credential"]["etag"].as_str().unwrap()), new_etag);
+    let fetched = app.get_by_id(&id).await.unwrap();
+    assert_eq!(fetched.version, 2);
+    // The old etag no longer works for a state change either.
+    let disable_v1 = format!("{path}/versions/1/disable");
+    let late = app.rest(Method::POST, &disable_v1).header("If-Match", &etag).send().await.unwrap();
+    assert_error(late, StatusCode::PRECONDITION_FAILED, "aborted", "changed since").await;
+
+    let disabled = app.rest(Method::POST, &disable_v1).header("If-Match", &new_etag).send().await.unwrap();
+    assert_eq!(disabled.status(), StatusCode::OK);
+    assert_eq!(json_of(disabled).await["version"]["state"], "disabled");
+    let destroyed = app.rest(Method::POST, &format!("{path}/versions/1/destroy")).send().await.unwrap();
+    assert_eq!(json_of(destroyed).await["version"]["state"], "destroyed");
+    let enable = app.rest(Method::POST, &format!("{path}/versions/1/enable")).send().await.unwrap();
+    assert_error(enable, StatusCode::CONFLICT, "failed_precondition", "was destroyed").await;
+    let unknown = app.rest(Method::POST, &format!("{path}/versions/7/disable")).send().await.unwrap();
+    assert_error(unknown, StatusCode::NOT_FOUND, "not_found", "version 7").await;
+    let zero = app.rest(Method::POST, &format!("{path}/versions/0/disable")).send().await.unwrap();
+    assert_error(zero, StatusCode::BAD_REQUEST, "invalid_argument", "1 or more").await;
+
+    // The versions list pages, newest first.
+    let page = app.rest(Method::GET, &format!("{path}/versions?page_size=1")).send().await.unwrap();
+    let next = page.headers()["x-next-page-token"].to_str().unwrap().to_owned();
+    let first: Vec<(u64, String)> = json_of(page)
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["version"].as_u64().unwrap(), v["state"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(first, vec![(2, "enabled".to_owned())]);
+    let rest = app
+        .rest(Method::GET, &format!("{path}/versions?page_size=1&page_token={next}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(rest.headers().get("x-next-page-token").is_none());
+    assert_eq!(json_of(rest).await[0]["state"], "destroyed");
+
+    // Metadata changes in place with PATCH.
+    let patch = |body: Value| app.rest(Method::PATCH, &path).json(&body);
+    let renamed =
+        patch(json!({"credential_name": "Renamed", "permissions": "read_write"})).send().await.unwrap();
+    assert_eq!(renamed.status(), StatusCode::OK);
+    let renamed_etag = renamed.headers()["etag"].to_str().unwrap().to_owned();
+    let renamed = json_of(renamed).await;
+    assert_eq!(
+        (renamed["credential_name"].clone(), renamed["permissions"].clone()),
+        (json!("Renamed"), json!("read_write"))
+    );
+    assert_eq!(renamed["current_version"], 2, "the versions stay");
+    let stale = patch(json!({"is_default": true})).header("If-Match", &new_etag).send().await.unwrap();
+    assert_error(stale, StatusCode::PRECONDITION_FAILED, "aborted", "read it again").await;
+    let fresh = patch(json!({"is_default": true})).header("If-Match", &renamed_etag).send().await.unwrap();
+    assert_eq!(json_of(fresh).await["is_default"], true);
+    let nothing = patch(json!({})).send().await.unwrap();
+    assert_error(nothing, StatusCode::UNPROCESSABLE_ENTITY, "invalid_argument", "names no field").await;
+    let unknown = patch(json!({"provider": "aws"})).send().await.unwrap();
+    assert_eq!(unknown.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Another customer's credential is not there.
+    let other = app.create_customer().await;
+    let outsider = app.rest(Method::PUT, &path).header("X-Customer-ID", &other).json(&new_key);
+    // `rest` already set X-Customer-ID: the second, different value is refused by name.
+    assert_error(
+        outsider.send().await.unwrap(),
+        StatusCode::BAD_REQUEST,
+        "invalid_argument",
+        "X-Customer-ID",
+    )
+    .await;
+    let outsider = reqwest::Client::new()
+        .put(format!("{}{path}", app.http))
+        .header("X-Customer-ID", &other)
+        .bearer_auth(&app.token)
+        .json(&new_key)
+        .send()
+        .await
+        .unwrap();
+    assert_error(outsider, StatusCode::NOT_FOUND, "not_found", "no active credential").await;
 }

@@ -325,6 +325,7 @@ backend_tests!(
     etags_make_changes_conditional_and_one_concurrent_rotation_wins,
     bad_version_requests_are_refused_and_write_nothing,
     a_vault_from_before_versions_opens_unchanged,
+    a_credentials_metadata_changes_in_place,
 );
 
 /// Get's cache never serves a version another instance disabled or superseded.
@@ -431,4 +432,82 @@ async fn a_vault_from_before_versions_opens_unchanged(backend: Backend) {
     let actions = app.audit_actions(&id).await;
     assert_eq!(actions.first().map(String::as_str), Some("created"));
     assert!(actions.iter().any(|a| a == "rotated"), "{actions:?}");
+}
+
+fn update(id: &str, paths: &[&str]) -> pb::UpdateCredentialRequest {
+    pb::UpdateCredentialRequest {
+        credential_id: id.to_owned(),
+        update_mask: Some(prost_types::FieldMask { paths: paths.iter().map(|p| (*p).to_owned()).collect() }),
+        ..Default::default()
+    }
+}
+
+async fn a_credentials_metadata_changes_in_place(backend: Backend) {
+    let app = TestApp::spawn_on(backend).await;
+    let mut client = app.client.clone();
+    let stored = app.store_vultr("Before", "key-one").await;
+    let mut first_default = store_request(&app.customer_id, "Default one", vultr("key-d"));
+    first_default.make_default = true;
+    let first_default = app.store(first_default).await.unwrap();
+    app.get_by_id(&stored.id).await.unwrap();
+
+    let mut change = update(&stored.id, &["credential_name", "permissions", "is_default"]);
+    change.credential_name = "After".into();
+    change.permissions = pb::Permission::Admin as i32;
+    change.is_default = true;
+    change.etag = stored.etag.clone();
+    let updated = client.update_credential(change.clone()).await.unwrap().into_inner().credential.unwrap();
+    assert_eq!(
+        (updated.id.as_str(), updated.credential_name.as_str(), updated.permissions, updated.is_default),
+        (stored.id.as_str(), "After", pb::Permission::Admin as i32, true)
+    );
+    assert_eq!((updated.credential_type.as_str(), updated.current_version), ("api_key", 1), "the rest stays");
+    assert_ne!(updated.etag, stored.etag);
+    // The same etag again is stale now.
+    assert_status(client.update_credential(change).await, Code::Aborted, "read it again");
+    let listed = app
+        .list(pb::ListRequest { customer_id: app.customer_id.clone(), ..Default::default() })
+        .await
+        .unwrap();
+    let old_default = listed.credentials.iter().find(|c| c.id == first_default.id).unwrap();
+    assert!(!old_default.is_default, "one default per provider");
+    assert_ne!(old_default.etag, first_default.etag, "losing the default changes its etag");
+    assert_eq!(
+        app.get_by_provider(&app.customer_id, pb::Provider::Vultr).await.unwrap().credential.unwrap().id,
+        stored.id
+    );
+    let actions = app.audit_actions(&stored.id).await;
+    assert!(actions.iter().any(|a| a == "updated"), "{actions:?}");
+
+    let mut taken = update(&stored.id, &["credential_name"]);
+    taken.credential_name = "Default one".into();
+    assert_status(
+        client.update_credential(taken).await,
+        Code::AlreadyExists,
+        "already has an active vultr credential",
+    );
+    assert_invalid_field(
+        client.update_credential(update(&stored.id, &[])).await,
+        "update_mask",
+        "names no field",
+    );
+    assert_invalid_field(
+        client.update_credential(update(&stored.id, &["provider"])).await,
+        "update_mask",
+        "cannot be changed",
+    );
+    let mut bad_type = update(&stored.id, &["credential_type"]);
+    bad_type.credential_type = "Not A Type".into();
+    assert_invalid_field(client.update_credential(bad_type).await, "credential_type", "a-z");
+    let mut empty_name = update(&stored.id, &["credential_name"]);
+    empty_name.credential_name = " ".into();
+    assert_invalid_field(client.update_credential(empty_name).await, "credential_name", "required");
+    let unknown = uuid::Uuid::new_v4().to_string();
+    assert_status(
+        client.update_credential(update(&unknown, &["is_default"])).await,
+        Code::NotFound,
+        "no active credential",
+    );
+    let after = app.get_by_id(&stored.id).await.unwrap().credential.unwrap();
+    assert_eq!(after.credential_name, "After", "refused updates wrote nothing");
 }

@@ -1,7 +1,9 @@
 //! The PostgreSQL backend's credentials: Store, Get's read and audited use, verification, listing, soft delete.
 
 use super::*;
-use crate::store::CredentialStore;
+use crate::domain::{CredentialName, CredentialType, Permission};
+use crate::store::versions::VersionHead;
+use crate::store::{CredentialStore, CredentialUpdate};
 
 /// The columns Get reads beside a credential's (`c`) metadata: the version (`v`, joined on
 /// `coalesce($version, c.current_version)`), its state and ciphertext, and the customer's status.
@@ -180,5 +182,55 @@ impl CredentialStore for PostgresStore {
         let query =
             audited(sql, self.signer(), &audit, now).bind(id.as_uuid()).bind(to_stored_precision(now));
         self.fetch_changed(query, id).await
+    }
+
+    async fn update_credential(
+        &self,
+        update: CredentialUpdate,
+        audit: AuditEntry,
+    ) -> Result<CredentialMetadata, StoreError> {
+        let now = to_stored_precision(update.now);
+        let mut tx = self.pool.begin().await?;
+        let head = super::versions::head_locked(&mut tx, update.id).await?;
+        let head = VersionHead::check(head, update.id, update.customer_id, update.expected)?;
+        if update.is_default == Some(true) {
+            // The customer's lock, as Store takes it to move a default.
+            sqlx::query("SELECT 1 FROM customers WHERE id = $1 FOR UPDATE")
+                .bind(update.customer_id.as_uuid())
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "UPDATE cloud_credentials SET is_default = false, updated_at = $1, revision = revision + 1 \
+                 WHERE customer_id = $2 AND provider = $3 AND is_default AND id <> $4",
+            )
+            .bind(now)
+            .bind(update.customer_id.as_uuid())
+            .bind(head.provider.as_str())
+            .bind(update.id.as_uuid())
+            .execute(&mut *tx)
+            .await?;
+        }
+        let row = sqlx::query(concat!(
+            "UPDATE cloud_credentials SET credential_name = coalesce($1, credential_name), \
+             credential_type = coalesce($2, credential_type), permissions = coalesce($3, permissions), \
+             is_default = coalesce($4, is_default), revision = revision + 1, updated_at = $5 WHERE id = $6 RETURNING ",
+            credential_columns!()
+        ))
+        .bind(update.name.as_ref().map(CredentialName::as_str))
+        .bind(update.credential_type.as_ref().map(CredentialType::as_str))
+        .bind(update.permissions.map(Permission::as_str))
+        .bind(update.is_default)
+        .bind(now)
+        .bind(update.id.as_uuid())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| {
+            let name = update.name.as_ref().map_or("", CredentialName::as_str);
+            conflict_on_unique(e, Taken::CredentialName { customer: update.customer_id, provider: head.provider, name })
+        })?;
+        let credential = rows::metadata(&row)?;
+        insert_audit(&mut tx, self.signer(), &audit, now).await?;
+        tx.commit().await?;
+        Ok(credential)
     }
 }

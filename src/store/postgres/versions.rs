@@ -167,12 +167,12 @@ impl VersionStore for PostgresStore {
 
 /// What the version operations check, with the credential's row locked until the transaction
 /// ends (`None`: no active credential).
-async fn head_locked(
+pub(super) async fn head_locked(
     tx: &mut Transaction<'_, Postgres>,
     id: CredentialId,
 ) -> Result<Option<VersionHead>, StoreError> {
     let row = sqlx::query(
-        "SELECT customer_id, current_version, latest_version, revision FROM cloud_credentials \
+        "SELECT customer_id, provider, current_version, latest_version, revision FROM cloud_credentials \
          WHERE id = $1 AND is_active FOR UPDATE",
     )
     .bind(id.as_uuid())

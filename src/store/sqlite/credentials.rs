@@ -1,7 +1,9 @@
 //! The SQLite backend's credentials: Store, Get's read and audited use, verification, listing, soft delete.
 
 use super::*;
-use crate::store::CredentialStore;
+use crate::domain::{CredentialName, CredentialType, Permission};
+use crate::store::versions::VersionHead;
+use crate::store::{CredentialStore, CredentialUpdate};
 
 /// The columns Get reads beside the metadata of a credential in `$table`: version `$version`
 /// (a parameter; NULL for the current version), its state and ciphertext, and the customer's
@@ -242,5 +244,53 @@ impl CredentialStore for SqliteStore {
         .bind(micros(now))
         .bind(id.to_string());
         self.audited_change(change, id, &audit, now).await
+    }
+
+    async fn update_credential(
+        &self,
+        update: CredentialUpdate,
+        audit: AuditEntry,
+    ) -> Result<CredentialMetadata, StoreError> {
+        let mut writer = self.writer.acquire().await?;
+        let mut tx = AuditedTx::begin(&mut writer).await?;
+        let id = update.id.to_string();
+        let head = super::versions::head_in(&mut tx, &id).await?;
+        let head = VersionHead::check(head, update.id, update.customer_id, update.expected)?;
+        if update.is_default == Some(true) {
+            sqlx::query(
+                "UPDATE cloud_credentials SET is_default = 0, updated_at = ?, revision = revision + 1 \
+                 WHERE customer_id = ? AND provider = ? AND is_default = 1 AND id <> ?",
+            )
+            .bind(micros(update.now))
+            .bind(update.customer_id.to_string())
+            .bind(head.provider.as_str())
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let row = sqlx::query(returning_credential!(
+            "UPDATE cloud_credentials SET credential_name = coalesce(?1, credential_name), \
+             credential_type = coalesce(?2, credential_type), permissions = coalesce(?3, permissions), \
+             is_default = coalesce(?4, is_default), revision = revision + 1, updated_at = ?5 WHERE id = ?6"
+        ))
+        .bind(update.name.as_ref().map(CredentialName::as_str))
+        .bind(update.credential_type.as_ref().map(CredentialType::as_str))
+        .bind(update.permissions.map(Permission::as_str))
+        .bind(update.is_default)
+        .bind(micros(update.now))
+        .bind(&id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| {
+            let name = update.name.as_ref().map_or("", CredentialName::as_str);
+            conflict_on_unique(
+                e,
+                Taken::CredentialName { customer: update.customer_id, provider: head.provider, name },
+            )
+        })?;
+        let credential = rows::metadata(&row)?;
+        insert_audit(&mut tx, self.signer(), &audit, update.now).await?;
+        tx.commit().await?;
+        Ok(credential)
     }
 }

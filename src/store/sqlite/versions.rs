@@ -168,9 +168,9 @@ impl VersionStore for SqliteStore {
 }
 
 /// What the version operations check, in the transaction (`None`: no active credential).
-async fn head_in(tx: &mut AuditedTx<'_>, id: &str) -> Result<Option<VersionHead>, StoreError> {
+pub(super) async fn head_in(tx: &mut AuditedTx<'_>, id: &str) -> Result<Option<VersionHead>, StoreError> {
     let row = sqlx::query(
-        "SELECT customer_id, current_version, latest_version, revision FROM cloud_credentials \
+        "SELECT customer_id, provider, current_version, latest_version, revision FROM cloud_credentials \
          WHERE id = ? AND is_active = 1",
     )
     .bind(id)
