@@ -76,6 +76,10 @@ pub struct ServeArgs {
     /// which a new row is protected by its own MAC only.
     #[arg(long, env = "CREDVAULT_AUDIT_SEAL_SECS", default_value_t = crate::vault::CHAIN_INTERVAL.as_secs_f64())]
     pub audit_seal_secs: f64,
+    /// Seconds between the purger's passes, which destroy the versions of deleted credentials
+    /// whose recovery window has ended (every instance runs one; each credential is purged once).
+    #[arg(long, env = "CREDVAULT_PURGE_INTERVAL_SECS", default_value_t = 60.0)]
+    pub purge_interval_secs: f64,
     #[command(flatten)]
     pub pool: PoolArgs,
     #[command(flatten)]
@@ -375,6 +379,7 @@ pub struct Config {
     pub trusted_proxies: TrustedProxies,
     pub token_cache_ttl: Duration,
     pub audit_chain_interval: Duration,
+    pub purge_interval: Duration,
     pub pool: PoolSettings,
     pub verify: VerifySettings,
 }
@@ -421,6 +426,14 @@ impl Config {
                 _ => {
                     return Err(ConfigError(
                         "CREDVAULT_AUDIT_SEAL_SECS / --audit-seal-secs must be 0.05 to 3600".into(),
+                    ));
+                }
+            },
+            purge_interval: match args.purge_interval_secs {
+                t if t.is_finite() && (0.05..=86400.0).contains(&t) => Duration::from_secs_f64(t),
+                _ => {
+                    return Err(ConfigError(
+                        "CREDVAULT_PURGE_INTERVAL_SECS / --purge-interval-secs must be 0.05 to 86400".into(),
                     ));
                 }
             },

@@ -51,6 +51,7 @@ pub struct App {
     dev_token: Option<SecretString>,
     tls: Option<ServerTlsConfig>,
     audit_chain_interval: Duration,
+    purge_interval: Duration,
     /// How long a readiness probe may wait for the database.
     probe_limit: Duration,
     vault: Vault,
@@ -115,6 +116,7 @@ impl App {
             dev_token,
             tls,
             audit_chain_interval: config.audit_chain_interval,
+            purge_interval: config.purge_interval,
             probe_limit: config.pool.connect_timeout + Duration::from_secs(1),
             vault,
             dev: config.dev,
@@ -193,6 +195,7 @@ impl App {
 
         crate::metrics::install();
         let sealer = tokio::spawn(chain_audit_log(self.vault.clone(), self.audit_chain_interval));
+        let purger = tokio::spawn(purge_due(self.vault.clone(), self.purge_interval));
         let final_seal = self.vault.clone();
         tracing::info!(grpc_addr = %self.grpc_addr, http_addr = %self.http_addr, "credvault listening");
         let store = self.vault.store().clone();
@@ -223,6 +226,7 @@ impl App {
             async { http.await.map_err(|e| StartError::Serve(format!("HTTP: {}", error_chain(&e)))) },
         );
         sealer.abort();
+        purger.abort();
         served?;
         if final_seal.is_ready()
             && let Err(e) = final_seal.chain_audit().await
@@ -292,6 +296,20 @@ async fn chain_audit_log(vault: Vault, interval: Duration) {
                 }
                 Err(e) => tracing::warn!(error = %e, "sealing the audit log failed; retrying"),
             }
+        }
+    }
+}
+
+/// Every `interval`, destroys the versions of deleted credentials whose recovery window ended.
+async fn purge_due(vault: Vault, interval: Duration) {
+    let mut every = tokio::time::interval(interval);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if vault.is_ready()
+            && let Err(e) = vault.purge_due().await
+        {
+            tracing::warn!(error = %e, "purging deleted credentials failed; retrying");
         }
     }
 }

@@ -17,6 +17,7 @@ fn args() -> ServeArgs {
         log_format: LogFormat::Text,
         token_cache_secs: 5.0,
         audit_seal_secs: 1.0,
+        purge_interval_secs: 60.0,
         pool: PoolArgs::default(),
         verify: VerifyArgs::default(),
     }

@@ -10,7 +10,7 @@ use super::{CustomerId, FieldViolation, TokenId};
 /// One permission a token can carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
-    /// Store, Delete (and later updates).
+    /// Store, Delete, Restore, updates and versions.
     CredentialsWrite,
     /// List, Summary: metadata only.
     CredentialsRead,
@@ -22,16 +22,19 @@ pub enum Scope {
     AuditRead,
     /// Customers and tokens.
     Admin,
+    /// PurgeCredential: destroy every version of a credential now, past any recovery.
+    CredentialsPurge,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 6] = [
+    pub const ALL: [Scope; 7] = [
         Scope::CredentialsWrite,
         Scope::CredentialsRead,
         Scope::SecretsRead,
         Scope::CredentialsVerify,
         Scope::AuditRead,
         Scope::Admin,
+        Scope::CredentialsPurge,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +45,7 @@ impl Scope {
             Scope::CredentialsVerify => "credentials:verify",
             Scope::AuditRead => "audit:read",
             Scope::Admin => "admin",
+            Scope::CredentialsPurge => "credentials:purge",
         }
     }
 
@@ -233,6 +237,11 @@ pub struct Principal {
 
 impl Principal {
     /// The operator at a terminal (`credvault` CLI commands): every scope, every customer.
+    /// The background purger, as the audit log names it.
+    pub fn purger() -> Self {
+        Principal { name: TokenName::from_stored("purger".into()), ..Self::operator() }
+    }
+
     pub fn operator() -> Self {
         Principal {
             token_id: TokenId::from_uuid(uuid::Uuid::nil()),
@@ -255,7 +264,7 @@ mod tests {
         assert_eq!(scopes.to_string(), "credentials:read secrets:read");
         assert_eq!(Scopes::parse(&scopes.to_string(), "s").unwrap(), scopes);
         assert_eq!(Scopes::parse("*", "s").unwrap(), Scopes::all());
-        assert_eq!(Scopes::all().iter().count(), 6);
+        assert_eq!(Scopes::all().iter().count(), 7);
         let err = Scopes::parse("secrets:write", "scopes").unwrap_err();
         assert!(err.description.contains("unknown scope") && err.description.contains("secrets:read"));
         assert!(Scopes::parse(" , ", "scopes").is_err());

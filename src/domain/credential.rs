@@ -120,6 +120,11 @@ pub struct CredentialMetadata {
     /// When the current version was added.
     pub rotated_at: Option<OffsetDateTime>,
     pub etag: Etag,
+    /// For a deleted credential: when the purger destroys its versions (until then it can be
+    /// restored).
+    pub purge_at: Option<OffsetDateTime>,
+    /// When every version was destroyed; a purged credential cannot be restored.
+    pub purged_at: Option<OffsetDateTime>,
 }
 
 /// Which credentials a List returns.
@@ -209,6 +214,10 @@ pub struct ProviderSummary {
     pub total: i64,
     pub active: i64,
     pub verified: i64,
+    /// Active credentials with no enabled version (nothing Get can hand out).
+    pub disabled: i64,
+    /// Deleted credentials not purged yet: restorable until their purge is due.
+    pub pending_deletion: i64,
     pub credentials: Vec<CredentialMetadata>,
 }
 
@@ -226,6 +235,8 @@ impl Summary {
                         total: 0,
                         active: 0,
                         verified: 0,
+                        disabled: 0,
+                        pending_deletion: 0,
                         credentials: Vec::new(),
                     });
                     providers.len() - 1
@@ -235,6 +246,8 @@ impl Summary {
             entry.total += 1;
             entry.active += i64::from(credential.is_active);
             entry.verified += i64::from(credential.is_active && credential.is_verified);
+            entry.disabled += i64::from(credential.is_active && credential.current_version.is_none());
+            entry.pending_deletion += i64::from(!credential.is_active && credential.purged_at.is_none());
             entry.credentials.push(credential);
         }
         providers.sort_by_key(|p| p.provider);

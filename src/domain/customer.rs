@@ -116,7 +116,12 @@ pub struct Customer {
     pub status: CustomerStatus,
     pub tier: SubscriptionTier,
     pub created_at: OffsetDateTime,
+    /// How long a deleted credential can be restored before the purger destroys it.
+    pub recovery_window: std::time::Duration,
 }
+
+/// The longest recovery window a customer may have: a year.
+pub const MAX_RECOVERY_WINDOW: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
 
 /// Checks a company name: 1 to 255 characters after trimming.
 pub fn company_name(value: &str, field: &str) -> Result<String, FieldViolation> {

@@ -22,7 +22,7 @@ pub use credential::{
     ProviderSummary, Summary, unix_micros,
 };
 pub use cursor::Cursor;
-pub use customer::{Customer, CustomerStatus, Email, SubscriptionTier, company_name};
+pub use customer::{Customer, CustomerStatus, Email, MAX_RECOVERY_WINDOW, SubscriptionTier, company_name};
 pub use ids::{CredentialId, CustomerId, TokenId, new_audit_row_id};
 pub use network::TrustedProxies;
 pub use provider::{Permission, Provider};

@@ -157,6 +157,8 @@ pub(super) fn credential_to_proto(c: CredentialMetadata) -> pb::Credential {
         version_count: c.latest_version,
         rotated_at: c.rotated_at.map(timestamp),
         etag: c.etag.to_string(),
+        scheduled_purge_at: c.purge_at.map(timestamp),
+        purged_at: c.purged_at.map(timestamp),
     }
 }
 
@@ -206,6 +208,8 @@ fn provider_summary_to_proto(p: ProviderSummary) -> pb::ProviderSummary {
         total: p.total,
         active: p.active,
         verified: p.verified,
+        disabled: p.disabled,
+        pending_deletion: p.pending_deletion,
         credentials: p.credentials.into_iter().map(credential_to_proto).collect(),
     }
 }

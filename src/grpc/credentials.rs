@@ -203,6 +203,26 @@ impl CredentialService for CredentialApi {
         }))
     }
 
+    async fn restore_credential(
+        &self,
+        request: Request<pb::RestoreCredentialRequest>,
+    ) -> Result<Response<pb::RestoreCredentialResponse>, Status> {
+        let ctx = context(&self.vault, &request).await?;
+        let id = CredentialId::parse(&request.get_ref().credential_id, "credential_id").map_err(invalid)?;
+        let restored = self.vault.restore_credential(ctx, id).await.map_err(status_from)?;
+        Ok(Response::new(pb::RestoreCredentialResponse { credential: Some(credential_to_proto(restored)) }))
+    }
+
+    async fn purge_credential(
+        &self,
+        request: Request<pb::PurgeCredentialRequest>,
+    ) -> Result<Response<pb::PurgeCredentialResponse>, Status> {
+        let ctx = context(&self.vault, &request).await?;
+        let id = CredentialId::parse(&request.get_ref().credential_id, "credential_id").map_err(invalid)?;
+        let purged = self.vault.purge_credential(ctx, id).await.map_err(status_from)?;
+        Ok(Response::new(pb::PurgeCredentialResponse { credential: Some(credential_to_proto(purged)) }))
+    }
+
     async fn update_credential(
         &self,
         request: Request<pb::UpdateCredentialRequest>,

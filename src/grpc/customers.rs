@@ -70,6 +70,10 @@ fn customer_to_proto(c: Customer) -> pb::Customer {
         status: status as i32,
         subscription_tier: tier as i32,
         created_at: Some(timestamp(c.created_at)),
+        recovery_window: Some(prost_types::Duration {
+            seconds: i64::try_from(c.recovery_window.as_secs()).unwrap_or(i64::MAX),
+            nanos: 0,
+        }),
     }
 }
 
@@ -128,5 +132,37 @@ impl CustomerService for CustomerApi {
         let customer =
             self.vault.directory().set_customer_status(&ctx, id, status).await.map_err(status_from)?;
         Ok(Response::new(pb::SetCustomerStatusResponse { customer: Some(customer_to_proto(customer)) }))
+    }
+
+    async fn set_recovery_window(
+        &self,
+        request: Request<pb::SetRecoveryWindowRequest>,
+    ) -> Result<Response<pb::SetRecoveryWindowResponse>, Status> {
+        let ctx = context(&self.vault, &request).await?;
+        let r = request.into_inner();
+        let parsed = (|| {
+            let id = CustomerId::parse(&r.customer_id, "customer_id")?;
+            let window = match r.recovery_window {
+                None => Err(FieldViolation::new(
+                    "recovery_window",
+                    "is required: 0 to 365 days, e.g. \"2592000s\"",
+                )),
+                Some(d) if d.nanos != 0 => {
+                    Err(FieldViolation::new("recovery_window", "must be whole seconds"))
+                }
+                Some(d) => u64::try_from(d.seconds)
+                    .map(std::time::Duration::from_secs)
+                    .map_err(|_| FieldViolation::new("recovery_window", "must not be negative")),
+            }?;
+            Ok::<_, FieldViolation>((id, window))
+        })()
+        .map_err(invalid)?;
+        let customer = self
+            .vault
+            .directory()
+            .set_recovery_window(&ctx, parsed.0, parsed.1)
+            .await
+            .map_err(status_from)?;
+        Ok(Response::new(pb::SetRecoveryWindowResponse { customer: Some(customer_to_proto(customer)) }))
     }
 }

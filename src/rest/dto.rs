@@ -143,6 +143,12 @@ pub(super) struct Credential {
     /// Changes with every change of the metadata or versions; send it back in `If-Match`.
     #[schema(example = "r3")]
     pub(super) etag: String,
+    /// For a deleted credential: when its versions will be destroyed (it can be restored until then).
+    #[schema(format = DateTime)]
+    pub(super) scheduled_purge_at: Option<String>,
+    /// When every version was destroyed; null unless purged.
+    #[schema(format = DateTime)]
+    pub(super) purged_at: Option<String>,
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
@@ -170,6 +176,8 @@ impl From<CredentialMetadata> for Credential {
             version_count: c.latest_version,
             rotated_at: c.rotated_at.map(rfc3339),
             etag: c.etag.to_string(),
+            scheduled_purge_at: c.purge_at.map(rfc3339),
+            purged_at: c.purged_at.map(rfc3339),
         }
     }
 }
@@ -331,6 +339,10 @@ pub(super) struct ProviderCounts {
     pub(super) total: i64,
     pub(super) active: i64,
     pub(super) verified: i64,
+    /// Active credentials with no enabled version.
+    pub(super) disabled: i64,
+    /// Deleted credentials not purged yet (restorable).
+    pub(super) pending_deletion: i64,
     pub(super) credentials: Vec<Credential>,
 }
 
@@ -347,6 +359,8 @@ impl From<Summary> for SummaryBody {
                         total: p.total,
                         active: p.active,
                         verified: p.verified,
+                        disabled: p.disabled,
+                        pending_deletion: p.pending_deletion,
                         credentials: p.credentials.into_iter().map(Credential::from).collect(),
                     };
                     (p.provider.as_str().to_owned(), counts)

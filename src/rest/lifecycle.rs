@@ -20,6 +20,7 @@ use crate::vault::{CredentialChanges, NewVersionRequest, Vault};
 pub(super) fn routes() -> Router<Vault> {
     Router::new()
         .route("/api/v1/credentials/{provider_or_id}/versions", get(list_versions))
+        .route("/api/v1/credentials/{provider_or_id}/restore", post(restore))
         .route("/api/v1/credentials/{provider_or_id}/versions/{version}/disable", post(disable))
         .route("/api/v1/credentials/{provider_or_id}/versions/{version}/enable", post(enable))
         .route("/api/v1/credentials/{provider_or_id}/versions/{version}/destroy", post(destroy))
@@ -117,6 +118,37 @@ pub(super) async fn update(
     let updated = vault.update_credential(caller.context, id, changes, expected).await?;
     let etag = etag_header(&updated);
     Ok(([etag], axum::Json(Credential::from(updated))).into_response())
+}
+
+/// Undoes a delete within the customer's recovery window.
+#[utoipa::path(
+    post,
+    path = "/api/v1/credentials/{provider_or_id}/restore",
+    tag = "credentials",
+    params(
+        ("provider_or_id" = String, Path, format = "uuid", description = "The id of the deleted credential"),
+        ("X-Customer-ID" = String, Header, format = "uuid", description = "The customer who owns the credential"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 401, description = "No valid bearer token", body = super::dto::ErrorBody),
+        (status = 403, description = "The token lacks the scope, or is bound to another customer", body = super::dto::ErrorBody),
+        (status = 200, description = "Restored, active again", body = Credential,
+            headers(("ETag" = String, description = "The credential's new etag"))),
+        (status = 400, description = "A malformed id or header", body = super::dto::ErrorBody),
+        (status = 404, description = "No such credential for this customer", body = super::dto::ErrorBody),
+        (status = 409, description = "Not deleted, purged already, or an active credential took its name", body = super::dto::ErrorBody),
+        (status = 503, description = "The database is not reachable", body = super::dto::ErrorBody),
+    )
+)]
+pub(super) async fn restore(
+    State(vault): State<Vault>,
+    caller: Caller,
+    PathParam(id): PathParam<String>,
+) -> Result<Response, ApiError> {
+    let restored = vault.restore_credential(caller.context, credential_id(&id)?).await?;
+    let etag = etag_header(&restored);
+    Ok(([etag], axum::Json(Credential::from(restored))).into_response())
 }
 
 /// Rotates a credential: the new secret becomes its current version; id, name and history stay.

@@ -24,6 +24,7 @@ use utoipa::{Modify, OpenApi};
         super::lifecycle::update,
         super::lifecycle::rotate,
         super::lifecycle::list_versions,
+        super::lifecycle::restore,
         super::lifecycle::disable,
         super::lifecycle::enable,
         super::lifecycle::destroy,

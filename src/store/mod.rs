@@ -15,7 +15,7 @@ macro_rules! good_standing_sql {
 /// The columns a customer row is read with, the same on both backends.
 macro_rules! customer_columns {
     () => {
-        "id, email, company_name, status, subscription_tier, created_at"
+        "id, email, company_name, status, subscription_tier, created_at, recovery_window_secs"
     };
 }
 
@@ -52,7 +52,7 @@ pub use error::StoreError;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use sqlite::backup as sqlite_backup;
-pub use versions::{NewVersion, VersionAdded, VersionChanged, VersionUpdate};
+pub use versions::{NewVersion, PurgeReason, VersionAdded, VersionChanged, VersionUpdate};
 
 use crate::domain::{
     AuditEntry, AuditEvent, AuditFilter, AuditSigner, CredentialId, CredentialMetadata, CredentialName,
@@ -254,8 +254,41 @@ pub trait CredentialStore: Send + Sync {
         audit: AuditEntry,
     ) -> Result<CredentialMetadata, StoreError>;
 
-    /// Soft-deletes an active credential with its `deleted` audit row. `NotFound` if there is no
-    /// such active credential.
+    /// A credential's metadata, active, deleted or purged. Writes nothing.
+    async fn find_credential(&self, id: CredentialId) -> Result<Option<CredentialMetadata>, StoreError>;
+
+    /// Undoes a soft delete, with its `restored` audit row. `NotFound` unless the credential is
+    /// `customer_id`'s, `FailedPrecondition` if it is active or purged, `Conflict` if an active
+    /// credential took its name meanwhile.
+    async fn restore_credential(
+        &self,
+        id: CredentialId,
+        customer_id: CustomerId,
+        audit: AuditEntry,
+        now: OffsetDateTime,
+    ) -> Result<CredentialMetadata, StoreError>;
+
+    /// Destroys every version of the credential (their ciphertexts deleted) and marks it purged
+    /// and inactive, with its `purged` audit row, in one transaction. For [`PurgeReason::Due`],
+    /// only if it is still deleted and due (`Ok(None)`, nothing written, otherwise).
+    async fn purge_credential(
+        &self,
+        id: CredentialId,
+        customer_id: CustomerId,
+        reason: PurgeReason,
+        audit: AuditEntry,
+        now: OffsetDateTime,
+    ) -> Result<Option<CredentialMetadata>, StoreError>;
+
+    /// Deleted credentials whose purge is due at `now`, oldest due first; up to `limit`.
+    async fn due_for_purge(
+        &self,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<CredentialMetadata>, StoreError>;
+
+    /// Soft-deletes an active credential with its `deleted` audit row, and schedules its purge
+    /// after its customer's recovery window. `NotFound` if there is no such active credential.
     async fn soft_delete(
         &self,
         id: CredentialId,
@@ -305,6 +338,17 @@ pub trait CustomerStore: Send + Sync {
 
     /// Customers oldest first, after `after`; up to `limit` of them.
     async fn list_customers(&self, after: Option<Cursor>, limit: u32) -> Result<Vec<Customer>, StoreError>;
+
+    /// Sets how long the customer's deleted credentials can be restored (at most
+    /// [`crate::domain::MAX_RECOVERY_WINDOW`]), with its `updated` audit row. Credentials deleted
+    /// already keep their schedule. `NotFound` for an unknown id.
+    async fn set_recovery_window(
+        &self,
+        id: CustomerId,
+        window: Duration,
+        audit: AuditEntry,
+        now: OffsetDateTime,
+    ) -> Result<Customer, StoreError>;
 
     /// Changes a customer's status with its `updated` audit row. `NotFound` for an unknown id.
     async fn set_customer_status(

@@ -76,6 +76,8 @@ pub(super) fn metadata(row: &impl StoredRow) -> Result<CredentialMetadata, Store
         latest_version: version_number(row.integer("latest_version")?)?,
         rotated_at: row.optional_time("rotated_at")?,
         etag: Etag::from_revision(row.integer("revision")?),
+        purge_at: row.optional_time("purge_at")?,
+        purged_at: row.optional_time("purged_at")?,
     })
 }
 
@@ -172,6 +174,9 @@ pub(super) fn customer(row: &impl StoredRow) -> Result<Customer, StoreError> {
         tier: SubscriptionTier::parse(&row.text("subscription_tier")?)
             .ok_or_else(|| corrupt("subscription tier"))?,
         created_at: row.time("created_at")?,
+        recovery_window: std::time::Duration::from_secs(
+            u64::try_from(row.integer("recovery_window_secs")?).map_err(|_| corrupt("recovery window"))?,
+        ),
     })
 }
 

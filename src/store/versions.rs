@@ -112,3 +112,56 @@ pub(super) fn decide(update: &VersionUpdate, from: Option<VersionState>) -> Resu
     })?;
     update.change.apply_to(update.version, from).map_err(StoreError::FailedPrecondition)
 }
+
+/// Why a credential is purged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PurgeReason {
+    /// PurgeCredential: now, whatever its state.
+    Requested,
+    /// The purger: only if it is still deleted and its purge is due at this time.
+    Due(OffsetDateTime),
+}
+
+/// RestoreCredential's checks on the credential as stored (`None`: no such credential).
+pub(super) fn check_restore(
+    found: Option<&CredentialMetadata>,
+    id: CredentialId,
+    customer_id: CustomerId,
+) -> Result<(), StoreError> {
+    let found = found
+        .filter(|c| c.customer_id == customer_id)
+        .ok_or_else(|| StoreError::NotFound(format!("credential {id}")))?;
+    if found.purged_at.is_some() {
+        return Err(StoreError::FailedPrecondition(format!(
+            "credential {id} was purged: its versions are destroyed and it cannot be restored"
+        )));
+    }
+    if found.is_active {
+        return Err(StoreError::FailedPrecondition(format!(
+            "credential {id} is not deleted; only a deleted credential can be restored"
+        )));
+    }
+    Ok(())
+}
+
+/// Purge's checks: `Ok(true)` to purge, `Ok(false)` to leave it (the purger's credential was
+/// restored, rescheduled or purged meanwhile).
+pub(super) fn check_purge(
+    found: Option<&CredentialMetadata>,
+    id: CredentialId,
+    customer_id: CustomerId,
+    reason: PurgeReason,
+) -> Result<bool, StoreError> {
+    let found = found
+        .filter(|c| c.customer_id == customer_id)
+        .ok_or_else(|| StoreError::NotFound(format!("credential {id}")))?;
+    match reason {
+        PurgeReason::Due(now) => {
+            Ok(found.purged_at.is_none() && !found.is_active && found.purge_at.is_some_and(|at| at <= now))
+        }
+        PurgeReason::Requested if found.purged_at.is_some() => {
+            Err(StoreError::FailedPrecondition(format!("credential {id} was purged already")))
+        }
+        PurgeReason::Requested => Ok(true),
+    }
+}

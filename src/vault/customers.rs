@@ -108,7 +108,80 @@ impl Directory {
             .await?;
         let audit =
             ctx.audit(AuditAction::Updated, Some(id), None, format!("customer status set to {status}"));
-        self.store.set_customer_status(id, status, audit, OffsetDateTime::now_utc()).await.map_err(
+        let customer =
+            self.store.set_customer_status(id, status, audit, OffsetDateTime::now_utc()).await.map_err(
+                |e| match e {
+                    StoreError::NotFound(_) => VaultError::NotFound(format!("customer {id} not found")),
+                    other => other.into(),
+                },
+            )?;
+        if status == CustomerStatus::Cancelled {
+            self.delete_all_credentials(ctx, &customer).await?;
+        }
+        Ok(customer)
+    }
+
+    /// A cancelled customer's credentials are deleted, each audited and scheduled for purge
+    /// after the customer's recovery window. (Nothing is handed out meanwhile: a cancelled
+    /// customer is not in good standing.)
+    async fn delete_all_credentials(
+        &self,
+        ctx: &RequestContext,
+        customer: &Customer,
+    ) -> Result<(), VaultError> {
+        for credential in self.store.all_for_customer(customer.id).await? {
+            if !credential.is_active {
+                continue;
+            }
+            let audit = ctx.audit(
+                AuditAction::Deleted,
+                Some(customer.id),
+                Some(credential.id),
+                format!(
+                    "soft-deleted {} credential {:?}: the customer was cancelled",
+                    credential.provider,
+                    credential.name.as_str()
+                ),
+            );
+            match self.store.soft_delete(credential.id, audit, OffsetDateTime::now_utc()).await {
+                // Deleted meanwhile by someone else: as wanted.
+                Ok(_) | Err(StoreError::NotFound(_)) => {}
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets how long the customer's deleted credentials can be restored.
+    pub async fn set_recovery_window(
+        &self,
+        ctx: &RequestContext,
+        id: CustomerId,
+        window: std::time::Duration,
+    ) -> Result<Customer, VaultError> {
+        authorize(
+            self.store.as_ref(),
+            ctx,
+            Scope::Admin,
+            Some(id),
+            None,
+            "change a customer's recovery window",
+        )
+        .await?;
+        if window > crate::domain::MAX_RECOVERY_WINDOW {
+            return Err(crate::domain::FieldViolation::new(
+                "recovery_window",
+                "must be at most 365 days (0 purges deleted credentials at once)",
+            )
+            .into());
+        }
+        let audit = ctx.audit(
+            AuditAction::Updated,
+            Some(id),
+            None,
+            format!("recovery window set to {} seconds", window.as_secs()),
+        );
+        self.store.set_recovery_window(id, window, audit, OffsetDateTime::now_utc()).await.map_err(
             |e| match e {
                 StoreError::NotFound(_) => VaultError::NotFound(format!("customer {id} not found")),
                 other => other.into(),

@@ -6,6 +6,7 @@ mod audit_log;
 mod customers;
 mod error;
 mod get;
+mod recovery;
 mod served_cache;
 mod update;
 mod versions;

@@ -26,10 +26,19 @@ enum Rpc {
     ListCustomers,
     SetCustomerStatus,
     ListAuditEvents,
+    AddVersion,
+    ListVersions,
+    DisableVersion,
+    EnableVersion,
+    DestroyVersion,
+    UpdateCredential,
+    RestoreCredential,
+    PurgeCredential,
+    SetRecoveryWindow,
 }
 
 impl Rpc {
-    const ALL: [Rpc; 13] = [
+    const ALL: [Rpc; 22] = [
         Rpc::Store,
         Rpc::GetById,
         Rpc::GetByProvider,
@@ -43,16 +52,37 @@ impl Rpc {
         Rpc::ListCustomers,
         Rpc::SetCustomerStatus,
         Rpc::ListAuditEvents,
+        Rpc::AddVersion,
+        Rpc::ListVersions,
+        Rpc::DisableVersion,
+        Rpc::EnableVersion,
+        Rpc::DestroyVersion,
+        Rpc::UpdateCredential,
+        Rpc::RestoreCredential,
+        Rpc::PurgeCredential,
+        Rpc::SetRecoveryWindow,
     ];
 
     fn scope(self) -> &'static str {
         match self {
-            Rpc::Store | Rpc::Delete => "credentials:write",
+            Rpc::Store
+            | Rpc::Delete
+            | Rpc::AddVersion
+            | Rpc::DisableVersion
+            | Rpc::EnableVersion
+            | Rpc::DestroyVersion
+            | Rpc::UpdateCredential
+            | Rpc::RestoreCredential => "credentials:write",
             Rpc::GetById | Rpc::GetByProvider => "secrets:read",
-            Rpc::List | Rpc::Summary => "credentials:read",
+            Rpc::List | Rpc::Summary | Rpc::ListVersions => "credentials:read",
             Rpc::VerifyStored | Rpc::VerifyInline => "credentials:verify",
-            Rpc::CreateCustomer | Rpc::GetCustomer | Rpc::ListCustomers | Rpc::SetCustomerStatus => "admin",
+            Rpc::CreateCustomer
+            | Rpc::GetCustomer
+            | Rpc::ListCustomers
+            | Rpc::SetCustomerStatus
+            | Rpc::SetRecoveryWindow => "admin",
             Rpc::ListAuditEvents => "audit:read",
+            Rpc::PurgeCredential => "credentials:purge",
         }
     }
 
@@ -67,11 +97,19 @@ impl Rpc {
 
     /// Every scope but the one this RPC needs.
     fn all_scopes_but_mine(self) -> String {
-        ["credentials:write", "credentials:read", "secrets:read", "credentials:verify", "audit:read", "admin"]
-            .into_iter()
-            .filter(|s| *s != self.scope())
-            .collect::<Vec<_>>()
-            .join(",")
+        [
+            "credentials:write",
+            "credentials:read",
+            "secrets:read",
+            "credentials:verify",
+            "audit:read",
+            "admin",
+            "credentials:purge",
+        ]
+        .into_iter()
+        .filter(|s| *s != self.scope())
+        .collect::<Vec<_>>()
+        .join(",")
     }
 
     /// Whether the RPC concerns one customer's data (inline verification concerns none).
@@ -81,7 +119,29 @@ impl Rpc {
 
     /// Whether the RPC names a stored credential by id: another customer's answers as missing.
     fn names_a_credential(self) -> bool {
-        matches!(self, Rpc::GetById | Rpc::VerifyStored | Rpc::Delete)
+        matches!(
+            self,
+            Rpc::GetById
+                | Rpc::VerifyStored
+                | Rpc::Delete
+                | Rpc::AddVersion
+                | Rpc::ListVersions
+                | Rpc::DisableVersion
+                | Rpc::EnableVersion
+                | Rpc::DestroyVersion
+                | Rpc::UpdateCredential
+                | Rpc::RestoreCredential
+                | Rpc::PurgeCredential
+        )
+    }
+
+    /// What a credential of another customer answers: exactly what a missing one does.
+    fn missing_message(self) -> &'static str {
+        match self {
+            // These reach deleted credentials too.
+            Rpc::RestoreCredential | Rpc::PurgeCredential => "no credential",
+            _ => "no active credential",
+        }
     }
 }
 
@@ -159,6 +219,66 @@ async fn call(rpc: Rpc, token: Option<&str>, f: &Fixture, app: &TestApp) -> Resu
                 pb::ListAuditEventsRequest { customer_id: f.customer.clone(), ..Default::default() };
             audit.list_audit_events(request).await.map(drop)
         }
+        Rpc::AddVersion => {
+            let request = pb::AddVersionRequest {
+                credential_id: f.credential.clone(),
+                secret: Some(pb::CredentialSecret { secret: Some(vultr(VULTR_KEY)) }),
+                ..Default::default()
+            };
+            client.add_version(request).await.map(drop)
+        }
+        Rpc::ListVersions => {
+            let request =
+                pb::ListVersionsRequest { credential_id: f.credential.clone(), ..Default::default() };
+            client.list_versions(request).await.map(drop)
+        }
+        // Fresh credentials for the changes that would take the fixture's secret away.
+        Rpc::DisableVersion => {
+            let id = app.store_vultr(&format!("disabled-{}", uuid::Uuid::new_v4()), "k").await.id;
+            let request = pb::DisableVersionRequest { credential_id: id, version: 1, etag: String::new() };
+            client.disable_version(request).await.map(drop)
+        }
+        Rpc::EnableVersion => {
+            let request = pb::EnableVersionRequest {
+                credential_id: f.credential.clone(),
+                version: 1,
+                etag: String::new(),
+            };
+            client.enable_version(request).await.map(drop)
+        }
+        Rpc::DestroyVersion => {
+            let id = app.store_vultr(&format!("destroyed-{}", uuid::Uuid::new_v4()), "k").await.id;
+            let request = pb::DestroyVersionRequest { credential_id: id, version: 1, etag: String::new() };
+            client.destroy_version(request).await.map(drop)
+        }
+        Rpc::UpdateCredential => {
+            let request = pb::UpdateCredentialRequest {
+                credential_id: f.credential.clone(),
+                permissions: pb::Permission::ReadOnly as i32,
+                update_mask: Some(prost_types::FieldMask { paths: vec!["permissions".into()] }),
+                ..Default::default()
+            };
+            client.update_credential(request).await.map(drop)
+        }
+        Rpc::RestoreCredential => {
+            let doomed = app.store_vultr(&format!("restored-{}", uuid::Uuid::new_v4()), "k").await;
+            app.delete(&doomed.id).await.unwrap();
+            client
+                .restore_credential(pb::RestoreCredentialRequest { credential_id: doomed.id })
+                .await
+                .map(drop)
+        }
+        Rpc::PurgeCredential => {
+            let doomed = app.store_vultr(&format!("purged-{}", uuid::Uuid::new_v4()), "k").await;
+            client.purge_credential(pb::PurgeCredentialRequest { credential_id: doomed.id }).await.map(drop)
+        }
+        Rpc::SetRecoveryWindow => {
+            let request = pb::SetRecoveryWindowRequest {
+                customer_id: f.customer.clone(),
+                recovery_window: Some(prost_types::Duration { seconds: 30 * 24 * 3600, nanos: 0 }),
+            };
+            customers.set_recovery_window(request).await.map(drop)
+        }
     }
 }
 
@@ -208,7 +328,7 @@ async fn every_rpc_refuses_all_but_the_allowed_caller(backend: Backend) {
             let result = call(rpc, Some(&token), &f, &app).await;
             if rpc.names_a_credential() {
                 let status = assert_code(result, Code::NotFound, rpc, "other customer's credential");
-                assert!(status.message().contains("no active credential"), "{status:?}");
+                assert!(status.message().contains(rpc.missing_message()), "{status:?}");
                 assert!(!status.message().contains(&f.customer), "{status:?}");
             } else {
                 let status = assert_code(result, Code::PermissionDenied, rpc, "other customer");

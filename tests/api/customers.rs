@@ -91,7 +91,8 @@ async fn a_suspended_customers_secrets_stay_locked_until_reactivated(backend: Ba
         status: status as i32,
     };
 
-    for status in [pb::CustomerStatus::Suspended, pb::CustomerStatus::Cancelled] {
+    // (Cancelling also deletes the credentials: tests/api/recovery.rs.)
+    for status in [pb::CustomerStatus::Suspended] {
         let changed = admin.set_customer_status(set(status)).await.unwrap().into_inner().customer.unwrap();
         assert_eq!(changed.status, status as i32);
         let refused = app.get_by_id(&stored.id).await.unwrap_err();
@@ -113,7 +114,13 @@ async fn a_suspended_customers_secrets_stay_locked_until_reactivated(backend: Ba
     admin.set_customer_status(set(pb::CustomerStatus::Active)).await.unwrap();
     let got = app.get_by_id(&stored.id).await.unwrap();
     assert_eq!(got.secret.unwrap().secret, Some(vultr("suspend-me")));
-    assert_eq!(app.audit_actions(&stored.id).await, ["created", "used", "denied", "denied", "used"]);
+    assert_eq!(app.audit_actions(&stored.id).await, ["created", "used", "denied", "used"]);
+
+    // Cancelled: nothing can be stored, and its credentials are deleted, so not handed out.
+    admin.set_customer_status(set(pb::CustomerStatus::Cancelled)).await.unwrap();
+    assert_eq!(app.get_by_id(&stored.id).await.unwrap_err().code(), Code::NotFound);
+    let store = app.store(store_request(&app.customer_id, "New one", vultr("k"))).await.unwrap_err();
+    assert!(store.code() == Code::FailedPrecondition && store.message().contains("cancelled"), "{store:?}");
 }
 
 async fn the_audit_log_is_readable_with_filters_and_paging(backend: Backend) {

@@ -107,6 +107,8 @@ pub fn config(database_url: &str, key: &str) -> Config {
         token_cache_ttl: Duration::from_secs(5),
         // Tests seal when they choose (Vault::chain_audit); shutdown seals the rest.
         audit_chain_interval: Duration::from_secs(3600),
+        // Tests that wait for the purger set a recovery window of seconds.
+        purge_interval: Duration::from_millis(200),
         pool: PoolSettings { connect_timeout: Duration::from_secs(2), ..PoolSettings::default() },
         verify: VerifySettings::default(),
     }

@@ -27,6 +27,7 @@ mod listing;
 mod pg;
 mod preference;
 mod readme;
+mod recovery;
 mod rest;
 mod schemathesis;
 mod server;

@@ -655,6 +655,19 @@ async fn the_dashboard_rotates_and_manages_versions(backend: Backend) {
     let unknown = patch(json!({"provider": "aws"})).send().await.unwrap();
     assert_eq!(unknown.status(), StatusCode::UNPROCESSABLE_ENTITY);
 
+    // Delete, then restore within the recovery window.
+    let deleted = app.rest(Method::DELETE, &path).send().await.unwrap();
+    assert!(json_of(deleted).await["credential"]["scheduled_purge_at"].is_string());
+    let restored = app.rest(Method::POST, &format!("{path}/restore")).send().await.unwrap();
+    assert_eq!(restored.status(), StatusCode::OK);
+    let restored = json_of(restored).await;
+    assert_eq!(
+        (restored["is_active"].clone(), restored["scheduled_purge_at"].clone()),
+        (json!(true), Value::Null)
+    );
+    let again = app.rest(Method::POST, &format!("{path}/restore")).send().await.unwrap();
+    assert_error(again, StatusCode::CONFLICT, "failed_precondition", "is not deleted").await;
+
     // Another customer's credential is not there.
     let other = app.create_customer().await;
     let outsider = app.rest(Method::PUT, &path).header("X-Customer-ID", &other).json(&new_key);

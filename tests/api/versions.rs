@@ -35,7 +35,7 @@ fn get_version(id: &str, n: u32) -> pb::GetRequest {
     pb::GetRequest { version: n, ..get_by_id(id) }
 }
 
-fn vultr_key(response: &pb::GetResponse) -> String {
+pub fn vultr_key(response: &pb::GetResponse) -> String {
     match response.secret.as_ref().and_then(|s| s.secret.as_ref()) {
         Some(Secret::Vultr(v)) => v.api_key.clone(),
         other => panic!("expected a Vultr secret, got {other:?}"),
@@ -187,6 +187,8 @@ async fn a_credential_is_rotated_and_its_versions_change_state(backend: Backend)
         .await
         .unwrap();
     assert_eq!((listed.credentials[0].current_version, listed.credentials[0].rotated_at), (0, None));
+    let summary = client.summary(pb::SummaryRequest { customer_id: app.customer_id.clone() }).await.unwrap();
+    assert_eq!(summary.into_inner().providers[0].disabled, 1, "Summary counts it as disabled");
 
     let actions = app.audit_actions(&stored.id).await;
     for action in ["rotated", "version_disabled", "version_enabled", "version_destroyed"] {

@@ -2,8 +2,8 @@
 
 use super::*;
 use crate::domain::{CredentialName, CredentialType, Permission};
-use crate::store::versions::VersionHead;
-use crate::store::{CredentialStore, CredentialUpdate};
+use crate::store::versions::{self, VersionHead};
+use crate::store::{CredentialStore, CredentialUpdate, PurgeReason};
 
 /// The columns Get reads beside a credential's (`c`) metadata: the version (`v`, joined on
 /// `coalesce($version, c.current_version)`), its state and ciphertext, and the customer's status.
@@ -176,6 +176,8 @@ impl CredentialStore for PostgresStore {
     ) -> Result<CredentialMetadata, StoreError> {
         let sql = audited_change!(
             "UPDATE cloud_credentials SET is_active = false, is_default = false, updated_at = $9, deleted_at = $9, \
+             purge_at = $9 + make_interval(secs => (SELECT recovery_window_secs FROM customers \
+               WHERE customers.id = cloud_credentials.customer_id)), \
              revision = revision + 1 \
              WHERE id = $8 AND is_active"
         );
@@ -233,4 +235,122 @@ impl CredentialStore for PostgresStore {
         tx.commit().await?;
         Ok(credential)
     }
+
+    async fn find_credential(&self, id: CredentialId) -> Result<Option<CredentialMetadata>, StoreError> {
+        let row =
+            sqlx::query(concat!("SELECT ", credential_columns!(), " FROM cloud_credentials WHERE id = $1"))
+                .bind(id.as_uuid())
+                .fetch_optional(&self.pool)
+                .await?;
+        row.as_ref().map(rows::metadata).transpose()
+    }
+
+    async fn restore_credential(
+        &self,
+        id: CredentialId,
+        customer_id: CustomerId,
+        audit: AuditEntry,
+        now: OffsetDateTime,
+    ) -> Result<CredentialMetadata, StoreError> {
+        let now = to_stored_precision(now);
+        let mut tx = self.pool.begin().await?;
+        let found = stored_locked(&mut tx, id).await?;
+        versions::check_restore(found.as_ref(), id, customer_id)?;
+        let found = found.expect("checked above");
+        let row = sqlx::query(concat!(
+            "UPDATE cloud_credentials SET is_active = true, deleted_at = NULL, purge_at = NULL, \
+             revision = revision + 1, updated_at = $1 WHERE id = $2 RETURNING ",
+            credential_columns!()
+        ))
+        .bind(now)
+        .bind(id.as_uuid())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| {
+            let taken = Taken::CredentialName {
+                customer: customer_id,
+                provider: found.provider,
+                name: found.name.as_str(),
+            };
+            conflict_on_unique(e, taken)
+        })?;
+        let credential = rows::metadata(&row)?;
+        insert_audit(&mut tx, self.signer(), &audit, now).await?;
+        tx.commit().await?;
+        Ok(credential)
+    }
+
+    async fn purge_credential(
+        &self,
+        id: CredentialId,
+        customer_id: CustomerId,
+        reason: PurgeReason,
+        audit: AuditEntry,
+        now: OffsetDateTime,
+    ) -> Result<Option<CredentialMetadata>, StoreError> {
+        let now = to_stored_precision(now);
+        let mut tx = self.pool.begin().await?;
+        // Locked: of several instances' purgers finding it due, one purges, the others then see
+        // it purged and leave it.
+        let found = stored_locked(&mut tx, id).await?;
+        if !versions::check_purge(found.as_ref(), id, customer_id, reason)? {
+            return Ok(None);
+        }
+        sqlx::query(
+            "UPDATE credential_versions SET state = 'destroyed', encrypted_credentials = NULL, key_version = NULL, \
+             destroyed_at = coalesce(destroyed_at, $1) WHERE credential_id = $2",
+        )
+        .bind(now)
+        .bind(id.as_uuid())
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(concat!(
+            "UPDATE cloud_credentials SET is_active = false, is_default = false, deleted_at = coalesce(deleted_at, $1), \
+             purge_at = NULL, purged_at = $1, current_version = NULL, rotated_at = NULL, \
+             revision = revision + 1, updated_at = $1 WHERE id = $2 RETURNING ",
+            credential_columns!()
+        ))
+        .bind(now)
+        .bind(id.as_uuid())
+        .fetch_one(&mut *tx)
+        .await?;
+        let credential = rows::metadata(&row)?;
+        insert_audit(&mut tx, self.signer(), &audit, now).await?;
+        tx.commit().await?;
+        Ok(Some(credential))
+    }
+
+    async fn due_for_purge(
+        &self,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<CredentialMetadata>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            credential_columns!(),
+            " FROM cloud_credentials WHERE purge_at IS NOT NULL AND purge_at <= $1 AND purged_at IS NULL \
+             AND NOT is_active ORDER BY purge_at LIMIT $2"
+        ))
+        .bind(to_stored_precision(now))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(rows::metadata).collect()
+    }
+}
+
+/// A credential as stored, active or not, locked until the transaction ends.
+async fn stored_locked(
+    tx: &mut Transaction<'_, Postgres>,
+    id: CredentialId,
+) -> Result<Option<CredentialMetadata>, StoreError> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        credential_columns!(),
+        " FROM cloud_credentials WHERE id = $1 FOR UPDATE"
+    ))
+    .bind(id.as_uuid())
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.as_ref().map(rows::metadata).transpose()
 }

@@ -41,6 +41,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "audit seal", include_str!("../../../migrations/postgres/0003_audit_seal.sql")),
     (4, "audit chain", include_str!("../../../migrations/postgres/0004_audit_chain.sql")),
     (5, "versions", include_str!("../../../migrations/postgres/0005_versions.sql")),
+    (6, "recovery window", include_str!("../../../migrations/postgres/0006_recovery_window.sql")),
 ];
 
 fn migrator() -> Migrator {
@@ -89,7 +90,11 @@ macro_rules! credential_columns {
             $p,
             "rotated_at, ",
             $p,
-            "revision"
+            "revision, ",
+            $p,
+            "purge_at, ",
+            $p,
+            "purged_at"
         )
     };
 }

@@ -2,8 +2,8 @@
 
 use super::*;
 use crate::domain::{CredentialName, CredentialType, Permission};
-use crate::store::versions::VersionHead;
-use crate::store::{CredentialStore, CredentialUpdate};
+use crate::store::versions::{self, VersionHead};
+use crate::store::{CredentialStore, CredentialUpdate, PurgeReason};
 
 /// The columns Get reads beside the metadata of a credential in `$table`: version `$version`
 /// (a parameter; NULL for the current version), its state and ciphertext, and the customer's
@@ -238,6 +238,8 @@ impl CredentialStore for SqliteStore {
     ) -> Result<CredentialMetadata, StoreError> {
         let change = sqlx::query(returning_credential!(
             "UPDATE cloud_credentials SET is_active = 0, is_default = 0, updated_at = ?1, deleted_at = ?1, \
+             purge_at = ?1 + 1000000 * (SELECT recovery_window_secs FROM customers \
+               WHERE customers.id = cloud_credentials.customer_id), \
              revision = revision + 1 \
              WHERE id = ?2 AND is_active = 1"
         ))
@@ -293,4 +295,111 @@ impl CredentialStore for SqliteStore {
         tx.commit().await?;
         Ok(credential)
     }
+
+    async fn find_credential(&self, id: CredentialId) -> Result<Option<CredentialMetadata>, StoreError> {
+        let row = sqlx::query(select_credentials!("FROM cloud_credentials WHERE id = ?"))
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(rows::metadata).transpose()
+    }
+
+    async fn restore_credential(
+        &self,
+        id: CredentialId,
+        customer_id: CustomerId,
+        audit: AuditEntry,
+        now: OffsetDateTime,
+    ) -> Result<CredentialMetadata, StoreError> {
+        let mut writer = self.writer.acquire().await?;
+        let mut tx = AuditedTx::begin(&mut writer).await?;
+        let found = stored_in(&mut tx, id).await?;
+        versions::check_restore(found.as_ref(), id, customer_id)?;
+        let found = found.expect("checked above");
+        let row = sqlx::query(returning_credential!(
+            "UPDATE cloud_credentials SET is_active = 1, deleted_at = NULL, purge_at = NULL, \
+             revision = revision + 1, updated_at = ?1 WHERE id = ?2"
+        ))
+        .bind(micros(now))
+        .bind(id.to_string())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| {
+            let taken = Taken::CredentialName {
+                customer: customer_id,
+                provider: found.provider,
+                name: found.name.as_str(),
+            };
+            conflict_on_unique(e, taken)
+        })?;
+        let credential = rows::metadata(&row)?;
+        insert_audit(&mut tx, self.signer(), &audit, now).await?;
+        tx.commit().await?;
+        Ok(credential)
+    }
+
+    async fn purge_credential(
+        &self,
+        id: CredentialId,
+        customer_id: CustomerId,
+        reason: PurgeReason,
+        audit: AuditEntry,
+        now: OffsetDateTime,
+    ) -> Result<Option<CredentialMetadata>, StoreError> {
+        let mut writer = self.writer.acquire().await?;
+        let mut tx = AuditedTx::begin(&mut writer).await?;
+        let found = stored_in(&mut tx, id).await?;
+        if !versions::check_purge(found.as_ref(), id, customer_id, reason)? {
+            return Ok(None);
+        }
+        sqlx::query(
+            "UPDATE credential_versions SET state = 'destroyed', encrypted_credentials = NULL, key_version = NULL, \
+             destroyed_at = coalesce(destroyed_at, ?1) WHERE credential_id = ?2",
+        )
+        .bind(micros(now))
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(returning_credential!(
+            "UPDATE cloud_credentials SET is_active = 0, is_default = 0, deleted_at = coalesce(deleted_at, ?1), \
+             purge_at = NULL, purged_at = ?1, current_version = NULL, rotated_at = NULL, \
+             revision = revision + 1, updated_at = ?1 WHERE id = ?2"
+        ))
+        .bind(micros(now))
+        .bind(id.to_string())
+        .fetch_one(&mut *tx)
+        .await?;
+        let credential = rows::metadata(&row)?;
+        insert_audit(&mut tx, self.signer(), &audit, now).await?;
+        tx.commit().await?;
+        Ok(Some(credential))
+    }
+
+    async fn due_for_purge(
+        &self,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<CredentialMetadata>, StoreError> {
+        let rows = sqlx::query(select_credentials!(
+            "FROM cloud_credentials WHERE purge_at IS NOT NULL AND purge_at <= ? AND purged_at IS NULL \
+             AND is_active = 0 ORDER BY purge_at LIMIT ?"
+        ))
+        .bind(micros(now))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(rows::metadata).collect()
+    }
+}
+
+/// A credential as stored, active or not, in the transaction.
+async fn stored_in(
+    tx: &mut AuditedTx<'_>,
+    id: CredentialId,
+) -> Result<Option<CredentialMetadata>, StoreError> {
+    let row = sqlx::query(select_credentials!("FROM cloud_credentials WHERE id = ?"))
+        .bind(id.to_string())
+        .fetch_optional(&mut **tx)
+        .await?;
+    row.as_ref().map(rows::metadata).transpose()
 }

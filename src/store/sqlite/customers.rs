@@ -76,4 +76,30 @@ impl CustomerStore for SqliteStore {
         tx.commit().await?;
         Ok(customer)
     }
+
+    async fn set_recovery_window(
+        &self,
+        id: CustomerId,
+        window: std::time::Duration,
+        audit: AuditEntry,
+        now: OffsetDateTime,
+    ) -> Result<Customer, StoreError> {
+        let secs = i64::try_from(window.as_secs())
+            .map_err(|_| StoreError::Config("recovery window too long".into()))?;
+        let mut writer = self.writer.acquire().await?;
+        let mut tx = AuditedTx::begin(&mut writer).await?;
+        let row = sqlx::query(concat!(
+            "UPDATE customers SET recovery_window_secs = ? WHERE id = ? RETURNING ",
+            customer_columns!()
+        ))
+        .bind(secs)
+        .bind(id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("customer {id}")))?;
+        let customer = rows::customer(&row)?;
+        insert_audit(&mut tx, self.signer(), &audit, now).await?;
+        tx.commit().await?;
+        Ok(customer)
+    }
 }

@@ -47,6 +47,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, "journal counts uses", include_str!("../../../migrations/sqlite/0006_journal_counts_uses.sql")),
     (7, "audit by time", include_str!("../../../migrations/sqlite/0007_audit_by_time.sql")),
     (8, "versions", include_str!("../../../migrations/sqlite/0008_versions.sql")),
+    (9, "recovery window", include_str!("../../../migrations/sqlite/0009_recovery_window.sql")),
 ];
 
 /// The SQLite schema's migrations, embedded in the binary.
@@ -59,7 +60,7 @@ macro_rules! select_credentials {
         concat!(
             "SELECT id, customer_id, provider, credential_name, credential_type, permissions, ",
             "is_active, is_verified, is_default, last_verified_at, last_used_at, usage_count, created_at, updated_at, ",
-            "current_version, latest_version, rotated_at, revision ",
+            "current_version, latest_version, rotated_at, revision, purge_at, purged_at ",
             $($tail,)*
         )
     };
@@ -71,7 +72,7 @@ macro_rules! returning_credential {
             $head,
             " RETURNING id, customer_id, provider, credential_name, credential_type, permissions, ",
             "is_active, is_verified, is_default, last_verified_at, last_used_at, usage_count, created_at, updated_at, ",
-            "current_version, latest_version, rotated_at, revision"
+            "current_version, latest_version, rotated_at, revision, purge_at, purged_at"
             $(, $extra)?
         )
     };
