@@ -295,14 +295,17 @@ def wrk_errors(out):
 # --- pgbench ---------------------------------------------------------------------------------
 
 GET_SQL = """\\set i random(1, :nkeys)
-WITH changed AS (UPDATE cloud_credentials SET usage_count = usage_count + 1, last_used_at = now() \
-WHERE (id, customer_id, encrypted_credentials) = (SELECT id, customer_id, encrypted_credentials FROM bench_ids WHERE n = :i) \
-AND is_active AND (SELECT status FROM customers WHERE customers.id = cloud_credentials.customer_id) IN ('active', 'trial') \
-RETURNING id, customer_id, provider, credential_name, credential_type, permissions, is_active, is_verified, is_default, \
-last_verified_at, last_used_at, usage_count, created_at, updated_at), \
+WITH changed AS (UPDATE cloud_credentials AS c SET usage_count = c.usage_count + 1, last_used_at = now() \
+FROM bench_ids b WHERE b.n = :i AND c.id = b.id AND c.customer_id = b.customer_id AND c.revision = b.revision \
+AND c.is_active AND EXISTS (SELECT 1 FROM credential_versions v WHERE v.credential_id = b.id \
+AND v.version = b.version AND v.encrypted_credentials = b.sealed) \
+AND (SELECT status FROM customers WHERE customers.id = c.customer_id) IN ('active', 'trial') \
+RETURNING c.id, c.customer_id, c.provider, c.credential_name, c.credential_type, c.permissions, c.is_active, \
+c.is_verified, c.is_default, c.last_verified_at, c.last_used_at, c.usage_count, c.created_at, c.updated_at, \
+c.current_version, c.latest_version, c.rotated_at, c.revision, c.purge_at, c.purged_at), \
 audit AS (INSERT INTO credential_audit_log (id, credential_id, customer_id, action, action_details, ip_address, actor, \
 created_at, row_mac) SELECT (lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0') \
-|| substr(md5(random()::text), 1, 20))::uuid, id, customer_id, 'used', 'secret of aws credential "bench" handed out', \
+|| substr(md5(random()::text), 1, 20))::uuid, id, customer_id, 'used', 'secret of aws credential "bench" version 1 handed out', \
 '127.0.0.1'::inet, 'bench', now(), '\\x000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f'::bytea \
 FROM changed) SELECT * FROM changed;
 """
@@ -312,8 +315,8 @@ class Pgbench:
     """pgbench running one Get's audited use as a statement of its own (the statement credvault
     sent per Get before it committed Gets in groups: count the use if the claim holds, insert the
     audit row, return the metadata), on a copy of the credentials credvault-pg's Get runs stored:
-    each transaction looks the claim's id, customer and ciphertext up by a random number in the
-    same statement. The floor of "one durable audited read per transaction". Get only."""
+    each transaction looks the claim's id, customer, etag, version and ciphertext up by a random
+    number in the same statement. The floor of "one durable audited read per transaction". Get only."""
 
     def __init__(self, work, pg):
         self.pg, self.work, self.nkeys = pg, work, None
@@ -326,14 +329,17 @@ class Pgbench:
             # A copy of credvault's tables in a schema of its own: pgbench's audit rows carry no
             # valid MAC, and in credvault's own log the running server's sealer would have to
             # refuse them all.
-            tables = ("customers", "cloud_credentials", "credential_audit_log")
+            tables = ("customers", "cloud_credentials", "credential_versions", "credential_audit_log")
             self.pg.psql("credvault", "CREATE SCHEMA pgbench; " + " ".join(
                 f"CREATE TABLE pgbench.{t} (LIKE public.{t} INCLUDING ALL);" for t in tables)
                 + " INSERT INTO pgbench.customers SELECT * FROM public.customers;"
                 + " INSERT INTO pgbench.cloud_credentials SELECT * FROM public.cloud_credentials;"
-                + " CREATE TABLE pgbench.bench_ids AS SELECT row_number() OVER (ORDER BY id) AS n, id, "
-                  "customer_id, encrypted_credentials FROM pgbench.cloud_credentials "
-                  "WHERE credential_name LIKE 'bench-get-%' AND is_active; "
+                + " INSERT INTO pgbench.credential_versions SELECT * FROM public.credential_versions;"
+                + " CREATE TABLE pgbench.bench_ids AS SELECT row_number() OVER (ORDER BY c.id) AS n, c.id, "
+                  "c.customer_id, c.revision, v.version, v.encrypted_credentials AS sealed "
+                  "FROM pgbench.cloud_credentials c JOIN pgbench.credential_versions v "
+                  "ON v.credential_id = c.id AND v.version = c.current_version "
+                  "WHERE c.credential_name LIKE 'bench-get-%' AND c.is_active; "
                   "ALTER TABLE pgbench.bench_ids ADD PRIMARY KEY (n); ANALYZE")
             self.nkeys = int(self.pg.psql("credvault", "SELECT count(*) FROM pgbench.bench_ids", capture=True))
             script = self.work / "get.sql"

@@ -13,7 +13,7 @@ use super::dto::{Credential, CredentialVersion, RotateCredential, UpdateCredenti
 use super::{ApiError, Caller, JsonBody, PathParam, QueryParams, one_header};
 use crate::domain::{
     CredentialId, CredentialMetadata, CredentialName, Etag, FieldViolation, IdempotencyKey, ListFilter,
-    Permission, VersionChange, VersionCursor, VersionMetadata, VersionNumber,
+    Permission, VersionChange, VersionCursor, VersionMetadata, VersionNumber, quoted,
 };
 use crate::vault::{CredentialChanges, NewVersionRequest, Vault};
 
@@ -21,9 +21,7 @@ pub(super) fn routes() -> Router<Vault> {
     Router::new()
         .route("/api/v1/credentials/{provider_or_id}/versions", get(list_versions))
         .route("/api/v1/credentials/{provider_or_id}/restore", post(restore))
-        .route("/api/v1/credentials/{provider_or_id}/versions/{version}/disable", post(disable))
-        .route("/api/v1/credentials/{provider_or_id}/versions/{version}/enable", post(enable))
-        .route("/api/v1/credentials/{provider_or_id}/versions/{version}/destroy", post(destroy))
+        .route("/api/v1/credentials/{provider_or_id}/versions/{version}/{action}", post(change_version))
 }
 
 /// The `If-Match` header as an etag: absent or `*` is none (unconditional).
@@ -253,116 +251,65 @@ pub(super) async fn list_versions(
     Ok(response)
 }
 
-async fn change(
-    vault: Vault,
+/// Disables, enables or destroys one version. Disabled: kept, not handed out. Enabled: handed
+/// out again. Destroyed: its ciphertext deleted for good, in the same transaction as the audit
+/// row. The newest enabled version is the credential's current one.
+#[utoipa::path(
+    post,
+    path = "/api/v1/credentials/{provider_or_id}/versions/{version}/{action}",
+    tag = "credentials",
+    params(
+        ("provider_or_id" = String, Path, format = "uuid", description = "The credential's id"),
+        ("version" = u32, Path, minimum = 1, description = "The version's number"),
+        ("action" = VersionAction, Path, description = "What to do with the version"),
+        ("X-Customer-ID" = String, Header, format = "uuid", description = "The customer who owns the credential"),
+        ("If-Match" = Option<String>, Header, description = "The credential's ETag as read: 412 if it changed since"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 401, description = "No valid bearer token", body = super::dto::ErrorBody),
+        (status = 403, description = "The token lacks the scope, or is bound to another customer", body = super::dto::ErrorBody),
+        (status = 200, description = "The version after the change", body = CredentialVersion,
+            headers(("ETag" = String, description = "The credential's new etag"))),
+        (status = 400, description = "A malformed id, version, action or header", body = super::dto::ErrorBody),
+        (status = 404, description = "No such active credential or version", body = super::dto::ErrorBody),
+        (status = 409, description = "The version was destroyed: it cannot be disabled or enabled", body = super::dto::ErrorBody),
+        (status = 412, description = "If-Match no longer matches: read the credential again", body = super::dto::ErrorBody),
+        (status = 503, description = "The database is not reachable", body = super::dto::ErrorBody),
+    )
+)]
+pub(super) async fn change_version(
+    State(vault): State<Vault>,
     caller: Caller,
-    headers: &HeaderMap,
-    (id, version): (String, String),
-    change: VersionChange,
+    headers: HeaderMap,
+    PathParam((id, version, action)): PathParam<(String, String, String)>,
 ) -> Result<Response, ApiError> {
     let id = credential_id(&id)?;
     let version: VersionNumber = version.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
         ApiError::bad_request(FieldViolation::new("version", "must be a version number, 1 or more"))
     })?;
-    let expected = if_match(headers)?;
+    let change = match action.as_str() {
+        "disable" => VersionChange::Disable,
+        "enable" => VersionChange::Enable,
+        "destroy" => VersionChange::Destroy,
+        other => {
+            return Err(ApiError::bad_request(FieldViolation::new(
+                "action",
+                format!("{} is not an action; use disable, enable or destroy", quoted(other)),
+            )));
+        }
+    };
+    let expected = if_match(&headers)?;
     let set = vault.change_version(caller.context, id, version, change, expected).await?;
     Ok(answer(set.credential, set.version, false))
 }
 
-/// Disables a version: kept, but not handed out; the newest enabled version is current.
-#[utoipa::path(
-    post,
-    path = "/api/v1/credentials/{provider_or_id}/versions/{version}/disable",
-    tag = "credentials",
-    params(
-        ("provider_or_id" = String, Path, format = "uuid", description = "The credential's id"),
-        ("version" = u32, Path, minimum = 1, description = "The version's number"),
-        ("X-Customer-ID" = String, Header, format = "uuid", description = "The customer who owns the credential"),
-        ("If-Match" = Option<String>, Header, description = "The credential's ETag as read: 412 if it changed since"),
-    ),
-    security(("bearer" = [])),
-    responses(
-        (status = 401, description = "No valid bearer token", body = super::dto::ErrorBody),
-        (status = 403, description = "The token lacks the scope, or is bound to another customer", body = super::dto::ErrorBody),
-        (status = 200, description = "The version after the change", body = CredentialVersion,
-            headers(("ETag" = String, description = "The credential's new etag"))),
-        (status = 400, description = "A malformed id, version or header", body = super::dto::ErrorBody),
-        (status = 404, description = "No such active credential or version", body = super::dto::ErrorBody),
-        (status = 409, description = "The version was destroyed", body = super::dto::ErrorBody),
-        (status = 412, description = "If-Match no longer matches: read the credential again", body = super::dto::ErrorBody),
-        (status = 503, description = "The database is not reachable", body = super::dto::ErrorBody),
-    )
-)]
-pub(super) async fn disable(
-    State(vault): State<Vault>,
-    caller: Caller,
-    headers: HeaderMap,
-    PathParam(path): PathParam<(String, String)>,
-) -> Result<Response, ApiError> {
-    change(vault, caller, &headers, path, VersionChange::Disable).await
-}
-
-/// Enables a disabled version again; the newest enabled version is current.
-#[utoipa::path(
-    post,
-    path = "/api/v1/credentials/{provider_or_id}/versions/{version}/enable",
-    tag = "credentials",
-    params(
-        ("provider_or_id" = String, Path, format = "uuid", description = "The credential's id"),
-        ("version" = u32, Path, minimum = 1, description = "The version's number"),
-        ("X-Customer-ID" = String, Header, format = "uuid", description = "The customer who owns the credential"),
-        ("If-Match" = Option<String>, Header, description = "The credential's ETag as read: 412 if it changed since"),
-    ),
-    security(("bearer" = [])),
-    responses(
-        (status = 401, description = "No valid bearer token", body = super::dto::ErrorBody),
-        (status = 403, description = "The token lacks the scope, or is bound to another customer", body = super::dto::ErrorBody),
-        (status = 200, description = "The version after the change", body = CredentialVersion,
-            headers(("ETag" = String, description = "The credential's new etag"))),
-        (status = 400, description = "A malformed id, version or header", body = super::dto::ErrorBody),
-        (status = 404, description = "No such active credential or version", body = super::dto::ErrorBody),
-        (status = 409, description = "The version was destroyed and cannot be enabled", body = super::dto::ErrorBody),
-        (status = 412, description = "If-Match no longer matches: read the credential again", body = super::dto::ErrorBody),
-        (status = 503, description = "The database is not reachable", body = super::dto::ErrorBody),
-    )
-)]
-pub(super) async fn enable(
-    State(vault): State<Vault>,
-    caller: Caller,
-    headers: HeaderMap,
-    PathParam(path): PathParam<(String, String)>,
-) -> Result<Response, ApiError> {
-    change(vault, caller, &headers, path, VersionChange::Enable).await
-}
-
-/// Destroys a version: its ciphertext is deleted for good, in the same transaction as the audit row.
-#[utoipa::path(
-    post,
-    path = "/api/v1/credentials/{provider_or_id}/versions/{version}/destroy",
-    tag = "credentials",
-    params(
-        ("provider_or_id" = String, Path, format = "uuid", description = "The credential's id"),
-        ("version" = u32, Path, minimum = 1, description = "The version's number"),
-        ("X-Customer-ID" = String, Header, format = "uuid", description = "The customer who owns the credential"),
-        ("If-Match" = Option<String>, Header, description = "The credential's ETag as read: 412 if it changed since"),
-    ),
-    security(("bearer" = [])),
-    responses(
-        (status = 401, description = "No valid bearer token", body = super::dto::ErrorBody),
-        (status = 403, description = "The token lacks the scope, or is bound to another customer", body = super::dto::ErrorBody),
-        (status = 200, description = "The version, destroyed", body = CredentialVersion,
-            headers(("ETag" = String, description = "The credential's new etag"))),
-        (status = 400, description = "A malformed id, version or header", body = super::dto::ErrorBody),
-        (status = 404, description = "No such active credential or version", body = super::dto::ErrorBody),
-        (status = 412, description = "If-Match no longer matches: read the credential again", body = super::dto::ErrorBody),
-        (status = 503, description = "The database is not reachable", body = super::dto::ErrorBody),
-    )
-)]
-pub(super) async fn destroy(
-    State(vault): State<Vault>,
-    caller: Caller,
-    headers: HeaderMap,
-    PathParam(path): PathParam<(String, String)>,
-) -> Result<Response, ApiError> {
-    change(vault, caller, &headers, path, VersionChange::Destroy).await
+/// A version change, as the document describes it (the handler parses the path segment).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase", example = "disable")]
+#[allow(dead_code, reason = "a schema only: no value of it is ever made")]
+pub(super) enum VersionAction {
+    Disable,
+    Enable,
+    Destroy,
 }

@@ -25,10 +25,10 @@ use utoipa::{Modify, OpenApi};
         super::lifecycle::rotate,
         super::lifecycle::list_versions,
         super::lifecycle::restore,
-        super::lifecycle::disable,
-        super::lifecycle::enable,
-        super::lifecycle::destroy,
+        super::lifecycle::change_version,
     ),
+    // Path parameters' own types are not collected from the paths.
+    components(schemas(super::lifecycle::VersionAction)),
     // Relative: the gateway that serves this document, wherever it is deployed.
     servers((url = "/", description = "This credvault gateway")),
     tags((name = "credentials", description = "Cloud-provider credentials of one customer (X-Customer-ID)")),

@@ -614,6 +614,10 @@ async fn the_dashboard_rotates_and_manages_versions(backend: Backend) {
     assert_error(unknown, StatusCode::NOT_FOUND, "not_found", "version 7").await;
     let zero = app.rest(Method::POST, &format!("{path}/versions/0/disable")).send().await.unwrap();
     assert_error(zero, StatusCode::BAD_REQUEST, "invalid_argument", "1 or more").await;
+    let unknown_action = app.rest(Method::POST, &format!("{path}/versions/2/erase")).send().await.unwrap();
+    let error =
+        assert_error(unknown_action, StatusCode::BAD_REQUEST, "invalid_argument", "not an action").await;
+    assert_eq!(error["field"], "action");
 
     // The versions list pages, newest first.
     let page = app.rest(Method::GET, &format!("{path}/versions?page_size=1")).send().await.unwrap();
