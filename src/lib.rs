@@ -7,13 +7,14 @@
 //! # Layout
 //! - [`domain`]: pure types and validation rules; no I/O.
 //! - [`crypto`]: master key, keyring, envelope seal/open.
-//! - [`store`]: the `Store` trait and the SQLite backend; the only place SQL lives.
+//! - [`store`]: the `Store` traits and the SQLite and PostgreSQL backends; the only place SQL lives.
 //! - [`auth`]: bearer tokens: issuing, parsing, checking (with a short-lived cache).
 //! - [`vault`]: one method per use case: authorizes, seals/opens, persists, audits.
 //! - [`verify`]: one verifier per provider; the only place provider HTTP lives.
 //! - [`grpc`]: tonic services and the single `Status` mapping.
 //! - [`rest`]: the axum gateway for the dashboard and the single HTTP status mapping.
 //! - [`metrics`]: Prometheus counters and latency histograms for both transports.
+//! - [`jobs`]: the background workers (audit chain sealer, purger), owned by the server.
 //! - [`server`]: listeners, reflection, health, shutdown.
 //! - [`config`]: validated configuration from flags and environment.
 //! - [`private_files`]: creating files and directories only their owner can read.
@@ -27,6 +28,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod grpc;
+pub mod jobs;
 pub mod metrics;
 pub mod private_files;
 pub mod rest;

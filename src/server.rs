@@ -194,8 +194,10 @@ impl App {
         };
 
         crate::metrics::install();
-        let sealer = tokio::spawn(chain_audit_log(self.vault.clone(), self.audit_chain_interval));
-        let purger = tokio::spawn(purge_due(self.vault.clone(), self.purge_interval));
+        let jobs = crate::jobs::Jobs::start(
+            &self.vault,
+            crate::jobs::Intervals { audit_chain: self.audit_chain_interval, purge: self.purge_interval },
+        );
         let final_seal = self.vault.clone();
         tracing::info!(grpc_addr = %self.grpc_addr, http_addr = %self.http_addr, "credvault listening");
         let store = self.vault.store().clone();
@@ -225,8 +227,7 @@ impl App {
             async { grpc.await.map_err(|e| StartError::Serve(format!("gRPC: {}", error_chain(&e)))) },
             async { http.await.map_err(|e| StartError::Serve(format!("HTTP: {}", error_chain(&e)))) },
         );
-        sealer.abort();
-        purger.abort();
+        jobs.stop().await;
         served?;
         if final_seal.is_ready()
             && let Err(e) = final_seal.chain_audit().await
@@ -276,40 +277,6 @@ async fn watch_database(vault: Vault, health: HealthReporter, limit: Duration) {
                 set_health(&health, true).await;
             }
             _ => {}
-        }
-    }
-}
-
-/// Seals new audit rows onto the chain every `interval`, while the database is reachable.
-async fn chain_audit_log(vault: Vault, interval: Duration) {
-    let mut every = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut caught_up = std::time::Instant::now();
-    loop {
-        metrics::gauge!(crate::metrics::AUDIT_CHAIN_LAG).set(caught_up.elapsed().as_secs_f64());
-        every.tick().await;
-        if vault.is_ready() {
-            match vault.chain_audit().await {
-                Ok(report) => {
-                    caught_up = std::time::Instant::now();
-                    metrics::counter!(crate::metrics::AUDIT_CHAINED).increment(u64::from(report.sealed));
-                }
-                Err(e) => tracing::warn!(error = %e, "sealing the audit log failed; retrying"),
-            }
-        }
-    }
-}
-
-/// Every `interval`, destroys the versions of deleted credentials whose recovery window ended.
-async fn purge_due(vault: Vault, interval: Duration) {
-    let mut every = tokio::time::interval(interval);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        every.tick().await;
-        if vault.is_ready()
-            && let Err(e) = vault.purge_due().await
-        {
-            tracing::warn!(error = %e, "purging deleted credentials failed; retrying");
         }
     }
 }

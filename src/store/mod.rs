@@ -130,16 +130,18 @@ impl std::fmt::Debug for SealedVersion {
     }
 }
 
-/// A Get's claim to one use: the credential, the customer it was authorized for, the etag of
-/// the state it was read in, and the version and exact ciphertext the caller has opened. Every
-/// change of a credential's versions or metadata changes its etag, so an unchanged etag proves
-/// the version is still in the state it was read in (enabled, and current if it was served as
-/// current); the ciphertext comparison catches a row altered behind the store's back.
+/// A Get's claim to one use: the credential, the customer it was authorized for, the version
+/// and exact ciphertext the caller has opened, and (for a copy served from a cache) the etag it
+/// was read at. Every change of a credential's versions or metadata changes its etag, so an
+/// unchanged etag proves a cached version is still as it was read (enabled, and current if it
+/// was served as current). A Get that has just read the row claims without an etag: it may
+/// hand out a version superseded meanwhile (it raced the rotation), but only one still enabled.
+/// The ciphertext comparison catches a row altered behind the store's back.
 #[derive(Clone)]
 pub struct UseClaim {
     pub id: CredentialId,
     pub customer_id: CustomerId,
-    pub etag: Etag,
+    pub etag: Option<Etag>,
     pub version: VersionNumber,
     pub sealed: Arc<[u8]>,
 }
@@ -218,8 +220,8 @@ pub trait CredentialStore: Send + Sync {
 
     /// Counts one use (usage_count, last_used_at) with its `used` audit row, in one commit,
     /// provided the credential is still active, still belongs to `claim.customer_id`, that
-    /// customer is in good standing, its etag is still `claim.etag`, and version `claim.version`
-    /// holds exactly `claim.sealed`; returns the
+    /// customer is in good standing, its etag is still `claim.etag` (when given), and version
+    /// `claim.version` is enabled and holds exactly `claim.sealed`; returns the
     /// credential's metadata, its usage counting this use. `None`, and nothing written, when any
     /// of that no longer holds.
     async fn record_use(

@@ -43,14 +43,14 @@ impl Vault {
         {
             let owner = Some(cached.customer_id);
             self.authorize_credential(&ctx, Scope::SecretsRead, id, owner, ATTEMPT, || missing(id)).await?;
-            if let Some(fetched) = self.hand_out(&ctx, &cached).await? {
+            if let Some(fetched) = self.hand_out(&ctx, &cached, true).await? {
                 return Ok(fetched);
             }
             // Changed, deleted, or its customer's standing changed: read what is there now.
             self.served.remove(id);
         }
-        // A change that commits between the read and the use fails the use's claim: read again,
-        // once; a second change in that window is answered as a conflict to retry.
+        // A version disabled or destroyed between the read and the use fails the use's claim:
+        // read again, once; a second such change in that window is answered as a conflict.
         for attempt in 0..2 {
             let found = match selector {
                 CredentialSelector::Preferred { customer_id, .. } => {
@@ -74,7 +74,7 @@ impl Vault {
                 return Err(self.refuse_for_standing(&ctx, &found.metadata, found.customer_status).await);
             }
             let sealed = Arc::new(servable(found, version)?);
-            if let Some(fetched) = self.hand_out(&ctx, &sealed).await? {
+            if let Some(fetched) = self.hand_out(&ctx, &sealed, false).await? {
                 if version.is_none() {
                     self.served.insert(sealed);
                 }
@@ -86,7 +86,12 @@ impl Vault {
 
     /// Opens the secret, then records its use; `None` (nothing handed out, nothing counted) if
     /// the row no longer is what was opened.
-    async fn hand_out(&self, ctx: &RequestContext, sealed: &Served) -> Result<Option<Fetched>, VaultError> {
+    async fn hand_out(
+        &self,
+        ctx: &RequestContext,
+        sealed: &Served,
+        cached: bool,
+    ) -> Result<Option<Fetched>, VaultError> {
         let secret = self.open(ctx, &sealed.binding(), &sealed.sealed).await?;
         let audit = ctx.audit(
             AuditAction::Used,
@@ -100,7 +105,7 @@ impl Vault {
             ),
         );
         // The audit row commits before the secret leaves this function.
-        let counted = self.store.record_use(sealed.claim(), audit, OffsetDateTime::now_utc()).await?;
+        let counted = self.store.record_use(sealed.claim(cached), audit, OffsetDateTime::now_utc()).await?;
         Ok(counted.map(|credential| Fetched { credential, version: sealed.version, secret }))
     }
 

@@ -40,12 +40,13 @@ impl Served {
         }
     }
 
-    /// The claim that this is still what the credential holds.
-    pub(super) fn claim(&self) -> UseClaim {
+    /// The claim that this is still what the credential holds: exactly (`cached`: unchanged
+    /// since it was read), or enough for a Get that has just read it (the version still enabled).
+    pub(super) fn claim(&self, cached: bool) -> UseClaim {
         UseClaim {
             id: self.id,
             customer_id: self.customer_id,
-            etag: self.etag,
+            etag: cached.then_some(self.etag),
             version: self.version,
             sealed: self.sealed.clone(),
         }

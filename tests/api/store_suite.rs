@@ -179,7 +179,7 @@ async fn credentials_are_stored_used_verified_listed_and_deleted_with_their_audi
     let claim = |etag, bytes: &[u8]| UseClaim {
         id: stored.id,
         customer_id: owner.id,
-        etag,
+        etag: Some(etag),
         version: 1,
         sealed: Arc::from(bytes),
     };
@@ -204,6 +204,13 @@ async fn credentials_are_stored_used_verified_listed_and_deleted_with_their_audi
         now,
     );
     assert!(altered.await.unwrap().is_none(), "a claim on another ciphertext counts nothing");
+    let fresh = UseClaim { etag: None, ..claim(sealed.metadata.etag, b"ciphertext-1") };
+    let counted = store.record_use(fresh.clone(), audit(AuditAction::Used, owner.id, Some(stored.id)), now);
+    assert_eq!(
+        counted.await.unwrap().unwrap().usage_count,
+        2,
+        "without an etag: the version must be enabled"
+    );
     let preferred = CredentialSelector::Preferred { customer_id: owner.id, provider: Provider::Vultr };
     assert!(store.fetch_sealed(preferred, None).await.unwrap().is_some());
 
@@ -226,7 +233,7 @@ async fn credentials_are_stored_used_verified_listed_and_deleted_with_their_audi
     assert_eq!(page[0].id, first.id, "newest first");
     let next = store.list(&filter(Some(PageCursor::after(&page[0])))).await.unwrap();
     assert_eq!(next[0].id, stored.id);
-    assert_eq!(next[0].usage_count, 1);
+    assert_eq!(next[0].usage_count, 2);
 
     let deleted = store
         .soft_delete(stored.id, audit(AuditAction::Deleted, owner.id, Some(stored.id)), now)
@@ -250,7 +257,7 @@ async fn credentials_are_stored_used_verified_listed_and_deleted_with_their_audi
         .collect();
     assert_eq!(
         actions,
-        ["created", "used", "verified", "deleted"],
+        ["created", "used", "used", "verified", "deleted"],
         "one row per change, none for the refused"
     );
 }
@@ -284,7 +291,7 @@ async fn every_audit_row_is_chained_once_in_commit_order(backend: Backend) {
         let claim = UseClaim {
             id: stored.id,
             customer_id: owner.id,
-            etag: stored.etag,
+            etag: Some(stored.etag),
             version: 1,
             sealed: Arc::from(&b"c"[..]),
         };

@@ -328,6 +328,7 @@ backend_tests!(
     bad_version_requests_are_refused_and_write_nothing,
     a_vault_from_before_versions_opens_unchanged,
     a_credentials_metadata_changes_in_place,
+    a_get_racing_rotations_returns_one_whole_version,
 );
 
 /// Get's cache never serves a version another instance disabled or superseded.
@@ -512,4 +513,59 @@ async fn a_credentials_metadata_changes_in_place(backend: Backend) {
     );
     let after = app.get_by_id(&stored.id).await.unwrap().credential.unwrap();
     assert_eq!(after.credential_name, "After", "refused updates wrote nothing");
+}
+
+/// Gets racing rotations: each answer is one version, whole (its number and its own secret),
+/// and its audit row names the version it handed out.
+async fn a_get_racing_rotations_returns_one_whole_version(backend: Backend) {
+    let app = TestApp::spawn_on(backend).await;
+    let stored = app.store_vultr("Racing", "key-1").await;
+    let rotations = {
+        let mut client = app.client.clone();
+        let id = stored.id.clone();
+        tokio::spawn(async move {
+            for n in 2..=12 {
+                client.add_version(add(&id, &format!("key-{n}"))).await.unwrap();
+            }
+        })
+    };
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let mut client = app.client.clone();
+            let id = stored.id.clone();
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                for _ in 0..30 {
+                    let got = client.get(get_by_id(&id)).await.unwrap().into_inner();
+                    assert_eq!(vultr_key(&got), format!("key-{}", got.version), "a version's own secret");
+                    seen.push(got.version);
+                }
+                seen
+            })
+        })
+        .collect();
+    rotations.await.unwrap();
+    let mut served = std::collections::BTreeSet::new();
+    for reader in readers {
+        served.extend(reader.await.unwrap());
+    }
+    assert_eq!(app.get_by_id(&stored.id).await.unwrap().version, 12, "the last rotation is current");
+    // Every audit row of a use names the version it handed out.
+    let db = app.db().await;
+    for version in served {
+        let sql = format!(
+            "SELECT (SELECT count(*) FROM credential_audit_log WHERE credential_id = '{id}' AND action = 'used' \
+             AND action_details LIKE '%version {version} handed out') + {journal}",
+            id = stored.id,
+            journal = match backend {
+                Backend::Sqlite => format!(
+                    "(SELECT count(*) FROM credential_use_journal WHERE credential_id = '{}' \
+                     AND action_details LIKE '%version {version} handed out')",
+                    stored.id
+                ),
+                Backend::Postgres => "0".to_owned(),
+            }
+        );
+        assert!(db.count_owned(sql).await >= 1, "no audit row names version {version}");
+    }
 }

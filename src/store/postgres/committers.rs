@@ -46,37 +46,37 @@ impl Recorder for UseCommitter {
         for u in batch {
             claims.push(self.signer.as_deref(), u);
         }
-        // A claim counts, and gets its audit row, only if the row still holds: the version holds
-        // the same ciphertext; the credential has the same owner and etag, is active, and its
-        // customer is in good standing. The etag is checked in the UPDATE, on the row it locks:
-        // every change of the versions changes it, so a version read from the statement's
-        // snapshot cannot be stale unnoticed. Claims on one credential with the same owner and
-        // etag count together. The rows are locked in id order first, so groups
-        // (of this instance or another) that share credentials cannot deadlock.
+        // A claim counts, and gets its audit row, only if the row still holds: the version is
+        // enabled and holds the same ciphertext; the credential has the same owner and (for a
+        // cached copy) etag, is active, and its customer is in good standing. The rows are
+        // locked in id order first, so groups (of this instance or another) that share
+        // credentials cannot deadlock; the etag is compared with what the lock returns, the
+        // newest committed row (every change of the versions changes it, so a cached version
+        // cannot be stale unnoticed). Claims on one credential with the same owner count
+        // together, in one update of its row.
         let rows = sqlx::query(concat!(
             "WITH claims AS (SELECT * FROM unnest($1::int[], $2::uuid[], $3::uuid[], $4::bigint[], $5::uuid[], \
                    $6::text[], $7::text[], $8::inet[], $9::text[], $10::timestamptz[], $11::bytea[], \
                    $13::bigint[], $14::bytea[]) \
                  AS c(claim_no, credential_id, customer_id, revision, audit_id, action, details, ip, actor, at_time, \
                       mac, version, sealed)), \
-             valid AS (SELECT * FROM claims c WHERE EXISTS (SELECT 1 FROM credential_versions v \
-                 WHERE v.credential_id = c.credential_id AND v.version = c.version \
-                 AND v.encrypted_credentials = c.sealed)), \
-             uses AS (SELECT row_number() OVER () AS use_no, credential_id, customer_id, revision, count(*) AS n \
-                 FROM valid GROUP BY credential_id, customer_id, revision), \
-             locked AS (SELECT id FROM cloud_credentials WHERE id IN (SELECT credential_id FROM uses) \
+             locked AS (SELECT id, revision FROM cloud_credentials WHERE id IN (SELECT credential_id FROM claims) \
                  ORDER BY id FOR UPDATE), \
+             valid AS (SELECT c.* FROM claims c JOIN locked l ON l.id = c.credential_id \
+                 WHERE (c.revision IS NULL OR c.revision = l.revision) \
+                 AND EXISTS (SELECT 1 FROM credential_versions v WHERE v.credential_id = c.credential_id \
+                 AND v.version = c.version AND v.state = 'enabled' AND v.encrypted_credentials = c.sealed)), \
+             uses AS (SELECT row_number() OVER () AS use_no, credential_id, customer_id, count(*) AS n \
+                 FROM valid GROUP BY credential_id, customer_id), \
              changed AS (UPDATE cloud_credentials AS cred \
                  SET usage_count = cred.usage_count + uses.n, last_used_at = $12 FROM uses \
-                 WHERE cred.id IN (SELECT id FROM locked) AND cred.id = uses.credential_id \
-                 AND cred.customer_id = uses.customer_id AND cred.revision = uses.revision \
-                 AND cred.is_active \
+                 WHERE cred.id = uses.credential_id AND cred.customer_id = uses.customer_id AND cred.is_active \
                  AND (SELECT status FROM customers WHERE customers.id = cred.customer_id) IN ",
             good_standing_sql!(),
             " RETURNING uses.use_no, ",
             credential_columns!("cred."),
             "), counted AS (SELECT c.*, ch.use_no FROM valid c JOIN uses u \
-                 ON (u.credential_id, u.customer_id, u.revision) = (c.credential_id, c.customer_id, c.revision) \
+                 ON (u.credential_id, u.customer_id) = (c.credential_id, c.customer_id) \
                  JOIN changed ch ON ch.use_no = u.use_no), \
              audit AS (INSERT INTO credential_audit_log \
                  (id, credential_id, customer_id, action, action_details, ip_address, actor, created_at, row_mac) \
@@ -120,7 +120,7 @@ struct Claims<'a> {
     no: Vec<i32>,
     credential_id: Vec<Uuid>,
     customer_id: Vec<Uuid>,
-    revision: Vec<i64>,
+    revision: Vec<Option<i64>>,
     version: Vec<i64>,
     sealed: Vec<&'a [u8]>,
     audit_id: Vec<Uuid>,
@@ -139,7 +139,7 @@ impl<'a> Claims<'a> {
         self.no.push(i32::try_from(self.no.len()).expect("a group is far smaller than i32::MAX"));
         self.credential_id.push(*u.claim.id.as_uuid());
         self.customer_id.push(*u.claim.customer_id.as_uuid());
-        self.revision.push(u.claim.etag.revision());
+        self.revision.push(u.claim.etag.map(crate::domain::Etag::revision));
         self.version.push(i64::from(u.claim.version));
         self.sealed.push(&u.claim.sealed);
         self.audit_id.push(audit_id);

@@ -30,7 +30,7 @@ use tokio::sync::OwnedMutexGuard;
 use super::journal::{self, JournaledUses};
 use super::writer::Writer;
 use super::{BUSY_TIMEOUT, Columns, checkpoint, from_micros, micros};
-use crate::domain::{AuditSigner, CredentialMetadata, TokenName};
+use crate::domain::{AuditSigner, CredentialMetadata, Etag, TokenName};
 use crate::store::StoreError;
 use crate::store::group_commit::{Recorder, Use};
 use crate::store::rows;
@@ -209,14 +209,15 @@ impl Wal {
     }
 }
 
-/// The credential's metadata if the claim holds (the row is active, has that owner and that
-/// etag, the version holds that exact ciphertext, and the customer is in good standing). Read
+/// The credential's metadata if the claim holds (the row is active, has that owner and, when
+/// given, that etag; the version is enabled and holds that exact ciphertext; the customer is in
+/// good standing). Read
 /// inside the group's write transaction, so it still holds when the use's row commits.
 const CLAIM: &str = concat!(
     select_credentials!(
-        "FROM cloud_credentials WHERE id = ?1 AND customer_id = ?2 AND revision = ?3 AND is_active = 1 \
-         AND EXISTS (SELECT 1 FROM credential_versions v WHERE v.credential_id = ?1 AND v.version = ?4 \
-         AND v.encrypted_credentials = ?5) \
+        "FROM cloud_credentials WHERE id = ?1 AND customer_id = ?2 AND (?3 IS NULL OR revision = ?3) \
+         AND is_active = 1 AND EXISTS (SELECT 1 FROM credential_versions v WHERE v.credential_id = ?1 \
+         AND v.version = ?4 AND v.state = 'enabled' AND v.encrypted_credentials = ?5) \
          AND (SELECT status FROM customers WHERE customers.id = cloud_credentials.customer_id) IN "
     ),
     good_standing_sql!()
@@ -246,7 +247,7 @@ fn record(
             let (id, customer) = (u.claim.id.to_string(), u.claim.customer_id.to_string());
             let mut counted = claim
                 .query_row(
-                    (&id, &customer, u.claim.etag.revision(), u.claim.version, &*u.claim.sealed),
+                    (&id, &customer, u.claim.etag.map(Etag::revision), u.claim.version, &*u.claim.sealed),
                     |row| Ok(rows::metadata(row)),
                 )
                 .optional()

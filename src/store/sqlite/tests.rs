@@ -25,7 +25,7 @@ async fn store_and_claim() -> (tempfile::TempDir, SqliteStore, impl Fn() -> (Use
             UseClaim {
                 id,
                 customer_id,
-                etag: crate::domain::Etag::from_revision(1),
+                etag: Some(crate::domain::Etag::from_revision(1)),
                 version: 1,
                 sealed: Arc::from(&b"x"[..]),
             },

@@ -1,0 +1,23 @@
+//! Destroys the versions of deleted credentials whose recovery window ended. Several instances'
+//! purgers may find the same credential due: the store purges it once (see
+//! [`crate::store::PurgeReason::Due`]).
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::vault::Vault;
+
+pub(super) async fn run(vault: Vault, interval: Duration, stopped: watch::Receiver<bool>) {
+    super::repeat(Duration::ZERO, interval, stopped, || {
+        let vault = vault.clone();
+        async move {
+            if vault.is_ready()
+                && let Err(e) = vault.purge_due().await
+            {
+                tracing::warn!(error = %e, "purging deleted credentials failed; retrying");
+            }
+        }
+    })
+    .await;
+}
