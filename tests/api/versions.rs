@@ -362,7 +362,7 @@ async fn another_instances_change_reaches_the_get_cache() {
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/before-versions");
 
 fn fixture_key() -> String {
-    std::fs::read_to_string(format!("{FIXTURES}/sqlite/dev.key")).unwrap().trim().to_owned()
+    std::fs::read_to_string(format!("{FIXTURES}/master-key.b64")).unwrap().trim().to_owned()
 }
 
 /// A vault written before versions: every credential is version 1, opens with the key it was
@@ -371,7 +371,17 @@ async fn a_vault_from_before_versions_opens_unchanged(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let (url, customer) = match backend {
         Backend::Sqlite => {
-            std::fs::copy(format!("{FIXTURES}/sqlite/credvault.db"), db_path(dir.path())).unwrap();
+            // The vault's SQL dump (a database file in the repository is a binary nobody can review).
+            let dump = std::fs::read_to_string(format!("{FIXTURES}/sqlite.sql")).unwrap();
+            let options = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(db_path(dir.path()))
+                .create_if_missing(true)
+                // The dump lists tables by name, not in the order their references need.
+                .foreign_keys(false);
+            let mut conn =
+                <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&options).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(dump)).execute(&mut conn).await.unwrap();
+            sqlx::Connection::close(conn).await.unwrap();
             (
                 format!("sqlite://{}", db_path(dir.path()).display()),
                 credvault::domain::DEMO_CUSTOMER_ID.to_owned(),
