@@ -40,6 +40,7 @@ mod postgres;
 mod rows;
 mod sql;
 mod sqlite;
+mod standing;
 mod versions;
 
 use std::sync::Arc;
@@ -52,6 +53,7 @@ pub use error::StoreError;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use sqlite::backup as sqlite_backup;
+pub use standing::CancelledCredentialAudit;
 pub use versions::{NewVersion, PurgeReason, VersionAdded, VersionChanged, VersionUpdate};
 
 use crate::domain::{
@@ -352,12 +354,18 @@ pub trait CustomerStore: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<Customer, StoreError>;
 
-    /// Changes a customer's status with its `updated` audit row. `NotFound` for an unknown id.
+    /// Changes a customer's status with its `updated` audit row. Cancelling also soft-deletes
+    /// every active credential of the customer in the same transaction, each scheduled for purge
+    /// after the customer's recovery window and audited with the row `deleted` makes for it, so
+    /// no write racing the cancellation can leave an active credential behind (Store, AddVersion
+    /// and Restore check the customer's standing in their own transactions). `NotFound` for an
+    /// unknown id.
     async fn set_customer_status(
         &self,
         id: CustomerId,
         status: CustomerStatus,
         audit: AuditEntry,
+        deleted: CancelledCredentialAudit<'_>,
         now: OffsetDateTime,
     ) -> Result<Customer, StoreError>;
 }

@@ -8,8 +8,8 @@ use time::OffsetDateTime;
 use super::access::{authorize, authorize_all_customers};
 use super::{RequestContext, VaultError};
 use crate::domain::{
-    AuditAction, AuditEvent, AuditFilter, Cursor, Customer, CustomerBinding, CustomerId, CustomerStatus,
-    Email, FieldViolation, Scope, SubscriptionTier, company_name,
+    AuditAction, AuditEvent, AuditFilter, CredentialMetadata, Cursor, Customer, CustomerBinding, CustomerId,
+    CustomerStatus, Email, FieldViolation, Scope, SubscriptionTier, company_name,
 };
 use crate::store::{NewCustomer, Store, StoreError};
 
@@ -108,48 +108,26 @@ impl Directory {
             .await?;
         let audit =
             ctx.audit(AuditAction::Updated, Some(id), None, format!("customer status set to {status}"));
-        let customer =
-            self.store.set_customer_status(id, status, audit, OffsetDateTime::now_utc()).await.map_err(
-                |e| match e {
-                    StoreError::NotFound(_) => VaultError::NotFound(format!("customer {id} not found")),
-                    other => other.into(),
-                },
-            )?;
-        if status == CustomerStatus::Cancelled {
-            self.delete_all_credentials(ctx, &customer).await?;
-        }
-        Ok(customer)
-    }
-
-    /// A cancelled customer's credentials are deleted, each audited and scheduled for purge
-    /// after the customer's recovery window. (Nothing is handed out meanwhile: a cancelled
-    /// customer is not in good standing.)
-    async fn delete_all_credentials(
-        &self,
-        ctx: &RequestContext,
-        customer: &Customer,
-    ) -> Result<(), VaultError> {
-        for credential in self.store.all_for_customer(customer.id).await? {
-            if !credential.is_active {
-                continue;
-            }
-            let audit = ctx.audit(
+        // A cancelled customer's credentials are deleted in the same transaction, each audited
+        // and scheduled for purge after the customer's recovery window.
+        let deleted = |credential: &CredentialMetadata| {
+            ctx.audit(
                 AuditAction::Deleted,
-                Some(customer.id),
+                Some(id),
                 Some(credential.id),
                 format!(
                     "soft-deleted {} credential {:?}: the customer was cancelled",
                     credential.provider,
                     credential.name.as_str()
                 ),
-            );
-            match self.store.soft_delete(credential.id, audit, OffsetDateTime::now_utc()).await {
-                // Deleted meanwhile by someone else: as wanted.
-                Ok(_) | Err(StoreError::NotFound(_)) => {}
-                Err(other) => return Err(other.into()),
-            }
-        }
-        Ok(())
+            )
+        };
+        self.store.set_customer_status(id, status, audit, &deleted, OffsetDateTime::now_utc()).await.map_err(
+            |e| match e {
+                StoreError::NotFound(_) => VaultError::NotFound(format!("customer {id} not found")),
+                other => other.into(),
+            },
+        )
     }
 
     /// Sets how long the customer's deleted credentials can be restored.

@@ -303,16 +303,7 @@ impl Vault {
         let customer = Some(request.customer_id);
         self.authorize(&ctx, Scope::CredentialsWrite, customer, None, "store a credential").await?;
         request.secret.validate("secret")?;
-        match self.store.customer(request.customer_id).await? {
-            None => return Err(VaultError::NotFound(format!("customer {} not found", request.customer_id))),
-            Some(c) if !c.status.in_good_standing() => {
-                return Err(VaultError::FailedPrecondition(format!(
-                    "customer {} is {}: no credentials can be stored for it until it is active again",
-                    c.id, c.status
-                )));
-            }
-            Some(_) => {}
-        }
+        // The customer's existence and standing are checked by the insert, in its transaction.
         let provider = request.secret.provider();
         let id = CredentialId::new_random();
         let binding = Binding { credential_id: id, customer_id: request.customer_id, provider, version: 1 };

@@ -91,7 +91,6 @@ impl Vault {
             )
             .into());
         }
-        self.require_good_standing(credential.customer_id, "add a version").await?;
         let plaintext = request.secret.to_plaintext();
         let idempotency = request.idempotency_key.map(|key| {
             let fingerprint = self.keyring.fingerprint(&[
@@ -235,20 +234,5 @@ impl Vault {
             None
         };
         Ok(VersionPage { versions, next })
-    }
-
-    /// Refuses a change for a customer that is not in good standing.
-    async fn require_good_standing(
-        &self,
-        customer: crate::domain::CustomerId,
-        attempt: &str,
-    ) -> Result<(), VaultError> {
-        match self.store.customer(customer).await? {
-            Some(c) if !c.status.in_good_standing() => Err(VaultError::FailedPrecondition(format!(
-                "customer {} is {}: cannot {attempt} until it is active again",
-                c.id, c.status
-            ))),
-            _ => Ok(()),
-        }
     }
 }

@@ -157,6 +157,27 @@ impl TestDb {
         }
     }
 
+    /// The numbers of a credential's stored versions, in order.
+    pub async fn version_numbers(&self, credential_id: &str) -> Vec<u32> {
+        let numbers: Vec<i64> = match self {
+            TestDb::Sqlite(pool) => sqlx::query_scalar(
+                "SELECT version FROM credential_versions WHERE credential_id = ? ORDER BY version",
+            )
+            .bind(credential_id)
+            .fetch_all(pool)
+            .await
+            .unwrap(),
+            TestDb::Postgres(pool) => sqlx::query_scalar(
+                "SELECT version FROM credential_versions WHERE credential_id = $1::uuid ORDER BY version",
+            )
+            .bind(credential_id)
+            .fetch_all(pool)
+            .await
+            .unwrap(),
+        };
+        numbers.into_iter().map(|n| u32::try_from(n).unwrap()).collect()
+    }
+
     /// How many rows (active or not) a credential id has.
     pub async fn credential_rows(&self, credential_id: &str) -> i64 {
         match self {

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use credvault::crypto::{Keyring, MasterKey};
 use credvault::domain::{
-    AuditAction, AuditEntry, AuditFilter, CredentialId, CredentialName, CredentialSelector, CredentialType,
-    CustomerBinding, CustomerId, CustomerStatus, Etag, IdempotencyKey, ListFilter, PageCursor, Permission,
-    Provider, Scopes, SubscriptionTier, TokenName, VersionState,
+    AuditAction, AuditEntry, AuditFilter, CredentialId, CredentialMetadata, CredentialName,
+    CredentialSelector, CredentialType, CustomerBinding, CustomerId, CustomerStatus, Etag, IdempotencyKey,
+    ListFilter, PageCursor, Permission, Provider, Scopes, SubscriptionTier, TokenName, VersionState,
 };
 use credvault::store::{
     self, Inserted, KeyCheck, NewCredential, NewCustomer, PoolSettings, Store, StoreError, UseClaim,
@@ -65,12 +65,20 @@ fn credential(customer: CustomerId, name: &str, sealed: &[u8]) -> NewCredential 
     }
 }
 
+/// The audit row of a credential a cancellation deletes.
+fn deleted_audit(credential: &CredentialMetadata) -> AuditEntry {
+    AuditEntry {
+        details: format!("{} deleted by the cancellation", credential.name.as_str()),
+        ..audit(AuditAction::Deleted, credential.customer_id, Some(credential.id))
+    }
+}
+
 async fn insert(store: &dyn Store, new: NewCredential) -> Result<Inserted, StoreError> {
     let entry = audit(AuditAction::Created, new.customer_id, Some(new.id));
     store.insert_credential(new, entry).await
 }
 
-fn created(inserted: Inserted) -> credvault::domain::CredentialMetadata {
+fn created(inserted: Inserted) -> CredentialMetadata {
     match inserted {
         Inserted::Created(c) => c,
         Inserted::Existing { .. } => panic!("expected a new credential"),
@@ -115,6 +123,7 @@ async fn customers_are_created_once_listed_in_order_and_changed_with_their_audit
             first.id,
             CustomerStatus::Suspended,
             audit(AuditAction::Updated, first.id, None),
+            &deleted_audit,
             now,
         )
         .await
@@ -123,7 +132,13 @@ async fn customers_are_created_once_listed_in_order_and_changed_with_their_audit
     assert_eq!(store.customer(first.id).await.unwrap().unwrap().status, CustomerStatus::Suspended);
     let unknown = CustomerId::new_random();
     let missing = store
-        .set_customer_status(unknown, CustomerStatus::Active, audit(AuditAction::Updated, unknown, None), now)
+        .set_customer_status(
+            unknown,
+            CustomerStatus::Active,
+            audit(AuditAction::Updated, unknown, None),
+            &deleted_audit,
+            now,
+        )
         .await;
     assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
     let events = store.list_audit(&audit_filter(Some(first.id), None)).await.unwrap();

@@ -169,9 +169,11 @@ pub(super) struct StoreCommitter {
 impl Recorder for StoreCommitter {
     const NAME: &'static str = "postgres_stores";
     type Item = Arc<NewStore>;
-    /// `None` for a Store the group did not insert (its customer is missing, or it conflicts
-    /// with a stored credential or another Store of the group): the caller does it on its own,
-    /// which gives the precise answer.
+    /// `None` for a Store the group did not insert (its customer is missing or not in good
+    /// standing, or it conflicts with a stored credential or another Store of the group): the
+    /// caller does it on its own, which gives the precise answer. The customer's row is locked
+    /// `FOR SHARE` while its standing is read, so a concurrent cancellation commits either
+    /// before (and the Store is refused) or after (and deletes what the Store inserted).
     type Outcome = Option<CredentialMetadata>;
     type Session = PoolConnection<Postgres>;
 
@@ -203,7 +205,10 @@ impl Recorder for StoreCommitter {
                    created_at, updated_at, current_version, latest_version, rotated_at) \
                  SELECT id, customer_id, provider, credential_name, credential_type, \
                    permissions, false, idempotency_key, fingerprint, at_time, at_time, 1, 1, at_time FROM items \
-                 WHERE EXISTS (SELECT 1 FROM customers WHERE customers.id = items.customer_id) \
+                 WHERE EXISTS (SELECT 1 FROM customers WHERE customers.id = items.customer_id \
+                   AND customers.status IN ",
+            good_standing_sql!(),
+            " FOR SHARE) \
                  ORDER BY customer_id, provider, credential_name \
                  ON CONFLICT DO NOTHING RETURNING ",
             credential_columns!(),

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::domain::{CredentialName, CredentialType, Permission};
+use crate::store::standing::require_good_standing;
 use crate::store::versions::{self, VersionHead};
 use crate::store::{CredentialStore, CredentialUpdate, PurgeReason};
 
@@ -37,7 +38,7 @@ impl CredentialStore for PostgresStore {
         };
         match inserted {
             Ok(Some(row)) => Ok(Inserted::Created(rows::metadata(&row)?)),
-            Ok(None) => Err(StoreError::NotFound(format!("customer {}", new.customer_id))),
+            Ok(None) => Err(self.standing_refusal(new.customer_id, "store a credential").await),
             Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
                 // A concurrent Store with the same idempotency key may have committed first; it
                 // can trip the name index before the key index, so look before calling it a
@@ -174,13 +175,7 @@ impl CredentialStore for PostgresStore {
         audit: AuditEntry,
         now: OffsetDateTime,
     ) -> Result<CredentialMetadata, StoreError> {
-        let sql = audited_change!(
-            "UPDATE cloud_credentials SET is_active = false, is_default = false, updated_at = $9, deleted_at = $9, \
-             purge_at = $9 + make_interval(secs => (SELECT recovery_window_secs FROM customers \
-               WHERE customers.id = cloud_credentials.customer_id)), \
-             revision = revision + 1 \
-             WHERE id = $8 AND is_active"
-        );
+        let sql = audited_change!(soft_deleting!("$9", "id = $8"));
         let query =
             audited(sql, self.signer(), &audit, now).bind(id.as_uuid()).bind(to_stored_precision(now));
         self.fetch_changed(query, id).await
@@ -193,14 +188,17 @@ impl CredentialStore for PostgresStore {
     ) -> Result<CredentialMetadata, StoreError> {
         let now = to_stored_precision(update.now);
         let mut tx = self.pool.begin().await?;
-        let head = super::versions::head_locked(&mut tx, update.id).await?;
-        let head = VersionHead::check(head, update.id, update.customer_id, update.expected)?;
         if update.is_default == Some(true) {
-            // The customer's lock, as Store takes it to move a default.
+            // The customer's lock, as Store takes it to move a default: before the credential's,
+            // in the order a cancellation takes them.
             sqlx::query("SELECT 1 FROM customers WHERE id = $1 FOR UPDATE")
                 .bind(update.customer_id.as_uuid())
                 .execute(&mut *tx)
                 .await?;
+        }
+        let head = super::versions::head_locked(&mut tx, update.id).await?;
+        let head = VersionHead::check(head, update.id, update.customer_id, update.expected)?;
+        if update.is_default == Some(true) {
             sqlx::query(
                 "UPDATE cloud_credentials SET is_default = false, updated_at = $1, revision = revision + 1 \
                  WHERE customer_id = $2 AND provider = $3 AND is_default AND id <> $4",
@@ -254,9 +252,11 @@ impl CredentialStore for PostgresStore {
     ) -> Result<CredentialMetadata, StoreError> {
         let now = to_stored_precision(now);
         let mut tx = self.pool.begin().await?;
+        let status = customer_status_locked(&mut tx, customer_id).await?;
         let found = stored_locked(&mut tx, id).await?;
         versions::check_restore(found.as_ref(), id, customer_id)?;
         let found = found.expect("checked above");
+        require_good_standing(customer_id, status.as_deref(), "restore a credential")?;
         let row = sqlx::query(concat!(
             "UPDATE cloud_credentials SET is_active = true, deleted_at = NULL, purge_at = NULL, \
              revision = revision + 1, updated_at = $1 WHERE id = $2 RETURNING ",

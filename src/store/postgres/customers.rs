@@ -1,7 +1,7 @@
 //! The PostgreSQL backend's customers: creation, lookup, listing, status changes.
 
 use super::*;
-use crate::store::CustomerStore;
+use crate::store::{CancelledCredentialAudit, CustomerStore};
 
 #[async_trait]
 impl CustomerStore for PostgresStore {
@@ -58,9 +58,13 @@ impl CustomerStore for PostgresStore {
         id: CustomerId,
         status: CustomerStatus,
         audit: AuditEntry,
+        deleted: CancelledCredentialAudit<'_>,
         now: OffsetDateTime,
     ) -> Result<Customer, StoreError> {
+        let now = to_stored_precision(now);
         let mut tx = self.pool.begin().await?;
+        // The customer's row first: Stores, AddVersions and Restores that read its standing
+        // (FOR SHARE) commit before this, or wait and then see the new status.
         let row = sqlx::query(concat!(
             "UPDATE customers SET status = $1 WHERE id = $2 RETURNING ",
             customer_columns!()
@@ -72,6 +76,20 @@ impl CustomerStore for PostgresStore {
         .ok_or_else(|| StoreError::NotFound(format!("customer {id}")))?;
         let customer = rows::customer(&row)?;
         insert_audit(&mut tx, self.signer(), &audit, now).await?;
+        if status == CustomerStatus::Cancelled {
+            let credentials = sqlx::query(concat!(
+                soft_deleting!("$1", "customer_id = $2"),
+                " RETURNING ",
+                credential_columns!()
+            ))
+            .bind(now)
+            .bind(id.as_uuid())
+            .fetch_all(&mut *tx)
+            .await?;
+            for row in &credentials {
+                insert_audit(&mut tx, self.signer(), &deleted(&rows::metadata(row)?), now).await?;
+            }
+        }
         tx.commit().await?;
         Ok(customer)
     }

@@ -27,6 +27,7 @@ use crate::domain::{
 };
 use crate::store::rows::{self, StoredRow};
 use crate::store::sql::{Taken, conflict_on_unique, from_micros, to_stored_precision};
+use crate::store::standing::require_good_standing;
 
 macro_rules! audit_columns {
     () => {
@@ -102,6 +103,25 @@ macro_rules! credential_columns {
 /// A single-row change and its audit row as ONE statement: the audit insert takes its credential
 /// and customer ids from the CTE `changed`, so it inserts nothing when the change matched no row.
 /// `$1`..`$7` are the audit row's (see [`audited`]); the change's own parameters start at `$8`.
+/// Soft-deletes the active credentials `$which` selects (`$at` is the time): each is scheduled
+/// for purge after its customer's recovery window.
+macro_rules! soft_deleting {
+    ($at:literal, $which:literal) => {
+        concat!(
+            "UPDATE cloud_credentials SET is_active = false, is_default = false, updated_at = ",
+            $at,
+            ", deleted_at = ",
+            $at,
+            ", purge_at = ",
+            $at,
+            " + make_interval(secs => (SELECT recovery_window_secs FROM customers \
+               WHERE customers.id = cloud_credentials.customer_id)), \
+             revision = revision + 1 WHERE is_active AND ",
+            $which
+        )
+    };
+}
+
 macro_rules! audited_change {
     ($change:expr) => {
         audited_change!($change, "")
@@ -286,19 +306,23 @@ async fn insert_audit(
 }
 
 impl PostgresStore {
-    /// Store's common case as ONE statement: the credential (if its customer exists) and its
-    /// audit row. `None` if there is no such customer.
+    /// Store's common case as ONE statement: the credential (if its customer exists and is in
+    /// good standing) and its audit row. `None` if not.
     async fn insert_plain(
         &self,
         new: &NewCredential,
         audit: &AuditEntry,
     ) -> Result<Option<PgRow>, sqlx::Error> {
         let sql = audited_change!(
-            "INSERT INTO cloud_credentials (id, customer_id, provider, credential_name, credential_type, \
-             permissions, is_default, idempotency_key, request_fingerprint, created_at, updated_at, \
-             current_version, latest_version, rotated_at) \
-             SELECT $8, $9, $10, $11, $14, $15, false, $16, $17, $5, $5, 1, 1, $5 \
-             WHERE EXISTS (SELECT 1 FROM customers WHERE id = $9)",
+            concat!(
+                "INSERT INTO cloud_credentials (id, customer_id, provider, credential_name, credential_type, \
+                 permissions, is_default, idempotency_key, request_fingerprint, created_at, updated_at, \
+                 current_version, latest_version, rotated_at) \
+                 SELECT $8, $9, $10, $11, $14, $15, false, $16, $17, $5, $5, 1, 1, $5 \
+                 WHERE EXISTS (SELECT 1 FROM customers WHERE id = $9 AND status IN ",
+                good_standing_sql!(),
+                " FOR SHARE)"
+            ),
             ", version AS (INSERT INTO credential_versions (credential_id, version, state, \
              encrypted_credentials, key_version, created_by, created_at) \
              SELECT id, 1, 'enabled', $12, $13, $6, $5 FROM changed)"
@@ -307,7 +331,7 @@ impl PostgresStore {
     }
 
     /// Store of a credential that becomes its provider's default: a short transaction that
-    /// moves the default. `None` if there is no such customer.
+    /// moves the default. `None` if there is no such customer or it is not in good standing.
     async fn insert_default(
         &self,
         new: &NewCredential,
@@ -316,12 +340,13 @@ impl PostgresStore {
         let now = to_stored_precision(new.now);
         let mut tx = self.pool.begin().await?;
         // Lock the customer row, so two concurrent "make default" Stores queue instead of
-        // colliding on the one-default index.
-        let customer: Option<i32> = sqlx::query_scalar("SELECT 1 FROM customers WHERE id = $1 FOR UPDATE")
-            .bind(new.customer_id.as_uuid())
-            .fetch_optional(&mut *tx)
-            .await?;
-        if customer.is_none() {
+        // colliding on the one-default index (and a cancellation waits for this Store).
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM customers WHERE id = $1 FOR UPDATE")
+                .bind(new.customer_id.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await?;
+        if !status.as_deref().and_then(CustomerStatus::parse).is_some_and(CustomerStatus::in_good_standing) {
             return Ok(None);
         }
         sqlx::query(
@@ -421,6 +446,25 @@ impl Store for PostgresStore {
 }
 
 impl PostgresStore {
+    /// Why a Store was not inserted for want of its customer: missing, or not in good standing.
+    async fn standing_refusal(&self, customer_id: CustomerId, attempt: &str) -> StoreError {
+        let status: Result<Option<String>, sqlx::Error> =
+            sqlx::query_scalar("SELECT status FROM customers WHERE id = $1")
+                .bind(customer_id.as_uuid())
+                .fetch_optional(&self.pool)
+                .await;
+        match status {
+            Err(e) => e.into(),
+            Ok(status) => match require_good_standing(customer_id, status.as_deref(), attempt) {
+                Err(refusal) => refusal,
+                // Back in good standing since the insert read it.
+                Ok(()) => StoreError::Stale(format!(
+                    "customer {customer_id}'s status changed while the credential was being stored; retry"
+                )),
+            },
+        }
+    }
+
     async fn find_idempotent(&self, new: &NewCredential) -> Result<Option<Inserted>, StoreError> {
         let Some((key, _)) = &new.idempotency else {
             return Ok(None);
@@ -442,6 +486,18 @@ impl PostgresStore {
         })
         .transpose()
     }
+}
+
+/// Locks the customer's row `FOR SHARE` and reads its status (`None`: no such customer). Taken
+/// before any credential row, as cancellation takes them, so the two cannot deadlock.
+async fn customer_status_locked(
+    tx: &mut Transaction<'_, Postgres>,
+    customer_id: CustomerId,
+) -> Result<Option<String>, StoreError> {
+    Ok(sqlx::query_scalar("SELECT status FROM customers WHERE id = $1 FOR SHARE")
+        .bind(customer_id.as_uuid())
+        .fetch_optional(&mut **tx)
+        .await?)
 }
 
 #[cfg(test)]

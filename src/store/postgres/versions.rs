@@ -5,6 +5,7 @@
 
 use super::*;
 use crate::store::VersionStore;
+use crate::store::standing::require_good_standing;
 use crate::store::versions::{self, NewVersion, VersionAdded, VersionChanged, VersionHead, VersionUpdate};
 
 #[async_trait]
@@ -13,6 +14,7 @@ impl VersionStore for PostgresStore {
         let now = to_stored_precision(new.now);
         let mut tx = self.pool.begin().await?;
         let id = new.credential_id.as_uuid();
+        let status = customer_status_locked(&mut tx, new.customer_id).await?;
         let head = head_locked(&mut tx, new.credential_id).await?;
 
         if let Some((key, _)) = &new.idempotency {
@@ -36,6 +38,7 @@ impl VersionStore for PostgresStore {
         }
 
         let head = VersionHead::check(head, new.credential_id, new.customer_id, new.expected)?;
+        require_good_standing(new.customer_id, status.as_deref(), "add a version")?;
         head.check_next(new.version)?;
         if new.disable_previous
             && let Some(previous) = head.current_version

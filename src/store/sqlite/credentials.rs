@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::domain::{CredentialName, CredentialType, Permission};
+use crate::store::standing::require_good_standing;
 use crate::store::versions::{self, VersionHead};
 use crate::store::{CredentialStore, CredentialUpdate, PurgeReason};
 
@@ -63,13 +64,8 @@ impl CredentialStore for SqliteStore {
             }
         }
 
-        let customer: Option<i64> = sqlx::query_scalar("SELECT 1 FROM customers WHERE id = ?")
-            .bind(new.customer_id.to_string())
-            .fetch_optional(&mut *tx)
-            .await?;
-        if customer.is_none() {
-            return Err(StoreError::NotFound(format!("customer {}", new.customer_id)));
-        }
+        let status = customer_status_in(&mut tx, new.customer_id).await?;
+        require_good_standing(new.customer_id, status.as_deref(), "store a credential")?;
 
         if new.make_default {
             sqlx::query(
@@ -236,15 +232,9 @@ impl CredentialStore for SqliteStore {
         audit: AuditEntry,
         now: OffsetDateTime,
     ) -> Result<CredentialMetadata, StoreError> {
-        let change = sqlx::query(returning_credential!(
-            "UPDATE cloud_credentials SET is_active = 0, is_default = 0, updated_at = ?1, deleted_at = ?1, \
-             purge_at = ?1 + 1000000 * (SELECT recovery_window_secs FROM customers \
-               WHERE customers.id = cloud_credentials.customer_id), \
-             revision = revision + 1 \
-             WHERE id = ?2 AND is_active = 1"
-        ))
-        .bind(micros(now))
-        .bind(id.to_string());
+        let change = sqlx::query(returning_credential!(soft_deleting!("id = ?2")))
+            .bind(micros(now))
+            .bind(id.to_string());
         self.audited_change(change, id, &audit, now).await
     }
 
@@ -316,6 +306,8 @@ impl CredentialStore for SqliteStore {
         let found = stored_in(&mut tx, id).await?;
         versions::check_restore(found.as_ref(), id, customer_id)?;
         let found = found.expect("checked above");
+        let status = customer_status_in(&mut tx, customer_id).await?;
+        require_good_standing(customer_id, status.as_deref(), "restore a credential")?;
         let row = sqlx::query(returning_credential!(
             "UPDATE cloud_credentials SET is_active = 1, deleted_at = NULL, purge_at = NULL, \
              revision = revision + 1, updated_at = ?1 WHERE id = ?2"
@@ -402,4 +394,15 @@ async fn stored_in(
         .fetch_optional(&mut **tx)
         .await?;
     row.as_ref().map(rows::metadata).transpose()
+}
+
+/// The customer's status as the transaction sees it (`None`: no such customer).
+pub(super) async fn customer_status_in(
+    tx: &mut AuditedTx<'_>,
+    customer_id: CustomerId,
+) -> Result<Option<String>, StoreError> {
+    Ok(sqlx::query_scalar("SELECT status FROM customers WHERE id = ?")
+        .bind(customer_id.to_string())
+        .fetch_optional(&mut **tx)
+        .await?)
 }

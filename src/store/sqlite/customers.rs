@@ -1,7 +1,7 @@
 //! The SQLite backend's customers: creation, lookup, listing, status changes.
 
 use super::*;
-use crate::store::CustomerStore;
+use crate::store::{CancelledCredentialAudit, CustomerStore};
 
 #[async_trait]
 impl CustomerStore for SqliteStore {
@@ -58,6 +58,7 @@ impl CustomerStore for SqliteStore {
         id: CustomerId,
         status: CustomerStatus,
         audit: AuditEntry,
+        deleted: CancelledCredentialAudit<'_>,
         now: OffsetDateTime,
     ) -> Result<Customer, StoreError> {
         let mut writer = self.writer.acquire().await?;
@@ -73,6 +74,16 @@ impl CustomerStore for SqliteStore {
         .ok_or_else(|| StoreError::NotFound(format!("customer {id}")))?;
         let customer = rows::customer(&row)?;
         insert_audit(&mut tx, self.signer(), &audit, now).await?;
+        if status == CustomerStatus::Cancelled {
+            let credentials = sqlx::query(returning_credential!(soft_deleting!("customer_id = ?2")))
+                .bind(micros(now))
+                .bind(id.to_string())
+                .fetch_all(&mut *tx)
+                .await?;
+            for row in &credentials {
+                insert_audit(&mut tx, self.signer(), &deleted(&rows::metadata(row)?), now).await?;
+            }
+        }
         tx.commit().await?;
         Ok(customer)
     }

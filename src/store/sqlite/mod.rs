@@ -78,6 +78,20 @@ macro_rules! returning_credential {
     };
 }
 
+/// Soft-deletes the active credentials `$which` selects (`?1` is the time): each is scheduled for
+/// purge after its customer's recovery window.
+macro_rules! soft_deleting {
+    ($which:literal) => {
+        concat!(
+            "UPDATE cloud_credentials SET is_active = 0, is_default = 0, updated_at = ?1, deleted_at = ?1, \
+             purge_at = ?1 + 1000000 * (SELECT recovery_window_secs FROM customers \
+               WHERE customers.id = cloud_credentials.customer_id), \
+             revision = revision + 1 WHERE is_active = 1 AND ",
+            $which
+        )
+    };
+}
+
 pub mod backup;
 mod checkpoint;
 mod committer;

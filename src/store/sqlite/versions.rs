@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::store::VersionStore;
+use crate::store::standing::require_good_standing;
 use crate::store::versions::{self, NewVersion, VersionAdded, VersionChanged, VersionHead, VersionUpdate};
 
 #[async_trait]
@@ -37,6 +38,8 @@ impl VersionStore for SqliteStore {
 
         let head = head_in(&mut tx, &id).await?;
         let head = VersionHead::check(head, new.credential_id, new.customer_id, new.expected)?;
+        let status = super::credentials::customer_status_in(&mut tx, new.customer_id).await?;
+        require_good_standing(new.customer_id, status.as_deref(), "add a version")?;
         head.check_next(new.version)?;
         if new.disable_previous
             && let Some(previous) = head.current_version
