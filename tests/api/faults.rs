@@ -105,17 +105,33 @@ async fn http_status(app: &TestApp, path: &str) -> u16 {
     reqwest::get(format!("{}{path}", app.http)).await.unwrap().status().as_u16()
 }
 
+/// Readiness follows the database: NOT_SERVING soon after it stops (a refused connection is a
+/// definite answer, not waited on for the connect timeout, here 20 s), SERVING once it is back.
 #[tokio::test]
 async fn readiness_follows_the_database_while_liveness_stays_up() {
     let cluster = Cluster::start();
     let url = create_database(&cluster.admin_url()).await;
-    let app = TestApp::start(Backend::Postgres, url, tempfile::tempdir().unwrap(), new_key()).await.unwrap();
+    let slow_connect = |config: credvault::config::Config| credvault::config::Config {
+        pool: credvault::store::PoolSettings { connect_timeout: Duration::from_secs(20), ..config.pool },
+        ..config
+    };
+    let app = TestApp::start_configured(Backend::Postgres, url, tempfile::tempdir().unwrap(), slow_connect)
+        .await
+        .unwrap();
     assert_eq!(app.health().await, ServingStatus::Serving as i32);
     assert_eq!(http_status(&app, "/readyz").await, 200);
 
     cluster.stop_server();
-    wait_health(&app, ServingStatus::NotServing, Duration::from_secs(15)).await;
+    // Probed every second; the answer is immediate. Far below the connect timeout either way.
+    wait_health(&app, ServingStatus::NotServing, Duration::from_secs(6)).await;
     assert_eq!(http_status(&app, "/readyz").await, 503);
+    let probe = Instant::now();
+    assert!(app.vault.probe_database(Duration::from_secs(20)).await.is_err());
+    assert!(
+        probe.elapsed() < Duration::from_secs(10),
+        "a refused connection was waited on for {:?}",
+        probe.elapsed()
+    );
     assert_eq!(http_status(&app, "/healthz").await, 200, "liveness does not follow the database");
 
     cluster.start_server();

@@ -148,6 +148,17 @@ impl TestApp {
         Self::start_with(config(&database_url, &key), backend, dir).await
     }
 
+    /// Starts a server on `database_url` with `key` and the test configuration as changed by
+    /// `change`.
+    pub async fn start_configured(
+        backend: Backend,
+        database_url: String,
+        dir: TempDir,
+        change: impl FnOnce(Config) -> Config,
+    ) -> Result<TestApp, StartError> {
+        Self::start_with(change(config(&database_url, &new_key())), backend, dir).await
+    }
+
     /// Starts a server whose verifiers talk to `verify` (the fake providers).
     pub async fn spawn_verifying(backend: Backend, verify: VerifySettings) -> TestApp {
         Self::spawn_configured(backend, |config| Config { verify, ..config }).await

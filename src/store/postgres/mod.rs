@@ -12,7 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Postgres, Row, Transaction};
+use sqlx::{ConnectOptions as _, Connection as _, Postgres, Row, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -393,18 +393,30 @@ impl Store for PostgresStore {
     async fn check_writable(&self) -> Result<(), StoreError> {
         // A new transaction's transaction_read_only is on on a hot standby and under
         // default_transaction_read_only (for the server, the database or the role).
-        let read_only: bool = sqlx::query_scalar("SELECT current_setting('transaction_read_only') = 'on'")
-            .fetch_one(&self.pool)
-            .await?;
-        if read_only {
-            return Err(StoreError::ReadOnly(
-                "the PostgreSQL database accepts reads only (a hot standby, or default_transaction_read_only \
-                 is on for the server, the database or credvault's role): point --database-url at the \
-                 primary, or turn default_transaction_read_only off"
-                    .into(),
-            ));
+        const READ_ONLY: &str = "SELECT current_setting('transaction_read_only') = 'on'";
+        // An idle pooled connection answers at once. Without one (or when it broke), the probe
+        // opens a connection of its own: the pool would retry a refused connection until its
+        // acquire timeout, but a refused connection is a definite answer, which readiness
+        // reports at once. (A database that does not answer at all still takes the caller's
+        // limit.)
+        if let Some(mut pooled) = self.pool.try_acquire() {
+            match sqlx::query_scalar::<_, bool>(READ_ONLY).fetch_one(&mut *pooled).await {
+                Ok(read_only) => return writable(read_only),
+                // Broken (the server restarted or went away): not returned to the pool.
+                Err(_) => pooled.close_on_drop(),
+            }
         }
-        Ok(())
+        match self.pool.connect_options().connect().await {
+            Ok(mut own) => {
+                let read_only = sqlx::query_scalar::<_, bool>(READ_ONLY).fetch_one(&mut own).await;
+                let _ = own.close().await;
+                writable(read_only?)
+            }
+            // Refused, reset, unreachable: definite.
+            Err(e @ sqlx::Error::Io(_)) => Err(e.into()),
+            // Anything else (the server's connections all taken, say): the pool's answer.
+            Err(_) => writable(sqlx::query_scalar(READ_ONLY).fetch_one(&self.pool).await?),
+        }
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
@@ -486,6 +498,19 @@ impl PostgresStore {
         })
         .transpose()
     }
+}
+
+/// `Ok` for a database that takes writes, else `ReadOnly` saying what to change.
+fn writable(read_only: bool) -> Result<(), StoreError> {
+    if read_only {
+        return Err(StoreError::ReadOnly(
+            "the PostgreSQL database accepts reads only (a hot standby, or default_transaction_read_only \
+             is on for the server, the database or credvault's role): point --database-url at the \
+             primary, or turn default_transaction_read_only off"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Locks the customer's row `FOR SHARE` and reads its status (`None`: no such customer). Taken
