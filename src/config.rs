@@ -19,14 +19,7 @@ pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:50051";
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8005";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://.credvault/credvault.db";
 
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
+pub use crate::telemetry::LogFormat;
 
 /// `credvault serve` flags; each has an environment variable of the same meaning.
 #[derive(Debug, Clone, clap::Args)]

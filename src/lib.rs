@@ -23,6 +23,7 @@
 pub mod admin;
 pub mod auth;
 pub mod bench;
+pub mod call_log;
 pub mod client;
 pub mod config;
 pub mod crypto;

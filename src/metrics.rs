@@ -1,5 +1,6 @@
 //! Prometheus metrics: request counts and latency per gRPC method and per REST route, by
-//! outcome. One process-wide recorder; `/metrics` renders it.
+//! outcome. One process-wide recorder; `/metrics` renders it. The same layers write each
+//! call's DEBUG line ([`crate::call_log`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,6 +12,8 @@ use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::call_log::CallIdentity;
 
 const GRPC_REQUESTS: &str = "credvault_grpc_requests_total";
 const GRPC_SECONDS: &str = "credvault_grpc_request_duration_seconds";
@@ -96,17 +99,26 @@ pub fn render() -> String {
 
 /// axum middleware: counts and times each request under its route template (never the raw path,
 /// which would carry ids).
-pub async fn http_middleware(request: Request, next: Next) -> Response {
+pub async fn http_middleware(mut request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
     let method = request.method().as_str().to_owned();
+    let identity = CallIdentity::for_new_call();
+    if let Some(identity) = &identity {
+        request.extensions_mut().insert(identity.clone());
+    }
     let started = Instant::now();
     let response = next.run(request).await;
-    let labels = [("route", route), ("method", method), ("status", response.status().as_u16().to_string())];
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16().to_string();
+    if let Some(identity) = identity {
+        identity.log("http", &format!("{method} {route}"), &status, elapsed);
+    }
+    let labels = [("route", route), ("method", method), ("status", status)];
     metrics::counter!(HTTP_REQUESTS, &labels).increment(1);
-    metrics::histogram!(HTTP_SECONDS, &labels).record(started.elapsed());
+    metrics::histogram!(HTTP_SECONDS, &labels).record(elapsed);
     response
 }
 
@@ -140,13 +152,17 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         // Only our services' paths become labels: a client inventing paths must not be able
         // to grow the label set without bound.
         let path = request.uri().path();
         let known =
             ["/credvault.v1.", "/grpc.health.v1.", "/grpc.reflection."].iter().any(|p| path.starts_with(p));
         let method = if known && path.len() <= 128 { path.to_owned() } else { "unknown".to_owned() };
+        let identity = CallIdentity::for_new_call();
+        if let Some(identity) = &identity {
+            request.extensions_mut().insert(identity.clone());
+        }
         let started = Instant::now();
         let call = self.inner.call(request);
         Box::pin(async move {
@@ -162,9 +178,13 @@ where
                     .map_or(tonic::Code::Ok, tonic::Code::from_i32),
                 Err(_) => tonic::Code::Unknown,
             };
+            let elapsed = started.elapsed();
+            if let Some(identity) = identity {
+                identity.log("grpc", &method, &format!("{status:?}"), elapsed);
+            }
             let labels = [("method", method), ("code", format!("{status:?}"))];
             metrics::counter!(GRPC_REQUESTS, &labels).increment(1);
-            metrics::histogram!(GRPC_SECONDS, &labels).record(started.elapsed());
+            metrics::histogram!(GRPC_SECONDS, &labels).record(elapsed);
             result
         })
     }

@@ -152,12 +152,19 @@ impl App {
     ) -> Result<(), StartError> {
         let (health, health_service) = tonic_health::server::health_reporter();
         let (fatal_tx, fatal_rx) = oneshot::channel::<StartupError>();
-        if self.vault.is_ready() {
-            set_health(&health, true).await;
-        } else {
-            set_health(&health, false).await;
-            tokio::spawn(prepare_until_ready(self.vault.clone(), health.clone(), self.dev, fatal_tx));
-        }
+        // The server's own tasks (preparing a database not reachable at build time, watching
+        // the database) stop when `halt` turns true, and are joined before the listeners stop.
+        let (halt, halted) = watch::channel(false);
+        set_health(&health, self.vault.is_ready()).await;
+        let preparer = (!self.vault.is_ready()).then(|| {
+            tokio::spawn(prepare_until_ready(
+                self.vault.clone(),
+                health.clone(),
+                self.dev,
+                fatal_tx,
+                halted.clone(),
+            ))
+        });
 
         let reflection = || {
             tonic_reflection::server::Builder::configure()
@@ -169,7 +176,8 @@ impl App {
         let reflection_v1 = reflection().build_v1().map_err(reflection_error)?;
         let reflection_v1alpha = reflection().build_v1alpha().map_err(reflection_error)?;
 
-        let watcher = tokio::spawn(watch_database(self.vault.clone(), health.clone(), self.probe_limit));
+        let watcher =
+            tokio::spawn(watch_database(self.vault.clone(), health.clone(), self.probe_limit, halted));
         let fatal = Arc::new(Mutex::new(None));
         let fatal_slot = fatal.clone();
         // Both listeners stop together: the first of the caller's signal or a fatal finding
@@ -183,7 +191,14 @@ impl App {
                     *fatal_slot.lock().expect("not poisoned") = Some(error);
                 }
             }
-            watcher.abort();
+            let _ = halt.send(true);
+            let tasks = std::iter::once(("database watcher", watcher))
+                .chain(preparer.map(|p| ("database preparer", p)));
+            for (task, handle) in tasks {
+                if let Err(e) = handle.await {
+                    tracing::error!(task, error = %e, "a server task ended abnormally");
+                }
+            }
             set_health(&health, false).await;
             tracing::info!("shutting down: finishing in-flight calls");
             let _ = stop.send(());
@@ -257,11 +272,19 @@ fn tls_config(files: &crate::config::TlsFiles) -> Result<ServerTlsConfig, StartE
 /// health service whether it can serve: NOT_SERVING within a few seconds of the database
 /// becoming unreachable or read-only, SERVING again once it heals. Liveness (`/healthz`)
 /// does not follow it: restarting credvault would not mend the database.
-async fn watch_database(vault: Vault, health: HealthReporter, limit: Duration) {
+async fn watch_database(
+    vault: Vault,
+    health: HealthReporter,
+    limit: Duration,
+    mut halted: watch::Receiver<bool>,
+) {
     let mut every = tokio::time::interval(PROBE_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        every.tick().await;
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = halted.changed() => return,
+        }
         if !vault.is_ready() {
             continue;
         }
@@ -294,16 +317,21 @@ async fn set_health(health: &HealthReporter, serving: bool) {
     health.set_service_status(<CredentialServiceServer<CredentialApi> as NamedService>::NAME, status).await;
 }
 
-/// Retries [`Vault::prepare`] with exponential backoff until the database answers.
+/// Retries [`Vault::prepare`] with exponential backoff until the database answers, or the
+/// server halts.
 async fn prepare_until_ready(
     vault: Vault,
     health: HealthReporter,
     dev: bool,
     fatal: oneshot::Sender<StartupError>,
+    mut halted: watch::Receiver<bool>,
 ) {
     let mut delay = RETRY_FIRST;
     loop {
-        tokio::time::sleep(delay).await;
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = halted.changed() => return,
+        }
         match vault.prepare().await {
             Ok(()) => {
                 if dev && let Err(e) = seed_demo_customer(&vault).await {

@@ -13,6 +13,7 @@ pub use audit::AuditApi;
 pub use credentials::CredentialApi;
 pub use customers::CustomerApi;
 
+use crate::call_log::CallIdentity;
 use crate::domain::FieldViolation;
 use crate::vault::{RequestContext, Vault, VaultError};
 
@@ -60,13 +61,17 @@ async fn context<T>(vault: &Vault, request: &tonic::Request<T>) -> Result<Reques
             "metadata is given more than once with different values; send one bearer token",
         )));
     }
+    let peer_ip = vault.client_ip(
+        request.remote_addr().map(|addr| addr.ip()),
+        request.metadata().get("x-forwarded-for").and_then(|v| v.to_str().ok()),
+    );
+    let identity = request.extensions().get::<CallIdentity>();
+    if let Some(identity) = identity {
+        identity.record_client(peer_ip);
+    }
     let principal = vault.authenticate(authorization).await.map_err(status_from)?;
-    Ok(RequestContext {
-        principal: Some(principal),
-        peer_ip: vault.client_ip(
-            request.remote_addr().map(|addr| addr.ip()),
-            request.metadata().get("x-forwarded-for").and_then(|v| v.to_str().ok()),
-        ),
-        acting_for: None,
-    })
+    if let Some(identity) = identity {
+        identity.record_token(&principal.name);
+    }
+    Ok(RequestContext { principal: Some(principal), peer_ip, acting_for: None })
 }

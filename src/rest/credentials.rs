@@ -3,7 +3,7 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
@@ -11,16 +11,16 @@ use super::dto::{
     CreateCredential, Created, Credential, Deleted, ListQuery, ProviderName, SummaryBody, Verified,
     VerifyBody,
 };
-use super::{ApiError, Caller, JsonBody, PathParam, QueryParams, one_header};
+use super::{
+    ApiError, Caller, JsonBody, NEXT_PAGE_TOKEN, PathParam, QueryParams, lifecycle, one_header, provider,
+};
 use crate::domain::{
     CredentialId, CredentialName, CredentialType, FieldViolation, IdempotencyKey, ListFilter, PageCursor,
-    Permission, Provider, quoted,
+    Permission, Provider,
 };
 use crate::vault::{NewCredentialRequest, Vault, VerifyTarget};
 
-/// Where the next page starts, when there is one (list bodies stay the seed's bare array).
-pub(super) const NEXT_PAGE_TOKEN: HeaderName = HeaderName::from_static("x-next-page-token");
-
+/// Every `/api/v1/credentials` route: this file's handlers and [`lifecycle`]'s.
 pub(super) fn routes() -> Router<Vault> {
     Router::new()
         .route("/api/v1/credentials", post(create).get(list))
@@ -31,20 +31,14 @@ pub(super) fn routes() -> Router<Vault> {
         // name), its parameter described by each operation.
         .route(
             "/api/v1/credentials/{provider_or_id}",
-            get(list_by_provider)
-                .delete(delete)
-                .put(super::lifecycle::rotate)
-                .patch(super::lifecycle::update),
+            get(list_by_provider).delete(delete).put(lifecycle::rotate).patch(lifecycle::update),
         )
-}
-
-pub(super) fn provider(name: &str, field: &str) -> Result<Provider, FieldViolation> {
-    Provider::parse(name).ok_or_else(|| {
-        FieldViolation::new(
-            field,
-            format!("unknown provider {}; expected vultr, aws, gcp or azure", quoted(name)),
+        .route("/api/v1/credentials/{provider_or_id}/versions", get(lifecycle::list_versions))
+        .route("/api/v1/credentials/{provider_or_id}/restore", post(lifecycle::restore))
+        .route(
+            "/api/v1/credentials/{provider_or_id}/versions/{version}/{action}",
+            post(lifecycle::change_version),
         )
-    })
 }
 
 /// Stores a credential; its secret is sealed before it reaches the database.

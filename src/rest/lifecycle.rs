@@ -2,27 +2,17 @@
 //! list of versions, and disabling, enabling and destroying one. Changes are conditional on `If-Match` when it is
 //! sent (412 when the credential changed since), and answer with the new `ETag`.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 
-use super::credentials::{NEXT_PAGE_TOKEN, provider};
 use super::dto::{Credential, CredentialVersion, RotateCredential, UpdateCredential, Version, VersionsQuery};
-use super::{ApiError, Caller, JsonBody, PathParam, QueryParams, one_header};
+use super::{ApiError, Caller, JsonBody, NEXT_PAGE_TOKEN, PathParam, QueryParams, one_header, provider};
 use crate::domain::{
     CredentialId, CredentialMetadata, CredentialName, Etag, FieldViolation, IdempotencyKey, ListFilter,
     Permission, VersionChange, VersionCursor, VersionMetadata, VersionNumber, quoted,
 };
 use crate::vault::{CredentialChanges, NewVersionRequest, Vault};
-
-pub(super) fn routes() -> Router<Vault> {
-    Router::new()
-        .route("/api/v1/credentials/{provider_or_id}/versions", get(list_versions))
-        .route("/api/v1/credentials/{provider_or_id}/restore", post(restore))
-        .route("/api/v1/credentials/{provider_or_id}/versions/{version}/{action}", post(change_version))
-}
 
 /// The `If-Match` header as an etag: absent or `*` is none (unconditional).
 fn if_match(headers: &HeaderMap) -> Result<Option<Etag>, ApiError> {

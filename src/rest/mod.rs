@@ -15,15 +15,29 @@ use axum::extract::{
     ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State,
 };
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::de::DeserializeOwned;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::domain::{CustomerId, FieldViolation, quoted, shortened};
+use crate::call_log::CallIdentity;
+use crate::domain::{CustomerId, FieldViolation, Provider, quoted, shortened};
 use crate::vault::{RequestContext, Vault, VaultError};
 use dto::{ErrorBody, ErrorDetail};
+
+/// Where the next page starts, when there is one (list bodies stay the seed's bare array).
+const NEXT_PAGE_TOKEN: HeaderName = HeaderName::from_static("x-next-page-token");
+
+/// A provider named in a path or query.
+fn provider(name: &str, field: &str) -> Result<Provider, FieldViolation> {
+    Provider::parse(name).ok_or_else(|| {
+        FieldViolation::new(
+            field,
+            format!("unknown provider {}; expected vultr, aws, gcp or azure", quoted(name)),
+        )
+    })
+}
 
 /// Largest accepted request body: a 64 KiB secret, JSON-escaped, plus the rest of the request.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -31,7 +45,6 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// Builds the gateway. `dashboard_origin`, if set, is the one origin CORS allows.
 pub fn router(vault: Vault, dashboard_origin: Option<HeaderValue>) -> Router {
     let api = credentials::routes()
-        .merge(lifecycle::routes())
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -287,13 +300,20 @@ impl FromRequestParts<Vault> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, vault: &Vault) -> Result<Self, Self::Rejection> {
-        let authorization = one_header(&parts.headers, "Authorization")?;
-        let principal = vault.authenticate(authorization).await?;
-        let value = one_header(&parts.headers, "X-Customer-ID")?.unwrap_or_default();
-        let customer = CustomerId::parse(value, "X-Customer-ID").map_err(ApiError::bad_request)?;
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip());
         let forwarded = parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
         let peer_ip = vault.client_ip(peer, forwarded);
+        let identity = parts.extensions.get::<CallIdentity>();
+        if let Some(identity) = identity {
+            identity.record_client(peer_ip);
+        }
+        let authorization = one_header(&parts.headers, "Authorization")?;
+        let principal = vault.authenticate(authorization).await?;
+        if let Some(identity) = identity {
+            identity.record_token(&principal.name);
+        }
+        let value = one_header(&parts.headers, "X-Customer-ID")?.unwrap_or_default();
+        let customer = CustomerId::parse(value, "X-Customer-ID").map_err(ApiError::bad_request)?;
         let context = RequestContext { principal: Some(principal), peer_ip, acting_for: Some(customer) };
         Ok(Caller { customer, context })
     }

@@ -249,6 +249,65 @@ async fn at_trace_level_the_log_has_no_colour_and_no_third_party_dump_of_an_aws_
     }
 }
 
+/// `RUST_LOG=credvault=debug`: one line per call (method or route template, status, latency,
+/// token name, client address), never the token or a header's value; at the default level none.
+#[tokio::test]
+async fn at_debug_level_each_call_leaves_one_line_naming_its_caller_and_at_info_none() {
+    let customer = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11";
+    let call = |server: &DevServer| {
+        reqwest::Client::new()
+            .get(format!("{}/api/v1/credentials/vultr", server.http))
+            .bearer_auth(&server.token)
+            .header("X-Customer-ID", customer)
+            .send()
+    };
+    let debug = DevServer::start(&[("RUST_LOG", "credvault=debug"), ("CREDVAULT_LOG_FORMAT", "json")]);
+    assert_eq!(call(&debug).await.unwrap().status(), 200);
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", debug.grpc))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client =
+        credvault::client::client(channel, credvault::client::Bearer::new(&debug.token).unwrap());
+    let list = credvault::proto::ListRequest { customer_id: customer.into(), ..Default::default() };
+    client.list(list).await.unwrap();
+    let refused = reqwest::Client::new()
+        .get(format!("{}/api/v1/credentials/vultr", debug.http))
+        .bearer_auth("cvt_wrong");
+    assert_eq!(refused.send().await.unwrap().status(), 401);
+
+    let log = debug.log();
+    let calls: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|line| line["message"] == "call")
+        .collect();
+    let rest = calls.iter().find(|c| c["transport"] == "http" && c["status"] == "200").expect("a REST line");
+    assert_eq!(rest["call"], "GET /api/v1/credentials/{provider_or_id}", "{rest}");
+    assert_eq!(rest["client"], "127.0.0.1", "{rest}");
+    assert!(rest["token"].as_str().unwrap().starts_with("dev-"), "{rest}");
+    assert!(rest["latency_ms"].as_f64().is_some(), "{rest}");
+    let grpc = calls.iter().find(|c| c["transport"] == "grpc").expect("a gRPC line");
+    assert_eq!(grpc["call"], "/credvault.v1.CredentialService/List", "{grpc}");
+    assert_eq!((&grpc["status"], &grpc["client"]), (&"Ok".into(), &"127.0.0.1".into()), "{grpc}");
+    assert_eq!(grpc["token"], rest["token"], "{grpc}");
+    let unauthenticated = calls.iter().find(|c| c["status"] == "401").expect("the refused call's line");
+    assert_eq!(unauthenticated["token"], "-", "{unauthenticated}");
+    assert!(log.contains("time.busy"), "span timings at DEBUG: {log}");
+    for secret in [debug.token.as_str(), "cvt_wrong"] {
+        assert!(!log.contains(secret), "the log holds {secret}");
+    }
+
+    let info = DevServer::start(&[]);
+    assert_eq!(call(&info).await.unwrap().status(), 200);
+    let log = info.log();
+    assert!(
+        log.contains("credvault listening") && !log.contains(" call ") && !log.contains("time.busy"),
+        "{log}"
+    );
+}
+
 #[tokio::test]
 async fn commands_beside_serve_dev_find_its_key_by_themselves() {
     let server = DevServer::start(&[]);

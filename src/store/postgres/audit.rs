@@ -5,6 +5,7 @@ use crate::store::AuditStore;
 
 #[async_trait]
 impl AuditStore for PostgresStore {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn append_audit(&self, audit: AuditEntry, now: OffsetDateTime) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         insert_audit(&mut tx, self.signer(), &audit, now).await?;
@@ -12,6 +13,7 @@ impl AuditStore for PostgresStore {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, credential_id, customer_id, action, action_details, host(ip_address) AS ip_address, \
@@ -35,6 +37,7 @@ impl AuditStore for PostgresStore {
         rows.iter().map(rows::audit_event).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn chain_audit(&self, limit: u32) -> Result<ChainReport, StoreError> {
         let signer = self.signer().ok_or_else(|| StoreError::Config("sealing needs the audit key".into()))?;
         let mut tx = self.pool.begin().await?;
@@ -106,6 +109,7 @@ impl AuditStore for PostgresStore {
         Ok(ChainReport { sealed: u32::try_from(links.len()).unwrap_or(u32::MAX), refused, passed_over })
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn audit_chain(&self) -> Result<AuditChain, StoreError> {
         // One snapshot, so a sealing pass committing meanwhile cannot look like tampering.
         let mut tx = self.pool.begin().await?;

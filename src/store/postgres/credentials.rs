@@ -22,6 +22,7 @@ macro_rules! served_version {
 
 #[async_trait]
 impl CredentialStore for PostgresStore {
+    #[tracing::instrument(level = "debug", skip_all, fields(credential_id = %new.id, customer_id = %new.customer_id))]
     async fn insert_credential(&self, new: NewCredential, audit: AuditEntry) -> Result<Inserted, StoreError> {
         if let Some(existing) = self.find_idempotent(&new).await? {
             return Ok(existing);
@@ -57,6 +58,7 @@ impl CredentialStore for PostgresStore {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn fetch_sealed(
         &self,
         selector: CredentialSelector,
@@ -99,6 +101,7 @@ impl CredentialStore for PostgresStore {
         row.as_ref().map(rows::sealed_credential).transpose()
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(credential_id = %claim.id))]
     async fn record_use(
         &self,
         claim: UseClaim,
@@ -108,6 +111,7 @@ impl CredentialStore for PostgresStore {
         self.uses.submit(crate::store::group_commit::Use { claim, audit, now }).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(credential_id = %id))]
     async fn record_verification(
         &self,
         id: CredentialId,
@@ -126,6 +130,7 @@ impl CredentialStore for PostgresStore {
         self.fetch_changed(query, id).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list(&self, filter: &ListFilter) -> Result<Vec<CredentialMetadata>, StoreError> {
         let (after_created, after_id) = match &filter.after {
             Some(cursor) => (
@@ -157,6 +162,7 @@ impl CredentialStore for PostgresStore {
         rows.iter().map(rows::metadata).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(customer_id = %customer_id))]
     async fn all_for_customer(&self, customer_id: CustomerId) -> Result<Vec<CredentialMetadata>, StoreError> {
         let rows = sqlx::query(concat!(
             "SELECT ",
@@ -169,6 +175,7 @@ impl CredentialStore for PostgresStore {
         rows.iter().map(rows::metadata).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(credential_id = %id))]
     async fn soft_delete(
         &self,
         id: CredentialId,
@@ -181,6 +188,7 @@ impl CredentialStore for PostgresStore {
         self.fetch_changed(query, id).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(credential_id = %update.id))]
     async fn update_credential(
         &self,
         update: CredentialUpdate,
@@ -234,6 +242,7 @@ impl CredentialStore for PostgresStore {
         Ok(credential)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(credential_id = %id))]
     async fn find_credential(&self, id: CredentialId) -> Result<Option<CredentialMetadata>, StoreError> {
         let row =
             sqlx::query(concat!("SELECT ", credential_columns!(), " FROM cloud_credentials WHERE id = $1"))
@@ -243,6 +252,7 @@ impl CredentialStore for PostgresStore {
         row.as_ref().map(rows::metadata).transpose()
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(credential_id = %id, customer_id = %customer_id))]
     async fn restore_credential(
         &self,
         id: CredentialId,
@@ -280,6 +290,7 @@ impl CredentialStore for PostgresStore {
         Ok(credential)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(credential_id = %id, customer_id = %customer_id))]
     async fn purge_credential(
         &self,
         id: CredentialId,
@@ -320,6 +331,7 @@ impl CredentialStore for PostgresStore {
         Ok(Some(credential))
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn due_for_purge(
         &self,
         now: OffsetDateTime,

@@ -390,6 +390,7 @@ impl PostgresStore {
 
 #[async_trait]
 impl Store for PostgresStore {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn check_writable(&self) -> Result<(), StoreError> {
         // A new transaction's transaction_read_only is on on a hot standby and under
         // default_transaction_read_only (for the server, the database or the role).
@@ -419,11 +420,13 @@ impl Store for PostgresStore {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn migrate(&self) -> Result<(), StoreError> {
         migrator().run(&self.pool).await?;
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn check_key(&self, version: u32, check_value: &[u8; 32]) -> Result<KeyCheck, StoreError> {
         let version = i32::try_from(version)
             .map_err(|_| StoreError::Config(format!("key version {version} is too large")))?;
@@ -450,6 +453,7 @@ impl Store for PostgresStore {
 
     /// Ends the group committers (each commits what was queued first), then closes the pool.
     /// Every later call answers UNAVAILABLE.
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn close(&self) {
         self.uses.close().await;
         self.stores.close().await;

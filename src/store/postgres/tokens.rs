@@ -5,6 +5,7 @@ use crate::store::TokenStore;
 
 #[async_trait]
 impl TokenStore for PostgresStore {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO api_tokens (id, name, scopes, customer, secret_hash, created_at, expires_at) \
@@ -23,6 +24,7 @@ impl TokenStore for PostgresStore {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn find_token(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError> {
         let row = sqlx::query(concat!("SELECT ", token_columns!(), " FROM api_tokens WHERE id = $1"))
             .bind(id.as_uuid())
@@ -31,6 +33,7 @@ impl TokenStore for PostgresStore {
         row.as_ref().map(rows::token).transpose()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
         let rows =
             sqlx::query(concat!("SELECT ", token_columns!(), " FROM api_tokens ORDER BY created_at, id"))
@@ -39,6 +42,7 @@ impl TokenStore for PostgresStore {
         rows.iter().map(rows::token).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn revoke_token(&self, name: &TokenName, now: OffsetDateTime) -> Result<TokenRecord, StoreError> {
         let row = sqlx::query(concat!(
             "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, $1) WHERE name = $2 RETURNING ",

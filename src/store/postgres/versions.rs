@@ -10,6 +10,7 @@ use crate::store::versions::{self, NewVersion, VersionAdded, VersionChanged, Ver
 
 #[async_trait]
 impl VersionStore for PostgresStore {
+    #[tracing::instrument(level = "debug", skip_all, fields(credential_id = %new.credential_id))]
     async fn add_version(&self, new: NewVersion, audit: AuditEntry) -> Result<VersionAdded, StoreError> {
         let now = to_stored_precision(new.now);
         let mut tx = self.pool.begin().await?;
@@ -88,6 +89,7 @@ impl VersionStore for PostgresStore {
         Ok(VersionAdded::Added { credential, version: rows::version(&version)? })
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(credential_id = %update.credential_id, version = update.version))]
     async fn change_version(
         &self,
         update: VersionUpdate,
@@ -148,6 +150,7 @@ impl VersionStore for PostgresStore {
         Ok(VersionChanged { credential, version: rows::version(&version)?, changed: true })
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(credential_id = %id))]
     async fn list_versions(
         &self,
         id: CredentialId,

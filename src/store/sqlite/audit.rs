@@ -5,6 +5,7 @@ use crate::store::AuditStore;
 
 #[async_trait]
 impl AuditStore for SqliteStore {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn append_audit(&self, audit: AuditEntry, now: OffsetDateTime) -> Result<(), StoreError> {
         let mut writer = self.writer.acquire().await?;
         let mut tx = AuditedTx::begin(&mut writer).await?;
@@ -13,6 +14,7 @@ impl AuditStore for SqliteStore {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {
         self.move_journal().await?;
         let (at, id) = filter.after.map_or((i64::MAX, String::new()), |c| (c.at_micros, c.id.to_string()));
@@ -32,6 +34,7 @@ impl AuditStore for SqliteStore {
         rows.iter().map(rows::audit_event).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn chain_audit(&self, limit: u32) -> Result<ChainReport, StoreError> {
         let signer = self.signer().ok_or_else(|| StoreError::Config("sealing needs the audit key".into()))?;
         // Read and compute on a reader connection, so the single writer is held only for the
@@ -104,6 +107,7 @@ impl AuditStore for SqliteStore {
         Ok(ChainReport { sealed, refused, passed_over: 0 })
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn audit_chain(&self) -> Result<AuditChain, StoreError> {
         self.move_journal().await?;
         // One read transaction: one snapshot, so a sealing pass committing meanwhile cannot look

@@ -40,6 +40,7 @@ macro_rules! served_version {
 
 #[async_trait]
 impl CredentialStore for SqliteStore {
+    #[tracing::instrument(level = "debug", skip_all, fields(credential_id = %new.id, customer_id = %new.customer_id))]
     async fn insert_credential(&self, new: NewCredential, audit: AuditEntry) -> Result<Inserted, StoreError> {
         // The single writer connection serializes this whole transaction against every other
         // write, so the checks below cannot race with a concurrent insert.
@@ -125,6 +126,7 @@ impl CredentialStore for SqliteStore {
         Ok(Inserted::Created(credential))
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn fetch_sealed(
         &self,
         selector: CredentialSelector,
@@ -163,6 +165,7 @@ impl CredentialStore for SqliteStore {
         row.as_ref().map(rows::sealed_credential).transpose()
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(credential_id = %claim.id))]
     async fn record_use(
         &self,
         claim: UseClaim,
@@ -172,6 +175,7 @@ impl CredentialStore for SqliteStore {
         self.uses.submit(crate::store::group_commit::Use { claim, audit, now }).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(credential_id = %id))]
     async fn record_verification(
         &self,
         id: CredentialId,
@@ -190,6 +194,7 @@ impl CredentialStore for SqliteStore {
         self.audited_change(change, id, &audit, now).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list(&self, filter: &ListFilter) -> Result<Vec<CredentialMetadata>, StoreError> {
         // NULL parameters switch a filter off, so one prepared statement serves every case.
         let (after_created, after_id) = match &filter.after {
@@ -215,6 +220,7 @@ impl CredentialStore for SqliteStore {
         rows.iter().map(rows::metadata).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(customer_id = %customer_id))]
     async fn all_for_customer(&self, customer_id: CustomerId) -> Result<Vec<CredentialMetadata>, StoreError> {
         let rows = sqlx::query(select_credentials_counting_journal!(
             "customer_id = ?1",
@@ -226,6 +232,7 @@ impl CredentialStore for SqliteStore {
         rows.iter().map(rows::metadata).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(credential_id = %id))]
     async fn soft_delete(
         &self,
         id: CredentialId,
@@ -238,6 +245,7 @@ impl CredentialStore for SqliteStore {
         self.audited_change(change, id, &audit, now).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(credential_id = %update.id))]
     async fn update_credential(
         &self,
         update: CredentialUpdate,
@@ -286,6 +294,7 @@ impl CredentialStore for SqliteStore {
         Ok(credential)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(credential_id = %id))]
     async fn find_credential(&self, id: CredentialId) -> Result<Option<CredentialMetadata>, StoreError> {
         let row = sqlx::query(select_credentials!("FROM cloud_credentials WHERE id = ?"))
             .bind(id.to_string())
@@ -294,6 +303,7 @@ impl CredentialStore for SqliteStore {
         row.as_ref().map(rows::metadata).transpose()
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(credential_id = %id, customer_id = %customer_id))]
     async fn restore_credential(
         &self,
         id: CredentialId,
@@ -330,6 +340,7 @@ impl CredentialStore for SqliteStore {
         Ok(credential)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(credential_id = %id, customer_id = %customer_id))]
     async fn purge_credential(
         &self,
         id: CredentialId,
@@ -367,6 +378,7 @@ impl CredentialStore for SqliteStore {
         Ok(Some(credential))
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn due_for_purge(
         &self,
         now: OffsetDateTime,

@@ -5,6 +5,7 @@ use crate::store::{CancelledCredentialAudit, CustomerStore};
 
 #[async_trait]
 impl CustomerStore for SqliteStore {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn ensure_customer(&self, customer: &NewCustomer) -> Result<bool, StoreError> {
         let result = sqlx::query(
             "INSERT INTO customers (id, email, company_name, status, subscription_tier, created_at) \
@@ -22,6 +23,7 @@ impl CustomerStore for SqliteStore {
         Ok(result.rows_affected() == 1)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(customer_id = %id))]
     async fn customer_exists(&self, id: CustomerId) -> Result<bool, StoreError> {
         let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM customers WHERE id = ?")
             .bind(id.to_string())
@@ -30,6 +32,7 @@ impl CustomerStore for SqliteStore {
         Ok(found.is_some())
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(customer_id = %id))]
     async fn customer(&self, id: CustomerId) -> Result<Option<Customer>, StoreError> {
         let row = sqlx::query(concat!("SELECT ", customer_columns!(), " FROM customers WHERE id = ?"))
             .bind(id.to_string())
@@ -38,6 +41,7 @@ impl CustomerStore for SqliteStore {
         row.as_ref().map(rows::customer).transpose()
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_customers(&self, after: Option<Cursor>, limit: u32) -> Result<Vec<Customer>, StoreError> {
         let (at, id) = after.map_or((i64::MIN, String::new()), |c| (c.at_micros, c.id.to_string()));
         let rows = sqlx::query(concat!(
@@ -53,6 +57,7 @@ impl CustomerStore for SqliteStore {
         rows.iter().map(rows::customer).collect()
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(customer_id = %id))]
     async fn set_customer_status(
         &self,
         id: CustomerId,
@@ -88,6 +93,7 @@ impl CustomerStore for SqliteStore {
         Ok(customer)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(customer_id = %id))]
     async fn set_recovery_window(
         &self,
         id: CustomerId,

@@ -318,6 +318,7 @@ impl Columns for SqliteRow {
 
 #[async_trait]
 impl Store for SqliteStore {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn check_writable(&self) -> Result<(), StoreError> {
         // Rewrites the header's user_version with its own value inside a transaction that is
         // rolled back: a real write that leaves nothing behind. (BEGIN IMMEDIATE alone is not
@@ -337,11 +338,13 @@ impl Store for SqliteStore {
         wrote.map(drop).map_err(|e| read_only(&self.database, e))
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn migrate(&self) -> Result<(), StoreError> {
         migrator().run_direct(None, &mut **self.writer.acquire().await?, false).await?;
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn check_key(&self, version: u32, check_value: &[u8; 32]) -> Result<KeyCheck, StoreError> {
         let mut writer = self.writer.acquire().await?;
         let mut tx = writer.begin().await?;
@@ -374,6 +377,7 @@ impl Store for SqliteStore {
     /// thread and its connection; the checkpointer ends with its own; the readers close; a last
     /// checkpoint empties the WAL into the file; the writer stops writing and closes. Every
     /// later call answers UNAVAILABLE.
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn close(&self) {
         self.uses.close().await;
         let checkpoints = self.checkpoints.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();

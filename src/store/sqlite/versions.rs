@@ -9,6 +9,7 @@ use crate::store::versions::{self, NewVersion, VersionAdded, VersionChanged, Ver
 
 #[async_trait]
 impl VersionStore for SqliteStore {
+    #[tracing::instrument(level = "debug", skip_all, fields(credential_id = %new.credential_id))]
     async fn add_version(&self, new: NewVersion, audit: AuditEntry) -> Result<VersionAdded, StoreError> {
         let mut writer = self.writer.acquire().await?;
         let mut tx = AuditedTx::begin(&mut writer).await?;
@@ -89,6 +90,7 @@ impl VersionStore for SqliteStore {
         Ok(VersionAdded::Added { credential, version: rows::version(&version)? })
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(credential_id = %update.credential_id, version = update.version))]
     async fn change_version(
         &self,
         update: VersionUpdate,
@@ -150,6 +152,7 @@ impl VersionStore for SqliteStore {
         Ok(VersionChanged { credential, version: rows::version(&version)?, changed: true })
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(credential_id = %id))]
     async fn list_versions(
         &self,
         id: CredentialId,
