@@ -1,5 +1,6 @@
 //! The Store conformance suite: the storage trait's contract, checked directly against each
-//! backend on a fresh database, below any server. A new backend proves itself here first.
+//! backend on a fresh database, below any server: every method of every Store trait, with exact
+//! outcomes. A new backend (or a change of the trait) proves itself here first.
 
 use std::sync::Arc;
 
@@ -7,10 +8,12 @@ use credvault::crypto::{Keyring, MasterKey};
 use credvault::domain::{
     AuditAction, AuditEntry, AuditFilter, CredentialId, CredentialMetadata, CredentialName,
     CredentialSelector, CredentialType, CustomerBinding, CustomerId, CustomerStatus, Etag, IdempotencyKey,
-    ListFilter, PageCursor, Permission, Provider, Scopes, SubscriptionTier, TokenName, VersionState,
+    ListFilter, PageCursor, Permission, Provider, Scopes, SubscriptionTier, TokenName, VersionChange,
+    VersionMetadata, VersionState,
 };
 use credvault::store::{
-    self, Inserted, KeyCheck, NewCredential, NewCustomer, PoolSettings, Store, StoreError, UseClaim,
+    self, CredentialUpdate, Inserted, KeyCheck, NewCredential, NewCustomer, NewVersion, PoolSettings,
+    PurgeReason, Store, StoreError, UseClaim, VersionAdded, VersionUpdate,
 };
 use time::OffsetDateTime;
 
@@ -330,10 +333,286 @@ async fn every_audit_row_is_chained_once_in_commit_order(backend: Backend) {
     assert_eq!(actions, ["created", "used", "used", "used", "denied"]);
 }
 
+fn version(credential: &CredentialMetadata, number: u32, sealed: &[u8]) -> NewVersion {
+    NewVersion {
+        credential_id: credential.id,
+        customer_id: credential.customer_id,
+        version: number,
+        sealed: sealed.to_vec(),
+        key_version: 1,
+        disable_previous: false,
+        expected: None,
+        idempotency: None,
+        created_by: Some(TokenName::parse("suite-rotator", "name").unwrap()),
+        now: OffsetDateTime::now_utc(),
+    }
+}
+
+fn added(outcome: VersionAdded) -> (CredentialMetadata, VersionMetadata) {
+    match outcome {
+        VersionAdded::Added { credential, version } => (credential, version),
+        VersionAdded::Existing { .. } => panic!("expected a new version"),
+    }
+}
+
+fn change(credential: &CredentialMetadata, number: u32, change: VersionChange) -> VersionUpdate {
+    VersionUpdate {
+        credential_id: credential.id,
+        customer_id: credential.customer_id,
+        version: number,
+        change,
+        expected: None,
+    }
+}
+
+async fn versions_are_added_changed_and_listed_with_their_audit_rows(backend: Backend) {
+    let (store, _dir) = fresh(backend).await;
+    let owner = customer();
+    store.ensure_customer(&owner).await.unwrap();
+    let stored = created(insert(store.as_ref(), credential(owner.id, "Rotated", b"v1")).await.unwrap());
+    let rotate = |new| store.add_version(new, audit(AuditAction::Rotated, owner.id, Some(stored.id)));
+
+    let (after_two, two) = added(rotate(version(&stored, 2, b"v2")).await.unwrap());
+    assert_eq!(
+        (two.version, two.state, two.created_by.as_deref()),
+        (2, VersionState::Enabled, Some("suite-rotator"))
+    );
+    assert_eq!((after_two.current_version, after_two.latest_version), (Some(2), 2));
+    assert_ne!(after_two.etag, stored.etag, "a rotation changes the etag");
+    let taken = rotate(version(&stored, 2, b"again")).await;
+    assert!(matches!(taken, Err(StoreError::VersionTaken)), "{taken:?}");
+    let stale = rotate(NewVersion { expected: Some(stored.etag), ..version(&stored, 3, b"v3") }).await;
+    assert!(matches!(stale, Err(StoreError::Stale(_))), "{stale:?}");
+    let foreign =
+        rotate(NewVersion { customer_id: CustomerId::new_random(), ..version(&stored, 3, b"v3") }).await;
+    assert!(matches!(foreign, Err(StoreError::NotFound(_))), "another customer's: {foreign:?}");
+    let key = IdempotencyKey::parse_optional("rotate-1", "key").unwrap().unwrap();
+    let idempotent = || NewVersion {
+        idempotency: Some((key.clone(), [4; 32])),
+        disable_previous: true,
+        expected: Some(after_two.etag),
+        ..version(&stored, 3, b"v3")
+    };
+    let (after_three, three) = added(rotate(idempotent()).await.unwrap());
+    assert_eq!(three.version, 3);
+    match rotate(idempotent()).await.unwrap() {
+        VersionAdded::Existing { version, fingerprint, .. } => {
+            assert_eq!((version.version, fingerprint.as_slice()), (3, &[4; 32][..]));
+        }
+        VersionAdded::Added { .. } => panic!("an idempotent retry added a version"),
+    }
+
+    // disable_previous disabled version 2; the listing is newest first, paged by `before`.
+    let listed = store.list_versions(stored.id, None, 10).await.unwrap();
+    let states: Vec<_> = listed.iter().map(|v| (v.version, v.state)).collect();
+    assert_eq!(states, [(3, VersionState::Enabled), (2, VersionState::Disabled), (1, VersionState::Enabled)]);
+    let below = store.list_versions(stored.id, Some(3), 1).await.unwrap();
+    assert_eq!(below.iter().map(|v| v.version).collect::<Vec<_>>(), [2]);
+
+    // State changes: the current version moves to the newest enabled one; a destroyed one
+    // loses its ciphertext and cannot come back.
+    let now = OffsetDateTime::now_utc();
+    let update = |u| store.change_version(u, audit(AuditAction::Updated, owner.id, Some(stored.id)), now);
+    let disabled = update(change(&stored, 3, VersionChange::Disable)).await.unwrap();
+    assert!(disabled.changed);
+    assert_eq!(
+        (disabled.version.state, disabled.credential.current_version),
+        (VersionState::Disabled, Some(1))
+    );
+    let again = update(change(&stored, 3, VersionChange::Disable)).await.unwrap();
+    assert!(!again.changed, "already disabled: nothing written");
+    let destroyed = update(change(&stored, 2, VersionChange::Destroy)).await.unwrap();
+    assert_eq!(destroyed.version.state, VersionState::Destroyed);
+    assert!(destroyed.version.destroyed_at.is_some());
+    let gone = store.fetch_sealed(CredentialSelector::Id(stored.id), Some(2)).await.unwrap().unwrap();
+    assert_eq!(gone.version.unwrap().sealed, None, "a destroyed version's ciphertext is deleted");
+    let revive = update(change(&stored, 2, VersionChange::Enable)).await;
+    assert!(matches!(revive, Err(StoreError::FailedPrecondition(_))), "{revive:?}");
+    let missing = update(change(&stored, 9, VersionChange::Enable)).await;
+    assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
+    let stale = update(VersionUpdate {
+        expected: Some(after_three.etag),
+        ..change(&stored, 3, VersionChange::Enable)
+    })
+    .await;
+    assert!(matches!(stale, Err(StoreError::Stale(_))), "{stale:?}");
+    let enabled = update(change(&stored, 3, VersionChange::Enable)).await.unwrap();
+    assert_eq!(enabled.credential.current_version, Some(3));
+
+    let actions: Vec<String> = store
+        .list_audit(&audit_filter(None, Some(stored.id)))
+        .await
+        .unwrap()
+        .into_iter()
+        .rev()
+        .map(|e| e.action.as_str().to_owned())
+        .collect();
+    assert_eq!(
+        actions,
+        ["created", "rotated", "rotated", "updated", "updated", "updated"],
+        "none for the refused or unchanged"
+    );
+}
+
+async fn metadata_changes_restores_purges_and_recovery_windows_follow_the_contract(backend: Backend) {
+    let (store, _dir) = fresh(backend).await;
+    let owner = customer();
+    store.ensure_customer(&owner).await.unwrap();
+    let now = OffsetDateTime::now_utc();
+    let stored = created(insert(store.as_ref(), credential(owner.id, "Renamed", b"c")).await.unwrap());
+    let other = created(insert(store.as_ref(), credential(owner.id, "Other", b"c")).await.unwrap());
+
+    let rename = |name: &str, expected| CredentialUpdate {
+        id: stored.id,
+        customer_id: owner.id,
+        name: Some(CredentialName::parse(name, "name").unwrap()),
+        credential_type: None,
+        permissions: Some(Permission::ReadWrite),
+        is_default: Some(true),
+        expected,
+        now,
+    };
+    let entry = || audit(AuditAction::Updated, owner.id, Some(stored.id));
+    let renamed = store.update_credential(rename("New name", Some(stored.etag)), entry()).await.unwrap();
+    assert_eq!(
+        (renamed.name.as_str(), renamed.permissions, renamed.is_default),
+        ("New name", Permission::ReadWrite, true)
+    );
+    let stale = store.update_credential(rename("Newer", Some(stored.etag)), entry()).await;
+    assert!(matches!(stale, Err(StoreError::Stale(_))), "{stale:?}");
+    let taken = store.update_credential(rename("Other", None), entry()).await;
+    assert!(matches!(taken, Err(StoreError::Conflict(_))), "{taken:?}");
+    let foreign = store
+        .update_credential(
+            CredentialUpdate { customer_id: CustomerId::new_random(), ..rename("X", None) },
+            entry(),
+        )
+        .await;
+    assert!(matches!(foreign, Err(StoreError::NotFound(_))), "{foreign:?}");
+
+    // A recovery window of an hour: deleted now, due in an hour, restorable meanwhile.
+    let window = std::time::Duration::from_secs(3600);
+    let changed = store
+        .set_recovery_window(owner.id, window, audit(AuditAction::Updated, owner.id, None), now)
+        .await
+        .unwrap();
+    assert_eq!(changed.recovery_window, window);
+    let unknown = CustomerId::new_random();
+    let missing =
+        store.set_recovery_window(unknown, window, audit(AuditAction::Updated, unknown, None), now).await;
+    assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
+    let deleted = store
+        .soft_delete(stored.id, audit(AuditAction::Deleted, owner.id, Some(stored.id)), now)
+        .await
+        .unwrap();
+    let purge_at = deleted.purge_at.expect("a deleted credential is scheduled");
+    assert!((purge_at - now - time::Duration::hours(1)).abs() < time::Duration::seconds(1), "{purge_at}");
+    assert!(store.due_for_purge(now, 10).await.unwrap().is_empty(), "not due yet");
+    let later = now + time::Duration::hours(2);
+    assert_eq!(
+        store.due_for_purge(later, 10).await.unwrap().iter().map(|c| c.id).collect::<Vec<_>>(),
+        [stored.id]
+    );
+
+    let restore = |id, customer| {
+        store.restore_credential(id, customer, audit(AuditAction::Restored, owner.id, Some(id)), now)
+    };
+    let active = restore(other.id, owner.id).await;
+    assert!(matches!(active, Err(StoreError::FailedPrecondition(_))), "not deleted: {active:?}");
+    let foreign = restore(stored.id, CustomerId::new_random()).await;
+    assert!(matches!(foreign, Err(StoreError::NotFound(_))), "{foreign:?}");
+    let restored = restore(stored.id, owner.id).await.unwrap();
+    assert!(restored.is_active && restored.purge_at.is_none());
+    assert!(store.due_for_purge(later, 10).await.unwrap().is_empty(), "restored: no longer due");
+    assert_eq!(store.find_credential(stored.id).await.unwrap().unwrap().id, stored.id);
+    assert!(store.find_credential(CredentialId::new_random()).await.unwrap().is_none());
+
+    // The purger's purge happens only while due; a requested one at once, whatever the state.
+    let purge = |id, reason| {
+        store.purge_credential(id, owner.id, reason, audit(AuditAction::Purged, owner.id, Some(id)), now)
+    };
+    assert!(purge(stored.id, PurgeReason::Due(later)).await.unwrap().is_none(), "active: not due");
+    let purged = purge(other.id, PurgeReason::Requested).await.unwrap().unwrap();
+    assert!(purged.purged_at.is_some() && !purged.is_active);
+    let versions = store.list_versions(other.id, None, 10).await.unwrap();
+    assert!(versions.iter().all(|v| v.state == VersionState::Destroyed), "{versions:?}");
+    let twice = purge(other.id, PurgeReason::Requested).await;
+    assert!(matches!(twice, Err(StoreError::FailedPrecondition(_))), "{twice:?}");
+    let again = restore(other.id, owner.id).await;
+    assert!(matches!(again, Err(StoreError::FailedPrecondition(_))), "purged: {again:?}");
+}
+
+async fn a_cancelled_customer_loses_its_credentials_at_once_and_takes_no_writes(backend: Backend) {
+    let (store, _dir) = fresh(backend).await;
+    let owner = customer();
+    store.ensure_customer(&owner).await.unwrap();
+    let now = OffsetDateTime::now_utc();
+    let first = created(insert(store.as_ref(), credential(owner.id, "First", b"c")).await.unwrap());
+    let second = created(insert(store.as_ref(), credential(owner.id, "Second", b"c")).await.unwrap());
+    store.soft_delete(second.id, audit(AuditAction::Deleted, owner.id, Some(second.id)), now).await.unwrap();
+
+    let cancelled = store
+        .set_customer_status(
+            owner.id,
+            CustomerStatus::Cancelled,
+            audit(AuditAction::Updated, owner.id, None),
+            &deleted_audit,
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status, CustomerStatus::Cancelled);
+    let all = store.all_for_customer(owner.id).await.unwrap();
+    assert!(all.iter().all(|c| !c.is_active && c.purge_at.is_some()), "{all:?}");
+    let first_rows = store.list_audit(&audit_filter(None, Some(first.id))).await.unwrap();
+    let details: Vec<_> = first_rows.iter().map(|e| (e.action.as_str(), e.details.as_str())).collect();
+    assert!(details.contains(&("deleted", "First deleted by the cancellation")), "{details:?}");
+    assert_eq!(details.len(), 2, "{details:?}");
+    let second_rows = store.list_audit(&audit_filter(None, Some(second.id))).await.unwrap();
+    assert_eq!(second_rows.len(), 2, "deleted once only: {second_rows:?}");
+
+    let refused = insert(store.as_ref(), credential(owner.id, "After", b"c")).await;
+    assert!(
+        matches!(&refused, Err(StoreError::FailedPrecondition(m)) if m.contains("is cancelled")),
+        "{refused:?}"
+    );
+    let restore = store
+        .restore_credential(first.id, owner.id, audit(AuditAction::Restored, owner.id, Some(first.id)), now)
+        .await;
+    assert!(
+        matches!(&restore, Err(StoreError::FailedPrecondition(m)) if m.contains("is cancelled")),
+        "{restore:?}"
+    );
+    let suspended = customer();
+    store.ensure_customer(&suspended).await.unwrap();
+    let active = created(insert(store.as_ref(), credential(suspended.id, "Kept", b"c")).await.unwrap());
+    store
+        .set_customer_status(
+            suspended.id,
+            CustomerStatus::Suspended,
+            audit(AuditAction::Updated, suspended.id, None),
+            &deleted_audit,
+            now,
+        )
+        .await
+        .unwrap();
+    assert!(store.find_credential(active.id).await.unwrap().unwrap().is_active, "suspension deletes nothing");
+    let rotation = store
+        .add_version(version(&active, 2, b"v2"), audit(AuditAction::Rotated, suspended.id, Some(active.id)))
+        .await;
+    assert!(
+        matches!(&rotation, Err(StoreError::FailedPrecondition(m)) if m.contains("is suspended")),
+        "{rotation:?}"
+    );
+}
+
 backend_tests!(
     the_store_keeps_its_own_life,
     customers_are_created_once_listed_in_order_and_changed_with_their_audit_row,
     credentials_are_stored_used_verified_listed_and_deleted_with_their_audit_rows,
     tokens_are_recorded_found_listed_and_revoked,
     every_audit_row_is_chained_once_in_commit_order,
+    versions_are_added_changed_and_listed_with_their_audit_rows,
+    metadata_changes_restores_purges_and_recovery_windows_follow_the_contract,
+    a_cancelled_customer_loses_its_credentials_at_once_and_takes_no_writes,
 );
