@@ -1,6 +1,6 @@
 //! Operator actions shared by the CLI and `serve --dev`: issuing, listing and revoking API
-//! tokens; backing up and restoring a SQLite vault. They act on the store directly, as the
-//! operator (no token needed at a terminal that already holds the database credentials).
+//! tokens; backing up and restoring a SQLite vault. They act as the operator (no token needed
+//! at a terminal that already holds the database credentials), through the vault's use cases.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,12 +13,12 @@ use crate::domain::{CustomerBinding, Scopes, TokenName, TokenRecord};
 use aws_lc_rs::constant_time::verify_slices_are_equal;
 
 use crate::crypto::Keyring;
-use crate::store::{Store, sqlite_backup};
-use crate::vault::{Vault, error_chain};
+use crate::store::sqlite_backup;
+use crate::vault::{Directory, RequestContext, Vault, VaultError, error_chain};
 
 /// Issues and records a token; the returned text is shown once.
 pub async fn create_token(
-    store: &dyn Store,
+    directory: &Directory,
     name: &str,
     scopes: &str,
     customer: &str,
@@ -27,26 +27,28 @@ pub async fn create_token(
     let name = TokenName::parse(name, "--name").map_err(|v| v.to_string())?;
     let scopes = Scopes::parse(scopes, "--scopes").map_err(|v| v.to_string())?;
     let customer = CustomerBinding::parse(customer, "--customer").map_err(|v| v.to_string())?;
-    if let CustomerBinding::One(id) = customer
-        && !store.customer_exists(id).await.map_err(|e| error_chain(&e))?
-    {
-        return Err(format!(
-            "--customer: customer {id} not found (create it with `credvault customer create`)"
-        ));
+    let operator = RequestContext::operator();
+    if let CustomerBinding::One(id) = customer {
+        directory.customer(&operator, id).await.map_err(|e| match e {
+            VaultError::NotFound(_) => {
+                format!("--customer: customer {id} not found (create it with `credvault customer create`)")
+            }
+            other => other.to_string(),
+        })?;
     }
     let expires_at = expires_in.map(|d| OffsetDateTime::now_utc() + d);
     let issued = auth::issue(name, scopes, customer, expires_at).map_err(|_| "no randomness available")?;
-    store.insert_token(&issued.record).await.map_err(|e| error_chain(&e))?;
+    directory.record_token(&operator, &issued.record).await.map_err(|e| e.to_string())?;
     Ok(issued)
 }
 
-pub async fn list_tokens(store: &dyn Store) -> Result<Vec<TokenRecord>, String> {
-    store.list_tokens().await.map_err(|e| error_chain(&e))
+pub async fn list_tokens(directory: &Directory) -> Result<Vec<TokenRecord>, String> {
+    directory.list_tokens(&RequestContext::operator()).await.map_err(|e| e.to_string())
 }
 
-pub async fn revoke_token(store: &dyn Store, name: &str) -> Result<TokenRecord, String> {
+pub async fn revoke_token(directory: &Directory, name: &str) -> Result<TokenRecord, String> {
     let name = TokenName::parse(name, "NAME").map_err(|v| v.to_string())?;
-    store.revoke_token(&name, OffsetDateTime::now_utc()).await.map_err(|e| error_chain(&e))
+    directory.revoke_token(&RequestContext::operator(), &name).await.map_err(|e| e.to_string())
 }
 
 /// `serve --dev`: the development token kept in `path` (0600), made anew, with every scope for
@@ -61,7 +63,7 @@ pub async fn ensure_dev_token(vault: &Vault, path: &Path) -> Result<SecretString
     }
     let suffix = uuid::Uuid::new_v4().simple().to_string();
     let name = format!("dev-{}", &suffix[..8]);
-    let issued = create_token(vault.store().as_ref(), &name, "*", "*", None).await?;
+    let issued = create_token(vault.directory(), &name, "*", "*", None).await?;
     crate::private_files::write_private_file(path, issued.token.expose_secret())
         .map_err(|e| format!("cannot write the dev token file {}: {e}", path.display()))?;
     tracing::warn!(path = %path.display(), token = name, "created a development token with every scope");

@@ -11,9 +11,7 @@ use credvault::config::{Config, DEFAULT_DATABASE_URL, LogFormat, ServeArgs};
 use credvault::crypto::Keyring;
 use credvault::crypto::MasterKey;
 use credvault::domain::AuditSigner;
-use credvault::domain::{
-    Customer, CustomerId, CustomerStatus, DEMO_CUSTOMER_ID, Principal, SubscriptionTier,
-};
+use credvault::domain::{Customer, CustomerId, CustomerStatus, DEMO_CUSTOMER_ID, SubscriptionTier};
 use credvault::server::{self, App};
 use credvault::store::{self, PoolSettings, Store};
 use credvault::vault::{Directory, NewCustomerRequest, RequestContext, prove_key, verify_audit_log};
@@ -261,7 +259,7 @@ async fn run(command: Command) -> Result<(), String> {
 }
 
 async fn customer(command: CustomerCommand) -> Result<(), String> {
-    let operator = RequestContext { principal: Some(Principal::operator()), ..Default::default() };
+    let operator = RequestContext::operator();
     let describe = |c: &Customer| {
         format!("{}\t{}\t{}\t{}\t{}", c.id, c.status, c.tier.as_str(), c.email.as_str(), c.company_name)
     };
@@ -332,7 +330,8 @@ async fn token(command: TokenCommand) -> Result<(), String> {
             database: DatabaseArg { database_url },
         } => {
             let store = open_migrated(&database_url).await?;
-            let created = admin::create_token(store.as_ref(), &name, &scopes, &customer, expires_in);
+            let directory = Directory::new(store.clone());
+            let created = admin::create_token(&directory, &name, &scopes, &customer, expires_in);
             let issued = closing(&store, created).await?;
             eprintln!("{}", admin::describe(&issued.record, time::OffsetDateTime::now_utc()));
             eprintln!("the token follows; it is shown only now:");
@@ -341,13 +340,15 @@ async fn token(command: TokenCommand) -> Result<(), String> {
         TokenCommand::List { database: DatabaseArg { database_url } } => {
             let store = open_migrated(&database_url).await?;
             let now = time::OffsetDateTime::now_utc();
-            for token in closing(&store, admin::list_tokens(store.as_ref())).await? {
+            let directory = Directory::new(store.clone());
+            for token in closing(&store, admin::list_tokens(&directory)).await? {
                 println!("{}", admin::describe(&token, now));
             }
         }
         TokenCommand::Revoke { name, database: DatabaseArg { database_url } } => {
             let store = open_migrated(&database_url).await?;
-            let token = closing(&store, admin::revoke_token(store.as_ref(), &name)).await?;
+            let directory = Directory::new(store.clone());
+            let token = closing(&store, admin::revoke_token(&directory, &name)).await?;
             println!("{}", admin::describe(&token, time::OffsetDateTime::now_utc()));
         }
     }

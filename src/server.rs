@@ -22,8 +22,8 @@ use crate::crypto::Keyring;
 use crate::domain::{AuditSigner, CustomerId, CustomerStatus, DEMO_CUSTOMER_ID, SubscriptionTier};
 use crate::grpc::{AuditApi, CredentialApi, CustomerApi};
 use crate::proto::credential_service_server::CredentialServiceServer;
-use crate::store::{self, NewCustomer};
-use crate::vault::{StartupError, Vault, error_chain};
+use crate::store;
+use crate::vault::{NewCustomerRequest, StartupError, Vault, error_chain};
 use crate::verify::Verifiers;
 
 /// Why the server could not start; each message says what to fix.
@@ -215,7 +215,6 @@ impl App {
         );
         let final_seal = self.vault.clone();
         tracing::info!(grpc_addr = %self.grpc_addr, http_addr = %self.http_addr, "credvault listening");
-        let store = self.vault.store().clone();
         let rest = crate::rest::router(self.vault.clone(), self.dashboard_origin)
             .into_make_service_with_connect_info::<SocketAddr>();
         let http = axum::serve(self.http_listener, rest).with_graceful_shutdown(stop_signal(stopped.clone()));
@@ -249,7 +248,7 @@ impl App {
         {
             tracing::warn!(error = %e, "could not seal the newest audit rows at shutdown");
         }
-        store.close().await;
+        final_seal.close().await;
         tracing::info!("stopped");
         match fatal.lock().expect("not poisoned").take() {
             Some(error) => Err(error.into()),
@@ -354,17 +353,22 @@ async fn prepare_until_ready(
 }
 
 async fn seed_demo_customer(vault: &Vault) -> Result<(), StartError> {
-    let demo = NewCustomer {
-        id: CustomerId::parse(DEMO_CUSTOMER_ID, "demo").expect("the demo id is a UUID"),
-        email: "demo@example.com".into(),
-        company_name: "Demo Customer".into(),
-        status: CustomerStatus::Active,
-        tier: SubscriptionTier::Free,
-    };
-    let created = vault.store().ensure_customer(&demo).await.map_err(|e| StartError::Database {
-        url: "(configured database)".into(),
-        reason: format!("cannot create the demo customer: {}", error_chain(&e)),
-    })?;
+    let id = CustomerId::parse(DEMO_CUSTOMER_ID, "demo").expect("the demo id is a UUID");
+    let demo = NewCustomerRequest::parse(
+        "demo@example.com",
+        "Demo Customer",
+        CustomerStatus::Active,
+        SubscriptionTier::Free,
+    )
+    .expect("the demo customer is valid");
+    let created = vault
+        .directory()
+        .ensure_customer(&crate::vault::RequestContext::operator(), id, demo)
+        .await
+        .map_err(|e| StartError::Database {
+            url: "(configured database)".into(),
+            reason: format!("cannot create the demo customer: {e}"),
+        })?;
     if created {
         tracing::info!(customer_id = DEMO_CUSTOMER_ID, "created the demo customer");
     }

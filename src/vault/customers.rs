@@ -52,7 +52,7 @@ pub struct Listed<T> {
 /// Customers and the audit log over a store.
 #[derive(Clone)]
 pub struct Directory {
-    store: Arc<dyn Store>,
+    pub(super) store: Arc<dyn Store>,
 }
 
 impl Directory {
@@ -67,6 +67,19 @@ impl Directory {
     ) -> Result<Customer, VaultError> {
         authorize_all_customers(self.store.as_ref(), ctx, Scope::Admin, "create a customer").await?;
         let id = CustomerId::new_random();
+        self.ensure_customer(ctx, id, request).await?;
+        self.store.customer(id).await?.ok_or(VaultError::Internal)
+    }
+
+    /// Creates the customer with this id unless one exists (`serve --dev`'s demo customer);
+    /// whether it was created.
+    pub async fn ensure_customer(
+        &self,
+        ctx: &RequestContext,
+        id: CustomerId,
+        request: NewCustomerRequest,
+    ) -> Result<bool, VaultError> {
+        authorize_all_customers(self.store.as_ref(), ctx, Scope::Admin, "create a customer").await?;
         let new = NewCustomer {
             id,
             email: request.email.as_str().to_owned(),
@@ -74,8 +87,7 @@ impl Directory {
             status: request.status,
             tier: request.tier,
         };
-        self.store.ensure_customer(&new).await?;
-        self.store.customer(id).await?.ok_or(VaultError::Internal)
+        Ok(self.store.ensure_customer(&new).await?)
     }
 
     pub async fn customer(&self, ctx: &RequestContext, id: CustomerId) -> Result<Customer, VaultError> {
@@ -192,7 +204,7 @@ impl Directory {
 }
 
 /// Trims a `page_size + 1` fetch to the page and says where the next one starts.
-fn page_end<T>(items: &mut Vec<T>, page_size: u32, cursor: impl Fn(&T) -> Cursor) -> Option<Cursor> {
+pub(super) fn page_end<T>(items: &mut Vec<T>, page_size: u32, cursor: impl Fn(&T) -> Cursor) -> Option<Cursor> {
     let page_size = page_size as usize;
     if items.len() > page_size {
         items.truncate(page_size);

@@ -8,6 +8,7 @@ mod error;
 mod get;
 mod recovery;
 mod served_cache;
+mod tokens;
 mod update;
 mod versions;
 
@@ -46,6 +47,12 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
+    /// The operator at a terminal that already holds the database credentials (the CLI,
+    /// `serve --dev`'s set-up): every scope, every customer.
+    pub fn operator() -> Self {
+        RequestContext { principal: Some(Principal::operator()), ..Default::default() }
+    }
+
     pub(crate) fn actor(&self) -> Option<TokenName> {
         self.principal.as_ref().map(|p| p.name.clone())
     }
@@ -289,8 +296,15 @@ impl Vault {
         &self.directory
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
+    /// Closes the store (SQLite checkpoints its WAL); calls after it answer UNAVAILABLE.
+    pub async fn close(&self) {
+        self.store.close().await;
+    }
+
+    /// Checks every audit row's MAC and the chain's links with this vault's key (what
+    /// `credvault audit verify` does with the operator's).
+    pub async fn verify_audit_log(&self) -> Result<Result<AuditVerified, Tampered>, VaultError> {
+        Ok(verify_audit_log(self.store.as_ref(), self.keyring.as_ref()).await?)
     }
 
     #[tracing::instrument(skip_all, fields(customer_id = %request.customer_id, provider = %request.secret.provider()))]

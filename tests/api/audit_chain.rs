@@ -5,7 +5,7 @@ use std::process::Command;
 
 use credvault::crypto::{Keyring, MasterKey};
 use credvault::domain::AuditEvent;
-use credvault::vault::{AuditVerified, Tampered, verify_audit_log};
+use credvault::vault::{AuditVerified, RequestContext, Tampered, verify_audit_log};
 use secrecy::SecretString;
 
 use crate::db::TestDb;
@@ -26,7 +26,7 @@ async fn with_history(backend: Backend) -> (TestApp, Vec<String>) {
     let report = app.vault.chain_audit().await.unwrap();
     assert_eq!(report.sealed, 7, "refused: {:?}", report.refused);
     assert!(report.refused.is_empty());
-    let chain = app.vault.store().audit_chain().await.unwrap();
+    let chain = app.vault.directory().audit_chain(&RequestContext::operator()).await.unwrap();
     let in_log_order: Vec<_> = chain.rows.iter().map(|r| r.event.id).collect();
     let in_chain_order: Vec<_> = chain.links.iter().map(|l| l.audit_id).collect();
     assert_eq!(in_chain_order, in_log_order, "one request after another: sealed in the order written");
@@ -34,8 +34,7 @@ async fn with_history(backend: Backend) -> (TestApp, Vec<String>) {
 }
 
 async fn verify(app: &TestApp) -> Result<AuditVerified, Tampered> {
-    let key = MasterKey::from_base64(&SecretString::from(app.key.clone())).unwrap();
-    verify_audit_log(app.vault.store().as_ref(), &Keyring::single(&key)).await.unwrap()
+    app.vault.verify_audit_log().await.unwrap()
 }
 
 #[track_caller]
@@ -208,7 +207,7 @@ async fn gets_rows_reach_the_log_in_commit_order() {
     app.get_by_id(&app.store_vultr("Other", "k2").await.id).await.unwrap();
     app.vault.chain_audit().await.unwrap();
     assert_eq!(journal().await, 0, "sealing moves the journal first");
-    let chain = app.vault.store().audit_chain().await.unwrap();
+    let chain = app.vault.directory().audit_chain(&RequestContext::operator()).await.unwrap();
     assert_eq!(chain.links.len(), 6);
     let in_chain_order: Vec<_> = chain.links.iter().map(|l| l.audit_id).collect();
     let in_log_order: Vec<_> = chain.rows.iter().map(|r| r.event.id).collect();

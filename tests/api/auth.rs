@@ -339,7 +339,7 @@ async fn every_rpc_refuses_all_but_the_allowed_caller(backend: Backend) {
 
         // Revoked before use; expired.
         let (name, token) = app.token(rpc.scope(), &f.customer, None).await;
-        credvault::admin::revoke_token(app.vault.store().as_ref(), &name).await.unwrap();
+        credvault::admin::revoke_token(app.vault.directory(), &name).await.unwrap();
         let status =
             assert_code(call(rpc, Some(&token), &f, &app).await, Code::Unauthenticated, rpc, "revoked");
         assert!(status.message().contains("revoked"), "{status:?}");
@@ -374,7 +374,7 @@ async fn a_used_token_stops_working_within_the_cache_bound_after_revocation() {
     let mut client = app.client_with(Some(&token)).await;
     let list = || pb::ListRequest { customer_id: app.customer_id.clone(), ..Default::default() };
     client.list(list()).await.unwrap();
-    credvault::admin::revoke_token(app.vault.store().as_ref(), &name).await.unwrap();
+    credvault::admin::revoke_token(app.vault.directory(), &name).await.unwrap();
     tokio::time::sleep(Duration::from_millis(600)).await;
     let status = client.list(list()).await.expect_err("revoked beyond the cache bound");
     assert_eq!(status.code(), Code::Unauthenticated);

@@ -12,9 +12,8 @@ use credvault::crypto::MasterKey;
 use credvault::domain::{CustomerBinding, CustomerId, Scopes, TokenName, TokenRecord};
 use credvault::proto::{self as pb, credential_secret::Secret};
 use credvault::server::{App, StartError};
-use credvault::store::NewCustomer;
 use credvault::store::PoolSettings;
-use credvault::vault::Vault;
+use credvault::vault::{NewCustomerRequest, RequestContext, Vault};
 use credvault::verify::VerifySettings;
 use secrecy::{ExposeSecret, SecretString};
 use tempfile::TempDir;
@@ -270,17 +269,16 @@ impl TestApp {
 
     pub async fn create_customer(&self) -> String {
         let id = CustomerId::new_random();
-        self.vault
-            .store()
-            .ensure_customer(&NewCustomer {
-                id,
-                email: format!("{id}@example.com"),
-                company_name: "Test Co".into(),
-                status: Default::default(),
-                tier: Default::default(),
-            })
-            .await
-            .unwrap();
+        let request = NewCustomerRequest::parse(
+            &format!("{id}@example.com"),
+            "Test Co",
+            Default::default(),
+            Default::default(),
+        )
+        .unwrap();
+        assert!(
+            self.vault.directory().ensure_customer(&RequestContext::operator(), id, request).await.unwrap()
+        );
         id.to_string()
     }
 
@@ -400,7 +398,7 @@ impl TestApp {
     async fn store_pending_token(&self) {
         let pending = self.pending_token.lock().unwrap().take();
         if let Some(record) = pending {
-            self.vault.store().insert_token(&record).await.unwrap();
+            self.vault.directory().record_token(&RequestContext::operator(), &record).await.unwrap();
         }
     }
 
@@ -433,7 +431,7 @@ impl TestApp {
     ) -> (String, String) {
         let name = format!("t-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let issued =
-            credvault::admin::create_token(self.vault.store().as_ref(), &name, scopes, customer, expires_in)
+            credvault::admin::create_token(self.vault.directory(), &name, scopes, customer, expires_in)
                 .await
                 .unwrap();
         (name, issued.token.expose_secret().to_owned())

@@ -1,6 +1,5 @@
 //! Get by (customer, provider): the default if any, else the newest verified, else the newest.
 
-use credvault::domain::{AuditAction, AuditEntry, CredentialId, CustomerId};
 use credvault::proto::{self as pb, credential_secret::Secret};
 
 use crate::helpers::*;
@@ -13,17 +12,10 @@ async fn fetched_key(app: &TestApp) -> String {
     }
 }
 
+/// Marks a credential verified behind the server's back, as a definite Verify would.
 async fn mark_verified(app: &TestApp, credential: &pb::Credential) {
-    let id = CredentialId::parse(&credential.id, "id").unwrap();
-    let audit = AuditEntry {
-        credential_id: Some(id),
-        customer_id: Some(CustomerId::parse(&credential.customer_id, "c").unwrap()),
-        action: AuditAction::Verified,
-        details: "test".into(),
-        ip_address: None,
-        actor: None,
-    };
-    app.vault.store().record_verification(id, true, audit, time::OffsetDateTime::now_utc()).await.unwrap();
+    let sql = format!("UPDATE cloud_credentials SET is_verified = true WHERE id = '{}'", credential.id);
+    assert_eq!(app.db().await.execute(&sql).await, 1);
 }
 
 async fn without_default_or_verification_the_newest_wins(backend: Backend) {

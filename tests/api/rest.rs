@@ -6,6 +6,8 @@ use std::time::Duration;
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 
+use credvault::vault::RequestContext;
+
 use crate::fakes::{Fakes, VULTR_KEY};
 use crate::helpers::*;
 
@@ -553,8 +555,8 @@ async fn the_audit_log_believes_x_forwarded_for_only_from_trusted_proxies() {
             page_size: 10,
             after: None,
         };
-        let events = app.vault.store().list_audit(&filter).await.unwrap();
-        assert_eq!(events[0].ip_address.as_deref(), Some(expected));
+        let events = app.vault.directory().audit_events(&RequestContext::operator(), filter).await.unwrap();
+        assert_eq!(events.items[0].ip_address.as_deref(), Some(expected));
     }
 }
 

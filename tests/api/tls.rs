@@ -59,9 +59,8 @@ async fn serve(pki: &Pki, mutual: bool) -> (std::net::SocketAddr, String, tempfi
     let config = Config { tls: Some(tls), ..config(&url, &new_key()) };
     let app = App::build(&config).await.expect("starts with TLS");
     let addr = app.grpc_addr();
-    let issued = credvault::admin::create_token(app.vault().store().as_ref(), "tls-test", "*", "*", None)
-        .await
-        .unwrap();
+    let issued =
+        credvault::admin::create_token(app.vault().directory(), "tls-test", "*", "*", None).await.unwrap();
     let token = secrecy::ExposeSecret::expose_secret(&issued.token).to_owned();
     tokio::spawn(app.run_until_stopped(std::future::pending()));
     (addr, token, dir)
