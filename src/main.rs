@@ -409,6 +409,8 @@ Demo customer: {c}. A development token with every scope is in .credvault/dev.to
 
   export CREDVAULT_TOKEN={token}
 
+Open the dashboard at http://{http}/dashboard/ and sign in with that token.
+
 Try (grpcurl uses server reflection, nothing else to set up):
 
   grpcurl -plaintext {auth} -d '{{"customer_id":"{c}","credential_name":"Production Vultr","secret":{{"vultr":{{"api_key":"YOUR-VULTR-API-KEY"}}}}}}' {addr} credvault.v1.CredentialService/Store

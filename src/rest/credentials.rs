@@ -12,7 +12,8 @@ use super::dto::{
     VerifyBody,
 };
 use super::{
-    ApiError, Caller, JsonBody, NEXT_PAGE_TOKEN, PathParam, QueryParams, lifecycle, one_header, provider,
+    ApiError, Caller, JsonBody, NEXT_PAGE_TOKEN, PathParam, QueryParams, directory, lifecycle, one_header,
+    provider,
 };
 use crate::domain::{
     CredentialId, CredentialName, CredentialType, FieldViolation, IdempotencyKey, ListFilter, PageCursor,
@@ -20,7 +21,8 @@ use crate::domain::{
 };
 use crate::vault::{NewCredentialRequest, Vault, VerifyTarget};
 
-/// Every `/api/v1/credentials` route: this file's handlers and [`lifecycle`]'s.
+/// Every `/api/v1/credentials` route: this file's handlers, [`lifecycle`]'s and a credential's
+/// audit events ([`directory`]).
 pub(super) fn routes() -> Router<Vault> {
     Router::new()
         .route("/api/v1/credentials", post(create).get(list))
@@ -35,6 +37,7 @@ pub(super) fn routes() -> Router<Vault> {
         )
         .route("/api/v1/credentials/{provider_or_id}/versions", get(lifecycle::list_versions))
         .route("/api/v1/credentials/{provider_or_id}/restore", post(lifecycle::restore))
+        .route("/api/v1/credentials/{provider_or_id}/audit", get(directory::credential_audit))
         .route(
             "/api/v1/credentials/{provider_or_id}/versions/{version}/{action}",
             post(lifecycle::change_version),

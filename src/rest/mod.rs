@@ -3,6 +3,8 @@
 //! place errors become HTTP statuses.
 
 mod credentials;
+mod dashboard;
+mod directory;
 mod dto;
 mod lifecycle;
 mod openapi;
@@ -45,6 +47,8 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// Builds the gateway. `dashboard_origin`, if set, is the one origin CORS allows.
 pub fn router(vault: Vault, dashboard_origin: Option<HeaderValue>) -> Router {
     let api = credentials::routes()
+        .merge(directory::routes())
+        .merge(dashboard::routes())
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -300,6 +304,22 @@ impl FromRequestParts<Vault> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, vault: &Vault) -> Result<Self, Self::Rejection> {
+        let Authenticated(mut context) = Authenticated::from_request_parts(parts, vault).await?;
+        let value = one_header(&parts.headers, "X-Customer-ID")?.unwrap_or_default();
+        let customer = CustomerId::parse(value, "X-Customer-ID").map_err(ApiError::bad_request)?;
+        context.acting_for = Some(customer);
+        Ok(Caller { customer, context })
+    }
+}
+
+/// An authenticated caller acting for no one customer in particular (the routes that are not
+/// about one customer's credentials: the session, the customer list), with the audit context.
+pub(crate) struct Authenticated(RequestContext);
+
+impl FromRequestParts<Vault> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, vault: &Vault) -> Result<Self, Self::Rejection> {
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip());
         let forwarded = parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
         let peer_ip = vault.client_ip(peer, forwarded);
@@ -312,10 +332,7 @@ impl FromRequestParts<Vault> for Caller {
         if let Some(identity) = identity {
             identity.record_token(&principal.name);
         }
-        let value = one_header(&parts.headers, "X-Customer-ID")?.unwrap_or_default();
-        let customer = CustomerId::parse(value, "X-Customer-ID").map_err(ApiError::bad_request)?;
-        let context = RequestContext { principal: Some(principal), peer_ip, acting_for: Some(customer) };
-        Ok(Caller { customer, context })
+        Ok(Authenticated(RequestContext { principal: Some(principal), peer_ip, acting_for: None }))
     }
 }
 

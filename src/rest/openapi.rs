@@ -26,12 +26,18 @@ use utoipa::{Modify, OpenApi};
         super::lifecycle::list_versions,
         super::lifecycle::restore,
         super::lifecycle::change_version,
+        super::directory::credential_audit,
+        super::directory::session,
+        super::directory::customers,
     ),
     // Path parameters' own types are not collected from the paths.
     components(schemas(super::lifecycle::VersionAction)),
     // Relative: the gateway that serves this document, wherever it is deployed.
     servers((url = "/", description = "This credvault gateway")),
-    tags((name = "credentials", description = "Cloud-provider credentials of one customer (X-Customer-ID)")),
+    tags(
+        (name = "credentials", description = "Cloud-provider credentials of one customer (X-Customer-ID)"),
+        (name = "session", description = "The calling token, and the customers a token for every customer may pick"),
+    ),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;

@@ -6,6 +6,7 @@ mod audit_log;
 mod customers;
 mod error;
 mod get;
+mod history;
 mod recovery;
 mod served_cache;
 mod tokens;

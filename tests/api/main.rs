@@ -16,6 +16,7 @@ mod cli;
 mod contract;
 mod customers;
 mod cycle;
+mod dashboard;
 mod db;
 mod echo;
 mod encryption;
