@@ -695,3 +695,66 @@ async fn the_dashboard_rotates_and_manages_versions(backend: Backend) {
         .unwrap();
     assert_error(outsider, StatusCode::NOT_FOUND, "not_found", "no active credential").await;
 }
+
+/// The dashboard's read-only routes, scoped and tenant-checked as the gRPC calls they mirror:
+/// the session (any valid token), the customers (admin, every customer), a credential's audit
+/// events (audit:read; another customer's credential is not found, and the attempt audited).
+async fn the_dashboards_read_routes_are_scoped_and_tenant_checked(backend: Backend) {
+    let app = TestApp::spawn_on(backend).await;
+    let mine = json_of(create(&app, &seed_vultr()).await).await["credential_id"].as_str().unwrap().to_owned();
+    app.get_by_id(&mine).await.unwrap();
+    let (name, bound) = app.token("credentials:read,secrets:read", &app.customer_id, None).await;
+    let with = |token: &str, path: &str| {
+        reqwest::Client::new()
+            .get(format!("{}{path}", app.http))
+            .header("X-Customer-ID", &app.customer_id)
+            .bearer_auth(token)
+    };
+
+    let session = json_of(with(&bound, "/api/v1/session").send().await.unwrap()).await;
+    assert_eq!(session["token_name"], name.as_str());
+    assert_eq!(session["customer"], app.customer_id.as_str());
+    assert_eq!(session["scopes"], json!(["credentials:read", "secrets:read"]));
+    let anonymous = reqwest::get(format!("{}/api/v1/session", app.http)).await.unwrap();
+    assert_error(anonymous, StatusCode::UNAUTHORIZED, "unauthenticated", "token").await;
+
+    let customers = json_of(with(&app.token, "/api/v1/customers").send().await.unwrap()).await;
+    assert!(customers.as_array().unwrap().iter().any(|c| c["id"] == app.customer_id.as_str()), "{customers}");
+    let refused = with(&bound, "/api/v1/customers").send().await.unwrap();
+    assert_error(refused, StatusCode::FORBIDDEN, "permission_denied", "admin").await;
+
+    let events =
+        json_of(with(&app.token, &format!("/api/v1/credentials/{mine}/audit")).send().await.unwrap()).await;
+    let actions: Vec<_> = events.as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["used", "created"], "newest first");
+    let used = json_of(
+        with(&app.token, &format!("/api/v1/credentials/{mine}/audit?action=used")).send().await.unwrap(),
+    )
+    .await;
+    assert_eq!(used.as_array().unwrap().len(), 1);
+    assert_eq!(used[0]["ip_address"], "127.0.0.1");
+    let paged =
+        with(&app.token, &format!("/api/v1/credentials/{mine}/audit?page_size=1")).send().await.unwrap();
+    assert!(paged.headers().contains_key("x-next-page-token"));
+    let bad =
+        with(&app.token, &format!("/api/v1/credentials/{mine}/audit?since=yesterday")).send().await.unwrap();
+    assert_error(bad, StatusCode::BAD_REQUEST, "invalid_argument", "RFC 3339").await;
+    let no_scope = with(&bound, &format!("/api/v1/credentials/{mine}/audit")).send().await.unwrap();
+    assert_error(no_scope, StatusCode::FORBIDDEN, "permission_denied", "audit:read").await;
+
+    let other = app.create_customer().await;
+    let as_other = reqwest::Client::new()
+        .get(format!("{}/api/v1/credentials/{mine}/audit", app.http))
+        .header("X-Customer-ID", &other)
+        .bearer_auth(&app.token);
+    assert_error(as_other.send().await.unwrap(), StatusCode::NOT_FOUND, "not_found", &mine).await;
+    let mut actions = app.audit_actions(&mine).await;
+    actions.sort_unstable();
+    assert_eq!(actions, ["created", "denied", "denied", "used"], "both refusals are on its record");
+}
+
+mod read_routes {
+    use super::*;
+
+    backend_tests!(the_dashboards_read_routes_are_scoped_and_tenant_checked);
+}
