@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command, and the one CI runs (.ci/run execs it): first installs whatever a
 # fresh machine lacks for the tests, then every check in the order that fails fastest:
-# formatting, the proto contract's lint, clippy, then all tests (unit and black-box).
+# formatting, the proto contract's lint, clippy, then all tests (unit and black-box), then the
+# Python client's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,3 +47,8 @@ cargo fmt --check
 npx --yes @bufbuild/buf@1.75.0 lint
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --locked
+
+# The Python client (clients/python): installed as a user installs it, with its test tools;
+# type-checked (mypy, strict); tested against the binary `cargo test` just built.
+python3 -m pip install --quiet "./clients/python[test]"
+(cd clients/python && python3 -m mypy src && python3 -m pytest -q -p no:cacheprovider)
