@@ -29,6 +29,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod grpc;
+pub mod import;
 pub mod jobs;
 pub mod metrics;
 pub mod private_files;

@@ -14,7 +14,8 @@ use credvault::domain::AuditSigner;
 use credvault::domain::{Customer, CustomerId, CustomerStatus, DEMO_CUSTOMER_ID, SubscriptionTier};
 use credvault::server::{self, App};
 use credvault::store::{self, PoolSettings, Store};
-use credvault::vault::{Directory, NewCustomerRequest, RequestContext, prove_key, verify_audit_log};
+use credvault::vault::{Directory, NewCustomerRequest, RequestContext, Vault, prove_key, verify_audit_log};
+use credvault::verify::{Verifiers, VerifySettings};
 use credvault::{admin, config, telemetry, vault::error_chain};
 
 #[derive(Parser)]
@@ -71,6 +72,37 @@ enum Command {
     },
     /// Drive a running server with concurrent clients and print throughput and latency.
     Bench(BenchArgs),
+    /// Bring credentials over from another system into this vault.
+    #[command(subcommand)]
+    Import(ImportCommand),
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// The seed's PostgreSQL database: customers, cloud_credentials (pgp_sym_encrypt'ed JSON)
+    /// and credential_audit_log. Decrypts here (the key is never sent to a database), seals with
+    /// this vault's key, keeps ids, names, times and counts. Safe to repeat: rows already
+    /// imported are skipped. Exits 1 when any row was skipped, after listing each.
+    Pgcrypto {
+        /// The source database (postgres://...), read only. Prefer the environment variable:
+        /// a password in a flag shows in `ps`.
+        #[arg(long = "from", env = "CREDVAULT_IMPORT_SOURCE_URL", hide_env_values = true)]
+        source_url: String,
+        /// The environment variable holding the source's key (the old system's
+        /// CREDENTIAL_ENCRYPTION_KEY). Never a flag: it would show in `ps`.
+        #[arg(long, default_value = "SOURCE_CREDENTIAL_ENCRYPTION_KEY")]
+        source_key_env: String,
+        /// A file holding the source's key instead of the environment variable.
+        #[arg(long)]
+        source_key_file: Option<std::path::PathBuf>,
+        /// Decrypt and validate everything, report, and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        key: KeyArg,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
 }
 
 /// The database every command but `keygen` and `bench` works on.
@@ -249,6 +281,43 @@ async fn run(command: Command) -> Result<(), String> {
             let keyring = keyring(&key, &database_url)?;
             println!("{}", admin::restore(&from, &database_url, &keyring, replace).await?);
             Ok(())
+        }
+        Command::Import(ImportCommand::Pgcrypto {
+            source_url,
+            source_key_env,
+            source_key_file,
+            dry_run,
+            key,
+            database: DatabaseArg { database_url },
+        }) => {
+            let source_key = match source_key_file {
+                Some(path) => std::fs::read_to_string(&path)
+                    .map_err(|e| format!("cannot read the source key file {}: {e}", path.display()))?,
+                None => std::env::var(&source_key_env).map_err(|_| {
+                    format!(
+                        "set {source_key_env} to the old system's encryption key, or pass --source-key-file"
+                    )
+                })?,
+            };
+            let source_key = SecretString::from(source_key.trim_end_matches(['\n', '\r']).to_owned());
+            let keyring = keyring(&key, &database_url)?;
+            let store = open_signing(&database_url, Some(keyring.clone())).await?;
+            let verifiers = Verifiers::new(&VerifySettings::default())?;
+            let vault = Vault::new(store.clone(), keyring, Arc::new(verifiers));
+            let imported = async {
+                vault.prepare().await.map_err(|e| e.to_string())?;
+                credvault::import::pgcrypto(&vault, &source_url, source_key, dry_run).await
+            };
+            let report = closing(&store, imported).await?;
+            print!("{}", report.table());
+            if report.problems.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} rows were skipped (listed above); fix them and run again",
+                    report.problems.len()
+                ))
+            }
         }
         Command::Bench(args) => {
             let report = bench::run(&args).await?;

@@ -8,6 +8,7 @@
 mod envelope;
 mod keyring;
 mod master_key;
+pub mod pgcrypto;
 
 pub use envelope::{Binding, CryptoError};
 pub use keyring::{KeyVersion, Keyring};

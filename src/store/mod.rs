@@ -35,9 +35,11 @@ macro_rules! version_columns {
 
 mod error;
 mod group_commit;
+pub mod import;
 pub(crate) mod metrics;
 mod postgres;
 mod rows;
+pub mod seed_source;
 mod sql;
 mod sqlite;
 mod standing;
@@ -187,7 +189,15 @@ pub enum KeyCheck {
 /// backends read side by side.
 #[async_trait]
 pub trait Store:
-    CredentialStore + VersionStore + CustomerStore + TokenStore + AuditStore + Send + Sync + 'static
+    CredentialStore
+    + VersionStore
+    + CustomerStore
+    + TokenStore
+    + AuditStore
+    + import::ImportStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Brings the schema up to date. Safe to run from several instances at once.
     async fn migrate(&self) -> Result<(), StoreError>;

@@ -7,6 +7,7 @@ mod customers;
 mod error;
 mod get;
 mod history;
+mod import;
 mod recovery;
 mod served_cache;
 mod tokens;

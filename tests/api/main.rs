@@ -24,6 +24,7 @@ mod fakes;
 mod faults;
 mod grpcurl;
 mod idempotency;
+mod import;
 mod listing;
 mod pg;
 mod preference;

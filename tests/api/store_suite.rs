@@ -606,6 +606,80 @@ async fn a_cancelled_customer_loses_its_credentials_at_once_and_takes_no_writes(
     );
 }
 
+async fn imports_keep_ids_times_and_counts_and_are_skipped_once_there(backend: Backend) {
+    use credvault::store::import::{ImportedCredential, ImportedCustomer};
+    let (store, _dir) = fresh(backend).await;
+    let at = time::macros::datetime!(2025-03-02 09:00 UTC);
+    let customer = ImportedCustomer {
+        id: CustomerId::new_random(),
+        email: "imported@example.com".into(),
+        company_name: "Imported Co".into(),
+        status: CustomerStatus::Trial,
+        tier: SubscriptionTier::Free,
+        created_at: at,
+    };
+    assert!(store.import_customer(&customer).await.unwrap());
+    assert!(!store.import_customer(&customer).await.unwrap(), "there already: unchanged");
+    let kept = store.customer(customer.id).await.unwrap().unwrap();
+    assert_eq!((kept.status, kept.created_at), (CustomerStatus::Trial, at));
+    let clash = ImportedCustomer { id: CustomerId::new_random(), ..customer.clone() };
+    assert!(matches!(store.import_customer(&clash).await, Err(StoreError::Conflict(_))));
+
+    let credential = |name: &str, is_active: bool| ImportedCredential {
+        id: CredentialId::new_random(),
+        customer_id: customer.id,
+        provider: Provider::Vultr,
+        name: CredentialName::parse(name, "name").unwrap(),
+        credential_type: CredentialType::parse_or_default("", Provider::Vultr, "type").unwrap(),
+        permissions: Permission::ReadWrite,
+        is_active,
+        is_verified: true,
+        last_verified_at: Some(at),
+        last_used_at: Some(at),
+        usage_count: 7,
+        created_at: at,
+        updated_at: at,
+        sealed: b"sealed".to_vec(),
+        key_version: 1,
+    };
+    let now = OffsetDateTime::now_utc();
+    let active = credential("Imported", true);
+    let entry = || audit(AuditAction::Created, customer.id, Some(active.id));
+    assert!(store.import_credential(&active, entry(), now).await.unwrap());
+    assert!(!store.import_credential(&active, entry(), now).await.unwrap(), "there already: skipped");
+    let stored = store.find_credential(active.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.usage_count, stored.is_verified, stored.created_at, stored.current_version),
+        (7, true, at, Some(1))
+    );
+    let sealed = store.fetch_sealed(CredentialSelector::Id(active.id), None).await.unwrap().unwrap();
+    assert_eq!(sealed.version.unwrap().sealed.as_deref(), Some(&b"sealed"[..]));
+    let same_name = credential("Imported", true);
+    let refused = store.import_credential(&same_name, entry(), now).await;
+    assert!(matches!(refused, Err(StoreError::Conflict(_))), "{refused:?}");
+    let deleted = credential("Imported", false);
+    assert!(
+        store.import_credential(&deleted, entry(), now).await.unwrap(),
+        "a deleted one may share the name"
+    );
+    let deleted = store.find_credential(deleted.id).await.unwrap().unwrap();
+    assert!(!deleted.is_active && deleted.purge_at.is_some_and(|p| p > now));
+    let orphan = ImportedCredential { customer_id: CustomerId::new_random(), ..credential("Orphan", true) };
+    assert!(matches!(store.import_credential(&orphan, entry(), now).await, Err(StoreError::NotFound(_))));
+
+    let id = uuid::Uuid::new_v4();
+    assert!(
+        store.import_audit(id, audit(AuditAction::Used, customer.id, Some(active.id)), at).await.unwrap()
+    );
+    assert!(
+        !store.import_audit(id, audit(AuditAction::Used, customer.id, Some(active.id)), at).await.unwrap()
+    );
+    let events = store.list_audit(&audit_filter(None, Some(active.id))).await.unwrap();
+    let historical = events.iter().find(|e| e.id == id).expect("kept under its own id");
+    assert_eq!((historical.action.as_str(), historical.created_at), ("used", at));
+    assert_eq!(store.chain_audit(100).await.unwrap().refused.len(), 0, "imported rows are MACed like any");
+}
+
 backend_tests!(
     the_store_keeps_its_own_life,
     customers_are_created_once_listed_in_order_and_changed_with_their_audit_row,
@@ -615,4 +689,5 @@ backend_tests!(
     versions_are_added_changed_and_listed_with_their_audit_rows,
     metadata_changes_restores_purges_and_recovery_windows_follow_the_contract,
     a_cancelled_customer_loses_its_credentials_at_once_and_takes_no_writes,
+    imports_keep_ids_times_and_counts_and_are_skipped_once_there,
 );

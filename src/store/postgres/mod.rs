@@ -172,6 +172,7 @@ mod refused;
 mod audit;
 mod credentials;
 mod customers;
+mod import;
 mod tokens;
 mod versions;
 
@@ -283,13 +284,24 @@ async fn insert_audit(
     audit: &AuditEntry,
     now: OffsetDateTime,
 ) -> Result<(), sqlx::Error> {
-    let id = crate::domain::new_audit_row_id();
+    insert_audit_as(tx, signer, crate::domain::new_audit_row_id(), audit, now).await.map(drop)
+}
+
+/// [`insert_audit`] under a given id (an imported row keeps its own), unless a row with that id
+/// exists; whether it was written.
+async fn insert_audit_as(
+    tx: &mut Transaction<'_, Postgres>,
+    signer: Option<&dyn AuditSigner>,
+    id: Uuid,
+    audit: &AuditEntry,
+    now: OffsetDateTime,
+) -> Result<bool, sqlx::Error> {
     let now = to_stored_precision(now);
     let mac = signer.map(|signer| audit.to_event(id, now).mac(signer).to_vec());
-    sqlx::query(
+    let written = sqlx::query(
         "INSERT INTO credential_audit_log \
          (id, credential_id, customer_id, action, action_details, ip_address, actor, created_at, row_mac) \
-         VALUES ($1, $2, $3, $4, $5, $6::inet, $7, $8, $9)",
+         VALUES ($1, $2, $3, $4, $5, $6::inet, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
     )
     .bind(id)
     .bind(audit.credential_id.map(|id| *id.as_uuid()))
@@ -302,7 +314,7 @@ async fn insert_audit(
     .bind(mac)
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    Ok(written.rows_affected() == 1)
 }
 
 impl PostgresStore {

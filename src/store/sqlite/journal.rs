@@ -118,12 +118,23 @@ pub(super) async fn insert_audit(
     audit: &AuditEntry,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
-    let id = crate::domain::new_audit_row_id();
+    insert_audit_as(tx, signer, crate::domain::new_audit_row_id(), audit, now).await.map(drop)
+}
+
+/// [`insert_audit`] under a given id (an imported row keeps its own), unless a row with that id
+/// exists; whether it was written.
+pub(super) async fn insert_audit_as(
+    tx: &mut AuditedTx<'_>,
+    signer: Option<&dyn AuditSigner>,
+    id: uuid::Uuid,
+    audit: &AuditEntry,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
     let mac = signer.map(|signer| audit.to_event(id, now).mac(signer));
-    sqlx::query(
+    let written = sqlx::query(
         "INSERT INTO credential_audit_log \
          (id, credential_id, customer_id, action, action_details, ip_address, actor, created_at, row_mac) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
     )
     .bind(id.to_string())
     .bind(audit.credential_id.map(|id| id.to_string()))
@@ -136,7 +147,7 @@ pub(super) async fn insert_audit(
     .bind(mac.as_ref().map(<[u8; 32]>::as_slice))
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    Ok(written.rows_affected() == 1)
 }
 
 /// Moves the journal on the committer's own connection, in a transaction of its own.

@@ -29,7 +29,7 @@ use crate::domain::{
 };
 use crate::store::rows::{self, StoredRow, corrupt};
 use crate::store::sql::{Taken, conflict_on_unique, from_micros};
-use journal::{AuditedTx, insert_audit};
+use journal::{AuditedTx, insert_audit, insert_audit_as};
 
 macro_rules! audit_columns {
     () => {
@@ -103,6 +103,7 @@ mod writer;
 mod audit;
 mod credentials;
 mod customers;
+mod import;
 mod tokens;
 mod versions;
 

@@ -1,0 +1,101 @@
+//! The SQLite backend's imports (see [`crate::store::import`]).
+
+use super::*;
+use crate::store::import::{ImportStore, ImportedCredential, ImportedCustomer};
+
+#[async_trait]
+impl ImportStore for SqliteStore {
+    #[tracing::instrument(level = "debug", skip_all, fields(customer_id = %customer.id))]
+    async fn import_customer(&self, customer: &ImportedCustomer) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO customers (id, email, company_name, status, subscription_tier, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(customer.id.to_string())
+        .bind(&customer.email)
+        .bind(&customer.company_name)
+        .bind(customer.status.as_str())
+        .bind(customer.tier.as_str())
+        .bind(micros(customer.created_at))
+        .execute(&mut **self.writer.acquire().await?)
+        .await
+        .map_err(|e| conflict_on_unique(e, Taken::CustomerEmail(&customer.email)))?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(credential_id = %c.id))]
+    async fn import_credential(
+        &self,
+        c: &ImportedCredential,
+        audit: AuditEntry,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut writer = self.writer.acquire().await?;
+        let mut tx = AuditedTx::begin(&mut writer).await?;
+        let id = c.id.to_string();
+        let there: Option<i64> = sqlx::query_scalar("SELECT 1 FROM cloud_credentials WHERE id = ?")
+            .bind(&id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if there.is_some() {
+            return Ok(false);
+        }
+        if super::credentials::customer_status_in(&mut tx, c.customer_id).await?.is_none() {
+            return Err(StoreError::NotFound(format!("customer {}", c.customer_id)));
+        }
+        sqlx::query(
+            "INSERT INTO cloud_credentials (id, customer_id, provider, credential_name, credential_type, \
+             permissions, is_active, is_verified, last_verified_at, last_used_at, usage_count, created_at, \
+             updated_at, current_version, latest_version, rotated_at, deleted_at, purge_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 1, 1, ?12, \
+             CASE WHEN ?7 THEN NULL ELSE ?14 END, \
+             CASE WHEN ?7 THEN NULL ELSE ?14 + 1000000 * (SELECT recovery_window_secs FROM customers WHERE id = ?2) END)",
+        )
+        .bind(&id)
+        .bind(c.customer_id.to_string())
+        .bind(c.provider.as_str())
+        .bind(c.name.as_str())
+        .bind(c.credential_type.as_str())
+        .bind(c.permissions.as_str())
+        .bind(c.is_active)
+        .bind(c.is_verified)
+        .bind(c.last_verified_at.map(micros))
+        .bind(c.last_used_at.map(micros))
+        .bind(c.usage_count)
+        .bind(micros(c.created_at))
+        .bind(micros(c.updated_at))
+        .bind(micros(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            conflict_on_unique(e, Taken::CredentialName { customer: c.customer_id, provider: c.provider, name: c.name.as_str() })
+        })?;
+        sqlx::query(
+            "INSERT INTO credential_versions (credential_id, version, state, encrypted_credentials, key_version, \
+             created_by, created_at) VALUES (?, 1, 'enabled', ?, ?, NULL, ?)",
+        )
+        .bind(&id)
+        .bind(c.sealed.as_slice())
+        .bind(i64::from(c.key_version))
+        .bind(micros(c.created_at))
+        .execute(&mut *tx)
+        .await?;
+        insert_audit(&mut tx, self.signer(), &audit, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn import_audit(
+        &self,
+        id: Uuid,
+        audit: AuditEntry,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut writer = self.writer.acquire().await?;
+        let mut tx = AuditedTx::begin(&mut writer).await?;
+        let written = insert_audit_as(&mut tx, self.signer(), id, &audit, at).await?;
+        tx.commit().await?;
+        Ok(written)
+    }
+}
