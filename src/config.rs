@@ -126,7 +126,7 @@ impl Default for VerifyArgs {
 }
 
 impl VerifyArgs {
-    fn validate(self) -> Result<VerifySettings, ConfigError> {
+    pub fn validate(self) -> Result<VerifySettings, ConfigError> {
         for (name, url) in [
             ("CREDVAULT_VULTR_API_URL", &self.vultr_api_url),
             ("CREDVAULT_AWS_STS_URL", &self.aws_sts_url),

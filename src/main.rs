@@ -103,6 +103,28 @@ enum ImportCommand {
         #[command(flatten)]
         database: DatabaseArg,
     },
+    /// Keys kept in environment variables (the seed's way before its database), for one
+    /// customer: VULTR_API_KEY; AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (AWS_SESSION_TOKEN);
+    /// GOOGLE_APPLICATION_CREDENTIALS (a key file) or GCP_SERVICE_ACCOUNT_JSON; AZURE_TENANT_ID,
+    /// AZURE_CLIENT_ID, AZURE_CLIENT_SECRET (AZURE_SUBSCRIPTION_ID). Each becomes its
+    /// provider's default credential. Safe to repeat; never prints a secret.
+    Env {
+        /// The customer the keys belong to.
+        #[arg(long)]
+        customer: String,
+        /// Read this .env / docker-compose env file instead of the environment.
+        #[arg(long)]
+        env_file: Option<std::path::PathBuf>,
+        /// Verify each imported credential with its provider.
+        #[arg(long)]
+        verify: bool,
+        #[command(flatten)]
+        providers: config::VerifyArgs,
+        #[command(flatten)]
+        key: KeyArg,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
 }
 
 /// The database every command but `keygen` and `bench` works on.
@@ -306,7 +328,7 @@ async fn run(command: Command) -> Result<(), String> {
             let vault = Vault::new(store.clone(), keyring, Arc::new(verifiers));
             let imported = async {
                 vault.prepare().await.map_err(|e| e.to_string())?;
-                credvault::import::pgcrypto(&vault, &source_url, source_key, dry_run).await
+                credvault::import::pgcrypto::run(&vault, &source_url, source_key, dry_run).await
             };
             let report = closing(&store, imported).await?;
             print!("{}", report.table());
@@ -317,6 +339,44 @@ async fn run(command: Command) -> Result<(), String> {
                     "{} rows were skipped (listed above); fix them and run again",
                     report.problems.len()
                 ))
+            }
+        }
+        Command::Import(ImportCommand::Env {
+            customer,
+            env_file,
+            verify,
+            providers,
+            key,
+            database: DatabaseArg { database_url },
+        }) => {
+            let customer = CustomerId::parse(&customer, "--customer").map_err(|v| v.to_string())?;
+            let variables = credvault::import::env::variables(env_file.as_deref())?;
+            let settings = providers.validate().map_err(|e| e.to_string())?;
+            let keyring = keyring(&key, &database_url)?;
+            let store = open_signing(&database_url, Some(keyring.clone())).await?;
+            let vault = Vault::new(store.clone(), keyring, Arc::new(Verifiers::new(&settings)?));
+            let imported = async {
+                vault.prepare().await.map_err(|e| e.to_string())?;
+                Ok::<_, String>(credvault::import::env::import(&vault, customer, &variables, verify).await)
+            };
+            let outcomes = closing(&store, imported).await?;
+            if outcomes.is_empty() {
+                return Err("no provider's variables were found (see credvault import env --help)".into());
+            }
+            let mut skipped = 0;
+            for outcome in &outcomes {
+                match &outcome.result {
+                    Ok(message) => println!("{}: {message}", outcome.provider),
+                    Err(why) => {
+                        skipped += 1;
+                        println!("{}: skipped: {why}", outcome.provider);
+                    }
+                }
+            }
+            if skipped == 0 {
+                Ok(())
+            } else {
+                Err(format!("{skipped} of {} providers were skipped", outcomes.len()))
             }
         }
         Command::Bench(args) => {

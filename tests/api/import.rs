@@ -215,3 +215,72 @@ async fn a_wrong_key_or_an_unreachable_source_imports_nothing_and_says_why() {
         .unwrap();
     assert!(text(&output).contains("set SOURCE_CREDENTIAL_ENCRYPTION_KEY"), "{}", text(&output));
 }
+
+/// `credvault import env`: the keys of a docker-compose env file become the customer's default
+/// credentials, verified against the (fake) providers; an incomplete provider is reported; a
+/// rerun finds what the first run stored.
+#[tokio::test]
+async fn keys_in_an_env_file_become_the_customers_credentials_once() {
+    use crate::fakes::{AWS_KEY_ID, AWS_SECRET, Fakes, VULTR_KEY};
+    let fakes = Fakes::start().await;
+    let settings = fakes.settings(std::time::Duration::from_secs(5), 0);
+    let app = TestApp::spawn_on(Backend::Sqlite).await;
+    let key_file = app.dir.path().join("service-account.json");
+    std::fs::write(&key_file, &fakes.gcp_key_json).unwrap();
+    let env_file = app.dir.path().join(".env");
+    std::fs::write(
+        &env_file,
+        format!(
+            "# the collector's old settings\nexport VULTR_API_KEY=\"{VULTR_KEY}\"\nAWS_ACCESS_KEY_ID={AWS_KEY_ID}\n\
+             AWS_SECRET_ACCESS_KEY='{AWS_SECRET}'\nGOOGLE_APPLICATION_CREDENTIALS={}\nAZURE_TENANT_ID=tenant-only\n",
+            key_file.display()
+        ),
+    )
+    .unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_credvault"));
+    command
+        .args(["import", "env", "--customer", &app.customer_id, "--verify", "--env-file"])
+        .arg(&env_file)
+        .env("CREDVAULT_DATABASE_URL", &app.database_url)
+        .env("CREDENTIAL_ENCRYPTION_KEY", &app.key)
+        .env("CREDVAULT_VULTR_API_URL", &settings.vultr_api_url)
+        .env("CREDVAULT_AWS_STS_URL", &settings.aws_sts_url)
+        .env("CREDVAULT_GCP_TOKEN_URL", &settings.gcp_token_url)
+        .env_remove("CREDVAULT_KEY_FILE");
+    let command = std::sync::Arc::new(std::sync::Mutex::new(command));
+    // Off the test's thread: the fake providers answer on it.
+    let run = || {
+        let command = command.clone();
+        async move {
+            tokio::task::spawn_blocking(move || command.lock().unwrap().output().unwrap()).await.unwrap()
+        }
+    };
+    let first = run().await;
+    let out = text(&first);
+    assert_eq!(first.status.code(), Some(1), "azure was incomplete: {out}");
+    for provider in ["vultr", "aws", "gcp"] {
+        assert!(out.contains(&format!("{provider}: stored as ")), "{out}");
+    }
+    assert_eq!(out.matches("verification: valid").count(), 3, "{out}");
+    assert!(
+        out.contains(
+            "azure: skipped: AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET must all be set"
+        ),
+        "{out}"
+    );
+    for secret in [VULTR_KEY, AWS_SECRET, "PRIVATE KEY"] {
+        assert!(!out.contains(secret), "the output shows {secret}");
+    }
+    let got = app.get_by_provider(&app.customer_id, credvault::proto::Provider::Vultr).await.unwrap();
+    assert_eq!(got.secret.unwrap().secret, Some(vultr(VULTR_KEY)));
+    let meta = got.credential.unwrap();
+    assert!(meta.is_default && meta.is_verified, "{meta:?}");
+
+    let again = text(&run().await);
+    assert_eq!(again.matches("already imported as ").count(), 3, "{again}");
+    let listed = app
+        .list(credvault::proto::ListRequest { customer_id: app.customer_id.clone(), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(listed.credentials.len(), 3, "nothing stored twice");
+}

@@ -40,7 +40,7 @@ try {
   });
   page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
   page.on("console", (message) => {
-    if (message.type() === "error" && !/status of (401|404|422)/.test(message.text())) {
+    if (message.type() === "error" && !/status of (401|404|422|503)/.test(message.text())) {
       problems.push(`console error: ${message.text()}`);
     }
   });
@@ -173,6 +173,25 @@ try {
     await page.getByRole("button", { name: "Back to credentials" }).click();
     await page.getByRole("button", { name: "Analytics GCP" }).waitFor();
     await page.screenshot({ path: join(shots, "narrow.png"), fullPage: true });
+  });
+
+  await step("a database outage shows a banner that clears when it heals", async () => {
+    // The server's own 503 while its database is unreachable is tested in tests/api/faults.rs;
+    // here those answers are played to the page, then taken away as the database heals.
+    const outage = (route) => route.fulfill({
+      status: 503,
+      contentType: "application/json",
+      body: JSON.stringify({ error: { code: "unavailable", message: "the credential database is unavailable; retry shortly" } }),
+    });
+    await page.route("**/api/v1/**", outage);
+    await page.route("**/readyz", outage);
+    await page.getByRole("button", { name: "Analytics GCP" }).click();
+    await page.locator("#banner", { hasText: "database is unavailable" }).waitFor();
+    await page.screenshot({ path: join(shots, "outage.png"), fullPage: true });
+    await page.unroute("**/api/v1/**", outage);
+    await page.unroute("**/readyz", outage);
+    await page.locator("#banner").waitFor({ state: "hidden" });
+    await page.getByRole("heading", { name: "Credentials", exact: true }).waitFor();
   });
 
   await step("sign out clears the token", async () => {
