@@ -33,6 +33,8 @@ macro_rules! version_columns {
     };
 }
 
+mod chain;
+mod connect;
 mod error;
 mod group_commit;
 pub mod import;
@@ -51,6 +53,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+pub(crate) use chain::link;
+pub use chain::{AuditChain, ChainHead, ChainLink, ChainReport, SignedRow};
+pub use connect::{PoolSettings, open};
 pub use error::StoreError;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -59,10 +64,10 @@ pub use standing::CancelledCredentialAudit;
 pub use versions::{NewVersion, PurgeReason, VersionAdded, VersionChanged, VersionUpdate};
 
 use crate::domain::{
-    AuditEntry, AuditEvent, AuditFilter, AuditSigner, CredentialId, CredentialMetadata, CredentialName,
+    AuditEntry, AuditEvent, AuditFilter, CredentialId, CredentialMetadata, CredentialName,
     CredentialSelector, CredentialType, Cursor, Customer, CustomerId, CustomerStatus, Etag, IdempotencyKey,
     ListFilter, Permission, Provider, SubscriptionTier, TokenId, TokenName, TokenRecord, VersionMetadata,
-    VersionNumber, VersionState, chain_hash, head_mac,
+    VersionNumber, VersionState,
 };
 
 /// A credential to insert, its secret already sealed.
@@ -412,122 +417,6 @@ pub trait AuditStore: Send + Sync {
     /// The whole log as `audit verify` reads it: the chain's head, its links in order, and every
     /// audit row (oldest first).
     async fn audit_chain(&self) -> Result<AuditChain, StoreError>;
-}
-
-/// The audit chain's head: the last sealed row's place and link.
-#[derive(Debug, Clone)]
-pub struct ChainHead {
-    pub seq: i64,
-    pub hash: Vec<u8>,
-    /// `None` before the first seal.
-    pub mac: Option<Vec<u8>>,
-}
-
-/// An audit row with its MAC.
-#[derive(Debug, Clone)]
-pub struct SignedRow {
-    pub event: AuditEvent,
-    pub row_mac: Option<Vec<u8>>,
-}
-
-/// One link of the chain: the `seq`-th sealed audit row and its chain hash.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChainLink {
-    pub seq: i64,
-    pub audit_id: uuid::Uuid,
-    pub hash: Vec<u8>,
-}
-
-/// Everything `audit verify` reads.
-#[derive(Debug, Clone)]
-pub struct AuditChain {
-    pub head: ChainHead,
-    /// In chain order.
-    pub links: Vec<ChainLink>,
-    /// Oldest first.
-    pub rows: Vec<SignedRow>,
-}
-
-/// What one sealing pass did.
-#[derive(Debug, Clone, Default)]
-pub struct ChainReport {
-    pub sealed: u32,
-    /// Rows whose MAC failed: forged or altered before sealing. They stay unsealed.
-    pub refused: Vec<uuid::Uuid>,
-    /// Rows read again that an earlier pass of this process refused and reported.
-    pub passed_over: u32,
-}
-
-/// Links `rows` onto the chain after `head`: the new links, the new head, and the rows refused
-/// for a bad MAC. Shared by both backends so the chain is computed one way.
-fn link(
-    signer: &dyn AuditSigner,
-    head: &ChainHead,
-    rows: &[SignedRow],
-) -> (Vec<ChainLink>, ChainHead, Vec<uuid::Uuid>) {
-    let mut prev: [u8; 32] = head.hash.as_slice().try_into().unwrap_or([0; 32]);
-    let mut seq = head.seq;
-    let (mut links, mut refused) = (Vec::new(), Vec::new());
-    for row in rows {
-        let expected = row.event.mac(signer);
-        let valid = row
-            .row_mac
-            .as_deref()
-            .is_some_and(|mac| aws_lc_rs::constant_time::verify_slices_are_equal(mac, &expected).is_ok());
-        if !valid {
-            refused.push(row.event.id);
-            continue;
-        }
-        seq += 1;
-        prev = chain_hash(signer, &prev, seq, &expected);
-        links.push(ChainLink { seq, audit_id: row.event.id, hash: prev.to_vec() });
-    }
-    let head = ChainHead { seq, hash: prev.to_vec(), mac: Some(head_mac(signer, seq, &prev).to_vec()) };
-    (links, head, refused)
-}
-
-/// Connection pool settings (PostgreSQL; SQLite uses one writer and a few readers).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PoolSettings {
-    /// Most connections one instance opens.
-    pub max_connections: u32,
-    /// How long a call waits for a connection (including connecting) before UNAVAILABLE.
-    pub connect_timeout: Duration,
-    /// Server-side limit on one statement.
-    pub statement_timeout: Duration,
-}
-
-impl Default for PoolSettings {
-    /// Sized for a 2-core machine: PostgreSQL does best with a few busy connections per core,
-    /// and several instances share its `max_connections` (100 by default).
-    fn default() -> Self {
-        Self {
-            max_connections: 8,
-            connect_timeout: Duration::from_secs(3),
-            statement_timeout: Duration::from_secs(5),
-        }
-    }
-}
-
-/// Opens the backend named by the URL's scheme. SQLite opens (creating) its file now;
-/// PostgreSQL connects lazily, so the server can start before the database is reachable.
-/// Neither migrates: call [`Store::migrate`].
-/// `signer` MACs every audit row written; without one (CLI commands run without the key) rows
-/// are written unsigned, which `audit verify` reports.
-pub async fn open(
-    url: &str,
-    settings: &PoolSettings,
-    signer: Option<Arc<dyn AuditSigner>>,
-) -> Result<Arc<dyn Store>, StoreError> {
-    if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect(url, signer).await?))
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresStore::connect_lazy(url, settings, signer)?))
-    } else {
-        Err(StoreError::Config(
-            "the database URL must start with sqlite:, postgres:// or postgresql://".into(),
-        ))
-    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 mod access;
 mod audit_log;
+mod context;
 mod customers;
 mod error;
 mod get;
@@ -10,8 +11,10 @@ mod history;
 mod import;
 mod recovery;
 mod served_cache;
+mod startup;
 mod tokens;
 mod update;
+mod verification;
 mod versions;
 
 use std::net::IpAddr;
@@ -22,62 +25,23 @@ use aws_lc_rs::constant_time::verify_slices_are_equal;
 use time::OffsetDateTime;
 
 pub use audit_log::{AuditVerified, CHAIN_INTERVAL, Tampered, verify_audit_log};
+pub use context::RequestContext;
 pub use customers::{AUDIT_CURSOR, CUSTOMER_CURSOR, Directory, Listed, NewCustomerRequest};
 pub use error::{VaultError, error_chain};
+pub use startup::{StartupError, prove_key};
 pub use update::CredentialChanges;
+pub use verification::{Verified, VerifyTarget};
 pub use versions::{NewVersionRequest, VersionPage, VersionSet, VersionStored};
 
 use crate::auth::Authenticator;
 use crate::crypto::{Binding, Keyring};
 use crate::domain::{
-    AuditAction, AuditEntry, CredentialId, CredentialMetadata, CredentialName, CredentialSelector,
-    CredentialType, CustomerId, IdempotencyKey, ListFilter, PageCursor, Permission, Principal, Scope,
-    SecretPayload, Summary, TokenName, TrustedProxies, Verification, VerifyOutcome, VersionNumber,
+    AuditAction, CredentialId, CredentialMetadata, CredentialName, CredentialSelector, CredentialType,
+    CustomerId, IdempotencyKey, ListFilter, PageCursor, Permission, Scope, SecretPayload, Summary,
+    TrustedProxies, VersionNumber,
 };
-use crate::store::{Inserted, KeyCheck, NewCredential, Store, StoreError};
+use crate::store::{Inserted, NewCredential, Store, StoreError};
 use crate::verify::Verifiers;
-
-/// Who is asking: the authenticated caller, and what the audit log records about them.
-#[derive(Debug, Clone, Default)]
-pub struct RequestContext {
-    /// The caller, once authenticated; use cases refuse a context without one.
-    pub principal: Option<Principal>,
-    pub peer_ip: Option<IpAddr>,
-    /// The customer the caller acts for (the dashboard's `X-Customer-ID`). When set, another
-    /// customer's credential is NOT_FOUND, exactly as if it did not exist.
-    pub acting_for: Option<CustomerId>,
-}
-
-impl RequestContext {
-    /// The operator at a terminal that already holds the database credentials (the CLI,
-    /// `serve --dev`'s set-up): every scope, every customer.
-    pub fn operator() -> Self {
-        RequestContext { principal: Some(Principal::operator()), ..Default::default() }
-    }
-
-    pub(crate) fn actor(&self) -> Option<TokenName> {
-        self.principal.as_ref().map(|p| p.name.clone())
-    }
-
-    /// The audit row for `action` by this caller, from its address, about `customer`'s
-    /// `credential` (either may be unknown).
-    pub(crate) fn audit(
-        &self,
-        action: AuditAction,
-        customer: Option<CustomerId>,
-        credential: Option<CredentialId>,
-        details: String,
-    ) -> AuditEntry {
-        AuditEntry {
-            credential_id: credential,
-            customer_id: customer,
-            action,
-            details,
-            ip_address: self.peer_ip,
-            actor: self.actor(),
-        }
-    }
-}
 
 /// A validated Store request.
 #[derive(Debug)]
@@ -113,75 +77,6 @@ pub struct Fetched {
 pub struct Page {
     pub credentials: Vec<CredentialMetadata>,
     pub next: Option<PageCursor>,
-}
-
-/// Why the vault cannot serve.
-#[derive(Debug, thiserror::Error)]
-pub enum StartupError {
-    #[error(
-        "the configured encryption key (version {0}) is not the key this database was written with; \
-         start with the original CREDENTIAL_ENCRYPTION_KEY or key file (a different key cannot read the stored credentials)"
-    )]
-    WrongKey(u32),
-    /// The database cannot be reached yet; worth retrying.
-    #[error("the database is not reachable: {0}")]
-    Unavailable(String),
-    /// The database can be read but not written: serving would fail every write.
-    #[error("{0}")]
-    ReadOnly(String),
-    #[error("cannot prepare the database: {0}")]
-    Store(String),
-}
-
-impl From<StoreError> for StartupError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Unavailable(_) => StartupError::Unavailable(error_chain(&e)),
-            StoreError::ReadOnly(why) => StartupError::ReadOnly(why),
-            other => StartupError::Store(error_chain(&other)),
-        }
-    }
-}
-
-/// Proves `keyring` holds the key the database was written with: each version's check value
-/// matches the database's record of it, or is recorded if the database has none (its first
-/// start with that version).
-pub async fn prove_key(store: &dyn Store, keyring: &Keyring) -> Result<(), StartupError> {
-    for version in keyring.versions() {
-        let check = keyring.check_value(version).expect("versions() lists keys in the ring");
-        match store.check_key(version, &check).await? {
-            KeyCheck::Matches => {}
-            KeyCheck::Recorded => {
-                tracing::info!(key_version = version, "recorded a new encryption key version")
-            }
-            KeyCheck::Mismatch => return Err(StartupError::WrongKey(version)),
-        }
-    }
-    Ok(())
-}
-
-impl StartupError {
-    /// Whether retrying later can help.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, StartupError::Unavailable(_))
-    }
-}
-
-/// What Verify checks.
-#[derive(Debug)]
-pub enum VerifyTarget {
-    /// A stored credential: its verification state changes on a definite answer.
-    Stored(CredentialId),
-    /// A secret given inline ("test connection" before saving): nothing is stored or audited.
-    Inline(SecretPayload),
-}
-
-/// The answer to Verify.
-#[derive(Debug)]
-pub struct Verified {
-    pub verification: Verification,
-    /// The stored credential after verification; `None` for inline secrets.
-    pub credential: Option<CredentialMetadata>,
 }
 
 /// What the ciphertext of `metadata`'s `version` is bound to.
@@ -486,69 +381,6 @@ impl Vault {
         self.served.remove(id);
         tracing::info!("credential deleted");
         Ok(deleted)
-    }
-
-    /// Checks a credential against its provider. For a stored credential, a definite answer
-    /// (valid or invalid) updates is_verified / last_verified_at with a `verified` or `failed`
-    /// audit row carrying the reason; an unreachable provider changes nothing.
-    #[tracing::instrument(skip_all)]
-    pub async fn verify_credential(
-        &self,
-        ctx: RequestContext,
-        target: VerifyTarget,
-    ) -> Result<Verified, VaultError> {
-        self.ensure_ready()?;
-        const ATTEMPT: &str = "verify a credential";
-        let id = match target {
-            VerifyTarget::Inline(secret) => {
-                self.authorize(&ctx, Scope::CredentialsVerify, ctx.acting_for, None, ATTEMPT).await?;
-                secret.validate("secret")?;
-                let verification = self.verifiers.verify(&secret).await;
-                return Ok(Verified { verification, credential: None });
-            }
-            VerifyTarget::Stored(id) => id,
-        };
-        let missing = || VaultError::NotFound(format!("no active credential {id} (unknown, or deleted)"));
-        let found = self.store.fetch_sealed(CredentialSelector::Id(id), None).await?;
-        let owner = found.as_ref().map(|f| f.metadata.customer_id);
-        self.authorize_credential(&ctx, Scope::CredentialsVerify, id, owner, ATTEMPT, missing).await?;
-        let found = found.ok_or_else(missing)?;
-        // Verification checks the secret Get hands out: the current version's.
-        let Some((version, sealed)) = found.version.and_then(|v| Some(v.number).zip(v.sealed)) else {
-            return Err(VaultError::FailedPrecondition(format!(
-                "credential {id} has no enabled version to verify; add one or enable a disabled one"
-            )));
-        };
-        let binding = binding_of(&found.metadata, version);
-        let secret = self.open(&ctx, &binding, &sealed).await?;
-        let metadata = found.metadata;
-        let verification = self.verifiers.verify(&secret).await;
-        drop(secret);
-        if !verification.outcome.is_definite() {
-            return Ok(Verified { verification, credential: Some(metadata) });
-        }
-        let valid = verification.outcome == VerifyOutcome::Valid;
-        let audit = ctx.audit(
-            if valid { AuditAction::Verified } else { AuditAction::Failed },
-            Some(metadata.customer_id),
-            Some(id),
-            format!(
-                "verification of {} credential {:?}: {}",
-                metadata.provider,
-                metadata.name.as_str(),
-                verification.reason
-            ),
-        );
-        let credential =
-            self.store.record_verification(id, valid, audit, OffsetDateTime::now_utc()).await.map_err(
-                |e| match e {
-                    StoreError::NotFound(_) => {
-                        VaultError::NotFound(format!("credential {id} was deleted while being verified"))
-                    }
-                    other => other.into(),
-                },
-            )?;
-        Ok(Verified { verification, credential: Some(credential) })
     }
 
     async fn require_customer(&self, customer_id: CustomerId) -> Result<(), VaultError> {

@@ -27,7 +27,6 @@ use crate::domain::{
 };
 use crate::store::rows::{self, StoredRow};
 use crate::store::sql::{Taken, conflict_on_unique, from_micros, to_stored_precision};
-use crate::store::standing::require_good_standing;
 
 macro_rules! audit_columns {
     () => {
@@ -100,9 +99,6 @@ macro_rules! credential_columns {
     };
 }
 
-/// A single-row change and its audit row as ONE statement: the audit insert takes its credential
-/// and customer ids from the CTE `changed`, so it inserts nothing when the change matched no row.
-/// `$1`..`$7` are the audit row's (see [`audited`]); the change's own parameters start at `$8`.
 /// Soft-deletes the active credentials `$which` selects (`$at` is the time): each is scheduled
 /// for purge after its customer's recovery window.
 macro_rules! soft_deleting {
@@ -122,6 +118,9 @@ macro_rules! soft_deleting {
     };
 }
 
+/// A single-row change and its audit row as ONE statement: the audit insert takes its credential
+/// and customer ids from the CTE `changed`, so it inserts nothing when the change matched no row.
+/// `$1`..`$7` are the audit row's (see [`audited`]); the change's own parameters start at `$8`.
 macro_rules! audited_change {
     ($change:expr) => {
         audited_change!($change, "")
@@ -173,6 +172,8 @@ mod audit;
 mod credentials;
 mod customers;
 mod import;
+mod inserts;
+mod life;
 mod tokens;
 mod versions;
 
@@ -317,218 +318,6 @@ async fn insert_audit_as(
     Ok(written.rows_affected() == 1)
 }
 
-impl PostgresStore {
-    /// Store's common case as ONE statement: the credential (if its customer exists and is in
-    /// good standing) and its audit row. `None` if not.
-    async fn insert_plain(
-        &self,
-        new: &NewCredential,
-        audit: &AuditEntry,
-    ) -> Result<Option<PgRow>, sqlx::Error> {
-        let sql = audited_change!(
-            concat!(
-                "INSERT INTO cloud_credentials (id, customer_id, provider, credential_name, credential_type, \
-                 permissions, is_default, idempotency_key, request_fingerprint, created_at, updated_at, \
-                 current_version, latest_version, rotated_at) \
-                 SELECT $8, $9, $10, $11, $14, $15, false, $16, $17, $5, $5, 1, 1, $5 \
-                 WHERE EXISTS (SELECT 1 FROM customers WHERE id = $9 AND status IN ",
-                good_standing_sql!(),
-                " FOR SHARE)"
-            ),
-            ", version AS (INSERT INTO credential_versions (credential_id, version, state, \
-             encrypted_credentials, key_version, created_by, created_at) \
-             SELECT id, 1, 'enabled', $12, $13, $6, $5 FROM changed)"
-        );
-        bind_credential(audited(sql, self.signer(), audit, new.now), new).fetch_optional(&self.pool).await
-    }
-
-    /// Store of a credential that becomes its provider's default: a short transaction that
-    /// moves the default. `None` if there is no such customer or it is not in good standing.
-    async fn insert_default(
-        &self,
-        new: &NewCredential,
-        audit: &AuditEntry,
-    ) -> Result<Option<PgRow>, sqlx::Error> {
-        let now = to_stored_precision(new.now);
-        let mut tx = self.pool.begin().await?;
-        // Lock the customer row, so two concurrent "make default" Stores queue instead of
-        // colliding on the one-default index (and a cancellation waits for this Store).
-        let status: Option<String> =
-            sqlx::query_scalar("SELECT status FROM customers WHERE id = $1 FOR UPDATE")
-                .bind(new.customer_id.as_uuid())
-                .fetch_optional(&mut *tx)
-                .await?;
-        if !status.as_deref().and_then(CustomerStatus::parse).is_some_and(CustomerStatus::in_good_standing) {
-            return Ok(None);
-        }
-        sqlx::query(
-            "UPDATE cloud_credentials SET is_default = false, updated_at = $1, revision = revision + 1 \
-             WHERE customer_id = $2 AND provider = $3 AND is_default",
-        )
-        .bind(now)
-        .bind(new.customer_id.as_uuid())
-        .bind(new.provider.as_str())
-        .execute(&mut *tx)
-        .await?;
-        let query = sqlx::query(concat!(
-            "WITH version AS (INSERT INTO credential_versions (credential_id, version, state, \
-               encrypted_credentials, key_version, created_by, created_at) VALUES ($1, 1, 'enabled', $5, $6, $12, $11)) \
-             INSERT INTO cloud_credentials (id, customer_id, provider, credential_name, credential_type, \
-             permissions, is_default, idempotency_key, request_fingerprint, created_at, updated_at, \
-             current_version, latest_version, rotated_at) \
-             VALUES ($1, $2, $3, $4, $7, $8, true, $9, $10, $11, $11, 1, 1, $11) RETURNING ",
-            credential_columns!()
-        ));
-        let row = bind_credential(query, new)
-            .bind(now)
-            .bind(audit.actor.as_ref().map(TokenName::as_str))
-            .fetch_one(&mut *tx)
-            .await?;
-        insert_audit(&mut tx, self.signer(), audit, now).await?;
-        tx.commit().await?;
-        Ok(Some(row))
-    }
-
-    async fn fetch_changed(
-        &self,
-        query: PgQuery<'_>,
-        id: CredentialId,
-    ) -> Result<CredentialMetadata, StoreError> {
-        let row = query.fetch_optional(&self.pool).await?;
-        let row = row.ok_or_else(|| StoreError::NotFound(format!("active credential {id}")))?;
-        rows::metadata(&row)
-    }
-}
-
-#[async_trait]
-impl Store for PostgresStore {
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn check_writable(&self) -> Result<(), StoreError> {
-        // A new transaction's transaction_read_only is on on a hot standby and under
-        // default_transaction_read_only (for the server, the database or the role).
-        const READ_ONLY: &str = "SELECT current_setting('transaction_read_only') = 'on'";
-        // An idle pooled connection answers at once. Without one (or when it broke), the probe
-        // opens a connection of its own: the pool would retry a refused connection until its
-        // acquire timeout, but a refused connection is a definite answer, which readiness
-        // reports at once. (A database that does not answer at all still takes the caller's
-        // limit.)
-        if let Some(mut pooled) = self.pool.try_acquire() {
-            match sqlx::query_scalar::<_, bool>(READ_ONLY).fetch_one(&mut *pooled).await {
-                Ok(read_only) => return writable(read_only),
-                // Broken (the server restarted or went away): not returned to the pool.
-                Err(_) => pooled.close_on_drop(),
-            }
-        }
-        match self.pool.connect_options().connect().await {
-            Ok(mut own) => {
-                let read_only = sqlx::query_scalar::<_, bool>(READ_ONLY).fetch_one(&mut own).await;
-                let _ = own.close().await;
-                writable(read_only?)
-            }
-            // Refused, reset, unreachable: definite.
-            Err(e @ sqlx::Error::Io(_)) => Err(e.into()),
-            // Anything else (the server's connections all taken, say): the pool's answer.
-            Err(_) => writable(sqlx::query_scalar(READ_ONLY).fetch_one(&self.pool).await?),
-        }
-    }
-
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn migrate(&self) -> Result<(), StoreError> {
-        migrator().run(&self.pool).await?;
-        Ok(())
-    }
-
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn check_key(&self, version: u32, check_value: &[u8; 32]) -> Result<KeyCheck, StoreError> {
-        let version = i32::try_from(version)
-            .map_err(|_| StoreError::Config(format!("key version {version} is too large")))?;
-        // ON CONFLICT makes concurrent first starts agree: exactly one inserts, all compare.
-        let inserted = sqlx::query(
-            "INSERT INTO encryption_keys (version, check_value, created_at) VALUES ($1, $2, now()) \
-             ON CONFLICT (version) DO NOTHING",
-        )
-        .bind(version)
-        .bind(check_value.as_slice())
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        if inserted == 1 {
-            return Ok(KeyCheck::Recorded);
-        }
-        let stored: Vec<u8> =
-            sqlx::query_scalar("SELECT check_value FROM encryption_keys WHERE version = $1")
-                .bind(version)
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(if stored == check_value { KeyCheck::Matches } else { KeyCheck::Mismatch })
-    }
-
-    /// Ends the group committers (each commits what was queued first), then closes the pool.
-    /// Every later call answers UNAVAILABLE.
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn close(&self) {
-        self.uses.close().await;
-        self.stores.close().await;
-        self.pool.close().await;
-    }
-}
-
-impl PostgresStore {
-    /// Why a Store was not inserted for want of its customer: missing, or not in good standing.
-    async fn standing_refusal(&self, customer_id: CustomerId, attempt: &str) -> StoreError {
-        let status: Result<Option<String>, sqlx::Error> =
-            sqlx::query_scalar("SELECT status FROM customers WHERE id = $1")
-                .bind(customer_id.as_uuid())
-                .fetch_optional(&self.pool)
-                .await;
-        match status {
-            Err(e) => e.into(),
-            Ok(status) => match require_good_standing(customer_id, status.as_deref(), attempt) {
-                Err(refusal) => refusal,
-                // Back in good standing since the insert read it.
-                Ok(()) => StoreError::Stale(format!(
-                    "customer {customer_id}'s status changed while the credential was being stored; retry"
-                )),
-            },
-        }
-    }
-
-    async fn find_idempotent(&self, new: &NewCredential) -> Result<Option<Inserted>, StoreError> {
-        let Some((key, _)) = &new.idempotency else {
-            return Ok(None);
-        };
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            credential_columns!(),
-            ", request_fingerprint FROM cloud_credentials WHERE customer_id = $1 AND idempotency_key = $2"
-        ))
-        .bind(new.customer_id.as_uuid())
-        .bind(key.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|row| {
-            Ok(Inserted::Existing {
-                credential: rows::metadata(&row)?,
-                fingerprint: row.try_get::<Option<Vec<u8>>, _>("request_fingerprint")?.unwrap_or_default(),
-            })
-        })
-        .transpose()
-    }
-}
-
-/// `Ok` for a database that takes writes, else `ReadOnly` saying what to change.
-fn writable(read_only: bool) -> Result<(), StoreError> {
-    if read_only {
-        return Err(StoreError::ReadOnly(
-            "the PostgreSQL database accepts reads only (a hot standby, or default_transaction_read_only \
-             is on for the server, the database or credvault's role): point --database-url at the \
-             primary, or turn default_transaction_read_only off"
-                .into(),
-        ));
-    }
-    Ok(())
-}
-
 /// Locks the customer's row `FOR SHARE` and reads its status (`None`: no such customer). Taken
 /// before any credential row, as cancellation takes them, so the two cannot deadlock.
 async fn customer_status_locked(
@@ -539,6 +328,18 @@ async fn customer_status_locked(
         .bind(customer_id.as_uuid())
         .fetch_optional(&mut **tx)
         .await?)
+}
+
+impl PostgresStore {
+    async fn fetch_changed(
+        &self,
+        query: PgQuery<'_>,
+        id: CredentialId,
+    ) -> Result<CredentialMetadata, StoreError> {
+        let row = query.fetch_optional(&self.pool).await?;
+        let row = row.ok_or_else(|| StoreError::NotFound(format!("active credential {id}")))?;
+        rows::metadata(&row)
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,76 @@
+//! The audit chain as the store keeps it: its head, its links and the signed rows `audit
+//! verify` reads, and [`link`], which both backends use to put new rows on the chain.
+
+use crate::domain::{AuditEvent, AuditSigner, chain_hash, head_mac};
+
+/// The audit chain's head: the last sealed row's place and link.
+#[derive(Debug, Clone)]
+pub struct ChainHead {
+    pub seq: i64,
+    pub hash: Vec<u8>,
+    /// `None` before the first seal.
+    pub mac: Option<Vec<u8>>,
+}
+
+/// An audit row with its MAC.
+#[derive(Debug, Clone)]
+pub struct SignedRow {
+    pub event: AuditEvent,
+    pub row_mac: Option<Vec<u8>>,
+}
+
+/// One link of the chain: the `seq`-th sealed audit row and its chain hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainLink {
+    pub seq: i64,
+    pub audit_id: uuid::Uuid,
+    pub hash: Vec<u8>,
+}
+
+/// Everything `audit verify` reads.
+#[derive(Debug, Clone)]
+pub struct AuditChain {
+    pub head: ChainHead,
+    /// In chain order.
+    pub links: Vec<ChainLink>,
+    /// Oldest first.
+    pub rows: Vec<SignedRow>,
+}
+
+/// What one sealing pass did.
+#[derive(Debug, Clone, Default)]
+pub struct ChainReport {
+    pub sealed: u32,
+    /// Rows whose MAC failed: forged or altered before sealing. They stay unsealed.
+    pub refused: Vec<uuid::Uuid>,
+    /// Rows read again that an earlier pass of this process refused and reported.
+    pub passed_over: u32,
+}
+
+/// Links `rows` onto the chain after `head`: the new links, the new head, and the rows refused
+/// for a bad MAC. Shared by both backends so the chain is computed one way.
+pub(crate) fn link(
+    signer: &dyn AuditSigner,
+    head: &ChainHead,
+    rows: &[SignedRow],
+) -> (Vec<ChainLink>, ChainHead, Vec<uuid::Uuid>) {
+    let mut prev: [u8; 32] = head.hash.as_slice().try_into().unwrap_or([0; 32]);
+    let mut seq = head.seq;
+    let (mut links, mut refused) = (Vec::new(), Vec::new());
+    for row in rows {
+        let expected = row.event.mac(signer);
+        let valid = row
+            .row_mac
+            .as_deref()
+            .is_some_and(|mac| aws_lc_rs::constant_time::verify_slices_are_equal(mac, &expected).is_ok());
+        if !valid {
+            refused.push(row.event.id);
+            continue;
+        }
+        seq += 1;
+        prev = chain_hash(signer, &prev, seq, &expected);
+        links.push(ChainLink { seq, audit_id: row.event.id, hash: prev.to_vec() });
+    }
+    let head = ChainHead { seq, hash: prev.to_vec(), mac: Some(head_mac(signer, seq, &prev).to_vec()) };
+    (links, head, refused)
+}

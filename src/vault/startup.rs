@@ -1,0 +1,58 @@
+//! Why the vault cannot serve yet, and the proof at start-up that the configured key is the one
+//! the database was written with.
+
+use super::error_chain;
+use crate::crypto::Keyring;
+use crate::store::{KeyCheck, Store, StoreError};
+
+/// Why the vault cannot serve.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(
+        "the configured encryption key (version {0}) is not the key this database was written with; \
+         start with the original CREDENTIAL_ENCRYPTION_KEY or key file (a different key cannot read the stored credentials)"
+    )]
+    WrongKey(u32),
+    /// The database cannot be reached yet; worth retrying.
+    #[error("the database is not reachable: {0}")]
+    Unavailable(String),
+    /// The database can be read but not written: serving would fail every write.
+    #[error("{0}")]
+    ReadOnly(String),
+    #[error("cannot prepare the database: {0}")]
+    Store(String),
+}
+
+impl From<StoreError> for StartupError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(_) => StartupError::Unavailable(error_chain(&e)),
+            StoreError::ReadOnly(why) => StartupError::ReadOnly(why),
+            other => StartupError::Store(error_chain(&other)),
+        }
+    }
+}
+
+/// Proves `keyring` holds the key the database was written with: each version's check value
+/// matches the database's record of it, or is recorded if the database has none (its first
+/// start with that version).
+pub async fn prove_key(store: &dyn Store, keyring: &Keyring) -> Result<(), StartupError> {
+    for version in keyring.versions() {
+        let check = keyring.check_value(version).expect("versions() lists keys in the ring");
+        match store.check_key(version, &check).await? {
+            KeyCheck::Matches => {}
+            KeyCheck::Recorded => {
+                tracing::info!(key_version = version, "recorded a new encryption key version")
+            }
+            KeyCheck::Mismatch => return Err(StartupError::WrongKey(version)),
+        }
+    }
+    Ok(())
+}
+
+impl StartupError {
+    /// Whether retrying later can help.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StartupError::Unavailable(_))
+    }
+}
