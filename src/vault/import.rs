@@ -92,10 +92,7 @@ impl Vault {
         let id = CredentialId::from_uuid(source.id);
         let customer_id = CustomerId::from_uuid(source.customer_id);
         let binding = Binding { credential_id: id, customer_id, provider, version: 1 };
-        let sealed = self
-            .keyring
-            .seal(&binding, &secret.to_plaintext())
-            .map_err(|e| format!("sealing failed: {e}"))?;
+        let sealed = self.seal(&binding, &secret.to_plaintext()).map_err(|e| e.to_string())?;
         let created_at = source.created_at.unwrap_or_else(OffsetDateTime::now_utc);
         Ok(ImportedCredential {
             id,
@@ -111,8 +108,8 @@ impl Vault {
             usage_count: source.usage_count.unwrap_or(0).max(0),
             created_at,
             updated_at: source.updated_at.unwrap_or(created_at),
-            sealed,
-            key_version: self.keyring.current_version(),
+            sealed: sealed.bytes,
+            key_version: sealed.key_version,
         })
     }
 

@@ -10,6 +10,7 @@ mod get;
 mod history;
 mod import;
 mod recovery;
+mod secrets;
 mod served_cache;
 mod startup;
 mod tokens;
@@ -77,16 +78,6 @@ pub struct Fetched {
 pub struct Page {
     pub credentials: Vec<CredentialMetadata>,
     pub next: Option<PageCursor>,
-}
-
-/// What the ciphertext of `metadata`'s `version` is bound to.
-fn binding_of(metadata: &CredentialMetadata, version: VersionNumber) -> Binding {
-    Binding {
-        credential_id: metadata.id,
-        customer_id: metadata.customer_id,
-        provider: metadata.provider,
-        version,
-    }
 }
 
 /// The credential use cases over one store and keyring. Cheap to clone.
@@ -219,12 +210,9 @@ impl Vault {
         let id = CredentialId::new_random();
         let binding = Binding { credential_id: id, customer_id: request.customer_id, provider, version: 1 };
         let plaintext = request.secret.to_plaintext();
-        let sealed = self.keyring.seal(&binding, &plaintext).map_err(|e| {
-            tracing::error!(error = %e, "sealing failed");
-            VaultError::Internal
-        })?;
+        let sealed = self.seal(&binding, &plaintext)?;
         let idempotency = request.idempotency_key.map(|key| {
-            let fingerprint = self.keyring.fingerprint(&[
+            let fingerprint = self.fingerprint(&[
                 request.customer_id.as_bytes(),
                 key.as_str().as_bytes(),
                 request.name.as_str().as_bytes(),
@@ -255,8 +243,8 @@ impl Vault {
             name: request.name,
             credential_type: request.credential_type,
             permissions: request.permissions,
-            sealed,
-            key_version: self.keyring.current_version(),
+            sealed: sealed.bytes,
+            key_version: sealed.key_version,
             make_default: request.make_default,
             idempotency,
             now: OffsetDateTime::now_utc(),
@@ -278,43 +266,6 @@ impl Vault {
                 }
             }
         }
-    }
-
-    /// Opens a stored secret; a blob that fails to open is audited as `failed` (DATA_LOSS).
-    async fn open(
-        &self,
-        ctx: &RequestContext,
-        binding: &Binding,
-        sealed: &[u8],
-    ) -> Result<SecretPayload, VaultError> {
-        let opened = self.keyring.open(binding, sealed).map_err(|e| e.to_string()).and_then(|plaintext| {
-            SecretPayload::from_plaintext(&plaintext).map_err(|_| "sealed payload is not a secret".into())
-        });
-        match opened {
-            Ok(secret) if secret.provider() == binding.provider => Ok(secret),
-            Ok(_) => Err(self.undecryptable(ctx, binding, "sealed payload is for another provider").await),
-            Err(why) => Err(self.undecryptable(ctx, binding, &why).await),
-        }
-    }
-
-    /// A stored ciphertext that fails to open is tampering or corruption: audit it as `failed`
-    /// and tell the caller, without handing anything out or counting a use.
-    async fn undecryptable(&self, ctx: &RequestContext, binding: &Binding, why: &str) -> VaultError {
-        tracing::error!(credential_id = %binding.credential_id, reason = why, "stored credential failed to decrypt");
-        let audit = ctx.audit(
-            AuditAction::Failed,
-            Some(binding.customer_id),
-            Some(binding.credential_id),
-            format!("secret could not be decrypted: {why}"),
-        );
-        if let Err(e) = self.store.append_audit(audit, OffsetDateTime::now_utc()).await {
-            tracing::error!(error = %error_chain(&e), "could not audit a decryption failure");
-        }
-        VaultError::DataLoss(format!(
-            "credential {} cannot be decrypted: its stored ciphertext was altered or does not belong to this row; \
-             store the credential again",
-            binding.credential_id
-        ))
     }
 
     #[tracing::instrument(skip_all, fields(customer_id = %filter.customer_id))]

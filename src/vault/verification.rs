@@ -3,7 +3,8 @@
 
 use time::OffsetDateTime;
 
-use super::{RequestContext, Vault, VaultError, binding_of};
+use super::secrets::binding_of;
+use super::{RequestContext, Vault, VaultError};
 use crate::domain::{
     AuditAction, CredentialId, CredentialMetadata, CredentialSelector, Scope, SecretPayload, Verification,
     VerifyOutcome,

@@ -5,7 +5,8 @@
 use aws_lc_rs::constant_time::verify_slices_are_equal;
 use time::OffsetDateTime;
 
-use super::{RequestContext, Vault, VaultError, binding_of};
+use super::secrets::binding_of;
+use super::{RequestContext, Vault, VaultError};
 use crate::domain::{
     AuditAction, CredentialId, CredentialMetadata, CredentialSelector, Etag, FieldViolation, IdempotencyKey,
     Scope, SecretPayload, VersionChange, VersionMetadata, VersionNumber,
@@ -93,7 +94,7 @@ impl Vault {
         }
         let plaintext = request.secret.to_plaintext();
         let idempotency = request.idempotency_key.map(|key| {
-            let fingerprint = self.keyring.fingerprint(&[
+            let fingerprint = self.fingerprint(&[
                 id.as_bytes(),
                 key.as_str().as_bytes(),
                 &[u8::from(request.disable_previous)],
@@ -103,10 +104,7 @@ impl Vault {
         });
         for _ in 0..ADD_ATTEMPTS {
             let number = credential.latest_version + 1;
-            let sealed = self.keyring.seal(&binding_of(&credential, number), &plaintext).map_err(|e| {
-                tracing::error!(error = %e, "sealing failed");
-                VaultError::Internal
-            })?;
+            let sealed = self.seal(&binding_of(&credential, number), &plaintext)?;
             let audit = ctx.audit(
                 AuditAction::Rotated,
                 Some(credential.customer_id),
@@ -126,8 +124,8 @@ impl Vault {
                 credential_id: id,
                 customer_id: credential.customer_id,
                 version: number,
-                sealed,
-                key_version: self.keyring.current_version(),
+                sealed: sealed.bytes,
+                key_version: sealed.key_version,
                 disable_previous: request.disable_previous,
                 expected: request.expected,
                 idempotency: idempotency.clone(),

@@ -1,0 +1,81 @@
+//! Every use of the keyring for credentials' secrets, in one place: sealing a secret for its row
+//! (and which key version sealed it), the fingerprints idempotent requests are compared by, and
+//! opening a stored secret (a blob that fails to open is audited as `failed` and answers
+//! DATA_LOSS). Key rotation and per-customer keys change this file, not the use cases.
+
+use time::OffsetDateTime;
+
+use super::{RequestContext, Vault, VaultError, error_chain};
+use crate::crypto::Binding;
+use crate::domain::{AuditAction, CredentialMetadata, SecretPayload, VersionNumber};
+
+/// A secret sealed for one row, and the key version that sealed it.
+pub(super) struct Sealed {
+    pub(super) bytes: Vec<u8>,
+    pub(super) key_version: u32,
+}
+
+/// What the ciphertext of `metadata`'s `version` is bound to.
+pub(super) fn binding_of(metadata: &CredentialMetadata, version: VersionNumber) -> Binding {
+    Binding {
+        credential_id: metadata.id,
+        customer_id: metadata.customer_id,
+        provider: metadata.provider,
+        version,
+    }
+}
+
+impl Vault {
+    /// Seals `plaintext` for the row `binding` describes, with the current key version.
+    pub(super) fn seal(&self, binding: &Binding, plaintext: &[u8]) -> Result<Sealed, VaultError> {
+        let bytes = self.keyring.seal(binding, plaintext).map_err(|e| {
+            tracing::error!(error = %e, "sealing failed");
+            VaultError::Internal
+        })?;
+        Ok(Sealed { bytes, key_version: self.keyring.current_version() })
+    }
+
+    /// A keyed fingerprint of a request's parts (its secret included), for idempotency: equal
+    /// requests have equal fingerprints, and a fingerprint cannot be used to test guesses of a
+    /// secret without the key.
+    pub(super) fn fingerprint(&self, parts: &[&[u8]]) -> [u8; 32] {
+        self.keyring.fingerprint(parts)
+    }
+
+    /// Opens a stored secret; a blob that fails to open is audited as `failed` (DATA_LOSS).
+    pub(super) async fn open(
+        &self,
+        ctx: &RequestContext,
+        binding: &Binding,
+        sealed: &[u8],
+    ) -> Result<SecretPayload, VaultError> {
+        let opened = self.keyring.open(binding, sealed).map_err(|e| e.to_string()).and_then(|plaintext| {
+            SecretPayload::from_plaintext(&plaintext).map_err(|_| "sealed payload is not a secret".into())
+        });
+        match opened {
+            Ok(secret) if secret.provider() == binding.provider => Ok(secret),
+            Ok(_) => Err(self.undecryptable(ctx, binding, "sealed payload is for another provider").await),
+            Err(why) => Err(self.undecryptable(ctx, binding, &why).await),
+        }
+    }
+
+    /// A stored ciphertext that fails to open is tampering or corruption: audit it as `failed`
+    /// and tell the caller, without handing anything out or counting a use.
+    async fn undecryptable(&self, ctx: &RequestContext, binding: &Binding, why: &str) -> VaultError {
+        tracing::error!(credential_id = %binding.credential_id, reason = why, "stored credential failed to decrypt");
+        let audit = ctx.audit(
+            AuditAction::Failed,
+            Some(binding.customer_id),
+            Some(binding.credential_id),
+            format!("secret could not be decrypted: {why}"),
+        );
+        if let Err(e) = self.store.append_audit(audit, OffsetDateTime::now_utc()).await {
+            tracing::error!(error = %error_chain(&e), "could not audit a decryption failure");
+        }
+        VaultError::DataLoss(format!(
+            "credential {} cannot be decrypted: its stored ciphertext was altered or does not belong to this row; \
+             store the credential again",
+            binding.credential_id
+        ))
+    }
+}
