@@ -38,6 +38,11 @@ async fn the_dashboard_does_everything_a_customer_needs_in_a_real_browser() {
         client.get(get_by_id(&fetched.id)).await.unwrap();
     }
 
+    // What a platform team gives one customer's dashboard: bound to that customer.
+    let (_, bound) = app
+        .token("credentials:read,credentials:write,credentials:verify,audit:read", &app.customer_id, None)
+        .await;
+
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let script = root.join("tests/browser/dashboard.mjs");
     let screenshots = root.join("target/dashboard-screenshots");
@@ -49,6 +54,7 @@ async fn the_dashboard_does_everything_a_customer_needs_in_a_real_browser() {
         ("GCP_KEY_JSON", fakes.gcp_key_json.clone()),
         ("FETCHED", fetched.credential_name.clone()),
         ("SCREENSHOTS", screenshots.display().to_string()),
+        ("BOUND_TOKEN", bound),
     ];
     let output = tokio::task::spawn_blocking(move || {
         Command::new("node").arg(&script).envs(envs).output().unwrap_or_else(|e| {

@@ -284,3 +284,74 @@ async fn keys_in_an_env_file_become_the_customers_credentials_once() {
         .unwrap();
     assert_eq!(listed.credentials.len(), 3, "nothing stored twice");
 }
+
+/// A killed import leaves no credential half-written (each is one transaction with its audit
+/// row), and the rerun brings over exactly the rest: every credential once, one `created` row
+/// each, and an audit chain that verifies.
+#[tokio::test]
+async fn an_import_killed_midway_resumes_and_finishes_without_duplicates() {
+    use std::io::{BufRead, BufReader};
+    const ROWS: usize = 300;
+    let url = crate::pg::fresh_database(&crate::pg::shared().admin_url()).await;
+    let source = TestDb::connect(&url).await;
+    source
+        .execute(&format!(
+            "CREATE EXTENSION IF NOT EXISTS pgcrypto;
+             CREATE TABLE customers (id uuid PRIMARY KEY, email varchar(255), company_name varchar(255),
+                 status varchar(50), subscription_tier varchar(50), created_at timestamp);
+             CREATE TABLE cloud_credentials (id uuid PRIMARY KEY, customer_id uuid, provider varchar(50),
+                 credential_name varchar(255), encrypted_credentials bytea, credential_type varchar(50),
+                 permissions varchar(50), is_active boolean, is_verified boolean, last_verified_at timestamp,
+                 last_used_at timestamp, usage_count integer, created_at timestamp, updated_at timestamp);
+             INSERT INTO customers VALUES ('{CUSTOMER}', 'bulk@seed.example', 'Bulk Co', 'active', 'free', now());
+             INSERT INTO cloud_credentials
+                 SELECT gen_random_uuid(), '{CUSTOMER}', 'vultr', 'Key ' || i,
+                        pgp_sym_encrypt('{{\"api_key\": \"K' || i || '\"}}', '{OLD_KEY}', 's2k-count=1024'),
+                        'api_key', 'read_only', true, false, NULL, NULL, 0, now(), now()
+                 FROM generate_series(1, {ROWS}) AS i;"
+        ))
+        .await;
+    let app = TestApp::spawn_on(Backend::Sqlite).await;
+    let command = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_credvault"));
+        command
+            .args(["import", "pgcrypto"])
+            .env("CREDVAULT_IMPORT_SOURCE_URL", &url)
+            .env("SOURCE_CREDENTIAL_ENCRYPTION_KEY", OLD_KEY)
+            .env("CREDVAULT_DATABASE_URL", &app.database_url)
+            .env("CREDENTIAL_ENCRYPTION_KEY", &app.key)
+            .env_remove("CREDVAULT_KEY_FILE");
+        command
+    };
+
+    // Killed (SIGKILL) once the progress lines say a tenth of the credentials were written.
+    let mut child =
+        command().stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    for line in stderr.lines() {
+        if line.unwrap().starts_with(&format!("credentials: {}/{ROWS}", ROWS / 10)) {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let db = app.db().await;
+    let partial = db.count("SELECT count(*) FROM cloud_credentials").await;
+    assert!((30..300).contains(&partial), "killed midway: {partial} credentials");
+    let half_written = db
+        .count("SELECT count(*) FROM cloud_credentials c WHERE NOT EXISTS (SELECT 1 FROM credential_versions v WHERE v.credential_id = c.id) OR NOT EXISTS (SELECT 1 FROM credential_audit_log a WHERE a.credential_id = c.id)")
+        .await;
+    assert_eq!(half_written, 0, "every credential written has its version and its audit row");
+
+    let rerun = command().output().unwrap();
+    assert!(rerun.status.success(), "{}", text(&rerun));
+    let partial = u32::try_from(partial).unwrap();
+    assert_eq!(counts(&rerun, "credentials"), (300 - partial, partial, 0), "{}", text(&rerun));
+    assert_eq!(db.count("SELECT count(*) FROM cloud_credentials").await, 300);
+    let created = db
+        .count("SELECT count(*) FROM credential_audit_log WHERE action = 'created' AND credential_id IS NOT NULL")
+        .await;
+    assert_eq!(created, 300, "one created row per credential");
+    app.vault.chain_audit().await.unwrap();
+    assert!(app.vault.verify_audit_log().await.unwrap().is_ok());
+}

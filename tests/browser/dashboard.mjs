@@ -3,7 +3,8 @@
 // to local fake providers. Environment: CREDVAULT_URL (the gateway), CREDVAULT_TOKEN (a token
 // for every customer), CUSTOMER_LABEL (the customer to pick), VULTR_KEY and GCP_KEY_JSON (keys
 // the fakes accept), FETCHED (a credential the harness fetched 3 times as token "collector"),
-// SCREENSHOTS (a directory for screenshots). Exits non-zero, saying why, on the first failure.
+// SCREENSHOTS (a directory for screenshots), BOUND_TOKEN (a dashboard token bound to the
+// customer). Exits non-zero, saying why, on the first failure.
 
 import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
@@ -22,6 +23,7 @@ const vultrKey = env("VULTR_KEY");
 const gcpKey = env("GCP_KEY_JSON");
 const fetched = env("FETCHED");
 const shots = env("SCREENSHOTS");
+const boundToken = env("BOUND_TOKEN");
 mkdirSync(shots, { recursive: true });
 
 const browser = await chromium.launch({
@@ -198,6 +200,16 @@ try {
     await page.getByRole("button", { name: "Sign out" }).click();
     await page.getByRole("heading", { name: "Sign in" }).waitFor();
     assert.equal(await page.evaluate(() => sessionStorage.getItem("credvault.token")), null);
+  });
+
+  await step("a token bound to one customer goes straight to its credentials", async () => {
+    await page.getByLabel("API token").fill(boundToken);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("heading", { name: "Credentials", exact: true }).waitFor();
+    await page.getByRole("button", { name: "Analytics GCP" }).waitFor();
+    assert.equal(await page.getByRole("button", { name: "Switch customer" }).count(), 0);
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByRole("heading", { name: "Sign in" }).waitFor();
   });
 
   const violations = await page.evaluate(() => window.__cspViolations);
