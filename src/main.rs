@@ -74,6 +74,9 @@ enum Command {
     /// Bring credentials over from another system into this vault.
     #[command(subcommand)]
     Import(commands::import::ImportCommand),
+    /// The master key.
+    #[command(subcommand)]
+    Key(commands::key::KeyCommand),
 }
 
 #[derive(Subcommand)]
@@ -236,6 +239,7 @@ async fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Import(command) => commands::import::run(command).await,
+        Command::Key(command) => commands::key::run(command).await,
         Command::Bench(args) => {
             let report = bench::run(&args).await?;
             println!("{report}");

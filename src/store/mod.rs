@@ -177,6 +177,16 @@ pub struct NewCustomer {
     pub tier: SubscriptionTier,
 }
 
+/// One master-key version as the database knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyUsage {
+    pub version: u32,
+    /// When a server first started with it; `None` if only data keys name it.
+    pub recorded_at: Option<OffsetDateTime>,
+    /// Data keys (credential versions not destroyed) it wraps.
+    pub data_keys: i64,
+}
+
 /// The outcome of comparing the configured key with the database's record of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyCheck {
@@ -214,6 +224,10 @@ pub trait Store:
 
     /// Records `check_value` for `version` if absent, else compares it with the record.
     async fn check_key(&self, version: u32, check_value: &[u8; 32]) -> Result<KeyCheck, StoreError>;
+
+    /// Every master-key version the database knows of (recorded at a start, or named by a stored
+    /// data key), oldest first, with how many data keys it wraps.
+    async fn key_usage(&self) -> Result<Vec<KeyUsage>, StoreError>;
 
     /// Closes the connections (SQLite checkpoints its WAL). Later calls fail with `Unavailable`.
     async fn close(&self);

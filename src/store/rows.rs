@@ -200,3 +200,13 @@ pub(super) fn token(row: &impl StoredRow) -> Result<TokenRecord, StoreError> {
         revoked_at: row.optional_time("revoked_at")?,
     })
 }
+
+/// A master-key version's use (see [`super::Store::key_usage`]).
+pub(super) fn key_usage(row: &impl StoredRow) -> Result<super::KeyUsage, StoreError> {
+    let version = row.integer("version")?;
+    Ok(super::KeyUsage {
+        version: u32::try_from(version).map_err(|_| corrupt("key version", &version.to_string()))?,
+        recorded_at: row.optional_time("created_at")?,
+        data_keys: row.integer("data_keys")?,
+    })
+}

@@ -29,6 +29,7 @@ pub use audit_log::{AuditVerified, CHAIN_INTERVAL, Tampered, verify_audit_log};
 pub use context::RequestContext;
 pub use customers::{AUDIT_CURSOR, CUSTOMER_CURSOR, Directory, Listed, NewCustomerRequest};
 pub use error::{VaultError, error_chain};
+pub use secrets::{KeyState, KeyVersionStatus};
 pub use startup::{StartupError, prove_key};
 pub use update::CredentialChanges;
 pub use verification::{Verified, VerifyTarget};

@@ -5,9 +5,43 @@
 
 use time::OffsetDateTime;
 
+use super::access::authorize_all_customers;
 use super::{RequestContext, Vault, VaultError, error_chain};
 use crate::crypto::Binding;
-use crate::domain::{AuditAction, CredentialMetadata, SecretPayload, VersionNumber};
+use crate::domain::{AuditAction, CredentialMetadata, Scope, SecretPayload, VersionNumber};
+
+/// What a master-key version is to this vault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    /// Configured, and what new secrets are sealed with.
+    Current,
+    /// Configured, and still wrapping data keys: it must stay until they are rewrapped.
+    DecryptOnly,
+    /// Wraps nothing (configured or only recorded).
+    Unused,
+    /// Wraps data keys, but is not configured: those secrets cannot be opened.
+    Missing,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Current => "current",
+            KeyState::DecryptOnly => "decrypt-only",
+            KeyState::Unused => "unused",
+            KeyState::Missing => "missing",
+        }
+    }
+}
+
+/// One master-key version: its state, how many data keys it wraps, when a server first used it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyVersionStatus {
+    pub version: u32,
+    pub state: KeyState,
+    pub data_keys: i64,
+    pub recorded_at: Option<OffsetDateTime>,
+}
 
 /// A secret sealed for one row, and the key version that sealed it.
 pub(super) struct Sealed {
@@ -77,5 +111,37 @@ impl Vault {
              store the credential again",
             binding.credential_id
         ))
+    }
+
+    /// Every master-key version configured or known to the database, oldest first, with its
+    /// state and the data keys it wraps (`credvault key status`).
+    pub async fn key_status(&self, ctx: &RequestContext) -> Result<Vec<KeyVersionStatus>, VaultError> {
+        authorize_all_customers(self.store.as_ref(), ctx, Scope::Admin, "read the key status").await?;
+        let mut known = self.store.key_usage().await?;
+        for version in self.keyring.versions() {
+            if !known.iter().any(|k| k.version == version) {
+                known.push(crate::store::KeyUsage { version, recorded_at: None, data_keys: 0 });
+            }
+        }
+        known.sort_by_key(|k| k.version);
+        let configured = |version| self.keyring.versions().any(|v| v == version);
+        Ok(known
+            .into_iter()
+            .map(|k| KeyVersionStatus {
+                version: k.version,
+                state: match (
+                    k.version == self.keyring.current_version(),
+                    configured(k.version),
+                    k.data_keys > 0,
+                ) {
+                    (true, _, _) => KeyState::Current,
+                    (false, true, true) => KeyState::DecryptOnly,
+                    (false, false, true) => KeyState::Missing,
+                    (false, _, false) => KeyState::Unused,
+                },
+                data_keys: k.data_keys,
+                recorded_at: k.recorded_at,
+            })
+            .collect())
     }
 }

@@ -155,7 +155,43 @@ async fn the_right_key_reopens_the_same_database(backend: Backend) {
     assert_eq!(got.secret.unwrap().secret, Some(vultr("kept-secret")));
 }
 
+/// `credvault key status`: the one configured version is current and wraps every data key (a
+/// destroyed version's is gone); a key configuration that lacks a version still in use is named.
+async fn the_key_status_counts_the_data_keys_each_version_wraps(backend: Backend) {
+    let app = TestApp::spawn_on(backend).await;
+    let first = app.store_vultr("First", "k1").await;
+    app.store_vultr("Second", "k2").await;
+    let add = pb::AddVersionRequest {
+        credential_id: first.id.clone(),
+        secret: Some(pb::CredentialSecret { secret: Some(vultr("k1-rotated")) }),
+        ..Default::default()
+    };
+    app.client.clone().add_version(add).await.unwrap();
+    let destroy =
+        pb::DestroyVersionRequest { credential_id: first.id.clone(), version: 1, ..Default::default() };
+    app.client.clone().destroy_version(destroy).await.unwrap();
+    let status = |key: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_credvault"))
+            .args(["key", "status"])
+            .env("CREDVAULT_DATABASE_URL", &app.database_url)
+            .env("CREDENTIAL_ENCRYPTION_KEY", key)
+            .env_remove("CREDVAULT_KEY_FILE")
+            .output()
+            .unwrap()
+    };
+    let output = status(&app.key);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    let line = stdout.lines().nth(1).unwrap_or_default();
+    assert!(line.starts_with("1\tcurrent\t2\t"), "two data keys (one destroyed): {stdout}");
+    assert!(!stdout.contains(&app.key), "the key is never printed");
+    let wrong = status(&new_key());
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("not the key this database was written with"));
+}
+
 backend_tests!(
+    the_key_status_counts_the_data_keys_each_version_wraps,
     no_plaintext_secret_reaches_the_database_files,
     a_ciphertext_copied_onto_another_row_fails_to_open,
     a_tampered_ciphertext_fails_to_open,

@@ -680,6 +680,34 @@ async fn imports_keep_ids_times_and_counts_and_are_skipped_once_there(backend: B
     assert_eq!(store.chain_audit(100).await.unwrap().refused.len(), 0, "imported rows are MACed like any");
 }
 
+async fn key_usage_counts_the_data_keys_of_each_version(backend: Backend) {
+    use credvault::store::KeyUsage;
+    let (store, _dir) = fresh(backend).await;
+    assert_eq!(store.key_usage().await.unwrap(), [], "nothing recorded, nothing sealed");
+    assert_eq!(store.check_key(1, &[7; 32]).await.unwrap(), KeyCheck::Recorded);
+    let owner = customer();
+    store.ensure_customer(&owner).await.unwrap();
+    let stored = created(insert(store.as_ref(), credential(owner.id, "Counted", b"v1")).await.unwrap());
+    created(insert(store.as_ref(), credential(owner.id, "Other", b"v1")).await.unwrap());
+    // A version sealed under key version 2, which no server recorded: named by its data key only.
+    let two = NewVersion { key_version: 2, ..version(&stored, 2, b"v2") };
+    store.add_version(two, audit(AuditAction::Rotated, owner.id, Some(stored.id))).await.unwrap();
+    let usage = store.key_usage().await.unwrap();
+    assert_eq!(usage.len(), 2, "{usage:?}");
+    assert_eq!((usage[0].version, usage[0].data_keys, usage[0].recorded_at.is_some()), (1, 2, true));
+    assert_eq!(usage[1], KeyUsage { version: 2, recorded_at: None, data_keys: 1 });
+    let now = OffsetDateTime::now_utc();
+    store
+        .change_version(
+            change(&stored, 1, VersionChange::Destroy),
+            audit(AuditAction::Updated, owner.id, Some(stored.id)),
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.key_usage().await.unwrap()[0].data_keys, 1, "a destroyed version wraps nothing");
+}
+
 backend_tests!(
     the_store_keeps_its_own_life,
     customers_are_created_once_listed_in_order_and_changed_with_their_audit_row,
@@ -690,4 +718,5 @@ backend_tests!(
     metadata_changes_restores_purges_and_recovery_windows_follow_the_contract,
     a_cancelled_customer_loses_its_credentials_at_once_and_takes_no_writes,
     imports_keep_ids_times_and_counts_and_are_skipped_once_there,
+    key_usage_counts_the_data_keys_of_each_version,
 );

@@ -379,6 +379,22 @@ impl Store for SqliteStore {
     /// checkpoint empties the WAL into the file; the writer stops writing and closes. Every
     /// later call answers UNAVAILABLE.
     #[tracing::instrument(level = "debug", skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn key_usage(&self) -> Result<Vec<crate::store::KeyUsage>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT version, created_at, \
+             (SELECT count(*) FROM credential_versions v WHERE v.key_version = k.version) AS data_keys \
+             FROM encryption_keys k \
+             UNION ALL SELECT key_version AS version, NULL AS created_at, count(*) AS data_keys \
+             FROM credential_versions WHERE key_version IS NOT NULL \
+             AND key_version NOT IN (SELECT version FROM encryption_keys) GROUP BY key_version \
+             ORDER BY version",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(rows::key_usage).collect()
+    }
+
     async fn close(&self) {
         self.uses.close().await;
         let checkpoints = self.checkpoints.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
