@@ -131,6 +131,7 @@ impl Vault {
         self.store.check_writable().await.map_err(StartupError::from)?;
         self.store.migrate().await.map_err(StartupError::from)?;
         prove_key(self.store.as_ref(), &self.keyring).await?;
+        startup::require_versions_in_use(self.store.as_ref(), &self.keyring).await?;
         self.ready.store(true, Ordering::Release);
         Ok(())
     }

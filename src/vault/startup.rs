@@ -19,8 +19,21 @@ pub enum StartupError {
     /// The database can be read but not written: serving would fail every write.
     #[error("{0}")]
     ReadOnly(String),
+    /// Stored secrets are sealed under key versions the configuration lacks: (version, data
+    /// keys it wraps).
+    #[error(
+        "{}: add them to the key configuration (without them those secrets cannot be opened)",
+        missing_versions(.0)
+    )]
+    MissingKeyVersions(Vec<(u32, i64)>),
     #[error("cannot prepare the database: {0}")]
     Store(String),
+}
+
+fn missing_versions(missing: &[(u32, i64)]) -> String {
+    let list: Vec<String> =
+        missing.iter().map(|(version, keys)| format!("key version {version} ({keys} data keys)")).collect();
+    format!("stored secrets are sealed under {}, which the configured key does not include", list.join(", "))
 }
 
 impl From<StoreError> for StartupError {
@@ -48,6 +61,22 @@ pub async fn prove_key(store: &dyn Store, keyring: &Keyring) -> Result<(), Start
         }
     }
     Ok(())
+}
+
+/// Refuses a keyring that lacks a version still wrapping stored data keys: serving would fail
+/// every Get of those secrets.
+pub(super) async fn require_versions_in_use(
+    store: &dyn Store,
+    keyring: &Keyring,
+) -> Result<(), StartupError> {
+    let missing: Vec<(u32, i64)> = store
+        .key_usage()
+        .await?
+        .into_iter()
+        .filter(|k| k.data_keys > 0 && !keyring.versions().any(|v| v == k.version))
+        .map(|k| (k.version, k.data_keys))
+        .collect();
+    if missing.is_empty() { Ok(()) } else { Err(StartupError::MissingKeyVersions(missing)) }
 }
 
 impl StartupError {

@@ -155,6 +155,22 @@ async fn the_right_key_reopens_the_same_database(backend: Backend) {
     assert_eq!(got.secret.unwrap().secret, Some(vultr("kept-secret")));
 }
 
+async fn start_up_is_refused_when_a_key_version_still_in_use_is_not_configured(backend: Backend) {
+    let app = TestApp::spawn_on(backend).await;
+    app.store_vultr("Sealed under v2", "k").await;
+    let db = app.db().await;
+    // As if rotation had sealed it under a version 2 this configuration does not have.
+    assert_eq!(db.execute("UPDATE credential_versions SET key_version = 2").await, 1);
+    let stopped = app.stop().await;
+    let err = match stopped.restart().await {
+        Err(e) => e,
+        Ok(_) => panic!("a server lacking a key version in use must not start"),
+    };
+    let message = err.to_string();
+    assert!(message.contains("key version 2 (1 data keys)"), "{message}");
+    assert!(message.contains("add them to the key configuration"), "{message}");
+}
+
 /// `credvault key status`: the one configured version is current and wraps every data key (a
 /// destroyed version's is gone); a key configuration that lacks a version still in use is named.
 async fn the_key_status_counts_the_data_keys_each_version_wraps(backend: Backend) {
@@ -192,6 +208,7 @@ async fn the_key_status_counts_the_data_keys_each_version_wraps(backend: Backend
 
 backend_tests!(
     the_key_status_counts_the_data_keys_each_version_wraps,
+    start_up_is_refused_when_a_key_version_still_in_use_is_not_configured,
     no_plaintext_secret_reaches_the_database_files,
     a_ciphertext_copied_onto_another_row_fails_to_open,
     a_tampered_ciphertext_fails_to_open,
