@@ -23,6 +23,8 @@ const HTTP_SECONDS: &str = "credvault_http_request_duration_seconds";
 /// or fails, 0 while it keeps up.
 pub const AUDIT_CHAIN_LAG: &str = "credvault_audit_chain_lag_seconds";
 pub const AUDIT_CHAINED: &str = "credvault_audit_chained_rows_total";
+/// Verifications by provider and outcome (valid, invalid, unreachable).
+pub const VERIFICATIONS: &str = "credvault_verifications_total";
 
 /// Latency buckets, in seconds: from a cached read to a slow verification call.
 const BUCKETS: &[f64] =
@@ -65,6 +67,10 @@ fn describe() {
         "seconds since the audit sealer last caught up with every row written (0 while it keeps up)"
     );
     metrics::describe_counter!(AUDIT_CHAINED, "audit rows sealed onto the hash chain");
+    metrics::describe_counter!(
+        VERIFICATIONS,
+        "checks of a credential against its provider, by provider and outcome (valid, invalid, unreachable)"
+    );
     metrics::describe_counter!(GRPC_REQUESTS, "gRPC calls by method and status code");
     metrics::describe_histogram!(
         GRPC_SECONDS,

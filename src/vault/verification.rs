@@ -44,7 +44,7 @@ impl Vault {
             VerifyTarget::Inline(secret) => {
                 self.authorize(&ctx, Scope::CredentialsVerify, ctx.acting_for, None, ATTEMPT).await?;
                 secret.validate("secret")?;
-                let verification = self.verifiers.verify(&secret).await;
+                let verification = self.check_with_provider(&secret).await;
                 return Ok(Verified { verification, credential: None });
             }
             VerifyTarget::Stored(id) => id,
@@ -63,7 +63,7 @@ impl Vault {
         let binding = binding_of(&found.metadata, version);
         let secret = self.open(&ctx, &binding, &sealed).await?;
         let metadata = found.metadata;
-        let verification = self.verifiers.verify(&secret).await;
+        let verification = self.check_with_provider(&secret).await;
         drop(secret);
         if !verification.outcome.is_definite() {
             return Ok(Verified { verification, credential: Some(metadata) });
@@ -90,5 +90,18 @@ impl Vault {
                 },
             )?;
         Ok(Verified { verification, credential: Some(credential) })
+    }
+
+    /// Asks the provider, and counts the answer in `/metrics`.
+    async fn check_with_provider(&self, secret: &SecretPayload) -> Verification {
+        let verification = self.verifiers.verify(secret).await;
+        let outcome = match verification.outcome {
+            VerifyOutcome::Valid => "valid",
+            VerifyOutcome::Invalid => "invalid",
+            VerifyOutcome::Unreachable => "unreachable",
+        };
+        let labels = [("provider", secret.provider().as_str()), ("outcome", outcome)];
+        metrics::counter!(crate::metrics::VERIFICATIONS, &labels).increment(1);
+        verification
     }
 }

@@ -414,6 +414,11 @@ async fn verify_by_id_and_inline_reach_the_provider() {
     let verified = json_of(response).await;
     assert_eq!(verified["outcome"], "invalid", "{verified}");
     assert_eq!(verified["credential"], Value::Null);
+    let metrics = reqwest::get(format!("{}/metrics", app.http)).await.unwrap().text().await.unwrap();
+    for outcome in ["valid", "invalid"] {
+        let line = format!(r#"credvault_verifications_total{{provider="vultr",outcome="{outcome}"}}"#);
+        assert!(metrics.contains(&line), "{line} in\n{metrics}");
+    }
 
     for ambiguous in
         [json!({}), json!({"credential_id": id, "provider": "vultr", "credentials": {"api_key": "k"}})]
