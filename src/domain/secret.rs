@@ -1,6 +1,7 @@
 //! A credential's secret, per provider: its fields, their validation, and its plaintext form
 //! (sealed by the crypto layer, never logged).
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -36,6 +37,45 @@ impl SecretPayload {
 
     /// Checks every field the provider needs. `prefix` is the path of the secret in the request
     /// (e.g. `secret`), so errors name the exact field.
+    /// The provider's secret from its named fields (`credentials` in the REST gateway's body,
+    /// the JSON the seed's system stored): unknown fields are refused, naming the field
+    /// (`credentials.<name>`), never its value; missing required ones are left empty for
+    /// [`SecretPayload::validate`] to name.
+    pub fn from_fields(
+        provider: Provider,
+        mut fields: BTreeMap<String, Zeroizing<String>>,
+    ) -> Result<Self, FieldViolation> {
+        let allowed: &[&str] = match provider {
+            Provider::Vultr => &["api_key"],
+            Provider::Aws => &["access_key_id", "secret_access_key", "session_token"],
+            Provider::Gcp => &["service_account_json"],
+            Provider::Azure => &["tenant_id", "client_id", "client_secret", "subscription_id"],
+        };
+        if let Some(unknown) = fields.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(FieldViolation::new(
+                format!("credentials.{}", super::shortened(unknown)),
+                format!("is not a {provider} field; expected {}", allowed.join(", ")),
+            ));
+        }
+        let mut take = |name: &str| fields.get_mut(name).map(|v| std::mem::take(&mut **v));
+        let mut required = |name: &str| take(name).unwrap_or_default();
+        Ok(match provider {
+            Provider::Vultr => SecretPayload::Vultr { api_key: required("api_key") },
+            Provider::Aws => SecretPayload::Aws {
+                access_key_id: required("access_key_id"),
+                secret_access_key: required("secret_access_key"),
+                session_token: take("session_token"),
+            },
+            Provider::Gcp => SecretPayload::Gcp { service_account_json: required("service_account_json") },
+            Provider::Azure => SecretPayload::Azure {
+                tenant_id: required("tenant_id"),
+                client_id: required("client_id"),
+                client_secret: required("client_secret"),
+                subscription_id: take("subscription_id"),
+            },
+        })
+    }
+
     pub fn validate(&self, prefix: &str) -> Result<(), FieldViolation> {
         let field = |name: &str| format!("{prefix}.{}.{name}", self.provider());
         let required = |name: &str, value: &str| {

@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 
+use super::dto::rfc3339;
 use super::{ApiError, Authenticated, Caller, NEXT_PAGE_TOKEN, PathParam, QueryParams};
 use crate::domain::{
     AuditAction, AuditEvent, AuditFilter, CredentialId, Cursor, Customer, FieldViolation, ListFilter, quoted,
@@ -90,10 +91,6 @@ pub(super) struct AuditQuery {
     /// The `X-Next-Page-Token` of the previous page.
     #[serde(default)]
     pub(super) page_token: Option<String>,
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).expect("every OffsetDateTime formats as RFC 3339")
 }
 
 /// A JSON list with the next page's token in `X-Next-Page-Token`.

@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 
 use crate::domain::{
     CredentialMetadata, FieldViolation, Provider, SecretPayload, Summary, Verification, VerifyOutcome,
-    VersionMetadata, shortened,
+    VersionMetadata,
 };
 
 /// `POST /api/v1/credentials`.
@@ -65,37 +65,9 @@ impl std::fmt::Debug for SecretFields {
 }
 
 impl SecretFields {
-    /// Moves the fields into the provider's typed secret, refusing unknown or missing ones.
-    pub(super) fn into_secret(mut self, provider: Provider) -> Result<SecretPayload, FieldViolation> {
-        let allowed: &[&str] = match provider {
-            Provider::Vultr => &["api_key"],
-            Provider::Aws => &["access_key_id", "secret_access_key", "session_token"],
-            Provider::Gcp => &["service_account_json"],
-            Provider::Azure => &["tenant_id", "client_id", "client_secret", "subscription_id"],
-        };
-        if let Some(unknown) = self.0.keys().find(|k| !allowed.contains(&k.as_str())) {
-            return Err(FieldViolation::new(
-                format!("credentials.{}", shortened(unknown)),
-                format!("is not a {provider} field; expected {}", allowed.join(", ")),
-            ));
-        }
-        let mut take = |name: &str| self.0.get_mut(name).map(|v| std::mem::take(&mut **v));
-        let mut required = |name: &str| take(name).unwrap_or_default();
-        Ok(match provider {
-            Provider::Vultr => SecretPayload::Vultr { api_key: required("api_key") },
-            Provider::Aws => SecretPayload::Aws {
-                access_key_id: required("access_key_id"),
-                secret_access_key: required("secret_access_key"),
-                session_token: take("session_token"),
-            },
-            Provider::Gcp => SecretPayload::Gcp { service_account_json: required("service_account_json") },
-            Provider::Azure => SecretPayload::Azure {
-                tenant_id: required("tenant_id"),
-                client_id: required("client_id"),
-                client_secret: required("client_secret"),
-                subscription_id: take("subscription_id"),
-            },
-        })
+    /// Moves the fields into the provider's typed secret, refusing unknown ones.
+    pub(super) fn into_secret(self, provider: Provider) -> Result<SecretPayload, FieldViolation> {
+        SecretPayload::from_fields(provider, self.0)
     }
 }
 
@@ -151,7 +123,7 @@ pub(super) struct Credential {
     pub(super) purged_at: Option<String>,
 }
 
-fn rfc3339(t: OffsetDateTime) -> String {
+pub(super) fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).expect("every OffsetDateTime formats as RFC 3339")
 }
 

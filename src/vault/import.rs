@@ -6,6 +6,7 @@
 use std::net::IpAddr;
 
 use time::OffsetDateTime;
+use zeroize::Zeroizing;
 
 use super::access::authorize_all_customers;
 use super::{Binding, RequestContext, Vault, VaultError};
@@ -21,44 +22,20 @@ use crate::store::seed_source::{SourceAuditRow, SourceCredential, SourceCustomer
 fn secret_from_seed(provider: Provider, plaintext: &[u8]) -> Result<SecretPayload, String> {
     let fields: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(plaintext)
         .map_err(|_| "the decrypted credentials are not a JSON object".to_owned())?;
-    let allowed: &[&str] = match provider {
-        Provider::Vultr => &["api_key"],
-        Provider::Aws => &["access_key_id", "secret_access_key", "session_token"],
-        Provider::Gcp => &["service_account_json"],
-        Provider::Azure => &["tenant_id", "client_id", "client_secret", "subscription_id"],
-    };
-    if let Some(unknown) = fields.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(format!(
-            "the credentials have a field {} that {provider} does not take (expected {})",
-            crate::domain::quoted(&crate::domain::shortened(unknown)),
-            allowed.join(", ")
-        ));
-    }
     // A GCP key may have been stored as the key's JSON object rather than as its text.
-    let text = |name: &str| -> Option<String> {
-        fields.get(name).and_then(|v| match v {
-            serde_json::Value::String(s) => Some(s.clone()),
-            serde_json::Value::Null => None,
-            other => Some(other.to_string()),
+    let fields = fields
+        .into_iter()
+        .filter_map(|(name, value)| {
+            let text = match value {
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Null => return None,
+                other => other.to_string(),
+            };
+            Some((name, Zeroizing::new(text)))
         })
-    };
-    let required = |name: &str| text(name).unwrap_or_default();
-    let secret = match provider {
-        Provider::Vultr => SecretPayload::Vultr { api_key: required("api_key") },
-        Provider::Aws => SecretPayload::Aws {
-            access_key_id: required("access_key_id"),
-            secret_access_key: required("secret_access_key"),
-            session_token: text("session_token"),
-        },
-        Provider::Gcp => SecretPayload::Gcp { service_account_json: required("service_account_json") },
-        Provider::Azure => SecretPayload::Azure {
-            tenant_id: required("tenant_id"),
-            client_id: required("client_id"),
-            client_secret: required("client_secret"),
-            subscription_id: text("subscription_id"),
-        },
-    };
-    secret.validate("credentials").map_err(|v| format!("{}: {}", v.field, v.description))?;
+        .collect();
+    let secret = SecretPayload::from_fields(provider, fields).map_err(|v| v.to_string())?;
+    secret.validate("credentials").map_err(|v| v.to_string())?;
     Ok(secret)
 }
 
@@ -218,7 +195,10 @@ mod tests {
             secret_from_seed(Provider::Gcp, br#"{"service_account_json":"{...json content...}"}"#);
         assert!(placeholder.unwrap_err().starts_with("credentials.gcp.service_account_json"));
         let unknown = secret_from_seed(Provider::Vultr, br#"{"api_key":"k","password":"p"}"#).unwrap_err();
-        assert!(unknown.contains("\"password\"") && !unknown.contains("\"p\""), "{unknown}");
+        assert!(
+            unknown.starts_with("credentials.password: is not a vultr field") && !unknown.contains("\"p\""),
+            "{unknown}"
+        );
         assert!(secret_from_seed(Provider::Aws, b"not json").is_err());
         let aws =
             secret_from_seed(Provider::Aws, br#"{"access_key_id":"AKIA1","secret_access_key":"s"}"#).unwrap();
