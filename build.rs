@@ -8,7 +8,12 @@ use prost::Message;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
     let fds = protox::compile(
-        ["credvault/v1/credentials.proto", "credvault/v1/customers.proto", "credvault/v1/audit.proto"],
+        [
+            "credvault/v1/credentials.proto",
+            "credvault/v1/customers.proto",
+            "credvault/v1/audit.proto",
+            "credvault/v1/keys.proto",
+        ],
         ["proto"],
     )?;
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);

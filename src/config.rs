@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use crate::crypto::{KeyError, MasterKey};
+use crate::crypto::{KeyError, MasterKey, MasterKeys};
 use crate::domain::TrustedProxies;
 use crate::store::PoolSettings;
 use crate::verify::VerifySettings;
@@ -51,7 +51,8 @@ pub struct ServeArgs {
     #[arg(long, env = "CREDVAULT_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
     pub database_url: String,
     /// File holding the base64 master key (instead of CREDENTIAL_ENCRYPTION_KEY, which is read
-    /// from the environment only: a key on the command line would show in `ps`).
+    /// from the environment only: a key on the command line would show in `ps`). While keys
+    /// rotate, either holds `VERSION:KEY` entries, one per line (see `credvault key rotate`).
     #[arg(long, env = "CREDVAULT_KEY_FILE")]
     pub key_file: Option<PathBuf>,
     /// Development mode: create a key file and the database on first run, add the demo
@@ -73,6 +74,10 @@ pub struct ServeArgs {
     /// whose recovery window has ended (every instance runs one; each credential is purged once).
     #[arg(long, env = "CREDVAULT_PURGE_INTERVAL_SECS", default_value_t = 60.0)]
     pub purge_interval_secs: f64,
+    /// After `credvault key rotate`, at most this many data keys rewrapped per second (0: as
+    /// fast as half the database's time allows; the rewrap pauses as long as each batch took).
+    #[arg(long, env = "CREDVAULT_REWRAP_RATE", default_value_t = 0)]
+    pub rewrap_rate: u32,
     #[command(flatten)]
     pub pool: PoolArgs,
     #[command(flatten)]
@@ -373,6 +378,8 @@ pub struct Config {
     pub token_cache_ttl: Duration,
     pub audit_chain_interval: Duration,
     pub purge_interval: Duration,
+    /// Data keys rewrapped per second at most; `None`: no limit beyond the rewrap's own pause.
+    pub rewrap_rate: Option<std::num::NonZeroU32>,
     pub pool: PoolSettings,
     pub verify: VerifySettings,
 }
@@ -430,13 +437,14 @@ impl Config {
                     ));
                 }
             },
+            rewrap_rate: std::num::NonZeroU32::new(args.rewrap_rate),
             pool: args.pool.validate()?,
             verify: args.verify.validate()?,
         })
     }
 
-    /// Reads the master key, creating the dev key file if this is its first run.
-    pub fn master_key(&self) -> Result<MasterKey, ConfigError> {
+    /// Reads the master key's versions, creating the dev key file if this is its first run.
+    pub fn master_keys(&self) -> Result<MasterKeys, ConfigError> {
         self.key.load()
     }
 }
@@ -465,10 +473,10 @@ impl KeySource {
         }
     }
 
-    /// Reads the key, creating the dev key file on its first run.
-    fn load(&self) -> Result<MasterKey, ConfigError> {
+    /// Reads the key's versions, creating the dev key file on its first run.
+    fn load(&self) -> Result<MasterKeys, ConfigError> {
         match self {
-            KeySource::Inline(encoded) => MasterKey::from_base64(encoded)
+            KeySource::Inline(encoded) => MasterKeys::parse(encoded)
                 .map_err(|e: KeyError| ConfigError(format!("CREDENTIAL_ENCRYPTION_KEY: {e}"))),
             KeySource::File(path) => read_key_file(path),
             KeySource::DevFile(path) => {
@@ -492,13 +500,13 @@ fn cli_key_source(key_file: Option<&Path>, database_url: &str) -> Result<Option<
     KeySource::choose(env_key, key_file.map(Path::to_path_buf), beside_dev)
 }
 
-/// Whether [`load_master_key`] has a key to read (it may still refuse it).
+/// Whether [`load_master_keys`] has a key to read (it may still refuse it).
 pub fn master_key_configured(key_file: Option<&Path>, database_url: &str) -> bool {
     !matches!(cli_key_source(key_file, database_url), Ok(None))
 }
 
-/// The master key for CLI commands that need it (see [`cli_key_source`]).
-pub fn load_master_key(key_file: Option<&Path>, database_url: &str) -> Result<MasterKey, ConfigError> {
+/// The master key's versions for CLI commands that need them (see [`cli_key_source`]).
+pub fn load_master_keys(key_file: Option<&Path>, database_url: &str) -> Result<MasterKeys, ConfigError> {
     let source = cli_key_source(key_file, database_url)?.ok_or_else(|| {
         ConfigError(
             "this command needs the master key (audit rows are signed with a key derived from it): \
@@ -510,7 +518,7 @@ pub fn load_master_key(key_file: Option<&Path>, database_url: &str) -> Result<Ma
     source.load()
 }
 
-fn read_key_file(path: &Path) -> Result<MasterKey, ConfigError> {
+fn read_key_file(path: &Path) -> Result<MasterKeys, ConfigError> {
     refuse_shared_key_file(path)?;
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigError(format!(
@@ -518,7 +526,7 @@ fn read_key_file(path: &Path) -> Result<MasterKey, ConfigError> {
             path.display()
         ))
     })?;
-    MasterKey::from_base64(&SecretString::from(text))
+    MasterKeys::parse(&SecretString::from(text))
         .map_err(|e| ConfigError(format!("key file {}: {e}", path.display())))
 }
 

@@ -20,7 +20,7 @@ use tonic_health::server::HealthReporter;
 use crate::config::Config;
 use crate::crypto::Keyring;
 use crate::domain::{AuditSigner, CustomerId, CustomerStatus, DEMO_CUSTOMER_ID, SubscriptionTier};
-use crate::grpc::{AuditApi, CredentialApi, CustomerApi};
+use crate::grpc::{AuditApi, CredentialApi, CustomerApi, KeyApi};
 use crate::proto::credential_service_server::CredentialServiceServer;
 use crate::store;
 use crate::vault::{NewCustomerRequest, StartupError, Vault, error_chain};
@@ -52,11 +52,16 @@ pub struct App {
     tls: Option<ServerTlsConfig>,
     audit_chain_interval: Duration,
     purge_interval: Duration,
+    rewrap_rate: Option<std::num::NonZeroU32>,
     /// How long a readiness probe may wait for the database.
     probe_limit: Duration,
     vault: Vault,
     dev: bool,
 }
+
+/// How often each instance reads which master-key version is current: after `credvault key
+/// rotate`, every instance seals with the new version within this.
+const KEY_WATCH_EVERY: Duration = Duration::from_secs(1);
 
 /// How often readiness looks at the database once serving.
 const PROBE_EVERY: Duration = Duration::from_secs(1);
@@ -74,9 +79,9 @@ impl App {
         if config.dev {
             crate::config::prepare_dev_dir(std::path::Path::new(crate::config::DEV_DIR))?;
         }
-        let master = config.master_key()?;
-        let keyring = Arc::new(Keyring::single(&master));
-        drop(master);
+        let keys = config.master_keys()?;
+        let keyring = Arc::new(Keyring::new(&keys));
+        drop(keys);
         let signer: Arc<dyn AuditSigner> = keyring.clone();
         let store =
             store::open(config.database_url.expose(), &config.pool, Some(signer)).await.map_err(|e| {
@@ -117,6 +122,7 @@ impl App {
             tls,
             audit_chain_interval: config.audit_chain_interval,
             purge_interval: config.purge_interval,
+            rewrap_rate: config.rewrap_rate,
             probe_limit: config.pool.connect_timeout + Duration::from_secs(1),
             vault,
             dev: config.dev,
@@ -211,7 +217,12 @@ impl App {
         crate::metrics::install();
         let jobs = crate::jobs::Jobs::start(
             &self.vault,
-            crate::jobs::Intervals { audit_chain: self.audit_chain_interval, purge: self.purge_interval },
+            crate::jobs::Intervals {
+                audit_chain: self.audit_chain_interval,
+                purge: self.purge_interval,
+                keys: KEY_WATCH_EVERY,
+            },
+            self.rewrap_rate,
         );
         let final_seal = self.vault.clone();
         tracing::info!(grpc_addr = %self.grpc_addr, http_addr = %self.http_addr, "credvault listening");
@@ -231,6 +242,7 @@ impl App {
             .add_service(reflection_v1alpha)
             .add_service(CustomerApi::new(self.vault.clone()).into_server())
             .add_service(AuditApi::new(self.vault.clone()).into_server())
+            .add_service(KeyApi::new(self.vault.clone()).into_server())
             .add_service(CredentialApi::new(self.vault).into_server())
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(self.listener).with_nodelay(Some(true)),

@@ -6,7 +6,7 @@ use credvault::config::{self, DEFAULT_DATABASE_URL};
 use credvault::crypto::Keyring;
 use credvault::domain::AuditSigner;
 use credvault::store::{self, PoolSettings, Store};
-use credvault::vault::{error_chain, prove_key};
+use credvault::vault::{adopt_current_key, error_chain, prove_key};
 
 /// The database every command but `keygen` and `bench` works on.
 #[derive(clap::Args)]
@@ -39,7 +39,7 @@ pub(crate) async fn open_migrated(database_url: &str) -> Result<Arc<dyn Store>, 
 }
 
 /// Opens the store with the audit signer of the master key, for commands that write or check
-/// audit rows; the key must be the database's.
+/// audit rows; the key must be the database's, and seals with the database's current version.
 pub(crate) async fn open_signing(
     database_url: &str,
     keyring: Option<Arc<Keyring>>,
@@ -50,11 +50,12 @@ pub(crate) async fn open_signing(
     store.migrate().await.map_err(|e| error_chain(&e))?;
     if let Some(keyring) = keyring {
         prove_key(store.as_ref(), &keyring).await.map_err(|e| e.to_string())?;
+        adopt_current_key(store.as_ref(), &keyring).await.map_err(|e| e.to_string())?;
     }
     Ok(store)
 }
 
 pub(crate) fn keyring(key: &KeyArg, database_url: &str) -> Result<Arc<Keyring>, String> {
-    let master = config::load_master_key(key.key_file.as_deref(), database_url).map_err(|e| e.to_string())?;
-    Ok(Arc::new(Keyring::single(&master)))
+    let keys = config::load_master_keys(key.key_file.as_deref(), database_url).map_err(|e| e.to_string())?;
+    Ok(Arc::new(Keyring::new(&keys)))
 }

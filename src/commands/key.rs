@@ -1,20 +1,35 @@
 //! `credvault key status`: the master key's versions as this configuration and the database see
-//! them.
+//! them; `credvault key rotate`: make a new version current.
 
 use std::sync::Arc;
 
 use clap::Subcommand;
 
 use super::common::{DatabaseArg, KeyArg, closing, keyring, open_signing};
+use credvault::store::Store;
 use credvault::vault::{KeyState, RequestContext, Vault};
 use credvault::verify::{Verifiers, VerifySettings};
 
 #[derive(Subcommand)]
 pub(crate) enum KeyCommand {
     /// List the master-key versions configured or known to the database, each current,
-    /// decrypt-only (still wrapping data keys), unused, or missing (wrapping data keys but not
+    /// decrypt-only (still wrapping data keys), audit-key (wraps nothing but keys the audit
+    /// log's MACs: keep it configured), unused, or missing (wrapping data keys but not
     /// configured, so those secrets cannot be opened: exits 1), with the data keys each wraps.
     Status {
+        #[command(flatten)]
+        key: KeyArg,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+    /// Make a key version current: new secrets are sealed with it, and running servers move
+    /// every stored data key to it in the background. Give every instance the new key first
+    /// (as `VERSION:KEY` in its key file, beside the old one), then rotate. Rotating to the
+    /// current version changes nothing.
+    Rotate {
+        /// The version to make current (default: the highest configured).
+        #[arg(long)]
+        version: Option<u32>,
         #[command(flatten)]
         key: KeyArg,
         #[command(flatten)]
@@ -23,10 +38,38 @@ pub(crate) enum KeyCommand {
 }
 
 pub(crate) async fn run(command: KeyCommand) -> Result<(), String> {
-    let KeyCommand::Status { key, database: DatabaseArg { database_url } } = command;
-    let keyring = keyring(&key, &database_url)?;
-    let store = open_signing(&database_url, Some(keyring.clone())).await?;
+    match command {
+        KeyCommand::Status { key, database: DatabaseArg { database_url } } => {
+            status(&key, &database_url).await
+        }
+        KeyCommand::Rotate { version, key, database: DatabaseArg { database_url } } => {
+            let (store, vault) = open_vault(&key, &database_url).await?;
+            let rotated = closing(&store, vault.rotate_key(&RequestContext::operator(), version))
+                .await
+                .map_err(|e| e.to_string())?;
+            if rotated.version == rotated.previous {
+                println!("key version {} is current already; nothing changed", rotated.version);
+            } else {
+                println!(
+                    "key version {} is current (was {}): new secrets are sealed with it, and running servers \
+                     rewrap stored data keys to it (see `credvault key status`)",
+                    rotated.version, rotated.previous
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn open_vault(key: &KeyArg, database_url: &str) -> Result<(Arc<dyn Store>, Vault), String> {
+    let keyring = keyring(key, database_url)?;
+    let store = open_signing(database_url, Some(keyring.clone())).await?;
     let vault = Vault::new(store.clone(), keyring, Arc::new(Verifiers::new(&VerifySettings::default())?));
+    Ok((store, vault))
+}
+
+async fn status(key: &KeyArg, database_url: &str) -> Result<(), String> {
+    let (store, vault) = open_vault(key, database_url).await?;
     let status =
         closing(&store, vault.key_status(&RequestContext::operator())).await.map_err(|e| e.to_string())?;
     println!("version\tstate\tdata keys\tfirst used");

@@ -18,6 +18,7 @@ fn args() -> ServeArgs {
         token_cache_secs: 5.0,
         audit_seal_secs: 1.0,
         purge_interval_secs: 60.0,
+        rewrap_rate: 0,
         pool: PoolArgs::default(),
         verify: VerifyArgs::default(),
     }
@@ -86,10 +87,10 @@ fn postgres_urls_and_pool_settings_are_validated() {
 #[test]
 fn short_and_malformed_keys_are_refused_with_the_fix() {
     let config = Config::from_args(args(), Some(SecretString::from("c2hvcnQ="))).unwrap();
-    let err = config.master_key().unwrap_err();
+    let err = config.master_keys().unwrap_err();
     assert!(err.0.contains("CREDENTIAL_ENCRYPTION_KEY") && err.0.contains("32"), "{err}");
     let config = Config::from_args(args(), Some(SecretString::from("***"))).unwrap();
-    assert!(config.master_key().unwrap_err().0.contains("base64"));
+    assert!(config.master_keys().unwrap_err().0.contains("base64"));
 }
 
 #[test]
@@ -100,8 +101,13 @@ fn dev_key_file_is_created_once_and_private() {
         key: KeySource::DevFile(path.clone()),
         ..Config::from_args(args(), Some(SecretString::from("x"))).unwrap()
     };
-    let first = config.master_key().unwrap().to_base64();
-    let again = config.master_key().unwrap().to_base64();
+    let only = |keys: crate::crypto::MasterKeys| {
+        let mut all = keys.iter().map(|(v, k)| (v, k.to_base64())).collect::<Vec<_>>();
+        assert_eq!(all.len(), 1);
+        all.remove(0).1
+    };
+    let first = only(config.master_keys().unwrap());
+    let again = only(config.master_keys().unwrap());
     use secrecy::ExposeSecret as _;
     assert_eq!(first.expose_secret(), again.expose_secret());
     #[cfg(unix)]

@@ -3,21 +3,27 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use aws_lc_rs::aead::{AES_256_GCM, RandomizedNonceKey};
 use aws_lc_rs::{hkdf, hmac};
 use zeroize::Zeroizing;
 
-use super::MasterKey;
+use super::{MasterKey, MasterKeys};
 use crate::domain::AuditSigner;
 
 /// A key version, stored in every sealed blob so that keys can rotate without downtime.
 pub type KeyVersion = u32;
 
 /// The key-encryption keys the server may use, by version. New secrets are sealed with the
-/// current version; blobs of any version in the ring can be opened.
+/// current version; blobs of any version in the ring can be opened. Which version is current
+/// is the database's word (`credvault key rotate` records it): it changes while serving, but
+/// only ever to a version in the ring.
 pub struct Keyring {
-    current: KeyVersion,
+    current: AtomicU32,
+    /// The version audit MACs and request fingerprints are keyed with: the database's first
+    /// current version, so that they stay verifiable while the current version changes.
+    anchor: AtomicU32,
     keys: BTreeMap<KeyVersion, DerivedKeys>,
 }
 
@@ -67,6 +73,13 @@ impl Keyring {
         Self::from_versions([(1, master)], 1)
     }
 
+    /// A ring of a configuration's key versions, the oldest current until the database's
+    /// record says which is ([`Keyring::set_current`]).
+    pub fn new(keys: &MasterKeys) -> Self {
+        let oldest = keys.iter().next().expect("a key configuration holds at least one key").0;
+        Self::from_versions(keys.iter(), oldest)
+    }
+
     /// A ring of several key versions; `current` seals new secrets and must be among them.
     pub fn from_versions<'a>(
         versions: impl IntoIterator<Item = (KeyVersion, &'a MasterKey)>,
@@ -74,11 +87,42 @@ impl Keyring {
     ) -> Self {
         let keys: BTreeMap<_, _> = versions.into_iter().map(|(v, k)| (v, DerivedKeys::derive(k))).collect();
         assert!(keys.contains_key(&current), "the current key version must be in the keyring");
-        Self { current, keys }
+        let oldest = *keys.keys().next().expect("the current key version is in the keyring");
+        Self { current: AtomicU32::new(current), anchor: AtomicU32::new(oldest), keys }
     }
 
     pub fn current_version(&self) -> KeyVersion {
-        self.current
+        self.current.load(Ordering::Acquire)
+    }
+
+    /// Makes `version` the one new secrets are sealed with; refused (false) for a version the
+    /// ring lacks, so nothing is ever sealed under a key this process cannot open.
+    pub fn set_current(&self, version: KeyVersion) -> bool {
+        let known = self.keys.contains_key(&version);
+        if known {
+            self.current.store(version, Ordering::Release);
+        }
+        known
+    }
+
+    /// Makes `version` the one audit MACs and request fingerprints are keyed with (the
+    /// database's record of it); refused (false) for a version the ring lacks.
+    pub fn set_anchor(&self, version: KeyVersion) -> bool {
+        let known = self.keys.contains_key(&version);
+        if known {
+            self.anchor.store(version, Ordering::Release);
+        }
+        known
+    }
+
+    /// The version audit MACs and request fingerprints are keyed with.
+    pub fn anchor_version(&self) -> KeyVersion {
+        self.anchor.load(Ordering::Acquire)
+    }
+
+    /// Whether `version` is in the ring.
+    pub fn has_version(&self, version: KeyVersion) -> bool {
+        self.keys.contains_key(&version)
     }
 
     pub fn versions(&self) -> impl Iterator<Item = KeyVersion> + '_ {
@@ -94,11 +138,17 @@ impl Keyring {
     /// A keyed fingerprint of a request's content, safe to store: without the key it cannot be
     /// used to test guesses of a secret.
     pub fn fingerprint(&self, parts: &[&[u8]]) -> [u8; 32] {
-        keyed_mac(&self.current_keys().fingerprint, parts)
+        keyed_mac(&self.anchor_keys().fingerprint, parts)
     }
 
-    pub(super) fn current_keys(&self) -> &DerivedKeys {
-        &self.keys[&self.current]
+    pub(super) fn current_keys(&self) -> (KeyVersion, &DerivedKeys) {
+        let version = self.current_version();
+        (version, &self.keys[&version])
+    }
+
+    /// The keys audit MACs and request fingerprints are keyed with (see [`Keyring::set_anchor`]).
+    fn anchor_keys(&self) -> &DerivedKeys {
+        &self.keys[&self.anchor_version()]
     }
 
     pub(super) fn keys(&self, version: KeyVersion) -> Option<&DerivedKeys> {
@@ -106,11 +156,11 @@ impl Keyring {
     }
 }
 
-/// The audit log's MACs use the current key version's audit key. (Rotating the master key
-/// therefore starts a new audit key: `audit verify` needs the key the rows were written with.)
+/// The audit log's MACs use the anchor version's audit key, so that rotating the master key
+/// leaves every row verifiable (that version stays configured, decrypt-only, for it).
 impl AuditSigner for Keyring {
     fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
-        keyed_mac(&self.current_keys().audit, parts)
+        keyed_mac(&self.anchor_keys().audit, parts)
     }
 }
 
@@ -127,7 +177,7 @@ fn keyed_mac(key: &hmac::Key, parts: &[&[u8]]) -> [u8; 32] {
 impl fmt::Debug for Keyring {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Keyring")
-            .field("current", &self.current)
+            .field("current", &self.current_version())
             .field("versions", &self.keys.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }

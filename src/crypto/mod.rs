@@ -12,4 +12,4 @@ pub mod pgcrypto;
 
 pub use envelope::{Binding, CryptoError};
 pub use keyring::{KeyVersion, Keyring};
-pub use master_key::{KeyError, MasterKey};
+pub use master_key::{KeyError, MasterKey, MasterKeys};

@@ -236,12 +236,17 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// The operator at a terminal (`credvault` CLI commands): every scope, every customer.
     /// The background purger, as the audit log names it.
     pub fn purger() -> Self {
         Principal { name: TokenName::from_stored("purger".into()), ..Self::operator() }
     }
 
+    /// The background rewrap (master-key rotation), as the audit log names it.
+    pub fn rewrap() -> Self {
+        Principal { name: TokenName::from_stored("rewrap".into()), ..Self::operator() }
+    }
+
+    /// The operator at a terminal (`credvault` CLI commands): every scope, every customer.
     pub fn operator() -> Self {
         Principal {
             token_id: TokenId::from_uuid(uuid::Uuid::nil()),

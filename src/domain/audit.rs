@@ -21,10 +21,16 @@ pub enum AuditAction {
     VersionDestroyed,
     Restored,
     Purged,
+    /// A master-key version was made current (`credvault key rotate`).
+    KeyRotated,
+    /// The rewrap began moving data keys to the current master-key version.
+    RewrapStarted,
+    /// The rewrap moved every data key it found to the current master-key version.
+    RewrapFinished,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 13] = [
+    pub const ALL: [AuditAction; 16] = [
         AuditAction::Created,
         AuditAction::Updated,
         AuditAction::Deleted,
@@ -38,6 +44,9 @@ impl AuditAction {
         AuditAction::VersionDestroyed,
         AuditAction::Restored,
         AuditAction::Purged,
+        AuditAction::KeyRotated,
+        AuditAction::RewrapStarted,
+        AuditAction::RewrapFinished,
     ];
 
     pub fn parse(name: &str) -> Option<Self> {
@@ -59,6 +68,9 @@ impl AuditAction {
             AuditAction::VersionDestroyed => "version_destroyed",
             AuditAction::Restored => "restored",
             AuditAction::Purged => "purged",
+            AuditAction::KeyRotated => "key_rotated",
+            AuditAction::RewrapStarted => "rewrap_started",
+            AuditAction::RewrapFinished => "rewrap_finished",
         }
     }
 }

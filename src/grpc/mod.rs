@@ -5,6 +5,7 @@ mod audit;
 mod convert;
 mod credentials;
 mod customers;
+mod keys;
 
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
@@ -12,6 +13,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 pub use audit::AuditApi;
 pub use credentials::CredentialApi;
 pub use customers::CustomerApi;
+pub use keys::KeyApi;
 
 use crate::call_log::CallIdentity;
 use crate::domain::FieldViolation;

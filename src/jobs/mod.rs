@@ -1,9 +1,11 @@
-//! The server's background workers: sealing new audit rows onto the chain ([`audit_chain`]) and
-//! purging deleted credentials whose recovery window ended ([`purger`]). Every instance runs
+//! The server's background workers: sealing new audit rows onto the chain ([`audit_chain`]),
+//! purging deleted credentials whose recovery window ended ([`purger`]), and following the
+//! current master-key version and rewrapping data keys to it ([`keys`]). Every instance runs
 //! each; each is safe beside the same job of other instances on one database. [`Jobs`] owns
 //! them: [`Jobs::stop`] lets a pass under way finish, then ends and joins every worker.
 
 mod audit_chain;
+mod keys;
 mod purger;
 
 use std::future::Future;
@@ -19,6 +21,8 @@ use crate::vault::Vault;
 pub struct Intervals {
     pub audit_chain: Duration,
     pub purge: Duration,
+    /// How often to read the current master-key version.
+    pub keys: Duration,
 }
 
 /// The running workers.
@@ -28,14 +32,16 @@ pub struct Jobs {
 }
 
 impl Jobs {
-    pub fn start(vault: &Vault, every: Intervals) -> Self {
+    /// Starts every worker; the rewrap moves at most `rewrap_rate` data keys a second.
+    pub fn start(vault: &Vault, every: Intervals, rewrap_rate: Option<std::num::NonZeroU32>) -> Self {
         let (stop, stopped) = watch::channel(false);
         let workers = vec![
             (
                 "audit chain",
                 tokio::spawn(audit_chain::run(vault.clone(), every.audit_chain, stopped.clone())),
             ),
-            ("purger", tokio::spawn(purger::run(vault.clone(), every.purge, stopped))),
+            ("purger", tokio::spawn(purger::run(vault.clone(), every.purge, stopped.clone()))),
+            ("keys", tokio::spawn(keys::run(vault.clone(), every.keys, rewrap_rate, stopped))),
         ];
         Self { stop, workers }
     }

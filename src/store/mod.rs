@@ -38,6 +38,7 @@ mod connect;
 mod error;
 mod group_commit;
 pub mod import;
+mod keys;
 pub(crate) mod metrics;
 mod postgres;
 mod rows;
@@ -57,6 +58,7 @@ pub(crate) use chain::link;
 pub use chain::{AuditChain, ChainHead, ChainLink, ChainReport, SignedRow};
 pub use connect::{PoolSettings, open};
 pub use error::StoreError;
+pub use keys::{KeyCheck, KeyStore, KeyUsage, MakeCurrent, RewrappedDataKey, WrappedDataKey};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use sqlite::backup as sqlite_backup;
@@ -177,30 +179,9 @@ pub struct NewCustomer {
     pub tier: SubscriptionTier,
 }
 
-/// One master-key version as the database knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyUsage {
-    pub version: u32,
-    /// When a server first started with it; `None` if only data keys name it.
-    pub recorded_at: Option<OffsetDateTime>,
-    /// Data keys (credential versions not destroyed) it wraps.
-    pub data_keys: i64,
-}
-
-/// The outcome of comparing the configured key with the database's record of it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyCheck {
-    /// The database had no record of this key version; it has one now.
-    Recorded,
-    /// The record matches.
-    Matches,
-    /// The database was written with a different key.
-    Mismatch,
-}
-
 /// The storage operations the vault needs, implemented once per backend: the store's own life
-/// (schema, key check, writability, close) here, and one trait per aggregate, each in its own
-/// file per backend (`credentials.rs`, `versions.rs`, `customers.rs`, `tokens.rs`, `audit.rs`), so the two
+/// (schema, writability, close) here, and one trait per aggregate, each in its own
+/// file per backend (`credentials.rs`, `versions.rs`, `customers.rs`, `tokens.rs`, `audit.rs`, `keys.rs`), so the two
 /// backends read side by side.
 #[async_trait]
 pub trait Store:
@@ -210,6 +191,7 @@ pub trait Store:
     + TokenStore
     + AuditStore
     + import::ImportStore
+    + KeyStore
     + Send
     + Sync
     + 'static
@@ -221,13 +203,6 @@ pub trait Store:
     /// change) if it can be read only, `Unavailable` if it cannot be reached. Start-up calls it
     /// before anything else, and readiness every second.
     async fn check_writable(&self) -> Result<(), StoreError>;
-
-    /// Records `check_value` for `version` if absent, else compares it with the record.
-    async fn check_key(&self, version: u32, check_value: &[u8; 32]) -> Result<KeyCheck, StoreError>;
-
-    /// Every master-key version the database knows of (recorded at a start, or named by a stored
-    /// data key), oldest first, with how many data keys it wraps.
-    async fn key_usage(&self) -> Result<Vec<KeyUsage>, StoreError>;
 
     /// Closes the connections (SQLite checkpoints its WAL). Later calls fail with `Unavailable`.
     async fn close(&self);

@@ -210,3 +210,18 @@ pub(super) fn key_usage(row: &impl StoredRow) -> Result<super::KeyUsage, StoreEr
         data_keys: row.integer("data_keys")?,
     })
 }
+
+/// A stored data key with the row it is bound to, for the rewrap.
+pub(super) fn wrapped_data_key(row: &impl StoredRow) -> Result<super::WrappedDataKey, StoreError> {
+    let provider = row.text("provider")?;
+    let key_version = row.integer("key_version")?;
+    Ok(super::WrappedDataKey {
+        credential_id: CredentialId::from_uuid(row.uuid("credential_id")?),
+        customer_id: CustomerId::from_uuid(row.uuid("customer_id")?),
+        provider: Provider::parse(&provider).ok_or_else(|| corrupt("provider", &provider))?,
+        version: version_number(row.integer("version")?)?,
+        key_version: u32::try_from(key_version)
+            .map_err(|_| corrupt("key version", &key_version.to_string()))?,
+        sealed: row.bytes("encrypted_credentials")?,
+    })
+}

@@ -29,8 +29,8 @@ pub use audit_log::{AuditVerified, CHAIN_INTERVAL, Tampered, verify_audit_log};
 pub use context::RequestContext;
 pub use customers::{AUDIT_CURSOR, CUSTOMER_CURSOR, Directory, Listed, NewCustomerRequest};
 pub use error::{VaultError, error_chain};
-pub use secrets::{KeyState, KeyVersionStatus};
-pub use startup::{StartupError, prove_key};
+pub use secrets::{KeyState, KeyVersionStatus, REWRAP_LEASE, RewrapPass, Rotated};
+pub use startup::{StartupError, adopt_current_key, prove_key};
 pub use update::CredentialChanges;
 pub use verification::{Verified, VerifyTarget};
 pub use versions::{NewVersionRequest, VersionPage, VersionSet, VersionStored};
@@ -132,6 +132,7 @@ impl Vault {
         self.store.migrate().await.map_err(StartupError::from)?;
         prove_key(self.store.as_ref(), &self.keyring).await?;
         startup::require_versions_in_use(self.store.as_ref(), &self.keyring).await?;
+        startup::adopt_current_key(self.store.as_ref(), &self.keyring).await?;
         self.ready.store(true, Ordering::Release);
         Ok(())
     }

@@ -3,7 +3,7 @@
 
 use super::error_chain;
 use crate::crypto::Keyring;
-use crate::store::{KeyCheck, Store, StoreError};
+use crate::store::{KeyCheck, MakeCurrent, Store, StoreError};
 
 /// Why the vault cannot serve.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +26,19 @@ pub enum StartupError {
         missing_versions(.0)
     )]
     MissingKeyVersions(Vec<(u32, i64)>),
+    /// The database's current key version (new secrets are sealed with it) is not configured.
+    #[error(
+        "the database's current key version is {0}, which the key configuration does not include: \
+         add it as `{0}:<key>` to the key file (every instance needs a key before `credvault key rotate` \
+         makes it current)"
+    )]
+    CurrentKeyMissing(u32),
+    /// The version that keys the audit log's MACs is not configured.
+    #[error(
+        "key version {0} keys the audit log's MACs and request fingerprints, and the key configuration \
+         does not include it: keep `{0}:<key>` in the key file (decrypt-only) even once it wraps no data key"
+    )]
+    AuditKeyMissing(u32),
     #[error("cannot prepare the database: {0}")]
     Store(String),
 }
@@ -60,6 +73,28 @@ pub async fn prove_key(store: &dyn Store, keyring: &Keyring) -> Result<(), Start
             KeyCheck::Mismatch => return Err(StartupError::WrongKey(version)),
         }
     }
+    Ok(())
+}
+
+/// Seals with the database's current key version, and keys audit MACs with its first; on a new
+/// database, makes the oldest configured version current (concurrent first starts agree on one).
+pub async fn adopt_current_key(store: &dyn Store, keyring: &Keyring) -> Result<(), StartupError> {
+    let current = match store.current_key().await? {
+        Some(current) => current,
+        None => {
+            let oldest = keyring.versions().next().expect("a keyring is never empty");
+            let now = time::OffsetDateTime::now_utc();
+            store.make_key_current(oldest, MakeCurrent::IfNone, None, now).await?
+        }
+    };
+    let first = store.first_key().await?.unwrap_or(current);
+    if !keyring.set_anchor(first) {
+        return Err(StartupError::AuditKeyMissing(first));
+    }
+    if !keyring.set_current(current) {
+        return Err(StartupError::CurrentKeyMissing(current));
+    }
+    metrics::gauge!(crate::metrics::CURRENT_KEY_VERSION).set(f64::from(current));
     Ok(())
 }
 

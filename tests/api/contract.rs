@@ -76,6 +76,7 @@ fn buf_generates_go_stubs_with_local_plugins() {
         ("credentials_grpc.pb.go", "func NewCredentialServiceClient"),
         ("customers_grpc.pb.go", "func NewCustomerServiceClient"),
         ("audit_grpc.pb.go", "func NewAuditServiceClient"),
+        ("keys_grpc.pb.go", "func NewKeyServiceClient"),
     ] {
         let text = std::fs::read_to_string(go.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
         assert!(text.contains(needle), "{file} lacks {needle:?}");

@@ -108,6 +108,7 @@ pub fn config(database_url: &str, key: &str) -> Config {
         audit_chain_interval: Duration::from_secs(3600),
         // Tests that wait for the purger set a recovery window of seconds.
         purge_interval: Duration::from_millis(200),
+        rewrap_rate: None,
         pool: PoolSettings { connect_timeout: Duration::from_secs(2), ..PoolSettings::default() },
         verify: VerifySettings::default(),
     }

@@ -31,6 +31,7 @@ mod preference;
 mod readme;
 mod recovery;
 mod rest;
+mod rotation;
 mod schemathesis;
 mod server;
 mod shared_database;

@@ -41,50 +41,9 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn check_key(&self, version: u32, check_value: &[u8; 32]) -> Result<KeyCheck, StoreError> {
-        let version = i32::try_from(version)
-            .map_err(|_| StoreError::Config(format!("key version {version} is too large")))?;
-        // ON CONFLICT makes concurrent first starts agree: exactly one inserts, all compare.
-        let inserted = sqlx::query(
-            "INSERT INTO encryption_keys (version, check_value, created_at) VALUES ($1, $2, now()) \
-             ON CONFLICT (version) DO NOTHING",
-        )
-        .bind(version)
-        .bind(check_value.as_slice())
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        if inserted == 1 {
-            return Ok(KeyCheck::Recorded);
-        }
-        let stored: Vec<u8> =
-            sqlx::query_scalar("SELECT check_value FROM encryption_keys WHERE version = $1")
-                .bind(version)
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(if stored == check_value { KeyCheck::Matches } else { KeyCheck::Mismatch })
-    }
-
     /// Ends the group committers (each commits what was queued first), then closes the pool.
     /// Every later call answers UNAVAILABLE.
     #[tracing::instrument(level = "debug", skip_all)]
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn key_usage(&self) -> Result<Vec<crate::store::KeyUsage>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT version::bigint AS version, created_at, \
-             (SELECT count(*) FROM credential_versions v WHERE v.key_version = k.version) AS data_keys \
-             FROM encryption_keys k \
-             UNION ALL SELECT key_version AS version, NULL::timestamptz AS created_at, count(*) AS data_keys \
-             FROM credential_versions WHERE key_version IS NOT NULL \
-             AND key_version NOT IN (SELECT version FROM encryption_keys) GROUP BY key_version \
-             ORDER BY version",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(rows::key_usage).collect()
-    }
-
     async fn close(&self) {
         self.uses.close().await;
         self.stores.close().await;

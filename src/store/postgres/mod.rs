@@ -17,8 +17,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    AuditChain, ChainReport, Inserted, KeyCheck, NewCredential, NewCustomer, PoolSettings, SealedCredential,
-    Store, StoreError, UseClaim,
+    AuditChain, ChainReport, Inserted, NewCredential, NewCustomer, PoolSettings, SealedCredential, Store,
+    StoreError, UseClaim,
 };
 use crate::domain::{
     AuditAction, AuditEntry, AuditEvent, AuditFilter, AuditSigner, CredentialId, CredentialMetadata,
@@ -42,6 +42,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "audit chain", include_str!("../../../migrations/postgres/0004_audit_chain.sql")),
     (5, "versions", include_str!("../../../migrations/postgres/0005_versions.sql")),
     (6, "recovery window", include_str!("../../../migrations/postgres/0006_recovery_window.sql")),
+    (7, "key rotation", include_str!("../../../migrations/postgres/0007_key_rotation.sql")),
 ];
 
 fn migrator() -> Migrator {
@@ -173,6 +174,7 @@ mod credentials;
 mod customers;
 mod import;
 mod inserts;
+mod keys;
 mod life;
 mod tokens;
 mod versions;

@@ -19,8 +19,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    AuditChain, ChainHead, ChainReport, Inserted, KeyCheck, NewCredential, NewCustomer, SealedCredential,
-    Store, StoreError, UseClaim,
+    AuditChain, ChainHead, ChainReport, Inserted, NewCredential, NewCustomer, SealedCredential, Store,
+    StoreError, UseClaim,
 };
 use crate::domain::{
     AuditAction, AuditEntry, AuditEvent, AuditFilter, AuditSigner, CredentialId, CredentialMetadata,
@@ -48,6 +48,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (7, "audit by time", include_str!("../../../migrations/sqlite/0007_audit_by_time.sql")),
     (8, "versions", include_str!("../../../migrations/sqlite/0008_versions.sql")),
     (9, "recovery window", include_str!("../../../migrations/sqlite/0009_recovery_window.sql")),
+    (10, "key rotation", include_str!("../../../migrations/sqlite/0010_key_rotation.sql")),
 ];
 
 /// The SQLite schema's migrations, embedded in the binary.
@@ -104,6 +105,7 @@ mod audit;
 mod credentials;
 mod customers;
 mod import;
+mod keys;
 mod tokens;
 mod versions;
 
@@ -345,56 +347,12 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn check_key(&self, version: u32, check_value: &[u8; 32]) -> Result<KeyCheck, StoreError> {
-        let mut writer = self.writer.acquire().await?;
-        let mut tx = writer.begin().await?;
-        let stored: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT check_value FROM encryption_keys WHERE version = ?")
-                .bind(i64::from(version))
-                .fetch_optional(&mut *tx)
-                .await?;
-        let outcome = match stored {
-            Some(stored) if stored == check_value => KeyCheck::Matches,
-            Some(_) => KeyCheck::Mismatch,
-            None => {
-                sqlx::query(
-                    "INSERT INTO encryption_keys (version, check_value, created_at) VALUES (?, ?, ?)",
-                )
-                .bind(i64::from(version))
-                .bind(check_value.as_slice())
-                .bind(micros(OffsetDateTime::now_utc()))
-                .execute(&mut *tx)
-                .await?;
-                KeyCheck::Recorded
-            }
-        };
-        tx.commit().await?;
-        Ok(outcome)
-    }
-
     /// Stops every worker the store started, in the order their work depends on, and waits
     /// for each: the group committer commits and syncs what was queued, then ends with its sync
     /// thread and its connection; the checkpointer ends with its own; the readers close; a last
     /// checkpoint empties the WAL into the file; the writer stops writing and closes. Every
     /// later call answers UNAVAILABLE.
     #[tracing::instrument(level = "debug", skip_all)]
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn key_usage(&self) -> Result<Vec<crate::store::KeyUsage>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT version, created_at, \
-             (SELECT count(*) FROM credential_versions v WHERE v.key_version = k.version) AS data_keys \
-             FROM encryption_keys k \
-             UNION ALL SELECT key_version AS version, NULL AS created_at, count(*) AS data_keys \
-             FROM credential_versions WHERE key_version IS NOT NULL \
-             AND key_version NOT IN (SELECT version FROM encryption_keys) GROUP BY key_version \
-             ORDER BY version",
-        )
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter().map(rows::key_usage).collect()
-    }
-
     async fn close(&self) {
         self.uses.close().await;
         let checkpoints = self.checkpoints.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();

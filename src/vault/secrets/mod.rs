@@ -1,7 +1,10 @@
 //! Every use of the keyring for credentials' secrets, in one place: sealing a secret for its row
 //! (and which key version sealed it), the fingerprints idempotent requests are compared by, and
 //! opening a stored secret (a blob that fails to open is audited as `failed` and answers
-//! DATA_LOSS). Key rotation and per-customer keys change this file, not the use cases.
+//! DATA_LOSS); and master-key rotation ([`rotation`]). Per-customer keys change this module,
+//! not the use cases.
+
+mod rotation;
 
 use time::OffsetDateTime;
 
@@ -17,6 +20,8 @@ pub enum KeyState {
     Current,
     /// Configured, and still wrapping data keys: it must stay until they are rewrapped.
     DecryptOnly,
+    /// Wraps no data key, but keys the audit log's MACs: it must stay configured.
+    AuditKey,
     /// Wraps nothing (configured or only recorded).
     Unused,
     /// Wraps data keys, but is not configured: those secrets cannot be opened.
@@ -28,6 +33,7 @@ impl KeyState {
         match self {
             KeyState::Current => "current",
             KeyState::DecryptOnly => "decrypt-only",
+            KeyState::AuditKey => "audit-key",
             KeyState::Unused => "unused",
             KeyState::Missing => "missing",
         }
@@ -49,6 +55,18 @@ pub(super) struct Sealed {
     pub(super) key_version: u32,
 }
 
+pub use rotation::{REWRAP_LEASE, RewrapPass, Rotated};
+
+/// What a stored data key's blob is bound to.
+fn binding_of_key(key: &crate::store::WrappedDataKey) -> Binding {
+    Binding {
+        credential_id: key.credential_id,
+        customer_id: key.customer_id,
+        provider: key.provider,
+        version: key.version,
+    }
+}
+
 /// What the ciphertext of `metadata`'s `version` is bound to.
 pub(super) fn binding_of(metadata: &CredentialMetadata, version: VersionNumber) -> Binding {
     Binding {
@@ -62,11 +80,11 @@ pub(super) fn binding_of(metadata: &CredentialMetadata, version: VersionNumber) 
 impl Vault {
     /// Seals `plaintext` for the row `binding` describes, with the current key version.
     pub(super) fn seal(&self, binding: &Binding, plaintext: &[u8]) -> Result<Sealed, VaultError> {
-        let bytes = self.keyring.seal(binding, plaintext).map_err(|e| {
+        let (bytes, key_version) = self.keyring.seal(binding, plaintext).map_err(|e| {
             tracing::error!(error = %e, "sealing failed");
             VaultError::Internal
         })?;
-        Ok(Sealed { bytes, key_version: self.keyring.current_version() })
+        Ok(Sealed { bytes, key_version })
     }
 
     /// A keyed fingerprint of a request's parts (its secret included), for idempotency: equal
@@ -137,6 +155,7 @@ impl Vault {
                     (true, _, _) => KeyState::Current,
                     (false, true, true) => KeyState::DecryptOnly,
                     (false, false, true) => KeyState::Missing,
+                    (false, _, false) if k.version == self.keyring.anchor_version() => KeyState::AuditKey,
                     (false, _, false) => KeyState::Unused,
                 },
                 data_keys: k.data_keys,

@@ -1,0 +1,116 @@
+//! The master key's records: each version's check value, which version is current (new secrets
+//! are sealed with it), the data keys each wraps, and the rewrap that moves data keys to the
+//! current version; plus the leases that let one instance at a time run such a job.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::StoreError;
+use crate::domain::{AuditEntry, CredentialId, CustomerId, Provider, VersionNumber};
+
+/// One master-key version as the database knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyUsage {
+    pub version: u32,
+    /// When a server first started with it; `None` if only data keys name it.
+    pub recorded_at: Option<OffsetDateTime>,
+    /// Data keys (credential versions not destroyed) it wraps.
+    pub data_keys: i64,
+}
+
+/// The outcome of comparing the configured key with the database's record of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyCheck {
+    /// The database had no record of this key version; it has one now.
+    Recorded,
+    /// The record matches.
+    Matches,
+    /// The database was written with a different key.
+    Mismatch,
+}
+
+/// When [`KeyStore::make_key_current`] changes the current version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MakeCurrent {
+    /// Only if no version is current yet (a new database's first start).
+    IfNone,
+    /// Always (`credvault key rotate`).
+    Rotate,
+}
+
+/// A stored data key and the row its blob is bound to.
+#[derive(Debug, Clone)]
+pub struct WrappedDataKey {
+    pub credential_id: CredentialId,
+    pub customer_id: CustomerId,
+    pub provider: Provider,
+    pub version: VersionNumber,
+    pub key_version: u32,
+    pub sealed: Vec<u8>,
+}
+
+/// A data key rewrapped: its new blob replaces the old one if the row still holds that.
+#[derive(Debug, Clone)]
+pub struct RewrappedDataKey {
+    pub credential_id: CredentialId,
+    pub version: VersionNumber,
+    pub old_key_version: u32,
+    pub sealed: Vec<u8>,
+    pub key_version: u32,
+}
+
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    /// Records `check_value` for `version` if absent, else compares it with the record.
+    async fn check_key(&self, version: u32, check_value: &[u8; 32]) -> Result<KeyCheck, StoreError>;
+
+    /// Every master-key version the database knows of (recorded at a start, or named by a stored
+    /// data key), oldest first, with how many data keys it wraps.
+    async fn key_usage(&self) -> Result<Vec<KeyUsage>, StoreError>;
+
+    /// The version new secrets are sealed with: the one last made current. `None` before the
+    /// first start.
+    async fn current_key(&self) -> Result<Option<u32>, StoreError>;
+
+    /// The version first made current: audit MACs and request fingerprints are keyed with it.
+    async fn first_key(&self) -> Result<Option<u32>, StoreError>;
+
+    /// Makes the recorded `version` current (see [`MakeCurrent`]), with `audit` in the same
+    /// transaction when it changed; returns the version current afterwards. `NotFound` for a
+    /// version no start or command has recorded (its check value proves the key is known).
+    async fn make_key_current(
+        &self,
+        version: u32,
+        rule: MakeCurrent,
+        audit: Option<AuditEntry>,
+        now: OffsetDateTime,
+    ) -> Result<u32, StoreError>;
+
+    /// Up to `limit` stored data keys not wrapped by `current`, in (credential, version) order
+    /// after `after`: one pass over the table in pages, resumable from any point.
+    async fn data_keys_to_rewrap(
+        &self,
+        current: u32,
+        after: Option<(CredentialId, VersionNumber)>,
+        limit: u32,
+    ) -> Result<Vec<WrappedDataKey>, StoreError>;
+
+    /// Writes each rewrapped blob in one transaction, where the row is still wrapped by its
+    /// old version (a version destroyed or already moved meanwhile is left alone); returns how
+    /// many were written.
+    async fn replace_wrapped(&self, moved: &[RewrappedDataKey]) -> Result<u64, StoreError>;
+
+    /// Takes or renews the lease on `job` for `holder` until `until`; false while another
+    /// holder's lease runs.
+    async fn take_lease(
+        &self,
+        job: &str,
+        holder: Uuid,
+        until: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Gives up `holder`'s lease on `job`, if it holds it.
+    async fn release_lease(&self, job: &str, holder: Uuid) -> Result<(), StoreError>;
+}

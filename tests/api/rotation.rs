@@ -1,0 +1,396 @@
+//! Master-key rotation, end to end: a key configuration of several versions, `credvault key
+//! rotate` while Gets and Stores run, every instance following the new current version, and the
+//! rewrap moving every data key to it without a failed call; start-up refusing key
+//! configurations that cannot serve the database, naming the version.
+
+use std::collections::HashMap;
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::helpers::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_credvault");
+
+/// `credvault key ...` on `database_url` with `key` in CREDENTIAL_ENCRYPTION_KEY.
+async fn key_command(database_url: &str, key: &str, args: &[&str]) -> Output {
+    let (url, key) = (database_url.to_owned(), key.to_owned());
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .arg("key")
+            .args(&args)
+            .env("CREDVAULT_DATABASE_URL", url)
+            .env("CREDENTIAL_ENCRYPTION_KEY", key)
+            .env_remove("CREDVAULT_KEY_FILE")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+/// Data keys each key version wraps, straight from the database.
+async fn data_keys_under(app: &TestApp, version: u32) -> i64 {
+    app.db()
+        .await
+        .count_owned(format!("SELECT count(*) FROM credential_versions WHERE key_version = {version}"))
+        .await
+}
+
+async fn audit_count(app: &TestApp, action: &str) -> i64 {
+    app.db()
+        .await
+        .count_owned(format!("SELECT count(*) FROM credential_audit_log WHERE action = '{action}'"))
+        .await
+}
+
+/// Gets of known credentials (checking each secret) and Stores, against each instance, until
+/// `done`; the count of calls and of failures.
+struct Load {
+    done: Arc<AtomicBool>,
+    calls: Arc<AtomicU64>,
+    workers: Vec<tokio::task::JoinHandle<Vec<String>>>,
+}
+
+impl Load {
+    fn start(instances: &[&TestApp], known: &Arc<HashMap<String, String>>) -> Load {
+        let done = Arc::new(AtomicBool::new(false));
+        let calls = Arc::new(AtomicU64::new(0));
+        let mut workers = Vec::new();
+        for (n, app) in instances.iter().enumerate() {
+            for reader in 0..2 {
+                let (client, known, done, calls) =
+                    (app.client.clone(), known.clone(), done.clone(), calls.clone());
+                workers.push(tokio::spawn(async move {
+                    let mut failures = Vec::new();
+                    let ids: Vec<&String> = known.keys().collect();
+                    let mut i = reader;
+                    while !done.load(Ordering::Relaxed) {
+                        let id = ids[i % ids.len()];
+                        i += 7;
+                        match client.clone().get(get_by_id(id)).await {
+                            Ok(got) => {
+                                let secret = got.into_inner().secret.and_then(|s| s.secret);
+                                if secret != Some(vultr(&known[id])) {
+                                    failures.push(format!("Get {id} answered another secret"));
+                                }
+                            }
+                            Err(status) => failures.push(format!("Get {id}: {status:?}")),
+                        }
+                        calls.fetch_add(1, Ordering::Relaxed);
+                    }
+                    failures
+                }));
+            }
+            let (app_client, customer, done, calls) =
+                (app.client.clone(), app.customer_id.clone(), done.clone(), calls.clone());
+            workers.push(tokio::spawn(async move {
+                let mut failures = Vec::new();
+                let mut i = 0;
+                while !done.load(Ordering::Relaxed) {
+                    let name = format!("During rotation {n}-{i}");
+                    let request = store_request(&customer, &name, vultr(&format!("fresh-{n}-{i}")));
+                    if let Err(status) = app_client.clone().store(request).await {
+                        failures.push(format!("Store {name}: {status:?}"));
+                    }
+                    calls.fetch_add(1, Ordering::Relaxed);
+                    i += 1;
+                }
+                failures
+            }));
+        }
+        Load { done, calls, workers }
+    }
+
+    async fn stop(self) -> (u64, Vec<String>) {
+        self.done.store(true, Ordering::Relaxed);
+        let mut failures = Vec::new();
+        for worker in self.workers {
+            failures.extend(worker.await.unwrap());
+        }
+        (self.calls.load(Ordering::Relaxed), failures)
+    }
+}
+
+/// The README's procedure: every instance learns the new key (a restart with `1:old` and
+/// `2:new`), then `credvault key rotate` makes it current; Gets and Stores run throughout, on
+/// two instances sharing the database on PostgreSQL. No call fails, every instance seals with
+/// version 2 within seconds, and the rewrap leaves nothing under version 1.
+async fn rotation_under_load_fails_no_call_and_moves_every_data_key(backend: Backend) {
+    let app = TestApp::spawn_on(backend).await;
+    let mut known = HashMap::new();
+    for i in 0..40 {
+        let secret = format!("secret-{i}");
+        known.insert(app.store_vultr(&format!("Known {i}"), &secret).await.id, secret);
+    }
+    let known = Arc::new(known);
+    let old = app.key.clone();
+    let new = new_key();
+    let both = format!("# rotating\n1:{old}\n2:{new}\n");
+    let customer = app.customer_id.clone();
+    let mut app = app.stop().await.restart_with_key(both.clone()).await.expect("starts knowing both keys");
+    app.customer_id = customer;
+    let other = match backend {
+        Backend::Postgres => Some(app.another_instance().await),
+        Backend::Sqlite => None,
+    };
+    app.store_vultr("Before rotate", "still v1").await;
+    assert_eq!(data_keys_under(&app, 2).await, 0, "knowing a key does not make it current");
+
+    let instances: Vec<&TestApp> = std::iter::once(&app).chain(other.as_ref()).collect();
+    let load = Load::start(&instances, &known);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rotated = key_command(&app.database_url, &both, &["rotate"]).await;
+    assert!(rotated.status.success(), "{}", text(&rotated));
+    assert!(text(&rotated).contains("key version 2 is current (was 1)"), "{}", text(&rotated));
+    assert!(!text(&rotated).contains(&old) && !text(&rotated).contains(&new), "no key is ever printed");
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // Past the instances' 1 s watch: no Store after this is sealed with version 1.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    while data_keys_under(&app, 1).await > 0 {
+        assert!(Instant::now() < deadline, "the rewrap did not finish within a minute");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (calls, failures) = load.stop().await;
+    assert!(
+        failures.is_empty(),
+        "{} of {calls} calls failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    assert!(calls > 50, "the load ran ({calls} calls)");
+    assert_eq!(data_keys_under(&app, 1).await, 0);
+    assert!(data_keys_under(&app, 2).await > 40);
+
+    // Every credential still opens, on each instance.
+    for instance in &instances {
+        for (id, secret) in known.iter().take(10) {
+            let got = instance.get_by_id(id).await.unwrap();
+            assert_eq!(got.secret.unwrap().secret, Some(vultr(secret)));
+        }
+    }
+    assert_eq!(audit_count(&app, "key_rotated").await, 1);
+    assert!(audit_count(&app, "rewrap_started").await >= 1);
+    assert!(audit_count(&app, "rewrap_finished").await >= 1);
+
+    let status = key_command(&app.database_url, &both, &["status"]).await;
+    let out = text(&status);
+    assert!(status.status.success(), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("1\taudit-key\t0\t")), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("2\tcurrent\t")), "{out}");
+    let again = key_command(&app.database_url, &both, &["rotate"]).await;
+    assert!(text(&again).contains("key version 2 is current already"), "{}", text(&again));
+
+    let metrics = reqwest::get(format!("{}/metrics", app.http)).await.unwrap().text().await.unwrap();
+    // (One recorder serves every test server in this process: values are not this test's alone.)
+    assert!(metrics.contains("credvault_current_key_version "), "{metrics}");
+    assert!(metrics.contains("credvault_rewrap_remaining_data_keys"), "{metrics}");
+}
+
+/// Key configurations that cannot serve the database are refused at start-up, each naming the
+/// version to fix: a version whose key is not the one recorded, a version still wrapping data
+/// keys left out, the database's current version left out, a version given twice. A rotation
+/// to a version the configuration lacks is refused too.
+async fn key_configurations_are_checked_version_by_version(backend: Backend) {
+    let app = TestApp::spawn_on(backend).await;
+    app.store_vultr("Sealed under v1", "k").await;
+    let (old, new) = (app.key.clone(), new_key());
+    let database_url = app.database_url.clone();
+
+    let missing = key_command(&database_url, &old, &["rotate", "--version", "2"]).await;
+    assert!(!missing.status.success());
+    assert!(text(&missing).contains("key version 2 is not in this key configuration"), "{}", text(&missing));
+
+    let stopped = app.stop().await;
+    let refused = |key: String| {
+        let (backend, url) = (stopped.backend, database_url.clone());
+        async move {
+            let dir = tempfile::tempdir().unwrap();
+            match TestApp::start(backend, url, dir, key).await {
+                Err(e) => e.to_string(),
+                Ok(_) => panic!("this key configuration must be refused"),
+            }
+        }
+    };
+    let wrong = refused(format!("1:{}\n2:{new}", new_key())).await;
+    assert!(wrong.contains("(version 1) is not the key this database was written with"), "{wrong}");
+    let without_v1 = refused(format!("2:{new}")).await;
+    assert!(without_v1.contains("key version 1 (1 data keys)"), "{without_v1}");
+    let twice = refused(format!("1:{old}\n1:{old}")).await;
+    assert!(twice.contains("key version 1 is given twice"), "{twice}");
+    assert!(!twice.contains(&old), "the key is never echoed");
+
+    let both = format!("1:{old}\n2:{new}");
+    let rotated = key_command(&database_url, &both, &["rotate"]).await;
+    assert!(rotated.status.success(), "{}", text(&rotated));
+    let without_current = refused(old.clone()).await;
+    assert!(without_current.contains("the database's current key version is 2"), "{without_current}");
+
+    let app = stopped.restart_with_key(both).await.expect("both keys serve");
+    app.store_vultr("Sealed under v2", "k2").await;
+    // The rewrap, resumed at start-up, moves the one sealed before.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while data_keys_under(&app, 1).await > 0 {
+        assert!(Instant::now() < deadline, "the rewrap did not run at start-up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(data_keys_under(&app, 2).await, 2, "the new Store and the rewrapped one");
+
+    // Version 1 wraps nothing now, but keys the audit log: leaving it out is refused.
+    let stopped = app.stop().await;
+    let dir = tempfile::tempdir().unwrap();
+    let without_audit_key = match TestApp::start(stopped.backend, database_url, dir, format!("2:{new}")).await
+    {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("a configuration without the audit log's key must be refused"),
+    };
+    assert!(without_audit_key.contains("key version 1 keys the audit log's MACs"), "{without_audit_key}");
+}
+
+backend_tests!(
+    rotation_under_load_fails_no_call_and_moves_every_data_key,
+    key_configurations_are_checked_version_by_version,
+);
+
+/// `kill -9` in the middle of the rewrap: the restarted server (once the dead one's lease has
+/// expired) resumes the pass and finishes it, and every secret still opens.
+#[tokio::test]
+async fn a_rewrap_killed_midway_resumes_after_a_restart() {
+    let app = TestApp::spawn_on(Backend::Sqlite).await;
+    let mut known = HashMap::new();
+    for i in 0..150 {
+        let secret = format!("secret-{i}");
+        let id = app.store_vultr(&format!("Seeded {i}"), &secret).await.id;
+        if i % 10 == 0 {
+            known.insert(id, secret);
+        }
+    }
+    let both = format!("1:{}\n2:{}", app.key, new_key());
+    let customer = app.customer_id.clone();
+    let stopped = app.stop().await;
+    let rotated = key_command(&stopped.database_url, &both, &["rotate"]).await;
+    assert!(rotated.status.success(), "{}", text(&rotated));
+
+    let db = crate::db::TestDb::connect(&stopped.database_url).await;
+    let under_v1 =
+        || async { db.count("SELECT count(*) FROM credential_versions WHERE key_version = 1").await };
+    let serve = || {
+        Command::new(BIN)
+            .args(["serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+            .env("CREDVAULT_DATABASE_URL", &stopped.database_url)
+            .env("CREDENTIAL_ENCRYPTION_KEY", &both)
+            // 25 data keys a second: the pass takes about 6 s.
+            .env("CREDVAULT_REWRAP_RATE", "25")
+            .env_remove("CREDVAULT_KEY_FILE")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut server = serve();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while under_v1().await > 100 {
+        assert!(Instant::now() < deadline, "the rewrap did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let left = under_v1().await;
+    assert!(left > 0, "killed before the end of the pass ({left} left)");
+
+    let mut server = serve();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while under_v1().await > 0 {
+        assert!(Instant::now() < deadline, "the rewrap did not resume");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let finished = || async {
+        db.count("SELECT count(*) FROM credential_audit_log WHERE action = 'rewrap_finished'").await
+    };
+    while finished().await == 0 {
+        assert!(Instant::now() < deadline, "the resumed pass did not finish");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let started = db.count("SELECT count(*) FROM credential_audit_log WHERE action = 'rewrap_started'").await;
+    assert_eq!(started, 2, "one start per pass: the killed one and the resumed one");
+    drop(db);
+
+    let mut app = stopped.restart_with_key(both).await.expect("restarts");
+    app.customer_id = customer;
+    for (id, secret) in &known {
+        let got = app.get_by_id(id).await.unwrap();
+        assert_eq!(got.secret.unwrap().secret, Some(vultr(secret)));
+    }
+}
+
+type Keys = credvault::proto::key_service_client::KeyServiceClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, credvault::client::Bearer>,
+>;
+
+async fn keys(app: &TestApp, token: &str) -> Keys {
+    let bearer = credvault::client::Bearer::new(token).unwrap();
+    credvault::proto::key_service_client::KeyServiceClient::with_interceptor(app.channel().await, bearer)
+}
+
+/// KeyService: an admin token for every customer reads the status and rotates; a token without
+/// the admin scope, or bound to one customer, is refused (and audited); a version the serving
+/// instance lacks is INVALID_ARGUMENT naming the fix.
+async fn the_key_service_reports_and_rotates_for_admins_of_every_customer_only(backend: Backend) {
+    use credvault::proto as pb;
+    use tonic::Code;
+    let app = TestApp::spawn_on(backend).await;
+    app.store_vultr("One", "k").await;
+    let old = app.key.clone();
+    let customer = app.customer_id.clone();
+    let mut app = app.stop().await.restart_with_key(format!("1:{old}\n2:{}", new_key())).await.unwrap();
+    app.customer_id = customer;
+
+    let (_, reader) = app.token("credentials:read,audit:read", "*", None).await;
+    let (_, one_customer) = app.token("admin", &app.customer_id, None).await;
+    for token in [&reader, &one_customer] {
+        let refused = keys(&app, token).await.get_key_status(pb::GetKeyStatusRequest {}).await;
+        assert_status(refused, Code::PermissionDenied, "");
+        let refused = keys(&app, token).await.rotate_key(pb::RotateKeyRequest { version: 2 }).await;
+        assert_status(refused, Code::PermissionDenied, "");
+    }
+    let denied =
+        app.db().await.count("SELECT count(*) FROM credential_audit_log WHERE action = 'denied'").await;
+    assert!(denied >= 4, "every refusal is audited ({denied})");
+
+    let mut admin = keys(&app, &app.token).await;
+    let status = admin.get_key_status(pb::GetKeyStatusRequest {}).await.unwrap().into_inner();
+    let states: Vec<(u32, &str, i64)> =
+        status.versions.iter().map(|v| (v.version, v.state.as_str(), v.data_keys)).collect();
+    assert_eq!(states, [(1, "current", 1), (2, "unused", 0)]);
+
+    let missing = admin.rotate_key(pb::RotateKeyRequest { version: 3 }).await;
+    assert_invalid_field(missing, "version", "key version 3 is not in this key configuration");
+    let rotated = admin.rotate_key(pb::RotateKeyRequest { version: 0 }).await.unwrap().into_inner();
+    assert_eq!((rotated.version, rotated.previous_version), (2, 1));
+    app.store_vultr("Two", "k2").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = admin.get_key_status(pb::GetKeyStatusRequest {}).await.unwrap().into_inner();
+        let states: Vec<(u32, &str, i64)> =
+            status.versions.iter().map(|v| (v.version, v.state.as_str(), v.data_keys)).collect();
+        if states == [(1, "audit-key", 0), (2, "current", 2)] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the rewrap did not finish: {states:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+mod key_service {
+    use super::*;
+    backend_tests!(the_key_service_reports_and_rotates_for_admins_of_every_customer_only);
+}
