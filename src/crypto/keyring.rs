@@ -21,8 +21,8 @@ pub type KeyVersion = u32;
 /// only ever to a version in the ring.
 pub struct Keyring {
     current: AtomicU32,
-    /// The version audit MACs and request fingerprints are keyed with: the database's first
-    /// current version, so that they stay verifiable while the current version changes.
+    /// The database's first current version: request fingerprints are keyed with it (so that
+    /// they stay comparable while the current version changes), and a bare audit MAC is its.
     anchor: AtomicU32,
     keys: BTreeMap<KeyVersion, DerivedKeys>,
 }
@@ -105,8 +105,8 @@ impl Keyring {
         known
     }
 
-    /// Makes `version` the one audit MACs and request fingerprints are keyed with (the
-    /// database's record of it); refused (false) for a version the ring lacks.
+    /// Makes `version` the database's first current version (see the field); refused (false)
+    /// for a version the ring lacks.
     pub fn set_anchor(&self, version: KeyVersion) -> bool {
         let known = self.keys.contains_key(&version);
         if known {
@@ -115,7 +115,7 @@ impl Keyring {
         known
     }
 
-    /// The version audit MACs and request fingerprints are keyed with.
+    /// The database's first current version.
     pub fn anchor_version(&self) -> KeyVersion {
         self.anchor.load(Ordering::Acquire)
     }
@@ -146,7 +146,7 @@ impl Keyring {
         (version, &self.keys[&version])
     }
 
-    /// The keys audit MACs and request fingerprints are keyed with (see [`Keyring::set_anchor`]).
+    /// The keys request fingerprints are keyed with (see [`Keyring::set_anchor`]).
     fn anchor_keys(&self) -> &DerivedKeys {
         &self.keys[&self.anchor_version()]
     }
@@ -156,11 +156,19 @@ impl Keyring {
     }
 }
 
-/// The audit log's MACs use the anchor version's audit key, so that rotating the master key
-/// leaves every row verifiable (that version stays configured, decrypt-only, for it).
+/// New audit MACs use the current version's audit key; a row stays verifiable while the
+/// version that made its MAC is configured.
 impl AuditSigner for Keyring {
-    fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
-        keyed_mac(&self.anchor_keys().audit, parts)
+    fn signing_version(&self) -> u32 {
+        self.current_version()
+    }
+
+    fn first_version(&self) -> u32 {
+        self.anchor_version()
+    }
+
+    fn mac_with(&self, version: u32, parts: &[&[u8]]) -> Option<[u8; 32]> {
+        self.keys.get(&version).map(|keys| keyed_mac(&keys.audit, parts))
     }
 }
 
@@ -204,6 +212,34 @@ mod tests {
         assert_ne!(ring.fingerprint(&[b"ab", b"c"]), ring.fingerprint(&[b"a", b"bc"]));
         let other = Keyring::single(&MasterKey::generate());
         assert_ne!(ring.fingerprint(&[b"x"]), other.fingerprint(&[b"x"]));
+    }
+
+    #[test]
+    fn audit_macs_name_the_version_that_made_them() {
+        use crate::domain::{AuditEvent, MacProblem};
+        let (one, two) = (MasterKey::generate(), MasterKey::generate());
+        let ring = Keyring::from_versions([(1, &one), (2, &two)], 1);
+        let event = AuditEvent {
+            id: uuid::Uuid::nil(),
+            credential_id: None,
+            customer_id: None,
+            action: "key_rotated".into(),
+            details: "d".into(),
+            ip_address: None,
+            actor: None,
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+        };
+        let before = event.mac(&ring);
+        assert_eq!(before.len(), 32, "the first version's MACs keep the bare form");
+        ring.set_current(2);
+        let after = event.mac(&ring);
+        assert_eq!((after.len(), &after[..4]), (36, &2u32.to_be_bytes()[..]));
+        assert_eq!((event.check_mac(&ring, &before), event.check_mac(&ring, &after)), (Ok(1), Ok(2)));
+        let only_one = Keyring::from_versions([(1, &one)], 1);
+        assert_eq!(event.check_mac(&only_one, &after), Err(MacProblem::UnknownVersion(2)));
+        let changed = AuditEvent { details: "e".into(), ..event.clone() };
+        assert_eq!(changed.check_mac(&ring, &after), Err(MacProblem::Mismatch));
+        assert_eq!(event.check_mac(&ring, &after[..20]), Err(MacProblem::Malformed));
     }
 
     #[test]

@@ -115,18 +115,75 @@ pub struct AuditFilter {
     pub after: Option<super::Cursor>,
 }
 
-/// The keyed MAC that makes audit rows tamper-evident. Implemented by the crypto keyring; the
-/// store applies it to exactly what it writes, and `audit verify` to exactly what it reads.
+/// The keyed MACs that make audit rows tamper-evident. Implemented by the crypto keyring; the
+/// store applies them to exactly what it writes, and `audit verify` to exactly what it reads.
+///
+/// Each master-key version has its own audit key. A MAC is stored with the version that made
+/// it: 4 bytes (big-endian) then the 32-byte tag, or the tag alone for the database's first
+/// version (every MAC written before rotation existed), so that rows stay verifiable while the
+/// key that made them is configured, whichever version is current.
 pub trait AuditSigner: Send + Sync {
-    /// HMAC-SHA256 over the length-prefixed parts.
-    fn mac(&self, parts: &[&[u8]]) -> [u8; 32];
+    /// The version new MACs are made with.
+    fn signing_version(&self) -> u32;
+    /// The version a bare 32-byte MAC was made with.
+    fn first_version(&self) -> u32;
+    /// HMAC-SHA256 over the length-prefixed parts with `version`'s audit key; `None` if that
+    /// version is not configured.
+    fn mac_with(&self, version: u32, parts: &[&[u8]]) -> Option<[u8; 32]>;
+}
+
+/// Why a stored MAC could not be checked, or failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MacProblem {
+    /// Not 32 or 36 bytes.
+    Malformed,
+    /// Made with a key version that is not configured.
+    UnknownVersion(u32),
+    /// Does not match: the content was changed, or the MAC forged.
+    Mismatch,
+}
+
+/// A MAC over `parts` with the signing version, in its stored form.
+fn sign(signer: &dyn AuditSigner, parts: &[&[u8]]) -> Vec<u8> {
+    let version = signer.signing_version();
+    let tag = signer.mac_with(version, parts).expect("the signing version is configured");
+    if version == signer.first_version() {
+        tag.to_vec()
+    } else {
+        let mut stored = version.to_be_bytes().to_vec();
+        stored.extend_from_slice(&tag);
+        stored
+    }
+}
+
+/// The version a stored MAC names, and its tag.
+fn split_mac<'a>(signer: &dyn AuditSigner, stored: &'a [u8]) -> Result<(u32, &'a [u8]), MacProblem> {
+    match stored.len() {
+        32 => Ok((signer.first_version(), stored)),
+        36 => {
+            let (version, tag) = stored.split_at(4);
+            Ok((u32::from_be_bytes(version.try_into().expect("4 bytes")), tag))
+        }
+        _ => Err(MacProblem::Malformed),
+    }
+}
+
+/// Checks a stored MAC over `parts`, with the key version it names.
+fn check(signer: &dyn AuditSigner, parts: &[&[u8]], stored: &[u8]) -> Result<u32, MacProblem> {
+    let (version, tag) = split_mac(signer, stored)?;
+    let expected = signer.mac_with(version, parts).ok_or(MacProblem::UnknownVersion(version))?;
+    if aws_lc_rs::constant_time::verify_slices_are_equal(tag, &expected).is_ok() {
+        Ok(version)
+    } else {
+        Err(MacProblem::Mismatch)
+    }
 }
 
 impl AuditEvent {
-    /// The row's MAC: over every column credvault writes but the MAC itself.
-    pub fn mac(&self, signer: &dyn AuditSigner) -> [u8; 32] {
+    /// Every column credvault writes but the MAC itself.
+    fn mac_parts<R>(&self, with: impl FnOnce(&[&[u8]]) -> R) -> R {
         let id = |v: Option<uuid::Uuid>| v.map(|u| u.to_string()).unwrap_or_default();
-        signer.mac(&[
+        with(&[
             b"credvault audit row v1",
             self.id.as_bytes(),
             id(self.credential_id.map(|c| *c.as_uuid())).as_bytes(),
@@ -137,6 +194,16 @@ impl AuditEvent {
             self.actor.as_deref().unwrap_or_default().as_bytes(),
             &super::unix_micros(self.created_at).to_be_bytes(),
         ])
+    }
+
+    /// The row's MAC, as stored, made with the signing version.
+    pub fn mac(&self, signer: &dyn AuditSigner) -> Vec<u8> {
+        self.mac_parts(|parts| sign(signer, parts))
+    }
+
+    /// Checks the row's stored MAC; the key version that made it.
+    pub fn check_mac(&self, signer: &dyn AuditSigner, stored: &[u8]) -> Result<u32, MacProblem> {
+        self.mac_parts(|parts| check(signer, parts, stored))
     }
 }
 
@@ -156,12 +223,24 @@ impl AuditEntry {
     }
 }
 
-/// The chain link of the `seq`-th sealed row.
-pub fn chain_hash(signer: &dyn AuditSigner, prev: &[u8; 32], seq: i64, row_mac: &[u8]) -> [u8; 32] {
-    signer.mac(&[b"credvault audit seal v1", prev, &seq.to_be_bytes(), row_mac])
+/// The chain link of the `seq`-th sealed row, keyed with the version that made the row's MAC;
+/// `None` if that version is not configured (or the MAC is malformed).
+pub fn chain_hash(signer: &dyn AuditSigner, prev: &[u8; 32], seq: i64, row_mac: &[u8]) -> Option<[u8; 32]> {
+    let (version, _) = split_mac(signer, row_mac).ok()?;
+    signer.mac_with(version, &[b"credvault audit seal v1", prev, &seq.to_be_bytes(), row_mac])
 }
 
-/// The MAC of the chain's head, so that dropping the newest sealed rows is caught.
-pub fn head_mac(signer: &dyn AuditSigner, seq: i64, hash: &[u8; 32]) -> [u8; 32] {
-    signer.mac(&[b"credvault audit head v1", &seq.to_be_bytes(), hash])
+/// The MAC of the chain's head, as stored, so that dropping the newest sealed rows is caught.
+pub fn head_mac(signer: &dyn AuditSigner, seq: i64, hash: &[u8; 32]) -> Vec<u8> {
+    sign(signer, &[b"credvault audit head v1", &seq.to_be_bytes(), hash])
+}
+
+/// Checks the head's stored MAC.
+pub fn check_head_mac(
+    signer: &dyn AuditSigner,
+    seq: i64,
+    hash: &[u8; 32],
+    stored: &[u8],
+) -> Result<u32, MacProblem> {
+    check(signer, &[b"credvault audit head v1", &seq.to_be_bytes(), hash], stored)
 }

@@ -16,7 +16,10 @@ mod version;
 mod violation;
 
 pub use access::{CustomerBinding, Principal, Scope, Scopes, TokenName, TokenRecord};
-pub use audit::{AuditAction, AuditEntry, AuditEvent, AuditFilter, AuditSigner, chain_hash, head_mac};
+pub use audit::{
+    AuditAction, AuditEntry, AuditEvent, AuditFilter, AuditSigner, MacProblem, chain_hash, check_head_mac,
+    head_mac,
+};
 pub use credential::{
     CredentialMetadata, CredentialName, CredentialType, IdempotencyKey, ListFilter, PageCursor,
     ProviderSummary, Summary, unix_micros,

@@ -58,19 +58,21 @@ pub(crate) fn link(
     let mut seq = head.seq;
     let (mut links, mut refused) = (Vec::new(), Vec::new());
     for row in rows {
-        let expected = row.event.mac(signer);
-        let valid = row
+        // A row whose MAC fails, or was made with a key version this instance lacks, is left
+        // unsealed (and reported).
+        let linked = row
             .row_mac
             .as_deref()
-            .is_some_and(|mac| aws_lc_rs::constant_time::verify_slices_are_equal(mac, &expected).is_ok());
-        if !valid {
+            .filter(|mac| row.event.check_mac(signer, mac).is_ok())
+            .and_then(|mac| chain_hash(signer, &prev, seq + 1, mac));
+        let Some(hash) = linked else {
             refused.push(row.event.id);
             continue;
-        }
+        };
         seq += 1;
-        prev = chain_hash(signer, &prev, seq, &expected);
+        prev = hash;
         links.push(ChainLink { seq, audit_id: row.event.id, hash: prev.to_vec() });
     }
-    let head = ChainHead { seq, hash: prev.to_vec(), mac: Some(head_mac(signer, seq, &prev).to_vec()) };
+    let head = ChainHead { seq, hash: prev.to_vec(), mac: Some(head_mac(signer, seq, &prev)) };
     (links, head, refused)
 }

@@ -17,6 +17,8 @@ pub struct KeyUsage {
     pub recorded_at: Option<OffsetDateTime>,
     /// Data keys (credential versions not destroyed) it wraps.
     pub data_keys: i64,
+    /// When it was last made current; `None` if never (then it has made no audit MAC).
+    pub made_current_at: Option<OffsetDateTime>,
 }
 
 /// The outcome of comparing the configured key with the database's record of it.

@@ -208,6 +208,7 @@ pub(super) fn key_usage(row: &impl StoredRow) -> Result<super::KeyUsage, StoreEr
         version: u32::try_from(version).map_err(|_| corrupt("key version", &version.to_string()))?,
         recorded_at: row.optional_time("created_at")?,
         data_keys: row.integer("data_keys")?,
+        made_current_at: row.optional_time("made_current_at")?,
     })
 }
 

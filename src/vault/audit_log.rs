@@ -7,7 +7,7 @@ use std::time::Duration;
 use aws_lc_rs::constant_time::verify_slices_are_equal;
 
 use super::{Vault, VaultError};
-use crate::domain::{AuditSigner, chain_hash, head_mac};
+use crate::domain::{AuditSigner, MacProblem, chain_hash, check_head_mac};
 use uuid::Uuid;
 
 use crate::store::{AuditChain, ChainHead, ChainLink, ChainReport, SignedRow, Store, StoreError};
@@ -96,7 +96,7 @@ fn check_chain(
             return tampered(id, problem);
         };
         let mac = row_mac(signer, row)?;
-        let expected = chain_hash(signer, &prev, link.seq, &mac);
+        let expected = chain_hash(signer, &prev, link.seq, mac).expect("row_mac checked the MAC's version");
         if verify_slices_are_equal(&link.hash, &expected).is_err() {
             return tampered(
                 id,
@@ -113,10 +113,7 @@ fn check_chain(
         return tampered("(head)".into(), problem);
     }
     if sealed > 0 {
-        let mac_ok = head
-            .mac
-            .as_deref()
-            .is_some_and(|m| verify_slices_are_equal(m, &head_mac(signer, sealed, &prev)).is_ok());
+        let mac_ok = head.mac.as_deref().is_some_and(|m| check_head_mac(signer, sealed, &prev, m).is_ok());
         if head.hash != prev || !mac_ok {
             return tampered(
                 "(head)".into(),
@@ -133,18 +130,20 @@ fn check_chain(
     Ok(AuditVerified { sealed: u64::try_from(sealed).unwrap_or(0), unsealed })
 }
 
-/// The row's MAC, if the one stored with it is right.
-fn row_mac(signer: &dyn AuditSigner, row: &SignedRow) -> Result<[u8; 32], Tampered> {
-    let id = row.event.id.to_string();
-    let mac = row.event.mac(signer);
-    match row.row_mac.as_deref() {
-        None => {
-            Err(Tampered { row: id, problem: "has no MAC: it was inserted behind credvault's back".into() })
+/// The row's stored MAC, if it is right.
+fn row_mac<'a>(signer: &dyn AuditSigner, row: &'a SignedRow) -> Result<&'a [u8], Tampered> {
+    let tampered = |problem: String| Tampered { row: row.event.id.to_string(), problem };
+    let stored = row
+        .row_mac
+        .as_deref()
+        .ok_or_else(|| tampered("has no MAC: it was inserted behind credvault's back".into()))?;
+    match row.event.check_mac(signer, stored) {
+        Ok(_) => Ok(stored),
+        Err(MacProblem::UnknownVersion(version)) => Err(tampered(format!(
+            "its MAC was made with key version {version}, which the key configuration lacks: add it to verify"
+        ))),
+        Err(MacProblem::Malformed | MacProblem::Mismatch) => {
+            Err(tampered("its content does not match its MAC: it was changed (or forged)".into()))
         }
-        Some(stored) if verify_slices_are_equal(stored, &mac).is_err() => Err(Tampered {
-            row: id,
-            problem: "its content does not match its MAC: it was changed (or forged)".into(),
-        }),
-        Some(_) => Ok(mac),
     }
 }

@@ -33,10 +33,10 @@ pub enum StartupError {
          makes it current)"
     )]
     CurrentKeyMissing(u32),
-    /// The version that keys the audit log's MACs is not configured.
+    /// A version that was current once, and so made audit MACs, is not configured.
     #[error(
-        "key version {0} keys the audit log's MACs and request fingerprints, and the key configuration \
-         does not include it: keep `{0}:<key>` in the key file (decrypt-only) even once it wraps no data key"
+        "key version {0} was current once, so audit rows carry its MACs, and the key configuration does not \
+         include it: keep `{0}:<key>` in the key file (decrypt-only) even once it wraps no data key"
     )]
     AuditKeyMissing(u32),
     #[error("cannot prepare the database: {0}")]
@@ -87,13 +87,17 @@ pub async fn adopt_current_key(store: &dyn Store, keyring: &Keyring) -> Result<(
             store.make_key_current(oldest, MakeCurrent::IfNone, None, now).await?
         }
     };
-    let first = store.first_key().await?.unwrap_or(current);
-    if !keyring.set_anchor(first) {
-        return Err(StartupError::AuditKeyMissing(first));
-    }
-    if !keyring.set_current(current) {
+    if !keyring.has_version(current) {
         return Err(StartupError::CurrentKeyMissing(current));
     }
+    let first = store.first_key().await?.unwrap_or(current);
+    let signed_audit = store.key_usage().await?.into_iter().filter(|k| k.made_current_at.is_some());
+    let mut needed = std::iter::once(first).chain(signed_audit.map(|k| k.version));
+    if let Some(missing) = needed.find(|v| !keyring.has_version(*v)) {
+        return Err(StartupError::AuditKeyMissing(missing));
+    }
+    keyring.set_anchor(first);
+    keyring.set_current(current);
     metrics::gauge!(crate::metrics::CURRENT_KEY_VERSION).set(f64::from(current));
     Ok(())
 }

@@ -339,7 +339,7 @@ async fn a_log_sealed_before_migration_4_still_verifies(backend: Backend) {
         let mac = event.mac(&signer);
         let seq = i64::try_from(i).unwrap() + 1;
         let (seal_seq, seal_hash) = if seq <= 2 {
-            prev = credvault::domain::chain_hash(&signer, &prev, seq, &mac);
+            prev = credvault::domain::chain_hash(&signer, &prev, seq, &mac).unwrap();
             (seq.to_string(), blob(backend, &prev))
         } else {
             ("NULL".into(), "NULL".into())

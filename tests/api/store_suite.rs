@@ -695,7 +695,7 @@ async fn key_usage_counts_the_data_keys_of_each_version(backend: Backend) {
     let usage = store.key_usage().await.unwrap();
     assert_eq!(usage.len(), 2, "{usage:?}");
     assert_eq!((usage[0].version, usage[0].data_keys, usage[0].recorded_at.is_some()), (1, 2, true));
-    assert_eq!(usage[1], KeyUsage { version: 2, recorded_at: None, data_keys: 1 });
+    assert_eq!(usage[1], KeyUsage { version: 2, recorded_at: None, data_keys: 1, made_current_at: None });
     let now = OffsetDateTime::now_utc();
     store
         .change_version(
@@ -708,7 +708,91 @@ async fn key_usage_counts_the_data_keys_of_each_version(backend: Backend) {
     assert_eq!(store.key_usage().await.unwrap()[0].data_keys, 1, "a destroyed version wraps nothing");
 }
 
+/// The key records and the rewrap's reads and writes: which version is current (made current
+/// only once recorded; the first start's rule only when none is), the data keys to move in
+/// (credential, version) order after a cursor, replacements only where the row still holds the
+/// version read, and one lease holder at a time.
+async fn key_versions_the_rewrap_and_leases_follow_the_contract(backend: Backend) {
+    use credvault::store::{MakeCurrent, RewrappedDataKey};
+    let (store, _dir) = fresh(backend).await;
+    let now = OffsetDateTime::now_utc();
+    assert_eq!(store.current_key().await.unwrap(), None);
+    assert!(matches!(
+        store.make_key_current(1, MakeCurrent::IfNone, None, now).await,
+        Err(StoreError::NotFound(_))
+    ));
+    store.check_key(1, &[1; 32]).await.unwrap();
+    store.check_key(2, &[2; 32]).await.unwrap();
+    assert_eq!(store.make_key_current(1, MakeCurrent::IfNone, None, now).await.unwrap(), 1);
+    assert_eq!(store.make_key_current(2, MakeCurrent::IfNone, None, now).await.unwrap(), 1, "one is current");
+    let owner = customer();
+    store.ensure_customer(&owner).await.unwrap();
+    let rotated = audit(AuditAction::KeyRotated, owner.id, None);
+    assert!(matches!(
+        store.make_key_current(3, MakeCurrent::Rotate, Some(rotated.clone()), now).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(store.make_key_current(2, MakeCurrent::Rotate, Some(rotated.clone()), now).await.unwrap(), 2);
+    assert_eq!((store.current_key().await.unwrap(), store.first_key().await.unwrap()), (Some(2), Some(1)));
+    let events = store.list_audit(&audit_filter(Some(owner.id), None)).await.unwrap();
+    assert_eq!(events.iter().filter(|e| e.action == "key_rotated").count(), 1);
+    let usage = store.key_usage().await.unwrap();
+    assert!(usage.iter().all(|k| k.made_current_at.is_some()), "{usage:?}");
+
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let stored = created(
+            insert(store.as_ref(), credential(owner.id, &format!("K{i}"), b"under v1")).await.unwrap(),
+        );
+        ids.push(stored.id);
+    }
+    ids.sort_by_key(ToString::to_string);
+    let first = store.data_keys_to_rewrap(2, None, 3).await.unwrap();
+    assert_eq!(first.iter().map(|k| k.credential_id).collect::<Vec<_>>(), ids[..3]);
+    assert!(first.iter().all(|k| k.key_version == 1 && k.version == 1 && k.sealed == b"under v1"));
+    assert!(
+        first.iter().all(|k| k.customer_id == owner.id && k.provider == credvault::domain::Provider::Vultr)
+    );
+    let last = first.last().unwrap();
+    let rest = store.data_keys_to_rewrap(2, Some((last.credential_id, last.version)), 3).await.unwrap();
+    assert_eq!(rest.iter().map(|k| k.credential_id).collect::<Vec<_>>(), ids[3..]);
+    assert_eq!(store.data_keys_to_rewrap(1, None, 10).await.unwrap().len(), 0, "none outside version 1");
+
+    let moved = |id: CredentialId, old_key_version: u32| RewrappedDataKey {
+        credential_id: id,
+        version: 1,
+        old_key_version,
+        sealed: b"under v2".to_vec(),
+        key_version: 2,
+    };
+    assert_eq!(store.replace_wrapped(&[moved(ids[0], 1), moved(ids[1], 1)]).await.unwrap(), 2);
+    assert_eq!(
+        store.replace_wrapped(&[moved(ids[0], 1), moved(ids[2], 3)]).await.unwrap(),
+        0,
+        "moved already / not that version"
+    );
+    assert_eq!(store.replace_wrapped(&[]).await.unwrap(), 0);
+    let sealed = store.fetch_sealed(CredentialSelector::Id(ids[0]), None).await.unwrap().unwrap();
+    assert_eq!(sealed.version.unwrap().sealed.as_deref(), Some(&b"under v2"[..]));
+    assert_eq!(store.data_keys_to_rewrap(2, None, 10).await.unwrap().len(), 3);
+    let usage = store.key_usage().await.unwrap();
+    assert_eq!(usage.iter().map(|k| (k.version, k.data_keys)).collect::<Vec<_>>(), [(1, 3), (2, 2)]);
+
+    let (a, b) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let later = |secs| now + time::Duration::seconds(secs);
+    assert!(store.take_lease("rewrap", a, later(10), now).await.unwrap());
+    assert!(store.take_lease("rewrap", a, later(20), later(1)).await.unwrap(), "the holder renews");
+    assert!(!store.take_lease("rewrap", b, later(30), later(5)).await.unwrap(), "held");
+    assert!(store.take_lease("other job", b, later(30), later(5)).await.unwrap(), "per job");
+    assert!(store.take_lease("rewrap", b, later(40), later(21)).await.unwrap(), "expired: taken over");
+    store.release_lease("rewrap", a).await.unwrap();
+    assert!(!store.take_lease("rewrap", a, later(50), later(22)).await.unwrap(), "only the holder releases");
+    store.release_lease("rewrap", b).await.unwrap();
+    assert!(store.take_lease("rewrap", a, later(50), later(22)).await.unwrap());
+}
+
 backend_tests!(
+    key_versions_the_rewrap_and_leases_follow_the_contract,
     the_store_keeps_its_own_life,
     customers_are_created_once_listed_in_order_and_changed_with_their_audit_row,
     credentials_are_stored_used_verified_listed_and_deleted_with_their_audit_rows,

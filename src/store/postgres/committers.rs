@@ -148,7 +148,7 @@ impl<'a> Claims<'a> {
         self.ip.push(u.audit.ip_address.map(|ip| ip.to_string()));
         self.actor.push(u.audit.actor.as_ref().map(TokenName::as_str));
         self.at.push(at);
-        self.mac.push(signer.map(|signer| u.audit.to_event(audit_id, at).mac(signer).to_vec()));
+        self.mac.push(signer.map(|signer| u.audit.to_event(audit_id, at).mac(signer)));
     }
 }
 
@@ -303,6 +303,6 @@ impl<'a> Items<'a> {
         self.details.push(&audit.details);
         self.ip.push(audit.ip_address.map(|ip| ip.to_string()));
         self.actor.push(audit.actor.as_ref().map(TokenName::as_str));
-        self.mac.push(signer.map(|signer| audit.to_event(audit_id, at).mac(signer).to_vec()));
+        self.mac.push(signer.map(|signer| audit.to_event(audit_id, at).mac(signer)));
     }
 }

@@ -154,7 +154,7 @@ fn audited<'q>(
 ) -> PgQuery<'q> {
     let id = crate::domain::new_audit_row_id();
     let now = to_stored_precision(now);
-    let mac = signer.map(|signer| audit.to_event(id, now).mac(signer).to_vec());
+    let mac = signer.map(|signer| audit.to_event(id, now).mac(signer));
     sqlx::query(sql)
         .bind(id)
         .bind(audit.action.as_str())
@@ -300,7 +300,7 @@ async fn insert_audit_as(
     now: OffsetDateTime,
 ) -> Result<bool, sqlx::Error> {
     let now = to_stored_precision(now);
-    let mac = signer.map(|signer| audit.to_event(id, now).mac(signer).to_vec());
+    let mac = signer.map(|signer| audit.to_event(id, now).mac(signer));
     let written = sqlx::query(
         "INSERT INTO credential_audit_log \
          (id, credential_id, customer_id, action, action_details, ip_address, actor, created_at, row_mac) \

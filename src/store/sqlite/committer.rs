@@ -268,7 +268,7 @@ fn record(
                         audit.ip_address.map(|ip| ip.to_string()),
                         audit.actor.as_ref().map(TokenName::as_str),
                         micros(u.now),
-                        mac.as_ref().map(<[u8; 32]>::as_slice),
+                        mac.as_deref(),
                     ))
                     .map_err(store_error)?;
                 let uses = journaled_uses.add(&id, micros(u.now));

@@ -144,7 +144,7 @@ pub(super) async fn insert_audit_as(
     .bind(audit.ip_address.map(|ip| ip.to_string()))
     .bind(audit.actor.as_ref().map(TokenName::as_str))
     .bind(micros(now))
-    .bind(mac.as_ref().map(<[u8; 32]>::as_slice))
+    .bind(mac.as_deref())
     .execute(&mut **tx)
     .await?;
     Ok(written.rows_affected() == 1)

@@ -38,10 +38,10 @@ impl KeyStore for SqliteStore {
     async fn key_usage(&self) -> Result<Vec<KeyUsage>, StoreError> {
         let rows = sqlx::query(
             "SELECT version, created_at, \
-             (SELECT count(*) FROM credential_versions v WHERE v.key_version = k.version) AS data_keys \
-             FROM encryption_keys k \
-             UNION ALL SELECT key_version AS version, NULL AS created_at, count(*) AS data_keys \
-             FROM credential_versions WHERE key_version IS NOT NULL \
+             (SELECT count(*) FROM credential_versions v WHERE v.key_version = k.version) AS data_keys, \
+             made_current_at FROM encryption_keys k \
+             UNION ALL SELECT key_version AS version, NULL AS created_at, count(*) AS data_keys, \
+             NULL AS made_current_at FROM credential_versions WHERE key_version IS NOT NULL \
              AND key_version NOT IN (SELECT version FROM encryption_keys) GROUP BY key_version \
              ORDER BY version",
         )

@@ -20,7 +20,8 @@ pub enum KeyState {
     Current,
     /// Configured, and still wrapping data keys: it must stay until they are rewrapped.
     DecryptOnly,
-    /// Wraps no data key, but keys the audit log's MACs: it must stay configured.
+    /// Wraps no data key, but was current once, so audit rows carry its MACs: it stays
+    /// configured for `audit verify`.
     AuditKey,
     /// Wraps nothing (configured or only recorded).
     Unused,
@@ -138,7 +139,12 @@ impl Vault {
         let mut known = self.store.key_usage().await?;
         for version in self.keyring.versions() {
             if !known.iter().any(|k| k.version == version) {
-                known.push(crate::store::KeyUsage { version, recorded_at: None, data_keys: 0 });
+                known.push(crate::store::KeyUsage {
+                    version,
+                    recorded_at: None,
+                    data_keys: 0,
+                    made_current_at: None,
+                });
             }
         }
         known.sort_by_key(|k| k.version);
@@ -155,7 +161,7 @@ impl Vault {
                     (true, _, _) => KeyState::Current,
                     (false, true, true) => KeyState::DecryptOnly,
                     (false, false, true) => KeyState::Missing,
-                    (false, _, false) if k.version == self.keyring.anchor_version() => KeyState::AuditKey,
+                    (false, _, false) if k.made_current_at.is_some() => KeyState::AuditKey,
                     (false, _, false) => KeyState::Unused,
                 },
                 data_keys: k.data_keys,
