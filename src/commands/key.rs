@@ -35,6 +35,17 @@ pub(crate) enum KeyCommand {
         #[command(flatten)]
         database: DatabaseArg,
     },
+    /// Retire a key version that wraps no data key and is not current, so that its key can
+    /// leave every configuration: the audit log is sealed and verified with it one last time,
+    /// then a checkpoint MACed by the current version vouches for the rows it MACed.
+    Retire {
+        /// The version to retire.
+        version: u32,
+        #[command(flatten)]
+        key: KeyArg,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
 }
 
 pub(crate) async fn run(command: KeyCommand) -> Result<(), String> {
@@ -56,6 +67,20 @@ pub(crate) async fn run(command: KeyCommand) -> Result<(), String> {
                     rotated.version, rotated.previous
                 );
             }
+            Ok(())
+        }
+        KeyCommand::Retire { version, key, database: DatabaseArg { database_url } } => {
+            let (store, vault) = open_vault(&key, &database_url).await?;
+            let retired = closing(&store, async {
+                vault.prepare().await.map_err(|e| e.to_string())?;
+                vault.retire_key(&RequestContext::operator(), version).await.map_err(|e| e.to_string())
+            })
+            .await?;
+            println!(
+                "key version {} is retired: remove it from every key configuration; a checkpoint vouches for the \
+                 {} audit rows sealed before it",
+                retired.version, retired.checkpoint_seq
+            );
             Ok(())
         }
     }

@@ -21,9 +21,12 @@ pub type KeyVersion = u32;
 /// only ever to a version in the ring.
 pub struct Keyring {
     current: AtomicU32,
-    /// The database's first current version: request fingerprints are keyed with it (so that
-    /// they stay comparable while the current version changes), and a bare audit MAC is its.
+    /// The version request fingerprints are keyed with: the database's first current version
+    /// until it is retired, so that they stay comparable while the current version changes.
     anchor: AtomicU32,
+    /// The database's first current version: a bare (32-byte) audit MAC is its. It may have
+    /// been retired, and be missing from the ring.
+    first: AtomicU32,
     keys: BTreeMap<KeyVersion, DerivedKeys>,
 }
 
@@ -88,7 +91,12 @@ impl Keyring {
         let keys: BTreeMap<_, _> = versions.into_iter().map(|(v, k)| (v, DerivedKeys::derive(k))).collect();
         assert!(keys.contains_key(&current), "the current key version must be in the keyring");
         let oldest = *keys.keys().next().expect("the current key version is in the keyring");
-        Self { current: AtomicU32::new(current), anchor: AtomicU32::new(oldest), keys }
+        Self {
+            current: AtomicU32::new(current),
+            anchor: AtomicU32::new(oldest),
+            first: AtomicU32::new(oldest),
+            keys,
+        }
     }
 
     pub fn current_version(&self) -> KeyVersion {
@@ -105,8 +113,13 @@ impl Keyring {
         known
     }
 
-    /// Makes `version` the database's first current version (see the field); refused (false)
-    /// for a version the ring lacks.
+    /// Records the database's first current version (see the field).
+    pub fn set_first_version(&self, version: KeyVersion) {
+        self.first.store(version, Ordering::Release);
+    }
+
+    /// Makes `version` the one request fingerprints are keyed with (see the field); refused
+    /// (false) for a version the ring lacks.
     pub fn set_anchor(&self, version: KeyVersion) -> bool {
         let known = self.keys.contains_key(&version);
         if known {
@@ -115,7 +128,7 @@ impl Keyring {
         known
     }
 
-    /// The database's first current version.
+    /// The version request fingerprints are keyed with.
     pub fn anchor_version(&self) -> KeyVersion {
         self.anchor.load(Ordering::Acquire)
     }
@@ -164,7 +177,7 @@ impl AuditSigner for Keyring {
     }
 
     fn first_version(&self) -> u32 {
-        self.anchor_version()
+        self.first.load(Ordering::Acquire)
     }
 
     fn mac_with(&self, version: u32, parts: &[&[u8]]) -> Option<[u8; 32]> {

@@ -27,10 +27,12 @@ pub enum AuditAction {
     RewrapStarted,
     /// The rewrap moved every data key it found to the current master-key version.
     RewrapFinished,
+    /// A master-key version that wraps nothing was retired; a checkpoint anchors the chain.
+    KeyRetired,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 16] = [
+    pub const ALL: [AuditAction; 17] = [
         AuditAction::Created,
         AuditAction::Updated,
         AuditAction::Deleted,
@@ -47,6 +49,7 @@ impl AuditAction {
         AuditAction::KeyRotated,
         AuditAction::RewrapStarted,
         AuditAction::RewrapFinished,
+        AuditAction::KeyRetired,
     ];
 
     pub fn parse(name: &str) -> Option<Self> {
@@ -71,6 +74,7 @@ impl AuditAction {
             AuditAction::KeyRotated => "key_rotated",
             AuditAction::RewrapStarted => "rewrap_started",
             AuditAction::RewrapFinished => "rewrap_finished",
+            AuditAction::KeyRetired => "key_retired",
         }
     }
 }
@@ -243,4 +247,25 @@ pub fn check_head_mac(
     stored: &[u8],
 ) -> Result<u32, MacProblem> {
     check(signer, &[b"credvault audit head v1", &seq.to_be_bytes(), hash], stored)
+}
+
+/// The MAC of a checkpoint: the chain's `seq`-th link had `hash` when key version `retired` was
+/// retired (as stored, by the signing version).
+pub fn checkpoint_mac(signer: &dyn AuditSigner, seq: i64, hash: &[u8; 32], retired: u32) -> Vec<u8> {
+    sign(signer, &[b"credvault audit checkpoint v1", &seq.to_be_bytes(), hash, &retired.to_be_bytes()])
+}
+
+/// Checks a checkpoint's stored MAC.
+pub fn check_checkpoint_mac(
+    signer: &dyn AuditSigner,
+    seq: i64,
+    hash: &[u8; 32],
+    retired: u32,
+    stored: &[u8],
+) -> Result<u32, MacProblem> {
+    check(
+        signer,
+        &[b"credvault audit checkpoint v1", &seq.to_be_bytes(), hash, &retired.to_be_bytes()],
+        stored,
+    )
 }

@@ -17,8 +17,8 @@ mod violation;
 
 pub use access::{CustomerBinding, Principal, Scope, Scopes, TokenName, TokenRecord};
 pub use audit::{
-    AuditAction, AuditEntry, AuditEvent, AuditFilter, AuditSigner, MacProblem, chain_hash, check_head_mac,
-    head_mac,
+    AuditAction, AuditEntry, AuditEvent, AuditFilter, AuditSigner, MacProblem, chain_hash,
+    check_checkpoint_mac, check_head_mac, checkpoint_mac, head_mac,
 };
 pub use credential::{
     CredentialMetadata, CredentialName, CredentialType, IdempotencyKey, ListFilter, PageCursor,

@@ -27,6 +27,16 @@ pub struct ChainLink {
     pub hash: Vec<u8>,
 }
 
+/// The chain's `seq`-th link as it was when a key version was retired, MACed by the version
+/// current then: it vouches for the rows before it that only the retired key could check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub seq: i64,
+    pub hash: Vec<u8>,
+    pub mac: Vec<u8>,
+    pub retired_version: u32,
+}
+
 /// Everything `audit verify` reads.
 #[derive(Debug, Clone)]
 pub struct AuditChain {
@@ -35,6 +45,8 @@ pub struct AuditChain {
     pub links: Vec<ChainLink>,
     /// Oldest first.
     pub rows: Vec<SignedRow>,
+    /// The latest checkpoint, if a key version was ever retired.
+    pub checkpoint: Option<Checkpoint>,
 }
 
 /// What one sealing pass did.

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::StoreError;
+use super::{Checkpoint, StoreError};
 use crate::domain::{AuditEntry, CredentialId, CustomerId, Provider, VersionNumber};
 
 /// One master-key version as the database knows it.
@@ -19,6 +19,8 @@ pub struct KeyUsage {
     pub data_keys: i64,
     /// When it was last made current; `None` if never (then it has made no audit MAC).
     pub made_current_at: Option<OffsetDateTime>,
+    /// When it was retired (`credvault key retire`): no longer needed for anything.
+    pub retired_at: Option<OffsetDateTime>,
 }
 
 /// The outcome of comparing the configured key with the database's record of it.
@@ -88,6 +90,16 @@ pub trait KeyStore: Send + Sync {
         audit: Option<AuditEntry>,
         now: OffsetDateTime,
     ) -> Result<u32, StoreError>;
+
+    /// Records `version` as retired, the audit `checkpoint` and the `audit` row, in one
+    /// transaction; `Conflict` if it is retired already, `NotFound` if it is not recorded.
+    async fn retire_key(
+        &self,
+        version: u32,
+        checkpoint: Checkpoint,
+        audit: AuditEntry,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
 
     /// Up to `limit` stored data keys not wrapped by `current`, in (credential, version) order
     /// after `after`: one pass over the table in pages, resumable from any point.

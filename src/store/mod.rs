@@ -55,7 +55,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 pub(crate) use chain::link;
-pub use chain::{AuditChain, ChainHead, ChainLink, ChainReport, SignedRow};
+pub use chain::{AuditChain, ChainHead, ChainLink, ChainReport, Checkpoint, SignedRow};
 pub use connect::{PoolSettings, open};
 pub use error::StoreError;
 pub use keys::{KeyCheck, KeyStore, KeyUsage, MakeCurrent, RewrappedDataKey, WrappedDataKey};

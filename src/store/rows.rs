@@ -209,6 +209,7 @@ pub(super) fn key_usage(row: &impl StoredRow) -> Result<super::KeyUsage, StoreEr
         recorded_at: row.optional_time("created_at")?,
         data_keys: row.integer("data_keys")?,
         made_current_at: row.optional_time("made_current_at")?,
+        retired_at: row.optional_time("retired_at")?,
     })
 }
 
@@ -224,5 +225,16 @@ pub(super) fn wrapped_data_key(row: &impl StoredRow) -> Result<super::WrappedDat
         key_version: u32::try_from(key_version)
             .map_err(|_| corrupt("key version", &key_version.to_string()))?,
         sealed: row.bytes("encrypted_credentials")?,
+    })
+}
+
+/// An audit checkpoint.
+pub(super) fn checkpoint(row: &impl StoredRow) -> Result<super::Checkpoint, StoreError> {
+    let retired = row.integer("retired_version")?;
+    Ok(super::Checkpoint {
+        seq: row.integer("seq")?,
+        hash: row.bytes("hash")?,
+        mac: row.bytes("mac")?,
+        retired_version: u32::try_from(retired).map_err(|_| corrupt("key version", &retired.to_string()))?,
     })
 }

@@ -7,10 +7,10 @@ use std::time::Duration;
 use aws_lc_rs::constant_time::verify_slices_are_equal;
 
 use super::{Vault, VaultError};
-use crate::domain::{AuditSigner, MacProblem, chain_hash, check_head_mac};
+use crate::domain::{AuditSigner, MacProblem, chain_hash, check_checkpoint_mac, check_head_mac};
 use uuid::Uuid;
 
-use crate::store::{AuditChain, ChainHead, ChainLink, ChainReport, SignedRow, Store, StoreError};
+use crate::store::{AuditChain, ChainHead, ChainLink, ChainReport, Checkpoint, SignedRow, Store, StoreError};
 
 /// Rows sealed per transaction: small enough that SQLite's single writer is held briefly.
 const CHAIN_BATCH: u32 = 1_000;
@@ -64,17 +64,37 @@ pub async fn verify_audit_log(
     store: &dyn Store,
     signer: &dyn AuditSigner,
 ) -> Result<Result<AuditVerified, Tampered>, StoreError> {
-    let AuditChain { head, links, rows } = store.audit_chain().await?;
-    Ok(check_chain(signer, &head, &links, &rows))
+    let AuditChain { head, links, rows, checkpoint } = store.audit_chain().await?;
+    Ok(check_chain(signer, &head, &links, &rows, checkpoint.as_ref()))
 }
 
-fn check_chain(
+/// The chain as [`verify_audit_log`] reads it: the log's head, links, rows and its latest
+/// checkpoint. Rows at or before the checkpoint whose MAC was made with a retired version (whose
+/// key is gone) are vouched for by the checkpoint: their links are taken as stored, and the
+/// checkpoint's link must match it.
+pub(super) fn check_chain(
     signer: &dyn AuditSigner,
     head: &ChainHead,
     links: &[ChainLink],
     rows: &[SignedRow],
+    checkpoint: Option<&Checkpoint>,
 ) -> Result<AuditVerified, Tampered> {
     let tampered = |row: String, problem: String| Err(Tampered { row, problem });
+    let anchored = match checkpoint {
+        None => None,
+        Some(cp) => {
+            let hash: Option<[u8; 32]> = cp.hash.as_slice().try_into().ok();
+            match hash.map(|h| check_checkpoint_mac(signer, cp.seq, &h, cp.retired_version, &cp.mac)) {
+                Some(Ok(_)) => Some(cp),
+                _ => {
+                    return tampered(
+                        "(checkpoint)".into(),
+                        format!("the checkpoint at row {} does not match its MAC: it was altered", cp.seq),
+                    );
+                }
+            }
+        }
+    };
     let mut by_id: HashMap<Uuid, &SignedRow> = rows.iter().map(|row| (row.event.id, row)).collect();
     let mut prev = [0u8; 32];
     let mut expected_seq = 1;
@@ -95,18 +115,42 @@ fn check_chain(
             );
             return tampered(id, problem);
         };
-        let mac = row_mac(signer, row)?;
-        let expected = chain_hash(signer, &prev, link.seq, mac).expect("row_mac checked the MAC's version");
-        if verify_slices_are_equal(&link.hash, &expected).is_err() {
+        let covered = anchored.filter(|cp| link.seq <= cp.seq);
+        let retired =
+            |mac: &[u8]| matches!(row.event.check_mac(signer, mac), Err(MacProblem::UnknownVersion(_)));
+        if covered.is_some() && row.row_mac.as_deref().is_some_and(retired) {
+            // Made with a retired key: vouched for by the checkpoint, not checkable here.
+            prev = link.hash.as_slice().try_into().unwrap_or([0; 32]);
+        } else {
+            let mac = row_mac(signer, row)?;
+            let expected =
+                chain_hash(signer, &prev, link.seq, mac).expect("row_mac checked the MAC's version");
+            if verify_slices_are_equal(&link.hash, &expected).is_err() {
+                return tampered(
+                    id,
+                    "its seal does not follow the previous row: rows were reordered, removed or inserted"
+                        .into(),
+                );
+            }
+            prev = expected;
+        }
+        if let Some(cp) = covered.filter(|cp| cp.seq == link.seq)
+            && cp.hash != prev
+        {
             return tampered(
                 id,
-                "its seal does not follow the previous row: rows were reordered, removed or inserted".into(),
+                "its seal does not match the checkpoint taken when a key was retired".into(),
             );
         }
-        prev = expected;
         expected_seq += 1;
     }
     let sealed = expected_seq - 1;
+    if let Some(cp) = anchored.filter(|cp| cp.seq > sealed) {
+        return tampered(
+            "(checkpoint)".into(),
+            format!("vouches for row {} but the chain has {sealed}", cp.seq),
+        );
+    }
     if head.seq != sealed {
         let problem =
             format!("records {} sealed rows but {sealed} remain: the newest links were deleted", head.seq);

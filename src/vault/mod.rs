@@ -29,7 +29,7 @@ pub use audit_log::{AuditVerified, CHAIN_INTERVAL, Tampered, verify_audit_log};
 pub use context::RequestContext;
 pub use customers::{AUDIT_CURSOR, CUSTOMER_CURSOR, Directory, Listed, NewCustomerRequest};
 pub use error::{VaultError, error_chain};
-pub use secrets::{KeyState, KeyVersionStatus, REWRAP_LEASE, RewrapPass, Rotated};
+pub use secrets::{KeyState, KeyVersionStatus, REWRAP_LEASE, Retired, RewrapPass, Rotated};
 pub use startup::{StartupError, adopt_current_key, prove_key};
 pub use update::CredentialChanges;
 pub use verification::{Verified, VerifyTarget};

@@ -91,12 +91,22 @@ pub async fn adopt_current_key(store: &dyn Store, keyring: &Keyring) -> Result<(
         return Err(StartupError::CurrentKeyMissing(current));
     }
     let first = store.first_key().await?.unwrap_or(current);
-    let signed_audit = store.key_usage().await?.into_iter().filter(|k| k.made_current_at.is_some());
-    let mut needed = std::iter::once(first).chain(signed_audit.map(|k| k.version));
-    if let Some(missing) = needed.find(|v| !keyring.has_version(*v)) {
+    // Every version ever current made audit MACs; a retired one is vouched for by a checkpoint.
+    let usage = store.key_usage().await?;
+    let signed_audit: Vec<u32> = usage
+        .iter()
+        .filter(|k| k.made_current_at.is_some() && k.retired_at.is_none())
+        .map(|k| k.version)
+        .collect();
+    if let Some(missing) = signed_audit.iter().copied().find(|v| !keyring.has_version(*v)) {
         return Err(StartupError::AuditKeyMissing(missing));
     }
-    keyring.set_anchor(first);
+    let first_retired = usage.iter().any(|k| k.version == first && k.retired_at.is_some());
+    let anchor = if first_retired { signed_audit.iter().copied().min().unwrap_or(current) } else { first };
+    if !keyring.set_anchor(anchor) {
+        return Err(StartupError::AuditKeyMissing(anchor));
+    }
+    keyring.set_first_version(first);
     keyring.set_current(current);
     metrics::gauge!(crate::metrics::CURRENT_KEY_VERSION).set(f64::from(current));
     Ok(())

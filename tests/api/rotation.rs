@@ -409,3 +409,69 @@ mod key_service {
     use super::*;
     backend_tests!(the_key_service_reports_and_rotates_for_admins_of_every_customer_only);
 }
+
+/// `credvault key retire`: refused while the version is current, or still wraps data keys (with
+/// the count and the fix); once the rewrap is done, it seals and verifies the log and writes a
+/// checkpoint, after which the old key leaves the configuration: the server starts, secrets
+/// open, `audit verify` passes without it, and a row changed after the checkpoint is still caught.
+async fn retiring_a_version_re_anchors_the_audit_log(backend: Backend) {
+    let app = TestApp::spawn_on(backend).await;
+    let stored = app.store_vultr("Kept", "kept-secret").await;
+    app.get_by_id(&stored.id).await.unwrap();
+    let (old, new) = (app.key.clone(), new_key());
+    let both = format!("1:{old}\n2:{new}");
+    let customer = app.customer_id.clone();
+    let stopped = app.stop().await;
+    let url = stopped.database_url.clone();
+
+    let current = key_command(&url, &both, &["retire", "2"]).await;
+    assert!(text(&current).contains("key version 2 was never current"), "{}", text(&current));
+    assert!(key_command(&url, &both, &["rotate"]).await.status.success());
+    let current = key_command(&url, &both, &["retire", "2"]).await;
+    assert!(text(&current).contains("key version 2 is current"), "{}", text(&current));
+    let wraps = key_command(&url, &both, &["retire", "1"]).await;
+    assert!(!wraps.status.success());
+    assert!(text(&wraps).contains("key version 1 still wraps 1 data keys"), "{}", text(&wraps));
+
+    // A server rewraps; its Gets write audit rows MACed with version 2.
+    let mut app = stopped.restart_with_key(both.clone()).await.unwrap();
+    app.customer_id = customer.clone();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while data_keys_under(&app, 1).await > 0 {
+        assert!(Instant::now() < deadline, "the rewrap did not run");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.get_by_id(&stored.id).await.unwrap();
+    let stopped = app.stop().await;
+
+    let retired = key_command(&url, &both, &["retire", "1"]).await;
+    assert!(retired.status.success(), "{}", text(&retired));
+    assert!(text(&retired).contains("key version 1 is retired"), "{}", text(&retired));
+    let again = key_command(&url, &both, &["retire", "1"]).await;
+    assert!(text(&again).contains("retired already"), "{}", text(&again));
+
+    let only_new = format!("2:{new}");
+    let mut app = stopped.restart_with_key(only_new.clone()).await.expect("starts without the retired key");
+    app.customer_id = customer;
+    let got = app.get_by_id(&stored.id).await.unwrap();
+    assert_eq!(got.secret.unwrap().secret, Some(vultr("kept-secret")));
+    app.vault.chain_audit().await.unwrap();
+    let verified = credvault(&url, &only_new, &["audit", "verify"]).await;
+    assert!(verified.status.success(), "{}", text(&verified));
+    let status = key_command(&url, &only_new, &["status"]).await;
+    assert!(text(&status).lines().any(|l| l.starts_with("1\tretired\t0\t")), "{}", text(&status));
+    assert_eq!(audit_count(&app, "key_retired").await, 1);
+
+    // After the checkpoint, rows are checked as ever.
+    let db = app.db().await;
+    let changed = db.execute("UPDATE credential_audit_log SET action_details = 'rewritten' WHERE length(row_mac) = 36 AND action = 'used'").await;
+    assert!(changed > 0);
+    let caught = credvault(&url, &only_new, &["audit", "verify"]).await;
+    assert!(!caught.status.success());
+    assert!(text(&caught).contains("does not match its MAC"), "{}", text(&caught));
+}
+
+mod retirement {
+    use super::*;
+    backend_tests!(retiring_a_version_re_anchors_the_audit_log);
+}

@@ -695,7 +695,9 @@ async fn key_usage_counts_the_data_keys_of_each_version(backend: Backend) {
     let usage = store.key_usage().await.unwrap();
     assert_eq!(usage.len(), 2, "{usage:?}");
     assert_eq!((usage[0].version, usage[0].data_keys, usage[0].recorded_at.is_some()), (1, 2, true));
-    assert_eq!(usage[1], KeyUsage { version: 2, recorded_at: None, data_keys: 1, made_current_at: None });
+    let unrecorded =
+        KeyUsage { version: 2, recorded_at: None, data_keys: 1, made_current_at: None, retired_at: None };
+    assert_eq!(usage[1], unrecorded);
     let now = OffsetDateTime::now_utc();
     store
         .change_version(

@@ -1,7 +1,7 @@
 //! The PostgreSQL backend's master-key records, the rewrap's reads and writes, and job leases.
 
 use super::*;
-use crate::store::{KeyCheck, KeyStore, KeyUsage, MakeCurrent, RewrappedDataKey, WrappedDataKey};
+use crate::store::{Checkpoint, KeyCheck, KeyStore, KeyUsage, MakeCurrent, RewrappedDataKey, WrappedDataKey};
 
 /// The current version: the one last made current.
 const CURRENT: &str = "SELECT version::bigint FROM encryption_keys WHERE current_rank IS NOT NULL \
@@ -38,9 +38,9 @@ impl KeyStore for PostgresStore {
         let rows = sqlx::query(
             "SELECT version::bigint AS version, created_at, \
              (SELECT count(*) FROM credential_versions v WHERE v.key_version = k.version) AS data_keys, \
-             made_current_at FROM encryption_keys k \
+             made_current_at, retired_at FROM encryption_keys k \
              UNION ALL SELECT key_version AS version, NULL::timestamptz AS created_at, count(*) AS data_keys, \
-             NULL::timestamptz AS made_current_at FROM credential_versions WHERE key_version IS NOT NULL \
+             NULL::timestamptz AS made_current_at, NULL::timestamptz AS retired_at FROM credential_versions WHERE key_version IS NOT NULL \
              AND key_version NOT IN (SELECT version FROM encryption_keys) GROUP BY key_version \
              ORDER BY version",
         )
@@ -102,6 +102,47 @@ impl KeyStore for PostgresStore {
         }
         tx.commit().await?;
         stored_key_version(current)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(version))]
+    async fn retire_key(
+        &self,
+        version: u32,
+        checkpoint: Checkpoint,
+        audit: AuditEntry,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let retired: Option<Option<OffsetDateTime>> =
+            sqlx::query_scalar("SELECT retired_at FROM encryption_keys WHERE version = $1 FOR UPDATE")
+                .bind(key_version(version)?)
+                .fetch_optional(&mut *tx)
+                .await?;
+        match retired {
+            None => return Err(unrecorded(version)),
+            Some(Some(_)) => {
+                return Err(StoreError::Conflict(format!("key version {version} is retired already")));
+            }
+            Some(None) => {}
+        }
+        sqlx::query("UPDATE encryption_keys SET retired_at = $1 WHERE version = $2")
+            .bind(now)
+            .bind(key_version(version)?)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO audit_checkpoints (seq, hash, mac, retired_version, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(checkpoint.seq)
+        .bind(&checkpoint.hash)
+        .bind(&checkpoint.mac)
+        .bind(key_version(checkpoint.retired_version)?)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        insert_audit(&mut tx, self.signer(), &audit, now).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     #[tracing::instrument(level = "debug", skip_all)]

@@ -43,6 +43,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "versions", include_str!("../../../migrations/postgres/0005_versions.sql")),
     (6, "recovery window", include_str!("../../../migrations/postgres/0006_recovery_window.sql")),
     (7, "key rotation", include_str!("../../../migrations/postgres/0007_key_rotation.sql")),
+    (8, "key retirement", include_str!("../../../migrations/postgres/0008_key_retirement.sql")),
 ];
 
 fn migrator() -> Migrator {

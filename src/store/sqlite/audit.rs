@@ -130,7 +130,15 @@ impl AuditStore for SqliteStore {
         .iter()
         .map(rows::signed_audit_row)
         .collect::<Result<_, _>>()?;
+        let checkpoint = sqlx::query(
+            "SELECT seq, hash, mac, retired_version FROM audit_checkpoints ORDER BY seq DESC LIMIT 1",
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        .as_ref()
+        .map(rows::checkpoint)
+        .transpose()?;
         tx.commit().await?;
-        Ok(AuditChain { head, links, rows })
+        Ok(AuditChain { head, links, rows, checkpoint })
     }
 }

@@ -2,7 +2,7 @@
 //! Writes run on the one writer connection, so each is serialized against every other write.
 
 use super::*;
-use crate::store::{KeyCheck, KeyStore, KeyUsage, MakeCurrent, RewrappedDataKey, WrappedDataKey};
+use crate::store::{Checkpoint, KeyCheck, KeyStore, KeyUsage, MakeCurrent, RewrappedDataKey, WrappedDataKey};
 
 #[async_trait]
 impl KeyStore for SqliteStore {
@@ -39,9 +39,9 @@ impl KeyStore for SqliteStore {
         let rows = sqlx::query(
             "SELECT version, created_at, \
              (SELECT count(*) FROM credential_versions v WHERE v.key_version = k.version) AS data_keys, \
-             made_current_at FROM encryption_keys k \
+             made_current_at, retired_at FROM encryption_keys k \
              UNION ALL SELECT key_version AS version, NULL AS created_at, count(*) AS data_keys, \
-             NULL AS made_current_at FROM credential_versions WHERE key_version IS NOT NULL \
+             NULL AS made_current_at, NULL AS retired_at FROM credential_versions WHERE key_version IS NOT NULL \
              AND key_version NOT IN (SELECT version FROM encryption_keys) GROUP BY key_version \
              ORDER BY version",
         )
@@ -114,6 +114,48 @@ impl KeyStore for SqliteStore {
         }
         tx.commit().await?;
         u32::try_from(current).map_err(|_| rows::corrupt("key version", &current.to_string()))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(version))]
+    async fn retire_key(
+        &self,
+        version: u32,
+        checkpoint: Checkpoint,
+        audit: AuditEntry,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut writer = self.writer.acquire().await?;
+        let mut tx = AuditedTx::begin(&mut writer).await?;
+        let retired: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT retired_at FROM encryption_keys WHERE version = ?")
+                .bind(i64::from(version))
+                .fetch_optional(&mut *tx)
+                .await?;
+        match retired {
+            None => return Err(unrecorded(version)),
+            Some(Some(_)) => {
+                return Err(StoreError::Conflict(format!("key version {version} is retired already")));
+            }
+            Some(None) => {}
+        }
+        sqlx::query("UPDATE encryption_keys SET retired_at = ? WHERE version = ?")
+            .bind(micros(now))
+            .bind(i64::from(version))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO audit_checkpoints (seq, hash, mac, retired_version, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(checkpoint.seq)
+        .bind(&checkpoint.hash)
+        .bind(&checkpoint.mac)
+        .bind(i64::from(checkpoint.retired_version))
+        .bind(micros(now))
+        .execute(&mut *tx)
+        .await?;
+        insert_audit(&mut tx, self.signer(), &audit, now).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     #[tracing::instrument(level = "debug", skip_all)]

@@ -49,6 +49,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (8, "versions", include_str!("../../../migrations/sqlite/0008_versions.sql")),
     (9, "recovery window", include_str!("../../../migrations/sqlite/0009_recovery_window.sql")),
     (10, "key rotation", include_str!("../../../migrations/sqlite/0010_key_rotation.sql")),
+    (11, "key retirement", include_str!("../../../migrations/sqlite/0011_key_retirement.sql")),
 ];
 
 /// The SQLite schema's migrations, embedded in the binary.

@@ -25,6 +25,8 @@ pub enum KeyState {
     AuditKey,
     /// Wraps nothing (configured or only recorded).
     Unused,
+    /// Retired (`credvault key retire`): needed for nothing, a checkpoint vouches for its MACs.
+    Retired,
     /// Wraps data keys, but is not configured: those secrets cannot be opened.
     Missing,
 }
@@ -36,6 +38,7 @@ impl KeyState {
             KeyState::DecryptOnly => "decrypt-only",
             KeyState::AuditKey => "audit-key",
             KeyState::Unused => "unused",
+            KeyState::Retired => "retired",
             KeyState::Missing => "missing",
         }
     }
@@ -56,7 +59,7 @@ pub(super) struct Sealed {
     pub(super) key_version: u32,
 }
 
-pub use rotation::{REWRAP_LEASE, RewrapPass, Rotated};
+pub use rotation::{REWRAP_LEASE, Retired, RewrapPass, Rotated};
 
 /// What a stored data key's blob is bound to.
 fn binding_of_key(key: &crate::store::WrappedDataKey) -> Binding {
@@ -140,6 +143,7 @@ impl Vault {
         for version in self.keyring.versions() {
             if !known.iter().any(|k| k.version == version) {
                 known.push(crate::store::KeyUsage {
+                    retired_at: None,
                     version,
                     recorded_at: None,
                     data_keys: 0,
@@ -159,6 +163,7 @@ impl Vault {
                     k.data_keys > 0,
                 ) {
                     (true, _, _) => KeyState::Current,
+                    (false, _, false) if k.retired_at.is_some() => KeyState::Retired,
                     (false, true, true) => KeyState::DecryptOnly,
                     (false, false, true) => KeyState::Missing,
                     (false, _, false) if k.made_current_at.is_some() => KeyState::AuditKey,

@@ -12,8 +12,8 @@ use uuid::Uuid;
 use super::super::access::authorize_all_customers;
 use super::super::{RequestContext, Vault, VaultError, error_chain};
 use super::binding_of_key;
-use crate::domain::{AuditAction, Principal, Scope};
-use crate::store::{MakeCurrent, RewrappedDataKey};
+use crate::domain::{AuditAction, Principal, Scope, checkpoint_mac};
+use crate::store::{Checkpoint, MakeCurrent, RewrappedDataKey};
 
 /// The rewrap's lease (one instance at a time on a shared database).
 const REWRAP_JOB: &str = "rewrap";
@@ -28,6 +28,14 @@ pub const REWRAP_LEASE: Duration = Duration::from_secs(10);
 pub struct Rotated {
     pub version: u32,
     pub previous: u32,
+}
+
+/// What `credvault key retire` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retired {
+    pub version: u32,
+    /// The sealed audit rows the checkpoint vouches for.
+    pub checkpoint_seq: i64,
 }
 
 /// What one rewrap pass did.
@@ -113,6 +121,80 @@ impl Vault {
         self.keyring.set_current(current);
         metrics::gauge!(crate::metrics::CURRENT_KEY_VERSION).set(f64::from(current));
         Ok(Rotated { version: current, previous })
+    }
+
+    /// Retires `version`, which must wrap no data key and not be current: the audit log is
+    /// sealed and verified (with `version` still configured), then a checkpoint of the chain's
+    /// head, MACed by the current version, vouches for the rows only `version` could check, so
+    /// that its key can leave every configuration. Audited as `key_retired`.
+    pub async fn retire_key(&self, ctx: &RequestContext, version: u32) -> Result<Retired, VaultError> {
+        authorize_all_customers(self.store.as_ref(), ctx, Scope::Admin, "retire a master-key version")
+            .await?;
+        let usage = self.store.key_usage().await?;
+        let Some(key) = usage.iter().find(|k| k.version == version) else {
+            return Err(VaultError::NotFound(format!("key version {version} is not known to this database")));
+        };
+        let refuse = |why: String| Err(VaultError::FailedPrecondition(why));
+        if key.retired_at.is_some() {
+            return refuse(format!("key version {version} is retired already"));
+        }
+        if version == self.keyring.current_version() {
+            return refuse(format!(
+                "key version {version} is current: make another version current first (`credvault key rotate`)"
+            ));
+        }
+        if key.made_current_at.is_none() {
+            return refuse(format!(
+                "key version {version} was never current: it made no audit MAC and wraps nothing, so there is \
+                 nothing to retire; remove it from the key configuration if it is not wanted"
+            ));
+        }
+        if key.data_keys > 0 {
+            return refuse(format!(
+                "key version {version} still wraps {} data keys: a running server rewraps them to the current \
+                 version; retire it once `credvault key status` shows 0",
+                key.data_keys
+            ));
+        }
+        if !self.keyring.has_version(version) {
+            return refuse(format!(
+                "key version {version} is not in this key configuration: it is needed once more, to verify the \
+                 audit rows it MACed before they are vouched for without it"
+            ));
+        }
+        self.chain_audit().await?;
+        let chain = self.store.audit_chain().await?;
+        let checked = super::super::audit_log::check_chain(
+            self.keyring.as_ref(),
+            &chain.head,
+            &chain.links,
+            &chain.rows,
+            chain.checkpoint.as_ref(),
+        );
+        if let Err(tampered) = checked {
+            return refuse(format!(
+                "the audit log does not verify ({tampered}); a checkpoint now would vouch for it: investigate first"
+            ));
+        }
+        let hash: [u8; 32] = chain.head.hash.as_slice().try_into().unwrap_or([0; 32]);
+        let checkpoint = Checkpoint {
+            seq: chain.head.seq,
+            hash: hash.to_vec(),
+            mac: checkpoint_mac(self.keyring.as_ref(), chain.head.seq, &hash, version),
+            retired_version: version,
+        };
+        let current = self.keyring.current_version();
+        let audit = ctx.audit(
+            AuditAction::KeyRetired,
+            None,
+            None,
+            format!(
+                "key version {version} retired; a checkpoint MACed with version {current} vouches for the {} sealed audit rows before it",
+                chain.head.seq
+            ),
+        );
+        self.store.retire_key(version, checkpoint, audit, OffsetDateTime::now_utc()).await?;
+        Ok(Retired { version, checkpoint_seq: chain.head.seq })
     }
 
     /// Moves data keys wrapped by older versions to the current one, in batches, pausing after
