@@ -449,6 +449,8 @@ async fn retiring_a_version_re_anchors_the_audit_log(backend: Backend) {
     assert!(text(&retired).contains("key version 1 is retired"), "{}", text(&retired));
     let again = key_command(&url, &both, &["retire", "1"]).await;
     assert!(text(&again).contains("retired already"), "{}", text(&again));
+    let back = key_command(&url, &both, &["rotate", "--version", "1"]).await;
+    assert!(text(&back).contains("key version 1 is retired"), "{}", text(&back));
 
     let only_new = format!("2:{new}");
     let mut app = stopped.restart_with_key(only_new.clone()).await.expect("starts without the retired key");

@@ -17,8 +17,11 @@ use crate::store::{Checkpoint, MakeCurrent, RewrappedDataKey};
 
 /// The rewrap's lease (one instance at a time on a shared database).
 const REWRAP_JOB: &str = "rewrap";
-/// Data keys read and rewritten per transaction.
-const REWRAP_BATCH: u32 = 500;
+/// Data keys read and rewritten per transaction: short, so that a Get never waits long for it.
+const REWRAP_BATCH: u32 = 200;
+/// After each batch the rewrap pauses this many times as long as the batch took, so that it
+/// takes at most a tenth of the database's (and the process's) time from serving.
+const REWRAP_PAUSE_FACTOR: u32 = 9;
 /// How long a lease outlives its last renewal: after a crash, another instance (or the restarted
 /// one) resumes the rewrap this long after the last batch.
 pub const REWRAP_LEASE: Duration = Duration::from_secs(10);
@@ -104,6 +107,13 @@ impl Vault {
                     "key version {target} is not in this key configuration; add it as `{target}:<key>` \
                      (from `credvault keygen`) to the key file of every instance first"
                 ),
+            )));
+        }
+        let retired =
+            self.store.key_usage().await?.iter().any(|k| k.version == target && k.retired_at.is_some());
+        if retired {
+            return Err(VaultError::FailedPrecondition(format!(
+                "key version {target} is retired; add a new key under a new version number instead"
             )));
         }
         let previous = self.store.current_key().await?.unwrap_or_else(|| self.keyring.current_version());
@@ -198,9 +208,10 @@ impl Vault {
     }
 
     /// Moves data keys wrapped by older versions to the current one, in batches, pausing after
-    /// each as long as it took (so serving keeps at least half the database's time), and longer
-    /// if needed to stay under `rate` data keys a second, while it holds the rewrap lease as
-    /// `holder`. Stops between batches when `stop` turns true.
+    /// each [`REWRAP_PAUSE_FACTOR`] times as long as it took (so serving keeps at least nine
+    /// tenths of the time), and longer if needed to stay under `rate` data keys a second, while
+    /// it holds the rewrap lease as `holder`. Stops between batches when `stop` turns true, or
+    /// when the current version changes (a later pass moves keys to the new one).
     pub async fn rewrap(
         &self,
         holder: Uuid,
@@ -232,6 +243,9 @@ impl Vault {
         let mut after = None;
         let mut moved = 0u64;
         let finished = loop {
+            if let Err(e) = self.follow_current_key().await {
+                tracing::warn!(error = %e, "reading the current key version failed");
+            }
             if *stop.borrow() || self.keyring.current_version() != current {
                 break false;
             }
@@ -271,7 +285,7 @@ impl Vault {
             }
             let paced = rate
                 .map_or(Duration::ZERO, |r| Duration::from_secs_f64(f64::from(batch) / f64::from(r.get())));
-            tokio::time::sleep(took.max(paced.saturating_sub(took))).await;
+            tokio::time::sleep((took * REWRAP_PAUSE_FACTOR).max(paced.saturating_sub(took))).await;
         };
         if let Err(e) = self.store.release_lease(REWRAP_JOB, holder).await {
             tracing::warn!(error = %error_chain(&e), "could not release the rewrap lease; it expires by itself");

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# bench/rewrap.sh: master-key rotation on a loaded vault, release build, on SQLite and on
+# PostgreSQL (a throwaway cluster). For each: a server with keys 1 and 2 (1 current) is filled
+# with N credentials through its own Store path (`credvault bench --op store`, 64 clients); Get
+# throughput is measured (16 clients); then `credvault key rotate` makes 2 current and Get is
+# measured again while the server rewraps every data key; the rewrap's time is read from the
+# database's counts (`credvault key status`).
+#
+# Usage: bench/rewrap.sh        Env: N (100000), GET_SECONDS (8), PORT (55434)
+# Prints, per backend: rewrap seconds and data keys/s, Get req/s before and during, and their ratio.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N="${N:-100000}"
+GET_SECONDS="${GET_SECONDS:-8}"
+PORT="${PORT:-55434}"
+PG_BIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
+WORK="$(mktemp -d)"
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+[ "$(id -u)" = 0 ] && chown postgres "$WORK"
+SERVER_PID=""
+cleanup() {
+    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
+    as_pg "$PG_BIN/pg_ctl" -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+cargo build --release --locked --quiet
+BIN="$PWD/target/release/credvault"
+
+as_pg "$PG_BIN/initdb" -D "$WORK/data" -U postgres -A trust --no-locale -E UTF8 >/dev/null
+as_pg "$PG_BIN/pg_ctl" -D "$WORK/data" -l "$WORK/pg.log" -w \
+    -o "-p $PORT -k $WORK -c listen_addresses=127.0.0.1" start >/dev/null
+"$PG_BIN/psql" -q -h 127.0.0.1 -p "$PORT" -U postgres -c "CREATE DATABASE rewrap"
+
+# Data keys key version $1 wraps, per `credvault key status`.
+wrapped_by() { "$BIN" key status | awk -F'\t' -v v="$1" '$1 == v { print $3 }'; }
+req_per_s() { sed -n 's/.*req\/s=\([0-9]*\).*/\1/p'; }
+
+run() {
+    local label=$1 url=$2 grpc=$3 http=$4
+    CREDENTIAL_ENCRYPTION_KEY="1:$("$BIN" keygen),2:$("$BIN" keygen)"
+    export CREDENTIAL_ENCRYPTION_KEY CREDVAULT_DATABASE_URL="$url"
+    "$BIN" migrate >/dev/null
+    local customer token
+    customer=$("$BIN" customer create --email "bench@$label.example" --company-name Bench)
+    token=$("$BIN" token create --name "bench-$label" --scopes '*' --customer '*' 2>/dev/null)
+    "$BIN" serve --grpc-addr "127.0.0.1:$grpc" --http-addr "127.0.0.1:$http" 2>"$WORK/$label.log" &
+    SERVER_PID=$!
+    until curl -fs "http://127.0.0.1:$http/readyz" >/dev/null; do sleep 0.2; done
+    local endpoint="http://127.0.0.1:$grpc"
+    local bench=("$BIN" bench --endpoint "$endpoint" --token "$token" --customer-id "$customer")
+
+    echo "$label: storing $N credentials..." >&2
+    while [ "$(wrapped_by 1)" -lt "$N" ]; do
+        "${bench[@]}" --op store --clients 64 --seconds 15 --warmup 0 >/dev/null
+    done
+    local stored; stored=$(wrapped_by 1)
+    local before during t0 t1
+    before=$("${bench[@]}" --op get --clients 16 --seconds "$GET_SECONDS" --warmup 1 --credentials 200 | req_per_s)
+    # The Get run stores its 200 targets first (under version 1 too); then the rotation.
+    "${bench[@]}" --op get --clients 16 --seconds "$GET_SECONDS" --warmup 1 --credentials 200 \
+        > "$WORK/during.out" &
+    local get_pid=$!
+    sleep 1.5
+    t0=$(date +%s.%N)
+    "$BIN" key rotate >/dev/null
+    local left
+    while left=$(wrapped_by 1); [ "${left:-0}" -gt 0 ]; do sleep 0.5; done
+    t1=$(date +%s.%N)
+    wait "$get_pid"
+    during=$(req_per_s < "$WORK/during.out")
+    kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
+    python3 - "$label" "$stored" "$t0" "$t1" "$before" "$during" <<'PY'
+import sys
+label, n, t0, t1, before, during = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
+print(f"{label:>8}: rewrap of {n} data keys in {t1 - t0:.1f} s = {n / (t1 - t0):.0f} data keys/s; "
+      f"Get req/s before {before:.0f}, during {during:.0f} ({during / before:.2f}x)")
+PY
+}
+run sqlite "sqlite://$WORK/rewrap.db" 50161 8161
+run postgres "postgres://postgres@127.0.0.1:$PORT/rewrap" 50162 8162
