@@ -6,13 +6,19 @@
 # measured again while the server rewraps every data key; the rewrap's time is read from the
 # database's counts (`credvault key status`).
 #
-# Usage: bench/rewrap.sh        Env: N (100000), GET_SECONDS (8), PORT (55434)
-# Prints, per backend: rewrap seconds and data keys/s, Get req/s before and during, and their ratio.
+# Usage: bench/rewrap.sh        Env: N (100000), GET_SECONDS (8), SETTLE (20), PORT (55434),
+#                               BACKENDS ("sqlite postgres")
+# Prints, per backend: rewrap seconds and data keys/s, Get req/s before, during and after the
+# rewrap, and during/before. SETTLE seconds pass after the filling (the audit sealer catches up
+# with N new rows, PostgreSQL's autovacuum runs) before anything is measured; the run after
+# the rewrap shows what is the rewrap's and what is not.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${N:-100000}"
 GET_SECONDS="${GET_SECONDS:-8}"
 PORT="${PORT:-55434}"
+SETTLE="${SETTLE:-20}"
+BACKENDS="${BACKENDS:-sqlite postgres}"
 PG_BIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
 WORK="$(mktemp -d)"
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
@@ -56,7 +62,8 @@ run() {
         "${bench[@]}" --op store --clients 64 --seconds 15 --warmup 0 >/dev/null
     done
     local stored; stored=$(wrapped_by 1)
-    local before during t0 t1
+    sleep "$SETTLE"
+    local before during after t0 t1
     before=$("${bench[@]}" --op get --clients 16 --seconds "$GET_SECONDS" --warmup 1 --credentials 200 | req_per_s)
     # The Get run stores its 200 targets first (under version 1 too); then the rotation.
     "${bench[@]}" --op get --clients 16 --seconds "$GET_SECONDS" --warmup 1 --credentials 200 \
@@ -70,13 +77,20 @@ run() {
     t1=$(date +%s.%N)
     wait "$get_pid"
     during=$(req_per_s < "$WORK/during.out")
+    after=$("${bench[@]}" --op get --clients 16 --seconds "$GET_SECONDS" --warmup 1 --credentials 200 | req_per_s)
     kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
-    python3 - "$label" "$stored" "$t0" "$t1" "$before" "$during" <<'PY'
+    python3 - "$label" "$stored" "$t0" "$t1" "$before" "$during" "$after" <<'PY'
 import sys
-label, n, t0, t1, before, during = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
+label, n = sys.argv[1], int(sys.argv[2])
+t0, t1, before, during, after = map(float, sys.argv[3:8])
 print(f"{label:>8}: rewrap of {n} data keys in {t1 - t0:.1f} s = {n / (t1 - t0):.0f} data keys/s; "
-      f"Get req/s before {before:.0f}, during {during:.0f} ({during / before:.2f}x)")
+      f"Get req/s before {before:.0f}, during {during:.0f}, after {after:.0f} (during/before {during / before:.2f}x)")
 PY
 }
-run sqlite "sqlite://$WORK/rewrap.db" 50161 8161
-run postgres "postgres://postgres@127.0.0.1:$PORT/rewrap" 50162 8162
+for backend in $BACKENDS; do
+    case $backend in
+        sqlite) run sqlite "sqlite://$WORK/rewrap.db" 50161 8161 ;;
+        postgres) run postgres "postgres://postgres@127.0.0.1:$PORT/rewrap" 50162 8162 ;;
+        *) echo "unknown backend $backend" >&2; exit 2 ;;
+    esac
+done

@@ -76,8 +76,11 @@ pub async fn prove_key(store: &dyn Store, keyring: &Keyring) -> Result<(), Start
     Ok(())
 }
 
-/// Seals with the database's current key version, and keys audit MACs with its first; on a new
-/// database, makes the oldest configured version current (concurrent first starts agree on one).
+/// Seals with the database's current key version (on a new database, makes the oldest
+/// configured version current; concurrent first starts agree on one), reads bare audit MACs as
+/// the database's first version's, and keys request fingerprints with the oldest version not
+/// retired. Refuses a configuration lacking the current version or one whose audit MACs are in
+/// the log and not vouched for by a checkpoint.
 pub async fn adopt_current_key(store: &dyn Store, keyring: &Keyring) -> Result<(), StartupError> {
     let current = match store.current_key().await? {
         Some(current) => current,

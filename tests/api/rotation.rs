@@ -287,9 +287,11 @@ async fn a_rewrap_killed_midway_resumes_after_a_restart() {
             known.insert(id, secret);
         }
     }
-    let both = format!("1:{}\n2:{}", app.key, new_key());
+    let (old, new) = (app.key.clone(), new_key());
+    let both = format!("1:{old}\n2:{new}");
     let customer = app.customer_id.clone();
     let stopped = app.stop().await;
+    let log = stopped.dir.path().join("server.log");
     let rotated = key_command(&stopped.database_url, &both, &["rotate"]).await;
     assert!(rotated.status.success(), "{}", text(&rotated));
 
@@ -304,8 +306,9 @@ async fn a_rewrap_killed_midway_resumes_after_a_restart() {
             // 25 data keys a second: the pass takes about 6 s.
             .env("CREDVAULT_REWRAP_RATE", "25")
             .env_remove("CREDVAULT_KEY_FILE")
+            .env("RUST_LOG", "credvault=debug")
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap())
             .spawn()
             .unwrap()
     };
@@ -338,6 +341,9 @@ async fn a_rewrap_killed_midway_resumes_after_a_restart() {
     let started = db.count("SELECT count(*) FROM credential_audit_log WHERE action = 'rewrap_started'").await;
     assert_eq!(started, 2, "one start per pass: the killed one and the resumed one");
     drop(db);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("rewrap started") && logged.contains("rewrap finished"), "{logged}");
+    assert!(!logged.contains(&old) && !logged.contains(&new), "no key is ever logged");
 
     let mut app = stopped.restart_with_key(both).await.expect("restarts");
     app.customer_id = customer;

@@ -791,6 +791,29 @@ async fn key_versions_the_rewrap_and_leases_follow_the_contract(backend: Backend
     assert!(!store.take_lease("rewrap", a, later(50), later(22)).await.unwrap(), "only the holder releases");
     store.release_lease("rewrap", b).await.unwrap();
     assert!(store.take_lease("rewrap", a, later(50), later(22)).await.unwrap());
+
+    // Retirement: the version, the checkpoint and the audit row together, once.
+    use credvault::store::Checkpoint;
+    let checkpoint = Checkpoint { seq: 0, hash: vec![3; 32], mac: vec![4; 36], retired_version: 1 };
+    let retired = audit(AuditAction::KeyRetired, owner.id, None);
+    assert!(matches!(
+        store.retire_key(9, checkpoint.clone(), retired.clone(), now).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(store.audit_chain().await.unwrap().checkpoint, None);
+    store.retire_key(1, checkpoint.clone(), retired.clone(), now).await.unwrap();
+    assert!(matches!(
+        store.retire_key(1, checkpoint.clone(), retired, now).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.audit_chain().await.unwrap().checkpoint, Some(checkpoint));
+    let usage = store.key_usage().await.unwrap();
+    assert_eq!(
+        usage.iter().map(|k| (k.version, k.retired_at.is_some())).collect::<Vec<_>>(),
+        [(1, true), (2, false)]
+    );
+    let events = store.list_audit(&audit_filter(Some(owner.id), None)).await.unwrap();
+    assert_eq!(events.iter().filter(|e| e.action == "key_retired").count(), 1);
 }
 
 backend_tests!(
