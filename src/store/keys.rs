@@ -128,3 +128,17 @@ pub trait KeyStore: Send + Sync {
     /// Gives up `holder`'s lease on `job`, if it holds it.
     async fn release_lease(&self, job: &str, holder: Uuid) -> Result<(), StoreError>;
 }
+
+/// A key version no start or command has recorded.
+pub(super) fn unrecorded(version: u32) -> StoreError {
+    StoreError::NotFound(format!("key version {version} has not been recorded"))
+}
+
+/// Whether `version` may be retired, given its `retired_at` as read (`None`: no such row).
+pub(super) fn check_retirable<T>(version: u32, retired_at: Option<Option<T>>) -> Result<(), StoreError> {
+    match retired_at {
+        None => Err(unrecorded(version)),
+        Some(Some(_)) => Err(StoreError::Conflict(format!("key version {version} is retired already"))),
+        Some(None) => Ok(()),
+    }
+}

@@ -131,8 +131,10 @@ impl Vault {
         self.store.check_writable().await.map_err(StartupError::from)?;
         self.store.migrate().await.map_err(StartupError::from)?;
         prove_key(self.store.as_ref(), &self.keyring).await?;
-        startup::require_versions_in_use(self.store.as_ref(), &self.keyring).await?;
-        startup::adopt_current_key(self.store.as_ref(), &self.keyring).await?;
+        // One read of the key usage (it counts every stored data key) serves both checks.
+        let usage = self.store.key_usage().await?;
+        startup::require_versions_in_use(&usage, &self.keyring)?;
+        startup::adopt_current_key_with(self.store.as_ref(), &self.keyring, &usage).await?;
         self.ready.store(true, Ordering::Release);
         Ok(())
     }

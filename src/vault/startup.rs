@@ -3,7 +3,7 @@
 
 use super::error_chain;
 use crate::crypto::Keyring;
-use crate::store::{KeyCheck, MakeCurrent, Store, StoreError};
+use crate::store::{KeyCheck, KeyUsage, MakeCurrent, Store, StoreError};
 
 /// Why the vault cannot serve.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +82,15 @@ pub async fn prove_key(store: &dyn Store, keyring: &Keyring) -> Result<(), Start
 /// retired. Refuses a configuration lacking the current version or one whose audit MACs are in
 /// the log and not vouched for by a checkpoint.
 pub async fn adopt_current_key(store: &dyn Store, keyring: &Keyring) -> Result<(), StartupError> {
+    adopt_current_key_with(store, keyring, &store.key_usage().await?).await
+}
+
+/// [`adopt_current_key`] with the database's key usage as read already.
+pub(super) async fn adopt_current_key_with(
+    store: &dyn Store,
+    keyring: &Keyring,
+    usage: &[KeyUsage],
+) -> Result<(), StartupError> {
     let current = match store.current_key().await? {
         Some(current) => current,
         None => {
@@ -95,7 +104,6 @@ pub async fn adopt_current_key(store: &dyn Store, keyring: &Keyring) -> Result<(
     }
     let first = store.first_key().await?.unwrap_or(current);
     // Every version ever current made audit MACs; a retired one is vouched for by a checkpoint.
-    let usage = store.key_usage().await?;
     let signed_audit: Vec<u32> = usage
         .iter()
         .filter(|k| k.made_current_at.is_some() && k.retired_at.is_none())
@@ -117,14 +125,9 @@ pub async fn adopt_current_key(store: &dyn Store, keyring: &Keyring) -> Result<(
 
 /// Refuses a keyring that lacks a version still wrapping stored data keys: serving would fail
 /// every Get of those secrets.
-pub(super) async fn require_versions_in_use(
-    store: &dyn Store,
-    keyring: &Keyring,
-) -> Result<(), StartupError> {
-    let missing: Vec<(u32, i64)> = store
-        .key_usage()
-        .await?
-        .into_iter()
+pub(super) fn require_versions_in_use(usage: &[KeyUsage], keyring: &Keyring) -> Result<(), StartupError> {
+    let missing: Vec<(u32, i64)> = usage
+        .iter()
         .filter(|k| k.data_keys > 0 && !keyring.versions().any(|v| v == k.version))
         .map(|k| (k.version, k.data_keys))
         .collect();

@@ -1,6 +1,7 @@
 //! The PostgreSQL backend's master-key records, the rewrap's reads and writes, and job leases.
 
 use super::*;
+use crate::store::keys::{check_retirable, unrecorded};
 use crate::store::{Checkpoint, KeyCheck, KeyStore, KeyUsage, MakeCurrent, RewrappedDataKey, WrappedDataKey};
 
 /// The current version: the one last made current.
@@ -118,13 +119,7 @@ impl KeyStore for PostgresStore {
                 .bind(key_version(version)?)
                 .fetch_optional(&mut *tx)
                 .await?;
-        match retired {
-            None => return Err(unrecorded(version)),
-            Some(Some(_)) => {
-                return Err(StoreError::Conflict(format!("key version {version} is retired already")));
-            }
-            Some(None) => {}
-        }
+        check_retirable(version, retired)?;
         sqlx::query("UPDATE encryption_keys SET retired_at = $1 WHERE version = $2")
             .bind(now)
             .bind(key_version(version)?)
@@ -238,8 +233,4 @@ fn key_version(version: u32) -> Result<i32, StoreError> {
 
 fn stored_key_version(version: i64) -> Result<u32, StoreError> {
     u32::try_from(version).map_err(|_| rows::corrupt("key version", &version.to_string()))
-}
-
-fn unrecorded(version: u32) -> StoreError {
-    StoreError::NotFound(format!("key version {version} has not been recorded"))
 }

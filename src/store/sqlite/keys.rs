@@ -2,6 +2,7 @@
 //! Writes run on the one writer connection, so each is serialized against every other write.
 
 use super::*;
+use crate::store::keys::{check_retirable, unrecorded};
 use crate::store::{Checkpoint, KeyCheck, KeyStore, KeyUsage, MakeCurrent, RewrappedDataKey, WrappedDataKey};
 
 #[async_trait]
@@ -131,13 +132,7 @@ impl KeyStore for SqliteStore {
                 .bind(i64::from(version))
                 .fetch_optional(&mut *tx)
                 .await?;
-        match retired {
-            None => return Err(unrecorded(version)),
-            Some(Some(_)) => {
-                return Err(StoreError::Conflict(format!("key version {version} is retired already")));
-            }
-            Some(None) => {}
-        }
+        check_retirable(version, retired)?;
         sqlx::query("UPDATE encryption_keys SET retired_at = ? WHERE version = ?")
             .bind(micros(now))
             .bind(i64::from(version))
@@ -237,8 +232,4 @@ impl KeyStore for SqliteStore {
             .await?;
         Ok(())
     }
-}
-
-fn unrecorded(version: u32) -> StoreError {
-    StoreError::NotFound(format!("key version {version} has not been recorded"))
 }
