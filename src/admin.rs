@@ -12,8 +12,11 @@ use crate::auth::{self, IssuedToken};
 use crate::domain::{CustomerBinding, Scopes, TokenName, TokenRecord};
 use aws_lc_rs::constant_time::verify_slices_are_equal;
 
+use std::sync::Arc;
+
 use crate::crypto::Keyring;
-use crate::store::sqlite_backup;
+use crate::domain::CustomerId;
+use crate::store::{PoolSettings, StoreError, sqlite_backup};
 use crate::vault::{Directory, RequestContext, Vault, VaultError, error_chain};
 
 /// Issues and records a token; the returned text is shown once.
@@ -138,7 +141,7 @@ pub async fn backup(database_url: &str, to: &Path, keyring: Option<&Keyring>) ->
 pub async fn restore(
     from: &Path,
     database_url: &str,
-    keyring: &Keyring,
+    keyring: &Arc<Keyring>,
     replace: bool,
 ) -> Result<String, String> {
     let database = sqlite_file(database_url, "restore")?;
@@ -149,6 +152,69 @@ pub async fn restore(
     if !backup_matches(&inspected, keyring)? {
         return Err(format!("{} records no key: it is not a backup of a vault that served", from.display()));
     }
+    // A customer purged since the backup was taken stays purged: its key, which the backup
+    // still holds, is destroyed again in the restored database.
+    let purged =
+        if replace && database.exists() { purged_customers(database_url).await? } else { Vec::new() };
     sqlite_backup::restore(from, &database, replace).map_err(|e| error_chain(&e))?;
-    Ok(format!("restored {} from {} (integrity and key checked)", database.display(), from.display()))
+    let reapplied = reapply_purges(database_url, keyring, &purged).await?;
+    let purges = match reapplied {
+        0 => String::new(),
+        n => format!("; {n} customer purges made since the backup were applied again"),
+    };
+    Ok(format!("restored {} from {} (integrity and key checked){purges}", database.display(), from.display()))
+}
+
+/// The customers purged in the vault at `database_url`.
+async fn purged_customers(database_url: &str) -> Result<Vec<(CustomerId, OffsetDateTime)>, String> {
+    let store = crate::store::open(database_url, &PoolSettings::default(), None)
+        .await
+        .map_err(|e| error_chain(&e))?;
+    let purged = async {
+        store.migrate().await?;
+        store.purged_customers().await
+    }
+    .await;
+    store.close().await;
+    purged.map_err(|e| {
+        format!("cannot read the purged customers of the database being replaced: {}", error_chain(&e))
+    })
+}
+
+/// Destroys again, in the restored vault, the keys of customers `purged` since its backup;
+/// how many were destroyed (a customer the backup does not hold, or purged in it too, is skipped).
+async fn reapply_purges(
+    database_url: &str,
+    keyring: &Arc<Keyring>,
+    purged: &[(CustomerId, OffsetDateTime)],
+) -> Result<usize, String> {
+    if purged.is_empty() {
+        return Ok(0);
+    }
+    let store = crate::store::open(database_url, &PoolSettings::default(), Some(keyring.clone()))
+        .await
+        .map_err(|e| error_chain(&e))?;
+    let reapplied = async {
+        store.migrate().await?;
+        let operator = RequestContext::operator();
+        let mut reapplied = 0;
+        for (customer, at) in purged {
+            let details = format!(
+                "customer's key destroyed again after a restore from a backup taken before its purge (at {})",
+                at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+            );
+            let audit =
+                operator.audit(crate::domain::AuditAction::CustomerPurged, Some(*customer), None, details);
+            match store.destroy_customer_key(*customer, audit, OffsetDateTime::now_utc()).await {
+                Ok(()) => reapplied += 1,
+                Err(StoreError::NotFound(_) | StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(reapplied)
+    }
+    .await;
+    store.close().await;
+    reapplied
+        .map_err(|e| format!("cannot purge again the customers purged since the backup: {}", error_chain(&e)))
 }

@@ -115,6 +115,20 @@ enum CustomerCommand {
         #[command(flatten)]
         database: DatabaseArg,
     },
+    /// Destroy a cancelled customer's key once its recovery window has passed: every copy of its
+    /// secrets' ciphertext (the database, its WAL, backups) becomes unreadable; its metadata and
+    /// audit rows stay. Running servers' purgers do it by themselves at the end of the window.
+    Purge {
+        /// The customer's id.
+        customer_id: String,
+        /// Purge before the recovery window has passed (audited as forced).
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        key: KeyArg,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
 }
 
 #[derive(Subcommand)]
@@ -305,6 +319,20 @@ async fn customer(command: CustomerCommand) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?;
             println!("{}", describe(&changed));
+        }
+        CustomerCommand::Purge { customer_id, force, key, database: DatabaseArg { database_url } } => {
+            let id = CustomerId::parse(&customer_id, "CUSTOMER_ID").map_err(|v| v.to_string())?;
+            let (store, vault) = commands::key::open_vault(&key, &database_url).await?;
+            let purged = closing(&store, async {
+                vault.prepare().await.map_err(|e| e.to_string())?;
+                vault.purge_customer(&operator, id, force).await.map_err(|e| e.to_string())
+            })
+            .await?;
+            println!(
+                "customer {} purged{}: its key is destroyed, and its secrets can never be opened again",
+                purged.customer_id,
+                if purged.forced { " (before its recovery window ended)" } else { "" }
+            );
         }
     }
     Ok(())

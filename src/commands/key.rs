@@ -1,5 +1,6 @@
 //! `credvault key status`: the master key's versions as this configuration and the database see
-//! them; `credvault key rotate`: make a new version current.
+//! them, and the customer keys; `credvault key rotate`: make a new version current; `retire`;
+//! `enable-customer-keys`.
 
 use std::sync::Arc;
 
@@ -15,7 +16,9 @@ pub(crate) enum KeyCommand {
     /// List the master-key versions configured or known to the database, each current,
     /// decrypt-only (still wrapping data keys), audit-key (wraps nothing but keys the audit
     /// log's MACs: keep it configured), unused, or missing (wrapping data keys but not
-    /// configured, so those secrets cannot be opened: exits 1), with the data keys each wraps.
+    /// configured, so those secrets cannot be opened: exits 1), with the data keys (sealed
+    /// before customer keys) and customer keys each wraps; then since when new secrets are sealed
+    /// under customer keys, and how many customers were purged (their keys destroyed).
     Status {
         #[command(flatten)]
         key: KeyArg,
@@ -30,6 +33,16 @@ pub(crate) enum KeyCommand {
         /// The version to make current (default: the highest configured).
         #[arg(long)]
         version: Option<u32>,
+        #[command(flatten)]
+        key: KeyArg,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+    /// Seal new secrets under per-customer keys from now on (every running server follows within
+    /// a second) and move stored data keys under them in the background. Run it once every
+    /// instance runs a build that reads customer keys; a database created by such a build has
+    /// them already. Enabling them again changes nothing.
+    EnableCustomerKeys {
         #[command(flatten)]
         key: KeyArg,
         #[command(flatten)]
@@ -69,6 +82,17 @@ pub(crate) async fn run(command: KeyCommand) -> Result<(), String> {
             }
             Ok(())
         }
+        KeyCommand::EnableCustomerKeys { key, database: DatabaseArg { database_url } } => {
+            let (store, vault) = open_vault(&key, &database_url).await?;
+            let since = closing(&store, vault.enable_customer_keys(&RequestContext::operator()))
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "customer keys are on since {since}: new secrets are sealed under them, and running servers move \
+                 stored data keys under them (see `credvault key status`)"
+            );
+            Ok(())
+        }
         KeyCommand::Retire { version, key, database: DatabaseArg { database_url } } => {
             let (store, vault) = open_vault(&key, &database_url).await?;
             let retired = closing(&store, async {
@@ -86,7 +110,7 @@ pub(crate) async fn run(command: KeyCommand) -> Result<(), String> {
     }
 }
 
-async fn open_vault(key: &KeyArg, database_url: &str) -> Result<(Arc<dyn Store>, Vault), String> {
+pub(crate) async fn open_vault(key: &KeyArg, database_url: &str) -> Result<(Arc<dyn Store>, Vault), String> {
     let keyring = keyring(key, database_url)?;
     let store = open_signing(database_url, Some(keyring.clone())).await?;
     let vault = Vault::new(store.clone(), keyring, Arc::new(Verifiers::new(&VerifySettings::default())?));
@@ -97,13 +121,22 @@ async fn status(key: &KeyArg, database_url: &str) -> Result<(), String> {
     let (store, vault) = open_vault(key, database_url).await?;
     let status =
         closing(&store, vault.key_status(&RequestContext::operator())).await.map_err(|e| e.to_string())?;
-    println!("version\tstate\tdata keys\tfirst used");
-    for v in &status {
+    println!("version\tstate\tdata keys\tcustomer keys\tfirst used");
+    for v in &status.versions {
         let first = v.recorded_at.map_or_else(|| "-".to_owned(), |t| t.date().to_string());
-        println!("{}\t{}\t{}\t{first}", v.version, v.state.as_str(), v.data_keys);
+        println!("{}\t{}\t{}\t{}\t{first}", v.version, v.state.as_str(), v.data_keys, v.customer_keys);
     }
-    let missing: Vec<String> =
-        status.iter().filter(|v| v.state == KeyState::Missing).map(|v| v.version.to_string()).collect();
+    match status.customer_keys_since {
+        Some(since) => println!("customer keys: on since {since}"),
+        None => println!("customer keys: off (`credvault key enable-customer-keys` turns them on)"),
+    }
+    println!("purged customers (keys destroyed): {}", status.shredded_customers);
+    let missing: Vec<String> = status
+        .versions
+        .iter()
+        .filter(|v| v.state == KeyState::Missing)
+        .map(|v| v.version.to_string())
+        .collect();
     if missing.is_empty() {
         Ok(())
     } else {

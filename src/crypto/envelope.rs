@@ -1,9 +1,11 @@
-//! The sealed-blob format, version 3:
+//! The sealed-blob formats 3 and 4:
 //!
 //! ```text
 //! offset  len  field
-//! 0       1    format version (3)
-//! 1       4    key version, big-endian: which key-encryption key wraps the data key
+//! 0       1    format version: 4, the data key is wrapped by its customer's key; 3, by a
+//!              master-key version
+//! 1       4    big-endian: format 4, the customer key's generation (1); format 3, the key
+//!              version of the master key wrapping the data key
 //! 5       5    payload header: the format and key version the payload was sealed under
 //! 10      60   wrapped data key: nonce (12) | AES-256-GCM ciphertext of the 32-byte key | tag (16)
 //! 70      12   payload nonce
@@ -11,7 +13,8 @@
 //! ```
 //!
 //! Formats 1 and 2 (still read) have no payload header: a 5-byte header (format, key version)
-//! then the wrapped key and the payload, at offsets 5 and 65.
+//! then the wrapped key and the payload, at offsets 5 and 65. Customer keys and their own
+//! wrapping by the master key are [`super::customer_key`]'s.
 //!
 //! Both seals carry associated data: a label, a header and the [`Binding`] (credential id,
 //! customer id, provider and, from format 2, the credential's version number), with a purpose
@@ -25,14 +28,17 @@
 use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
 use zeroize::{Zeroize, Zeroizing};
 
-use super::keyring::DerivedKeys;
-use super::{KeyVersion, Keyring};
+use super::{CustomerKey, KeyVersion, Keyring};
 use crate::domain::{CredentialId, CustomerId, Provider};
 
 /// Blobs written before versions: the associated data binds no version number.
 const FORMAT_V1: u8 = 1;
 const FORMAT_V2: u8 = 2;
 const FORMAT_V3: u8 = 3;
+const FORMAT_V4: u8 = 4;
+/// The only generation of customer keys so far (format 4's second field): room for rotating a
+/// customer's own key later.
+const CUSTOMER_KEY_GENERATION: u32 = 1;
 /// A format and a key version.
 const SHORT_HEADER_LEN: usize = 1 + 4;
 /// Format 3's: the wrapping key's header, then the payload's.
@@ -63,6 +69,8 @@ pub enum CryptoError {
     UnknownKeyVersion(KeyVersion),
     #[error("sealed blob failed authentication: it was altered, or belongs to another credential")]
     Authentication,
+    #[error("sealed blob's data key is wrapped by {0}, not by the key it was opened with")]
+    OtherWrapping(&'static str),
     #[error("sealing failed")]
     Seal,
 }
@@ -88,6 +96,27 @@ fn associated_data(header: &[u8], binding: &Binding, purpose: Purpose) -> Vec<u8
     aad
 }
 
+/// What wraps a blob's data key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wrapping {
+    /// A master-key version: formats 1 to 3, sealed before the customer had a key.
+    Master(KeyVersion),
+    /// The customer's key: format 4.
+    Customer,
+}
+
+/// What wraps `blob`'s data key, from its header alone.
+pub fn wrapping(blob: &[u8]) -> Result<Wrapping, CryptoError> {
+    match *blob.first().ok_or(CryptoError::Truncated(0))? {
+        FORMAT_V4 => Ok(Wrapping::Customer),
+        FORMAT_V1..=FORMAT_V3 if blob.len() >= SHORT_HEADER_LEN => Ok(Wrapping::Master(
+            KeyVersion::from_be_bytes(blob[1..SHORT_HEADER_LEN].try_into().expect("4 bytes")),
+        )),
+        FORMAT_V1..=FORMAT_V3 => Err(CryptoError::Truncated(blob.len())),
+        other => Err(CryptoError::UnsupportedFormat(other)),
+    }
+}
+
 /// A blob cut into its fields (any format).
 struct Parts<'a> {
     /// What the data key's associated data binds.
@@ -104,18 +133,20 @@ impl<'a> Parts<'a> {
     fn of(blob: &'a [u8], binding: &Binding) -> Result<Self, CryptoError> {
         let format = *blob.first().ok_or(CryptoError::Truncated(0))?;
         let (header_len, payload_header) = match format {
-            FORMAT_V3 if blob.len() >= MIN_BLOB_LEN => (HEADER_LEN, &blob[SHORT_HEADER_LEN..HEADER_LEN]),
+            FORMAT_V3 | FORMAT_V4 if blob.len() >= MIN_BLOB_LEN => {
+                (HEADER_LEN, &blob[SHORT_HEADER_LEN..HEADER_LEN])
+            }
             FORMAT_V1 | FORMAT_V2 if blob.len() >= MIN_OLD_BLOB_LEN => {
                 (SHORT_HEADER_LEN, &blob[..SHORT_HEADER_LEN])
             }
-            FORMAT_V1..=FORMAT_V3 => return Err(CryptoError::Truncated(blob.len())),
+            FORMAT_V1..=FORMAT_V4 => return Err(CryptoError::Truncated(blob.len())),
             other => return Err(CryptoError::UnsupportedFormat(other)),
         };
         // Only a credential's first version was ever sealed without its number.
         if payload_header[0] == FORMAT_V1 && binding.version != 1 {
             return Err(CryptoError::Authentication);
         }
-        if !matches!(payload_header[0], FORMAT_V1..=FORMAT_V3) {
+        if !matches!(payload_header[0], FORMAT_V1..=FORMAT_V4) {
             return Err(CryptoError::Authentication);
         }
         let (wrapped_key, payload) = blob[header_len..].split_at(WRAPPED_KEY_LEN);
@@ -131,56 +162,21 @@ impl<'a> Parts<'a> {
 
 impl Keyring {
     /// Seals `plaintext` for the row `binding` under a fresh random data key, wrapped by the
-    /// current key version; returns the blob and that version.
+    /// current key version (format 3, for a customer without a key yet); returns the blob and
+    /// that version.
     pub fn seal(&self, binding: &Binding, plaintext: &[u8]) -> Result<(Vec<u8>, KeyVersion), CryptoError> {
         let (version, keys) = self.current_keys();
-        let mut header = [0u8; HEADER_LEN];
-        header[0] = FORMAT_V3;
-        header[1..SHORT_HEADER_LEN].copy_from_slice(&version.to_be_bytes());
-        header.copy_within(..SHORT_HEADER_LEN, SHORT_HEADER_LEN);
-
-        let mut data_key = Zeroizing::new([0u8; DATA_KEY_LEN]);
-        aws_lc_rs::rand::fill(data_key.as_mut()).map_err(|_| CryptoError::Seal)?;
-
-        let mut blob = Vec::with_capacity(MIN_BLOB_LEN + plaintext.len());
-        blob.extend_from_slice(&header);
-        wrap(keys, &header, binding, data_key.as_ref(), &mut blob)?;
-
-        let payload_key =
-            RandomizedNonceKey::new(&AES_256_GCM, data_key.as_ref()).map_err(|_| CryptoError::Seal)?;
-        let mut sealed = plaintext.to_vec();
-        let nonce = payload_key
-            .seal_in_place_append_tag(
-                Aad::from(associated_data(&header[SHORT_HEADER_LEN..], binding, Purpose::Payload)),
-                &mut sealed,
-            )
-            .map_err(|_| {
-                sealed.zeroize();
-                CryptoError::Seal
-            })?;
-        blob.extend_from_slice(nonce.as_ref());
-        blob.extend_from_slice(&sealed);
-        Ok((blob, version))
+        Ok((seal_under(&keys.kek, header(FORMAT_V3, version), binding, plaintext)?, version))
     }
 
-    /// Opens a blob sealed by [`Keyring::seal`] (or rewrapped) for the same row.
+    /// Opens a blob sealed by [`Keyring::seal`] (or rewrapped) for the same row: one whose data
+    /// key a master-key version wraps.
     pub fn open(&self, binding: &Binding, blob: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
         let parts = Parts::of(blob, binding)?;
-        let data_key = self.unwrap(&parts, binding)?;
-        let payload_key =
-            RandomizedNonceKey::new(&AES_256_GCM, &data_key[..]).map_err(|_| CryptoError::Authentication)?;
-        let (payload_nonce, sealed) = parts.payload.split_at(NONCE_LEN);
-        let mut plaintext = Zeroizing::new(sealed.to_vec());
-        let len = payload_key
-            .open_in_place(
-                nonce(payload_nonce)?,
-                Aad::from(associated_data(parts.payload_header, binding, Purpose::Payload)),
-                &mut plaintext,
-            )
-            .map_err(|_| CryptoError::Authentication)?
-            .len();
-        plaintext.truncate(len);
-        Ok(plaintext)
+        if blob[0] == FORMAT_V4 {
+            return Err(CryptoError::OtherWrapping("its customer's key"));
+        }
+        open_parts(self.master_kek(parts.key_version)?, &parts, binding)
     }
 
     /// The blob with its data key wrapped by the current key version instead, and that
@@ -194,51 +190,167 @@ impl Keyring {
     ) -> Result<Option<(Vec<u8>, KeyVersion)>, CryptoError> {
         let parts = Parts::of(blob, binding)?;
         let (version, keys) = self.current_keys();
-        if parts.key_version == version && blob[0] == FORMAT_V3 {
+        if blob[0] == FORMAT_V4 || (parts.key_version == version && blob[0] == FORMAT_V3) {
             return Ok(None);
         }
-        let data_key = self.unwrap(&parts, binding)?;
-        let mut header = [0u8; HEADER_LEN];
-        header[0] = FORMAT_V3;
-        header[1..SHORT_HEADER_LEN].copy_from_slice(&version.to_be_bytes());
-        header[SHORT_HEADER_LEN..].copy_from_slice(parts.payload_header);
-        let mut out = Vec::with_capacity(HEADER_LEN + WRAPPED_KEY_LEN + parts.payload.len());
-        out.extend_from_slice(&header);
-        wrap(keys, &header, binding, &data_key, &mut out)?;
-        out.extend_from_slice(parts.payload);
-        Ok(Some((out, version)))
+        let data_key = unwrap(self.master_kek(parts.key_version)?, &parts, binding)?;
+        let moved = rewrapped(&keys.kek, header(FORMAT_V3, version), &parts, binding, &data_key)?;
+        Ok(Some((moved, version)))
     }
 
-    /// The blob's data key, unwrapped by the key version its header names.
-    fn unwrap(&self, parts: &Parts<'_>, binding: &Binding) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-        let keys = self.keys(parts.key_version).ok_or(CryptoError::UnknownKeyVersion(parts.key_version))?;
-        let (wrap_nonce, wrapped) = parts.wrapped_key.split_at(NONCE_LEN);
-        let mut data_key = Zeroizing::new(wrapped.to_vec());
-        let len = keys
-            .kek
-            .open_in_place(
-                nonce(wrap_nonce)?,
-                Aad::from(associated_data(parts.wrap_header, binding, Purpose::DataKey)),
-                &mut data_key,
-            )
-            .map_err(|_| CryptoError::Authentication)?
-            .len();
-        data_key.truncate(len);
-        Ok(data_key)
+    /// The blob with its data key wrapped by `customer`'s key instead of a master-key version
+    /// (format 4); `None` when it is so already. As [`Keyring::rewrap`], the payload is copied as
+    /// it is.
+    pub fn rewrap_for_customer(
+        &self,
+        binding: &Binding,
+        blob: &[u8],
+        customer: &CustomerKey,
+    ) -> Result<Option<Vec<u8>>, CryptoError> {
+        let parts = Parts::of(blob, binding)?;
+        if blob[0] == FORMAT_V4 {
+            return Ok(None);
+        }
+        let data_key = unwrap(self.master_kek(parts.key_version)?, &parts, binding)?;
+        let header = header(FORMAT_V4, CUSTOMER_KEY_GENERATION);
+        Ok(Some(rewrapped(customer.aead(), header, &parts, binding, &data_key)?))
+    }
+
+    fn master_kek(&self, version: KeyVersion) -> Result<&RandomizedNonceKey, CryptoError> {
+        self.keys(version).map(|keys| &keys.kek).ok_or(CryptoError::UnknownKeyVersion(version))
     }
 }
 
-/// Appends `data_key` wrapped by `keys` for a blob with `header`: nonce, ciphertext, tag.
+impl CustomerKey {
+    /// Seals `plaintext` for the row `binding` (of this key's customer) under a fresh random
+    /// data key wrapped by this key (format 4).
+    pub fn seal(&self, binding: &Binding, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        seal_under(self.aead(), header(FORMAT_V4, CUSTOMER_KEY_GENERATION), binding, plaintext)
+    }
+
+    /// Opens a format-4 blob of the row `binding`.
+    pub fn open(&self, binding: &Binding, blob: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        let parts = Parts::of(blob, binding)?;
+        if blob[0] != FORMAT_V4 {
+            return Err(CryptoError::OtherWrapping("a master-key version"));
+        }
+        if parts.key_version != CUSTOMER_KEY_GENERATION {
+            return Err(CryptoError::Authentication);
+        }
+        open_parts(self.aead(), &parts, binding)
+    }
+}
+
+/// A format's header: the wrapping key's half (format, version) and the payload's, the same.
+fn header(format: u8, version: u32) -> [u8; HEADER_LEN] {
+    let mut header = [0u8; HEADER_LEN];
+    header[0] = format;
+    header[1..SHORT_HEADER_LEN].copy_from_slice(&version.to_be_bytes());
+    header.copy_within(..SHORT_HEADER_LEN, SHORT_HEADER_LEN);
+    header
+}
+
+/// `plaintext` under a fresh random data key wrapped by `kek`, in a blob with `header`.
+fn seal_under(
+    kek: &RandomizedNonceKey,
+    header: [u8; HEADER_LEN],
+    binding: &Binding,
+    plaintext: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
+    let mut data_key = Zeroizing::new([0u8; DATA_KEY_LEN]);
+    aws_lc_rs::rand::fill(data_key.as_mut()).map_err(|_| CryptoError::Seal)?;
+
+    let mut blob = Vec::with_capacity(MIN_BLOB_LEN + plaintext.len());
+    blob.extend_from_slice(&header);
+    wrap(kek, &header, binding, data_key.as_ref(), &mut blob)?;
+
+    let payload_key =
+        RandomizedNonceKey::new(&AES_256_GCM, data_key.as_ref()).map_err(|_| CryptoError::Seal)?;
+    let mut sealed = plaintext.to_vec();
+    let nonce = payload_key
+        .seal_in_place_append_tag(
+            Aad::from(associated_data(&header[SHORT_HEADER_LEN..], binding, Purpose::Payload)),
+            &mut sealed,
+        )
+        .map_err(|_| {
+            sealed.zeroize();
+            CryptoError::Seal
+        })?;
+    blob.extend_from_slice(nonce.as_ref());
+    blob.extend_from_slice(&sealed);
+    Ok(blob)
+}
+
+/// The payload of `parts`, its data key unwrapped by `kek`.
+fn open_parts(
+    kek: &RandomizedNonceKey,
+    parts: &Parts<'_>,
+    binding: &Binding,
+) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    let data_key = unwrap(kek, parts, binding)?;
+    let payload_key =
+        RandomizedNonceKey::new(&AES_256_GCM, &data_key[..]).map_err(|_| CryptoError::Authentication)?;
+    let (payload_nonce, sealed) = parts.payload.split_at(NONCE_LEN);
+    let mut plaintext = Zeroizing::new(sealed.to_vec());
+    let len = payload_key
+        .open_in_place(
+            nonce(payload_nonce)?,
+            Aad::from(associated_data(parts.payload_header, binding, Purpose::Payload)),
+            &mut plaintext,
+        )
+        .map_err(|_| CryptoError::Authentication)?
+        .len();
+    plaintext.truncate(len);
+    Ok(plaintext)
+}
+
+/// A blob of `parts`' payload with `data_key` wrapped by `kek` under a new wrapping header (the
+/// payload's header stays).
+fn rewrapped(
+    kek: &RandomizedNonceKey,
+    mut header: [u8; HEADER_LEN],
+    parts: &Parts<'_>,
+    binding: &Binding,
+    data_key: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
+    header[SHORT_HEADER_LEN..].copy_from_slice(parts.payload_header);
+    let mut out = Vec::with_capacity(HEADER_LEN + WRAPPED_KEY_LEN + parts.payload.len());
+    out.extend_from_slice(&header);
+    wrap(kek, &header, binding, data_key, &mut out)?;
+    out.extend_from_slice(parts.payload);
+    Ok(out)
+}
+
+/// The blob's data key, unwrapped by `kek`.
+fn unwrap(
+    kek: &RandomizedNonceKey,
+    parts: &Parts<'_>,
+    binding: &Binding,
+) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    let (wrap_nonce, wrapped) = parts.wrapped_key.split_at(NONCE_LEN);
+    let mut data_key = Zeroizing::new(wrapped.to_vec());
+    let len = kek
+        .open_in_place(
+            nonce(wrap_nonce)?,
+            Aad::from(associated_data(parts.wrap_header, binding, Purpose::DataKey)),
+            &mut data_key,
+        )
+        .map_err(|_| CryptoError::Authentication)?
+        .len();
+    data_key.truncate(len);
+    Ok(data_key)
+}
+
+/// Appends `data_key` wrapped by `kek` for a blob with `header`: nonce, ciphertext, tag.
 fn wrap(
-    keys: &DerivedKeys,
+    kek: &RandomizedNonceKey,
     header: &[u8],
     binding: &Binding,
     data_key: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<(), CryptoError> {
     let mut wrapped = Zeroizing::new(data_key.to_vec());
-    let nonce = keys
-        .kek
+    let nonce = kek
         .seal_in_place_append_tag(
             Aad::from(associated_data(header, binding, Purpose::DataKey)),
             &mut *wrapped,
@@ -279,7 +391,7 @@ mod tests {
         header[1..].copy_from_slice(&version.to_be_bytes());
         let data_key = [9u8; DATA_KEY_LEN];
         let mut blob = header.to_vec();
-        wrap(keys, &header, row, &data_key, &mut blob).unwrap();
+        wrap(&keys.kek, &header, row, &data_key, &mut blob).unwrap();
         let payload_key = RandomizedNonceKey::new(&AES_256_GCM, &data_key).unwrap();
         let mut sealed = plaintext.to_vec();
         let nonce = payload_key

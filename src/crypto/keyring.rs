@@ -35,6 +35,8 @@ pub struct Keyring {
 pub(super) struct DerivedKeys {
     /// Wraps data keys (AES-256-GCM, random 96-bit nonces).
     pub(super) kek: RandomizedNonceKey,
+    /// Wraps customer keys (AES-256-GCM, random 96-bit nonces).
+    pub(super) customer_kek: RandomizedNonceKey,
     /// Proves at start-up that this is the key the database was written with.
     check_value: [u8; 32],
     /// Keys request fingerprints (idempotency), so they reveal nothing about secrets.
@@ -63,10 +65,12 @@ impl DerivedKeys {
         };
         let kek = RandomizedNonceKey::new(&AES_256_GCM, expand(b"kek").as_ref())
             .expect("a 32-byte key fits AES-256-GCM");
+        let customer_kek = RandomizedNonceKey::new(&AES_256_GCM, expand(b"customer key wrapping").as_ref())
+            .expect("a 32-byte key fits AES-256-GCM");
         let check_value = *expand(b"key check value");
         let fingerprint = hmac::Key::new(hmac::HMAC_SHA256, expand(b"request fingerprint").as_ref());
         let audit = hmac::Key::new(hmac::HMAC_SHA256, expand(b"audit log").as_ref());
-        Self { kek, check_value, fingerprint, audit }
+        Self { kek, customer_kek, check_value, fingerprint, audit }
     }
 }
 

@@ -29,10 +29,14 @@ pub enum AuditAction {
     RewrapFinished,
     /// A master-key version that wraps nothing was retired; a checkpoint anchors the chain.
     KeyRetired,
+    /// New secrets are sealed under customer keys from now on, and older ones move under them.
+    CustomerKeysEnabled,
+    /// A customer's key was destroyed: every copy of its secrets' ciphertext is unreadable.
+    CustomerPurged,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 17] = [
+    pub const ALL: [AuditAction; 19] = [
         AuditAction::Created,
         AuditAction::Updated,
         AuditAction::Deleted,
@@ -50,6 +54,8 @@ impl AuditAction {
         AuditAction::RewrapStarted,
         AuditAction::RewrapFinished,
         AuditAction::KeyRetired,
+        AuditAction::CustomerKeysEnabled,
+        AuditAction::CustomerPurged,
     ];
 
     pub fn parse(name: &str) -> Option<Self> {
@@ -75,6 +81,8 @@ impl AuditAction {
             AuditAction::RewrapStarted => "rewrap_started",
             AuditAction::RewrapFinished => "rewrap_finished",
             AuditAction::KeyRetired => "key_retired",
+            AuditAction::CustomerKeysEnabled => "customer_keys_enabled",
+            AuditAction::CustomerPurged => "customer_purged",
         }
     }
 }

@@ -165,4 +165,19 @@ impl CustomerService for CustomerApi {
             .map_err(status_from)?;
         Ok(Response::new(pb::SetRecoveryWindowResponse { customer: Some(customer_to_proto(customer)) }))
     }
+
+    async fn purge_customer(
+        &self,
+        request: Request<pb::PurgeCustomerRequest>,
+    ) -> Result<Response<pb::PurgeCustomerResponse>, Status> {
+        let ctx = context(&self.vault, &request).await?;
+        let r = request.into_inner();
+        let id = CustomerId::parse(&r.customer_id, "customer_id").map_err(invalid)?;
+        let purged = self.vault.purge_customer(&ctx, id, r.force).await.map_err(status_from)?;
+        Ok(Response::new(pb::PurgeCustomerResponse {
+            customer_id: purged.customer_id.to_string(),
+            purged_at: Some(timestamp(purged.purged_at)),
+            forced: purged.forced,
+        }))
+    }
 }

@@ -1,5 +1,5 @@
-//! `credvault.v1.KeyService` (admin scope, every customer): the master key's versions, and
-//! rotating to a new one.
+//! `credvault.v1.KeyService` (admin scope, every customer): the master key's versions, rotating
+//! to a new one, and turning customer keys on.
 
 use tonic::{Request, Response, Status};
 
@@ -31,15 +31,30 @@ impl KeyService for KeyApi {
         let ctx = context(&self.vault, &request).await?;
         let status = self.vault.key_status(&ctx).await.map_err(status_from)?;
         let versions = status
+            .versions
             .into_iter()
             .map(|v| pb::KeyVersion {
                 version: v.version,
                 state: v.state.as_str().to_owned(),
                 data_keys: v.data_keys,
                 recorded_at: v.recorded_at.map(timestamp),
+                customer_keys: v.customer_keys,
             })
             .collect();
-        Ok(Response::new(pb::GetKeyStatusResponse { versions }))
+        Ok(Response::new(pb::GetKeyStatusResponse {
+            versions,
+            customer_keys_since: status.customer_keys_since.map(timestamp),
+            shredded_customers: status.shredded_customers,
+        }))
+    }
+
+    async fn enable_customer_keys(
+        &self,
+        request: Request<pb::EnableCustomerKeysRequest>,
+    ) -> Result<Response<pb::EnableCustomerKeysResponse>, Status> {
+        let ctx = context(&self.vault, &request).await?;
+        let since = self.vault.enable_customer_keys(&ctx).await.map_err(status_from)?;
+        Ok(Response::new(pb::EnableCustomerKeysResponse { since: Some(timestamp(since)) }))
     }
 
     async fn rotate_key(

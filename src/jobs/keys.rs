@@ -1,6 +1,6 @@
-//! Follows the database's current master-key version (every instance, every interval), and
-//! runs the rewrap when there may be data keys under older versions: at start-up, when the
-//! current version changes, after a pass another instance was running, and every
+//! Follows the database's current master-key version and customer-key setting (every instance,
+//! every interval), and runs the rewrap when there may be keys to move: at start-up, when the
+//! current version or the setting changes, after a pass another instance was running, and every
 //! [`RECHECK`] for keys sealed by an instance that learnt of a rotation late. One instance at a
 //! time rewraps (a lease); a pass stops between batches when the server stops.
 
@@ -17,11 +17,12 @@ const RECHECK: Duration = Duration::from_secs(600);
 /// How long to wait before trying again while another instance holds the rewrap lease.
 const WAIT_FOR_LEASE: Duration = Duration::from_secs(2);
 
-/// Whether a rewrap pass is wanted, when one was last tried, and the key version sealing then.
+/// Whether a rewrap pass is wanted, when one was last tried, and how secrets were sealed then
+/// (the master-key version, and whether under customer keys).
 struct Progress {
     pending: bool,
     last_try: Option<Instant>,
-    sealing_with: u32,
+    sealing_with: (u32, bool),
 }
 
 pub(super) async fn run(
@@ -35,7 +36,7 @@ pub(super) async fn run(
     let progress = tokio::sync::Mutex::new(Progress {
         pending: true,
         last_try: None,
-        sealing_with: vault.sealing_key_version(),
+        sealing_with: (vault.sealing_key_version(), vault.customer_keys_enabled()),
     });
     super::repeat(Duration::ZERO, interval, stopped, || async {
         if !vault.is_ready() {
@@ -47,7 +48,7 @@ pub(super) async fn run(
             return;
         }
         // Changed by the database's word, or by a rotation this instance made.
-        let sealing_with = vault.sealing_key_version();
+        let sealing_with = (vault.sealing_key_version(), vault.customer_keys_enabled());
         if sealing_with != progress.sealing_with {
             progress.sealing_with = sealing_with;
             progress.pending = true;

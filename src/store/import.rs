@@ -41,7 +41,8 @@ pub struct ImportedCredential {
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     pub sealed: Vec<u8>,
-    pub key_version: u32,
+    /// The master-key version wrapping its data key; `None` when its customer's key does.
+    pub key_version: Option<u32>,
 }
 
 /// Writes of `credvault import`.

@@ -15,8 +15,11 @@ pub struct KeyUsage {
     pub version: u32,
     /// When a server first started with it; `None` if only data keys name it.
     pub recorded_at: Option<OffsetDateTime>,
-    /// Data keys (credential versions not destroyed) it wraps.
+    /// Data keys (credential versions not destroyed) it wraps directly: those sealed before
+    /// their customer had a key.
     pub data_keys: i64,
+    /// Customer keys it wraps (not destroyed).
+    pub customer_keys: i64,
     /// When it was last made current; `None` if never (then it has made no audit MAC).
     pub made_current_at: Option<OffsetDateTime>,
     /// When it was retired (`credvault key retire`): no longer needed for anything.
@@ -61,7 +64,8 @@ pub struct RewrappedDataKey {
     pub version: VersionNumber,
     pub old_key_version: u32,
     pub sealed: Vec<u8>,
-    pub key_version: u32,
+    /// The master-key version wrapping it now; `None` when its customer's key does.
+    pub key_version: Option<u32>,
 }
 
 #[async_trait]
@@ -101,11 +105,12 @@ pub trait KeyStore: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<(), StoreError>;
 
-    /// Up to `limit` stored data keys not wrapped by `current`, in (credential, version) order
-    /// after `after`: one pass over the table in pages, resumable from any point.
+    /// Up to `limit` stored data keys wrapped by a master-key version other than `except` (any
+    /// version for `None`: the data keys to move under their customers' keys), in (credential,
+    /// version) order after `after`: one pass over the table in pages, resumable from any point.
     async fn data_keys_to_rewrap(
         &self,
-        current: u32,
+        except: Option<u32>,
         after: Option<(CredentialId, VersionNumber)>,
         limit: u32,
     ) -> Result<Vec<WrappedDataKey>, StoreError>;

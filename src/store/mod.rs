@@ -35,6 +35,7 @@ macro_rules! version_columns {
 
 mod chain;
 mod connect;
+mod customer_keys;
 mod error;
 mod group_commit;
 pub mod import;
@@ -57,6 +58,7 @@ use time::OffsetDateTime;
 pub(crate) use chain::link;
 pub use chain::{AuditChain, ChainHead, ChainLink, ChainReport, Checkpoint, SignedRow};
 pub use connect::{PoolSettings, open};
+pub use customer_keys::{CustomerKeyCounts, CustomerKeyStore, RewrappedCustomerKey, StoredCustomerKey};
 pub use error::StoreError;
 pub use keys::{KeyCheck, KeyStore, KeyUsage, MakeCurrent, RewrappedDataKey, WrappedDataKey};
 pub use postgres::PostgresStore;
@@ -82,7 +84,8 @@ pub struct NewCredential {
     pub credential_type: CredentialType,
     pub permissions: Permission,
     pub sealed: Vec<u8>,
-    pub key_version: u32,
+    /// The master-key version wrapping its data key; `None` when its customer's key does.
+    pub key_version: Option<u32>,
     /// Make it the customer's default for the provider (clearing any other default).
     pub make_default: bool,
     pub idempotency: Option<(IdempotencyKey, [u8; 32])>,
@@ -192,6 +195,7 @@ pub trait Store:
     + AuditStore
     + import::ImportStore
     + KeyStore
+    + CustomerKeyStore
     + Send
     + Sync
     + 'static

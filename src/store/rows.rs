@@ -208,6 +208,7 @@ pub(super) fn key_usage(row: &impl StoredRow) -> Result<super::KeyUsage, StoreEr
         version: u32::try_from(version).map_err(|_| corrupt("key version", &version.to_string()))?,
         recorded_at: row.optional_time("created_at")?,
         data_keys: row.integer("data_keys")?,
+        customer_keys: row.integer("customer_keys")?,
         made_current_at: row.optional_time("made_current_at")?,
         retired_at: row.optional_time("retired_at")?,
     })
@@ -236,5 +237,27 @@ pub(super) fn checkpoint(row: &impl StoredRow) -> Result<super::Checkpoint, Stor
         hash: row.bytes("hash")?,
         mac: row.bytes("mac")?,
         retired_version: u32::try_from(retired).map_err(|_| corrupt("key version", &retired.to_string()))?,
+    })
+}
+
+/// A customer's key record: a key wrapped by the master-key version its column names (and its
+/// own header repeats), or none once destroyed.
+pub(super) fn customer_key(row: &impl StoredRow) -> Result<super::StoredCustomerKey, StoreError> {
+    let wrapped = match (row.optional_integer("key_version")?, row.optional_bytes("wrapped")?) {
+        (Some(version), Some(bytes)) => {
+            let named = crate::crypto::wrapping_version(&bytes).ok();
+            if named.map(i64::from) != Some(version) {
+                return Err(corrupt("wrapped customer key", "its header names another key version"));
+            }
+            Some(crate::crypto::WrappedCustomerKey { bytes, key_version: named.expect("checked above") })
+        }
+        (None, None) => None,
+        _ => return Err(corrupt("customer key", "a key version without a key, or a key without one")),
+    };
+    Ok(super::StoredCustomerKey {
+        customer_id: CustomerId::from_uuid(row.uuid("customer_id")?),
+        wrapped,
+        created_at: row.time("created_at")?,
+        destroyed_at: row.optional_time("destroyed_at")?,
     })
 }

@@ -18,7 +18,8 @@ pub struct NewVersion {
     pub customer_id: CustomerId,
     pub version: VersionNumber,
     pub sealed: Vec<u8>,
-    pub key_version: u32,
+    /// The master-key version wrapping its data key; `None` when its customer's key does.
+    pub key_version: Option<u32>,
     /// Disable the version that was current until now.
     pub disable_previous: bool,
     pub expected: Option<Etag>,

@@ -61,7 +61,11 @@ impl Vault {
                 }
                 CredentialSelector::Id(id) => {
                     let found = self.store.fetch_sealed(selector, version).await?;
-                    let owner = found.as_ref().map(|f| f.metadata.customer_id);
+                    // A deleted credential's owner too: a purged customer's is answered as such.
+                    let owner = match &found {
+                        Some(found) => Some(found.metadata.customer_id),
+                        None => self.store.find_credential(id).await?.map(|c| c.customer_id),
+                    };
                     self.authorize_credential(&ctx, Scope::SecretsRead, id, owner, ATTEMPT, || missing(id))
                         .await?;
                     found
@@ -116,10 +120,13 @@ impl Vault {
         metadata: &CredentialMetadata,
         status: CustomerStatus,
     ) -> VaultError {
-        let reason = format!(
-            "customer {} is {status}: its secrets cannot be fetched until it is active again",
-            metadata.customer_id
-        );
+        let reason = match self.purged(metadata.customer_id).await {
+            Ok(Some(purged)) => purged.to_string(),
+            _ => format!(
+                "customer {} is {status}: its secrets cannot be fetched until it is active again",
+                metadata.customer_id
+            ),
+        };
         let audit =
             ctx.audit(AuditAction::Denied, Some(metadata.customer_id), Some(metadata.id), reason.clone());
         if let Err(e) = self.store.append_audit(audit, OffsetDateTime::now_utc()).await {
@@ -129,11 +136,18 @@ impl Vault {
         VaultError::FailedPrecondition(reason)
     }
 
+    /// Why nothing was found, for a caller authorized for the customer: a purged customer's
+    /// credential or customer is FAILED_PRECONDITION saying so; anything else NOT_FOUND.
     async fn not_found(&self, selector: CredentialSelector) -> Result<VaultError, VaultError> {
         Ok(match selector {
-            CredentialSelector::Id(id) => missing(id),
+            CredentialSelector::Id(id) => match self.store.find_credential(id).await? {
+                Some(credential) => self.purged(credential.customer_id).await?.unwrap_or_else(|| missing(id)),
+                None => missing(id),
+            },
             CredentialSelector::Preferred { customer_id, provider } => {
-                if self.store.customer_exists(customer_id).await? {
+                if let Some(purged) = self.purged(customer_id).await? {
+                    purged
+                } else if self.store.customer_exists(customer_id).await? {
                     VaultError::NotFound(format!(
                         "no active {provider} credential for customer {customer_id}; add one in the dashboard"
                     ))

@@ -69,7 +69,9 @@ impl Vault {
         let id = CredentialId::from_uuid(source.id);
         let customer_id = CustomerId::from_uuid(source.customer_id);
         let binding = Binding { credential_id: id, customer_id, provider, version: 1 };
-        let sealed = self.seal(&binding, &secret.to_plaintext()).map_err(|e| e.to_string())?;
+        // Under the master key: the customer may not be written yet (the rewrap moves it under
+        // the customer's key once it is).
+        let sealed = self.seal_under_master(&binding, &secret.to_plaintext()).map_err(|e| e.to_string())?;
         let created_at = source.created_at.unwrap_or_else(OffsetDateTime::now_utc);
         Ok(ImportedCredential {
             id,

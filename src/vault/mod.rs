@@ -4,6 +4,7 @@
 mod access;
 mod audit_log;
 mod context;
+mod customer_purge;
 mod customers;
 mod error;
 mod get;
@@ -27,9 +28,10 @@ use time::OffsetDateTime;
 
 pub use audit_log::{AuditVerified, CHAIN_INTERVAL, Tampered, verify_audit_log};
 pub use context::RequestContext;
+pub use customer_purge::CustomerPurged;
 pub use customers::{AUDIT_CURSOR, CUSTOMER_CURSOR, Directory, Listed, NewCustomerRequest};
 pub use error::{VaultError, error_chain};
-pub use secrets::{KeyState, KeyVersionStatus, REWRAP_LEASE, Retired, RewrapPass, Rotated};
+pub use secrets::{KeyState, KeyStatus, KeyVersionStatus, REWRAP_LEASE, Retired, RewrapPass, Rotated};
 pub use startup::{StartupError, adopt_current_key, prove_key};
 pub use update::CredentialChanges;
 pub use verification::{Verified, VerifyTarget};
@@ -92,6 +94,8 @@ pub struct Vault {
     trusted_proxies: Arc<TrustedProxies>,
     /// Owner, provider, name and ciphertext of credentials Get has seen (see [`served_cache`]).
     served: Arc<served_cache::ServedCache>,
+    /// Unwrapped customer keys, and whether new secrets are sealed under them.
+    customer_keys: Arc<secrets::CustomerKeys>,
     /// Set once [`Vault::prepare`] has migrated the schema and proved the key; until then every
     /// use case answers UNAVAILABLE.
     ready: Arc<AtomicBool>,
@@ -112,6 +116,7 @@ impl Vault {
             directory,
             trusted_proxies: Arc::default(),
             served: Arc::default(),
+            customer_keys: Arc::default(),
             ready: Arc::new(AtomicBool::new(false)),
             database_ok: Arc::new(AtomicBool::new(true)),
         }
@@ -135,6 +140,7 @@ impl Vault {
         let usage = self.store.key_usage().await?;
         startup::require_versions_in_use(&usage, &self.keyring)?;
         startup::adopt_current_key_with(self.store.as_ref(), &self.keyring, &usage).await?;
+        self.follow_customer_keys().await.map_err(|e| StartupError::Store(e.to_string()))?;
         self.ready.store(true, Ordering::Release);
         Ok(())
     }
@@ -215,7 +221,7 @@ impl Vault {
         let id = CredentialId::new_random();
         let binding = Binding { credential_id: id, customer_id: request.customer_id, provider, version: 1 };
         let plaintext = request.secret.to_plaintext();
-        let sealed = self.seal(&binding, &plaintext)?;
+        let sealed = self.seal(&binding, &plaintext).await?;
         let idempotency = request.idempotency_key.map(|key| {
             let fingerprint = self.fingerprint(&[
                 request.customer_id.as_bytes(),

@@ -20,12 +20,12 @@ pub enum StartupError {
     #[error("{0}")]
     ReadOnly(String),
     /// Stored secrets are sealed under key versions the configuration lacks: (version, data
-    /// keys it wraps).
+    /// keys and customer keys it wraps).
     #[error(
         "{}: add them to the key configuration (without them those secrets cannot be opened)",
         missing_versions(.0)
     )]
-    MissingKeyVersions(Vec<(u32, i64)>),
+    MissingKeyVersions(Vec<(u32, i64, i64)>),
     /// The database's current key version (new secrets are sealed with it) is not configured.
     #[error(
         "the database's current key version is {0}, which the key configuration does not include: \
@@ -43,9 +43,14 @@ pub enum StartupError {
     Store(String),
 }
 
-fn missing_versions(missing: &[(u32, i64)]) -> String {
-    let list: Vec<String> =
-        missing.iter().map(|(version, keys)| format!("key version {version} ({keys} data keys)")).collect();
+fn missing_versions(missing: &[(u32, i64, i64)]) -> String {
+    let list: Vec<String> = missing
+        .iter()
+        .map(|(version, data_keys, customer_keys)| match customer_keys {
+            0 => format!("key version {version} ({data_keys} data keys)"),
+            _ => format!("key version {version} ({data_keys} data keys, {customer_keys} customer keys)"),
+        })
+        .collect();
     format!("stored secrets are sealed under {}, which the configured key does not include", list.join(", "))
 }
 
@@ -123,13 +128,13 @@ pub(super) async fn adopt_current_key_with(
     Ok(())
 }
 
-/// Refuses a keyring that lacks a version still wrapping stored data keys: serving would fail
-/// every Get of those secrets.
+/// Refuses a keyring that lacks a version still wrapping stored data keys or customer keys:
+/// serving would fail every Get of those secrets.
 pub(super) fn require_versions_in_use(usage: &[KeyUsage], keyring: &Keyring) -> Result<(), StartupError> {
-    let missing: Vec<(u32, i64)> = usage
+    let missing: Vec<(u32, i64, i64)> = usage
         .iter()
-        .filter(|k| k.data_keys > 0 && !keyring.versions().any(|v| v == k.version))
-        .map(|k| (k.version, k.data_keys))
+        .filter(|k| k.data_keys + k.customer_keys > 0 && !keyring.versions().any(|v| v == k.version))
+        .map(|k| (k.version, k.data_keys, k.customer_keys))
         .collect();
     if missing.is_empty() { Ok(()) } else { Err(StartupError::MissingKeyVersions(missing)) }
 }

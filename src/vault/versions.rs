@@ -104,7 +104,7 @@ impl Vault {
         });
         for _ in 0..ADD_ATTEMPTS {
             let number = credential.latest_version + 1;
-            let sealed = self.seal(&binding_of(&credential, number), &plaintext)?;
+            let sealed = self.seal(&binding_of(&credential, number), &plaintext).await?;
             let audit = ctx.audit(
                 AuditAction::Rotated,
                 Some(credential.customer_id),

@@ -148,6 +148,15 @@ impl TestDb {
         }
     }
 
+    /// The first column of every row `sql` returns, as text.
+    pub async fn texts(&self, sql: String) -> Vec<String> {
+        let sql = sqlx::AssertSqlSafe(sql);
+        match self {
+            TestDb::Sqlite(pool) => sqlx::query_scalar(sql).fetch_all(pool).await.unwrap(),
+            TestDb::Postgres(pool) => sqlx::query_scalar(sql).fetch_all(pool).await.unwrap(),
+        }
+    }
+
     /// Runs one statement behind the server's back (tampering); returns the rows it touched.
     pub async fn execute(&self, sql: &str) -> u64 {
         let sql = sqlx::AssertSqlSafe(sql.to_owned());

@@ -171,10 +171,13 @@ async fn start_up_is_refused_when_a_key_version_still_in_use_is_not_configured(b
     assert!(message.contains("add them to the key configuration"), "{message}");
 }
 
-/// `credvault key status`: the one configured version is current and wraps every data key (a
-/// destroyed version's is gone); a key configuration that lacks a version still in use is named.
+/// `credvault key status`: the one configured version is current and wraps every data key sealed
+/// while customer keys were off (a destroyed version's is gone) and the customer's key; a key
+/// configuration that lacks a version still in use is named.
 async fn the_key_status_counts_the_data_keys_each_version_wraps(backend: Backend) {
     let app = TestApp::spawn_on(backend).await;
+    app.store_vultr("Under the customer's key", "k0").await;
+    app.without_customer_keys().await;
     let first = app.store_vultr("First", "k1").await;
     app.store_vultr("Second", "k2").await;
     let add = pb::AddVersionRequest {
@@ -199,7 +202,11 @@ async fn the_key_status_counts_the_data_keys_each_version_wraps(backend: Backend
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
     let line = stdout.lines().nth(1).unwrap_or_default();
-    assert!(line.starts_with("1\tcurrent\t2\t"), "two data keys (one destroyed): {stdout}");
+    assert!(
+        line.starts_with("1\tcurrent\t2\t1\t"),
+        "two data keys (one destroyed), one customer key: {stdout}"
+    );
+    assert!(stdout.contains("customer keys: off"), "{stdout}");
     assert!(!stdout.contains(&app.key), "the key is never printed");
     let wrong = status(&new_key());
     assert!(!wrong.status.success());

@@ -283,6 +283,17 @@ impl TestApp {
         id.to_string()
     }
 
+    /// Turns customer keys off, as in a vault from before them (new secrets are sealed under the
+    /// master key), and waits until this server has followed.
+    pub async fn without_customer_keys(&self) {
+        self.db().await.execute("UPDATE key_hierarchy SET customer_keys_since = NULL").await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while self.vault.customer_keys_enabled() {
+            assert!(std::time::Instant::now() < deadline, "the server did not follow the setting");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// A direct connection to the database, for checks and tampering behind the server's back.
     pub async fn db(&self) -> TestDb {
         TestDb::connect(&self.database_url).await
@@ -437,4 +448,25 @@ impl TestApp {
                 .unwrap();
         (name, issued.token.expose_secret().to_owned())
     }
+}
+
+/// `credvault ...` (the real binary) on `database_url` with `key` in CREDENTIAL_ENCRYPTION_KEY.
+pub async fn credvault(database_url: &str, key: &str, args: &[&str]) -> std::process::Output {
+    let (url, key) = (database_url.to_owned(), key.to_owned());
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_credvault"))
+            .args(&args)
+            .env("CREDVAULT_DATABASE_URL", url)
+            .env("CREDENTIAL_ENCRYPTION_KEY", key)
+            .env_remove("CREDVAULT_KEY_FILE")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+pub fn text(output: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
 }

@@ -14,6 +14,7 @@ mod bad_input;
 mod bench;
 mod cli;
 mod contract;
+mod customer_keys;
 mod customers;
 mod cycle;
 mod dashboard;

@@ -1,7 +1,8 @@
 //! Master-key rotation, end to end: a key configuration of several versions, `credvault key
-//! rotate` while Gets and Stores run, every instance following the new current version, and the
-//! rewrap moving every data key to it without a failed call; start-up refusing key
-//! configurations that cannot serve the database, naming the version.
+//! rotate` (and turning customer keys on) while Gets and Stores run, every instance following the
+//! new current version, and the rewrap moving every customer key to it and every older data key
+//! under its customer's key without a failed call; start-up refusing key configurations that
+//! cannot serve the database, naming the version.
 
 use std::collections::HashMap;
 use std::process::{Command, Output};
@@ -19,32 +20,29 @@ async fn key_command(database_url: &str, key: &str, args: &[&str]) -> Output {
     credvault(database_url, key, &args).await
 }
 
-/// `credvault ...` on `database_url` with `key` in CREDENTIAL_ENCRYPTION_KEY.
-async fn credvault(database_url: &str, key: &str, args: &[&str]) -> Output {
-    let (url, key) = (database_url.to_owned(), key.to_owned());
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    tokio::task::spawn_blocking(move || {
-        Command::new(BIN)
-            .args(&args)
-            .env("CREDVAULT_DATABASE_URL", url)
-            .env("CREDENTIAL_ENCRYPTION_KEY", key)
-            .env_remove("CREDVAULT_KEY_FILE")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap()
-}
-
-fn text(output: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
-}
-
-/// Data keys each key version wraps, straight from the database.
+/// Data keys a master-key version wraps directly, straight from the database.
 async fn data_keys_under(app: &TestApp, version: u32) -> i64 {
     app.db()
         .await
         .count_owned(format!("SELECT count(*) FROM credential_versions WHERE key_version = {version}"))
+        .await
+}
+
+/// Customer keys a master-key version wraps.
+async fn customer_keys_under(app: &TestApp, version: u32) -> i64 {
+    app.db()
+        .await
+        .count_owned(format!("SELECT count(*) FROM customer_keys WHERE key_version = {version}"))
+        .await
+}
+
+/// Data keys wrapped by their customers' keys.
+async fn data_keys_under_customers(app: &TestApp) -> i64 {
+    app.db()
+        .await
+        .count(
+            "SELECT count(*) FROM credential_versions WHERE key_version IS NULL AND encrypted_credentials IS NOT NULL",
+        )
         .await
 }
 
@@ -123,12 +121,15 @@ impl Load {
     }
 }
 
-/// The README's procedure: every instance learns the new key (a restart with `1:old` and
-/// `2:new`), then `credvault key rotate` makes it current; Gets and Stores run throughout, on
-/// two instances sharing the database on PostgreSQL. No call fails, every instance seals with
-/// version 2 within seconds, and the rewrap leaves nothing under version 1.
+/// The README's procedures on a vault from before customer keys: every instance learns the new
+/// key (a restart with `1:old` and `2:new`), then `credvault key enable-customer-keys` and
+/// `credvault key rotate`; Gets and Stores run throughout, on two instances sharing the
+/// database on PostgreSQL. No call fails, every instance seals under customer keys within
+/// seconds, and the rewrap leaves no data key under a master-key version and no customer key
+/// under version 1.
 async fn rotation_under_load_fails_no_call_and_moves_every_data_key(backend: Backend) {
     let app = TestApp::spawn_on(backend).await;
+    app.without_customer_keys().await;
     let mut known = HashMap::new();
     for i in 0..40 {
         let secret = format!("secret-{i}");
@@ -147,19 +148,26 @@ async fn rotation_under_load_fails_no_call_and_moves_every_data_key(backend: Bac
     };
     app.store_vultr("Before rotate", "still v1").await;
     assert_eq!(data_keys_under(&app, 2).await, 0, "knowing a key does not make it current");
+    assert_eq!(data_keys_under_customers(&app).await, 0, "customer keys are off");
 
     let instances: Vec<&TestApp> = std::iter::once(&app).chain(other.as_ref()).collect();
     let load = Load::start(&instances, &known);
     tokio::time::sleep(Duration::from_millis(300)).await;
+    let enabled = key_command(&app.database_url, &both, &["enable-customer-keys"]).await;
+    assert!(enabled.status.success(), "{}", text(&enabled));
+    assert!(text(&enabled).contains("customer keys are on"), "{}", text(&enabled));
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let rotated = key_command(&app.database_url, &both, &["rotate"]).await;
     assert!(rotated.status.success(), "{}", text(&rotated));
     assert!(text(&rotated).contains("key version 2 is current (was 1)"), "{}", text(&rotated));
     assert!(!text(&rotated).contains(&old) && !text(&rotated).contains(&new), "no key is ever printed");
 
     let deadline = Instant::now() + Duration::from_secs(60);
-    // Past the instances' 1 s watch: no Store after this is sealed with version 1.
+    // Past the instances' 1 s watch: no Store after this is sealed under a master-key version.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    while data_keys_under(&app, 1).await > 0 {
+    while data_keys_under(&app, 1).await + data_keys_under(&app, 2).await + customer_keys_under(&app, 1).await
+        > 0
+    {
         assert!(Instant::now() < deadline, "the rewrap did not finish within a minute");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -171,8 +179,9 @@ async fn rotation_under_load_fails_no_call_and_moves_every_data_key(backend: Bac
         &failures[..failures.len().min(5)]
     );
     assert!(calls > 50, "the load ran ({calls} calls)");
-    assert_eq!(data_keys_under(&app, 1).await, 0);
-    assert!(data_keys_under(&app, 2).await > 40);
+    assert_eq!(data_keys_under(&app, 1).await + data_keys_under(&app, 2).await, 0);
+    assert!(data_keys_under_customers(&app).await > 40);
+    assert!(customer_keys_under(&app, 2).await >= 1);
 
     // Every credential still opens, on each instance.
     for instance in &instances {
@@ -182,14 +191,16 @@ async fn rotation_under_load_fails_no_call_and_moves_every_data_key(backend: Bac
         }
     }
     assert_eq!(audit_count(&app, "key_rotated").await, 1);
+    assert_eq!(audit_count(&app, "customer_keys_enabled").await, 1);
     assert!(audit_count(&app, "rewrap_started").await >= 1);
     assert!(audit_count(&app, "rewrap_finished").await >= 1);
 
     let status = key_command(&app.database_url, &both, &["status"]).await;
     let out = text(&status);
     assert!(status.status.success(), "{out}");
-    assert!(out.lines().any(|l| l.starts_with("1\taudit-key\t0\t")), "{out}");
-    assert!(out.lines().any(|l| l.starts_with("2\tcurrent\t")), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("1\taudit-key\t0\t0\t")), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("2\tcurrent\t0\t")), "{out}");
+    assert!(out.contains("customer keys: on since"), "{out}");
     let again = key_command(&app.database_url, &both, &["rotate"]).await;
     assert!(text(&again).contains("key version 2 is current already"), "{}", text(&again));
 
@@ -215,6 +226,7 @@ async fn rotation_under_load_fails_no_call_and_moves_every_data_key(backend: Bac
 /// to a version the configuration lacks is refused too.
 async fn key_configurations_are_checked_version_by_version(backend: Backend) {
     let app = TestApp::spawn_on(backend).await;
+    app.without_customer_keys().await;
     app.store_vultr("Sealed under v1", "k").await;
     let (old, new) = (app.key.clone(), new_key());
     let database_url = app.database_url.clone();
@@ -274,11 +286,13 @@ backend_tests!(
     key_configurations_are_checked_version_by_version,
 );
 
-/// `kill -9` in the middle of the rewrap: the restarted server (once the dead one's lease has
-/// expired) resumes the pass and finishes it, and every secret still opens.
+/// `kill -9` in the middle of the rewrap that moves a vault from before customer keys under
+/// them: the restarted server (once the dead one's lease has expired) resumes the pass and
+/// finishes it, and every secret still opens.
 #[tokio::test]
 async fn a_rewrap_killed_midway_resumes_after_a_restart() {
     let app = TestApp::spawn_on(Backend::Sqlite).await;
+    app.without_customer_keys().await;
     let mut known = HashMap::new();
     for i in 0..150 {
         let secret = format!("secret-{i}");
@@ -292,12 +306,12 @@ async fn a_rewrap_killed_midway_resumes_after_a_restart() {
     let customer = app.customer_id.clone();
     let stopped = app.stop().await;
     let log = stopped.dir.path().join("server.log");
-    let rotated = key_command(&stopped.database_url, &both, &["rotate"]).await;
-    assert!(rotated.status.success(), "{}", text(&rotated));
+    let enabled = key_command(&stopped.database_url, &both, &["enable-customer-keys"]).await;
+    assert!(enabled.status.success(), "{}", text(&enabled));
 
     let db = crate::db::TestDb::connect(&stopped.database_url).await;
     let under_v1 =
-        || async { db.count("SELECT count(*) FROM credential_versions WHERE key_version = 1").await };
+        || async { db.count("SELECT count(*) FROM credential_versions WHERE key_version IS NOT NULL").await };
     let serve = || {
         Command::new(BIN)
             .args(["serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
@@ -338,6 +352,11 @@ async fn a_rewrap_killed_midway_resumes_after_a_restart() {
     }
     server.kill().unwrap();
     server.wait().unwrap();
+    assert_eq!(
+        db.count("SELECT count(*) FROM customer_keys WHERE key_version = 1").await,
+        1,
+        "one customer, one key"
+    );
     let started = db.count("SELECT count(*) FROM credential_audit_log WHERE action = 'rewrap_started'").await;
     assert_eq!(started, 2, "one start per pass: the killed one and the resumed one");
     drop(db);
@@ -387,11 +406,19 @@ async fn the_key_service_reports_and_rotates_for_admins_of_every_customer_only(b
         app.db().await.count("SELECT count(*) FROM credential_audit_log WHERE action = 'denied'").await;
     assert!(denied >= 4, "every refusal is audited ({denied})");
 
+    let refused =
+        keys(&app, &one_customer).await.enable_customer_keys(pb::EnableCustomerKeysRequest {}).await;
+    assert_status(refused, Code::PermissionDenied, "");
+
     let mut admin = keys(&app, &app.token).await;
     let status = admin.get_key_status(pb::GetKeyStatusRequest {}).await.unwrap().into_inner();
-    let states: Vec<(u32, &str, i64)> =
-        status.versions.iter().map(|v| (v.version, v.state.as_str(), v.data_keys)).collect();
-    assert_eq!(states, [(1, "current", 1), (2, "unused", 0)]);
+    let states: Vec<(u32, &str, i64, i64)> =
+        status.versions.iter().map(|v| (v.version, v.state.as_str(), v.data_keys, v.customer_keys)).collect();
+    assert_eq!(states, [(1, "current", 0, 1), (2, "unused", 0, 0)]);
+    let since = status.customer_keys_since.expect("a new database has customer keys");
+    assert_eq!(status.shredded_customers, 0);
+    let enabled = admin.enable_customer_keys(pb::EnableCustomerKeysRequest {}).await.unwrap().into_inner();
+    assert_eq!(enabled.since, Some(since), "on already: unchanged");
 
     let missing = admin.rotate_key(pb::RotateKeyRequest { version: 3 }).await;
     assert_invalid_field(missing, "version", "key version 3 is not in this key configuration");
@@ -401,9 +428,13 @@ async fn the_key_service_reports_and_rotates_for_admins_of_every_customer_only(b
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let status = admin.get_key_status(pb::GetKeyStatusRequest {}).await.unwrap().into_inner();
-        let states: Vec<(u32, &str, i64)> =
-            status.versions.iter().map(|v| (v.version, v.state.as_str(), v.data_keys)).collect();
-        if states == [(1, "audit-key", 0), (2, "current", 2)] {
+        let states: Vec<(u32, &str, i64, i64)> = status
+            .versions
+            .iter()
+            .map(|v| (v.version, v.state.as_str(), v.data_keys, v.customer_keys))
+            .collect();
+        // Master-key rotation moves the one customer key; its two data keys stay as they are.
+        if states == [(1, "audit-key", 0, 0), (2, "current", 0, 1)] {
             break;
         }
         assert!(Instant::now() < deadline, "the rewrap did not finish: {states:?}");
@@ -437,13 +468,17 @@ async fn retiring_a_version_re_anchors_the_audit_log(backend: Backend) {
     assert!(text(&current).contains("key version 2 is current"), "{}", text(&current));
     let wraps = key_command(&url, &both, &["retire", "1"]).await;
     assert!(!wraps.status.success());
-    assert!(text(&wraps).contains("key version 1 still wraps 1 data keys"), "{}", text(&wraps));
+    assert!(
+        text(&wraps).contains("key version 1 still wraps 0 data keys and 1 customer keys"),
+        "{}",
+        text(&wraps)
+    );
 
     // A server rewraps; its Gets write audit rows MACed with version 2.
     let mut app = stopped.restart_with_key(both.clone()).await.unwrap();
     app.customer_id = customer.clone();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while data_keys_under(&app, 1).await > 0 {
+    while customer_keys_under(&app, 1).await > 0 {
         assert!(Instant::now() < deadline, "the rewrap did not run");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -467,7 +502,7 @@ async fn retiring_a_version_re_anchors_the_audit_log(backend: Backend) {
     let verified = credvault(&url, &only_new, &["audit", "verify"]).await;
     assert!(verified.status.success(), "{}", text(&verified));
     let status = key_command(&url, &only_new, &["status"]).await;
-    assert!(text(&status).lines().any(|l| l.starts_with("1\tretired\t0\t")), "{}", text(&status));
+    assert!(text(&status).lines().any(|l| l.starts_with("1\tretired\t0\t0\t")), "{}", text(&status));
     assert_eq!(audit_count(&app, "key_retired").await, 1);
 
     // After the checkpoint, rows are checked as ever.

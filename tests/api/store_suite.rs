@@ -61,7 +61,7 @@ fn credential(customer: CustomerId, name: &str, sealed: &[u8]) -> NewCredential 
         credential_type: CredentialType::parse_or_default("", Provider::Vultr, "type").unwrap(),
         permissions: Permission::ReadOnly,
         sealed: sealed.to_vec(),
-        key_version: 1,
+        key_version: Some(1),
         make_default: false,
         idempotency: None,
         now: OffsetDateTime::now_utc(),
@@ -339,7 +339,7 @@ fn version(credential: &CredentialMetadata, number: u32, sealed: &[u8]) -> NewVe
         customer_id: credential.customer_id,
         version: number,
         sealed: sealed.to_vec(),
-        key_version: 1,
+        key_version: Some(1),
         disable_previous: false,
         expected: None,
         idempotency: None,
@@ -640,7 +640,7 @@ async fn imports_keep_ids_times_and_counts_and_are_skipped_once_there(backend: B
         created_at: at,
         updated_at: at,
         sealed: b"sealed".to_vec(),
-        key_version: 1,
+        key_version: Some(1),
     };
     let now = OffsetDateTime::now_utc();
     let active = credential("Imported", true);
@@ -690,13 +690,19 @@ async fn key_usage_counts_the_data_keys_of_each_version(backend: Backend) {
     let stored = created(insert(store.as_ref(), credential(owner.id, "Counted", b"v1")).await.unwrap());
     created(insert(store.as_ref(), credential(owner.id, "Other", b"v1")).await.unwrap());
     // A version sealed under key version 2, which no server recorded: named by its data key only.
-    let two = NewVersion { key_version: 2, ..version(&stored, 2, b"v2") };
+    let two = NewVersion { key_version: Some(2), ..version(&stored, 2, b"v2") };
     store.add_version(two, audit(AuditAction::Rotated, owner.id, Some(stored.id))).await.unwrap();
     let usage = store.key_usage().await.unwrap();
     assert_eq!(usage.len(), 2, "{usage:?}");
     assert_eq!((usage[0].version, usage[0].data_keys, usage[0].recorded_at.is_some()), (1, 2, true));
-    let unrecorded =
-        KeyUsage { version: 2, recorded_at: None, data_keys: 1, made_current_at: None, retired_at: None };
+    let unrecorded = KeyUsage {
+        version: 2,
+        recorded_at: None,
+        data_keys: 1,
+        customer_keys: 0,
+        made_current_at: None,
+        retired_at: None,
+    };
     assert_eq!(usage[1], unrecorded);
     let now = OffsetDateTime::now_utc();
     store
@@ -749,23 +755,28 @@ async fn key_versions_the_rewrap_and_leases_follow_the_contract(backend: Backend
         ids.push(stored.id);
     }
     ids.sort_by_key(ToString::to_string);
-    let first = store.data_keys_to_rewrap(2, None, 3).await.unwrap();
+    let first = store.data_keys_to_rewrap(Some(2), None, 3).await.unwrap();
     assert_eq!(first.iter().map(|k| k.credential_id).collect::<Vec<_>>(), ids[..3]);
     assert!(first.iter().all(|k| k.key_version == 1 && k.version == 1 && k.sealed == b"under v1"));
     assert!(
         first.iter().all(|k| k.customer_id == owner.id && k.provider == credvault::domain::Provider::Vultr)
     );
     let last = first.last().unwrap();
-    let rest = store.data_keys_to_rewrap(2, Some((last.credential_id, last.version)), 3).await.unwrap();
+    let rest = store.data_keys_to_rewrap(Some(2), Some((last.credential_id, last.version)), 3).await.unwrap();
     assert_eq!(rest.iter().map(|k| k.credential_id).collect::<Vec<_>>(), ids[3..]);
-    assert_eq!(store.data_keys_to_rewrap(1, None, 10).await.unwrap().len(), 0, "none outside version 1");
+    assert_eq!(
+        store.data_keys_to_rewrap(Some(1), None, 10).await.unwrap().len(),
+        0,
+        "none outside version 1"
+    );
+    assert_eq!(store.data_keys_to_rewrap(None, None, 10).await.unwrap().len(), 5, "all under a master key");
 
     let moved = |id: CredentialId, old_key_version: u32| RewrappedDataKey {
         credential_id: id,
         version: 1,
         old_key_version,
         sealed: b"under v2".to_vec(),
-        key_version: 2,
+        key_version: Some(2),
     };
     assert_eq!(store.replace_wrapped(&[moved(ids[0], 1), moved(ids[1], 1)]).await.unwrap(), 2);
     assert_eq!(
@@ -776,9 +787,18 @@ async fn key_versions_the_rewrap_and_leases_follow_the_contract(backend: Backend
     assert_eq!(store.replace_wrapped(&[]).await.unwrap(), 0);
     let sealed = store.fetch_sealed(CredentialSelector::Id(ids[0]), None).await.unwrap().unwrap();
     assert_eq!(sealed.version.unwrap().sealed.as_deref(), Some(&b"under v2"[..]));
-    assert_eq!(store.data_keys_to_rewrap(2, None, 10).await.unwrap().len(), 3);
+    assert_eq!(store.data_keys_to_rewrap(Some(2), None, 10).await.unwrap().len(), 3);
     let usage = store.key_usage().await.unwrap();
     assert_eq!(usage.iter().map(|k| (k.version, k.data_keys)).collect::<Vec<_>>(), [(1, 3), (2, 2)]);
+    // Moved under the customer's key: no master-key version wraps it any more.
+    let under_customer =
+        RewrappedDataKey { key_version: None, sealed: b"under the customer".to_vec(), ..moved(ids[3], 1) };
+    assert_eq!(store.replace_wrapped(&[under_customer]).await.unwrap(), 1);
+    assert_eq!(store.data_keys_to_rewrap(None, None, 10).await.unwrap().len(), 4);
+    let usage = store.key_usage().await.unwrap();
+    assert_eq!(usage.iter().map(|k| (k.version, k.data_keys)).collect::<Vec<_>>(), [(1, 2), (2, 2)]);
+    let sealed = store.fetch_sealed(CredentialSelector::Id(ids[3]), None).await.unwrap().unwrap();
+    assert_eq!(sealed.version.unwrap().sealed.as_deref(), Some(&b"under the customer"[..]));
 
     let (a, b) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
     let later = |secs| now + time::Duration::seconds(secs);
@@ -816,7 +836,108 @@ async fn key_versions_the_rewrap_and_leases_follow_the_contract(backend: Backend
     assert_eq!(events.iter().filter(|e| e.action == "key_retired").count(), 1);
 }
 
+/// Customer keys: one record per customer (concurrent adds agree on the first), the pages the
+/// rewrap reads by master-key version, replacements only where the old version still holds,
+/// destruction once (a record without a key stays, and no key is made again), the counts, and
+/// the setting that turns them on, once.
+async fn customer_keys_are_added_once_rewrapped_destroyed_and_counted(backend: Backend) {
+    use credvault::store::{CustomerKeyCounts, RewrappedCustomerKey};
+    let (store, _dir) = fresh(backend).await;
+    let now = OffsetDateTime::now_utc();
+    store.check_key(1, &[1; 32]).await.unwrap();
+    store.check_key(2, &[2; 32]).await.unwrap();
+    let ring = Keyring::from_versions([(1, &MasterKey::generate()), (2, &MasterKey::generate())], 1);
+    let mut owners: Vec<CustomerId> = Vec::new();
+    for _ in 0..3 {
+        let owner = customer();
+        store.ensure_customer(&owner).await.unwrap();
+        owners.push(owner.id);
+    }
+    owners.sort_by_key(ToString::to_string);
+    assert_eq!(store.customer_key(owners[0]).await.unwrap(), None);
+    let wrapped = |customer| ring.new_customer_key(customer).unwrap().1;
+    let first = wrapped(owners[0]);
+    let stored = store.add_customer_key(owners[0], &first, now).await.unwrap();
+    assert_eq!(
+        (stored.customer_id, stored.wrapped.as_ref(), stored.destroyed_at),
+        (owners[0], Some(&first), None)
+    );
+    let again = store.add_customer_key(owners[0], &wrapped(owners[0]), now).await.unwrap();
+    assert_eq!(again.wrapped, Some(first.clone()), "the first key stays");
+    assert_eq!(store.customer_key(owners[0]).await.unwrap(), Some(stored));
+    assert!(matches!(
+        store.add_customer_key(CustomerId::new_random(), &first, now).await,
+        Err(StoreError::NotFound(_))
+    ));
+    for owner in &owners[1..] {
+        store.add_customer_key(*owner, &wrapped(*owner), now).await.unwrap();
+    }
+    let counts = store.customer_key_counts().await.unwrap();
+    assert_eq!(counts, CustomerKeyCounts { by_version: vec![(1, 3)], destroyed: 0 });
+    let usage = store.key_usage().await.unwrap();
+    assert_eq!(usage.iter().map(|k| (k.version, k.customer_keys)).collect::<Vec<_>>(), [(1, 3), (2, 0)]);
+
+    let page = store.customer_keys_to_rewrap(2, None, 2).await.unwrap();
+    assert_eq!(page.iter().map(|(c, _)| *c).collect::<Vec<_>>(), owners[..2]);
+    assert!(page.iter().all(|(_, w)| w.key_version == 1));
+    let rest = store.customer_keys_to_rewrap(2, Some(owners[1]), 2).await.unwrap();
+    assert_eq!(rest.iter().map(|(c, _)| *c).collect::<Vec<_>>(), owners[2..]);
+    assert_eq!(store.customer_keys_to_rewrap(1, None, 10).await.unwrap().len(), 0);
+    ring.set_current(2);
+    let under_two = ring.rewrap_customer_key(owners[0], &first.bytes).unwrap().unwrap();
+    let moved = |customer: CustomerId, old_key_version: u32| RewrappedCustomerKey {
+        customer_id: customer,
+        old_key_version,
+        wrapped: under_two.clone(),
+    };
+    assert_eq!(store.replace_customer_keys(&[moved(owners[0], 1)]).await.unwrap(), 1);
+    assert_eq!(store.replace_customer_keys(&[moved(owners[0], 1), moved(owners[1], 3)]).await.unwrap(), 0);
+    assert_eq!(store.replace_customer_keys(&[]).await.unwrap(), 0);
+    let rewrapped = store.customer_key(owners[0]).await.unwrap().unwrap().wrapped.unwrap();
+    assert_eq!(rewrapped.key_version, 2);
+    ring.open_customer_key(owners[0], &rewrapped.bytes).expect("the rewrapped key opens");
+    assert_eq!(store.customer_key_counts().await.unwrap().by_version, [(1, 2), (2, 1)]);
+
+    let purged = audit(AuditAction::CustomerPurged, owners[0], None);
+    store.destroy_customer_key(owners[0], purged.clone(), now).await.unwrap();
+    assert!(matches!(
+        store.destroy_customer_key(owners[0], purged.clone(), now).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.destroy_customer_key(CustomerId::new_random(), purged.clone(), now).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let destroyed = store.customer_key(owners[0]).await.unwrap().unwrap();
+    assert_eq!((destroyed.wrapped, destroyed.destroyed_at.is_some()), (None, true));
+    let refused = store.add_customer_key(owners[0], &wrapped(owners[0]), now).await.unwrap();
+    assert_eq!(refused.wrapped, None, "a destroyed key is never made again");
+    // A customer that never had a key can be purged too: the record keeps any from being made.
+    let keyless = customer();
+    store.ensure_customer(&keyless).await.unwrap();
+    store
+        .destroy_customer_key(keyless.id, audit(AuditAction::CustomerPurged, keyless.id, None), now)
+        .await
+        .unwrap();
+    assert_eq!(store.add_customer_key(keyless.id, &wrapped(keyless.id), now).await.unwrap().wrapped, None);
+    assert_eq!(
+        store.customer_key_counts().await.unwrap(),
+        CustomerKeyCounts { by_version: vec![(1, 2)], destroyed: 2 }
+    );
+    let events = store.list_audit(&audit_filter(Some(owners[0]), None)).await.unwrap();
+    assert_eq!(events.iter().filter(|e| e.action == "customer_purged").count(), 1);
+
+    // A new database seals under customer keys from the start; enabling them again changes nothing.
+    let since = store.customer_keys_since().await.unwrap().expect("on in a new database");
+    let enabled = audit(AuditAction::CustomerKeysEnabled, owners[1], None);
+    assert_eq!(store.enable_customer_keys(enabled, now).await.unwrap(), since);
+    let events = store.list_audit(&audit_filter(Some(owners[1]), None)).await.unwrap();
+    assert_eq!(events.iter().filter(|e| e.action == "customer_keys_enabled").count(), 0);
+    assert_eq!(store.chain_audit(100).await.unwrap().refused.len(), 0);
+}
+
 backend_tests!(
+    customer_keys_are_added_once_rewrapped_destroyed_and_counted,
     key_versions_the_rewrap_and_leases_follow_the_contract,
     the_store_keeps_its_own_life,
     customers_are_created_once_listed_in_order_and_changed_with_their_audit_row,

@@ -266,7 +266,7 @@ struct Items<'a> {
     provider: Vec<&'static str>,
     name: Vec<&'a str>,
     sealed: Vec<&'a [u8]>,
-    key_version: Vec<i64>,
+    key_version: Vec<Option<i64>>,
     credential_type: Vec<&'a str>,
     permissions: Vec<&'static str>,
     idempotency_key: Vec<Option<&'a str>>,
@@ -292,7 +292,7 @@ impl<'a> Items<'a> {
         self.provider.push(new.provider.as_str());
         self.name.push(new.name.as_str());
         self.sealed.push(&new.sealed);
-        self.key_version.push(i64::from(new.key_version));
+        self.key_version.push(new.key_version.map(i64::from));
         self.credential_type.push(new.credential_type.as_str());
         self.permissions.push(new.permissions.as_str());
         self.idempotency_key.push(idempotency_key);

@@ -1,6 +1,7 @@
 //! The PostgreSQL backend's customers: creation, lookup, listing, status changes.
 
 use super::*;
+use crate::store::customer_keys::purged_stays_cancelled;
 use crate::store::{CancelledCredentialAudit, CustomerStore};
 
 #[async_trait]
@@ -70,12 +71,23 @@ impl CustomerStore for PostgresStore {
         let mut tx = self.pool.begin().await?;
         // The customer's row first: Stores, AddVersions and Restores that read its standing
         // (FOR SHARE) commit before this, or wait and then see the new status.
+        let purged: Option<OffsetDateTime> = sqlx::query_scalar(
+            "SELECT destroyed_at FROM customer_keys WHERE customer_id = $1 AND destroyed_at IS NOT NULL",
+        )
+        .bind(id.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if purged.is_some() && status != CustomerStatus::Cancelled {
+            return Err(purged_stays_cancelled(id));
+        }
         let row = sqlx::query(concat!(
-            "UPDATE customers SET status = $1 WHERE id = $2 RETURNING ",
+            "UPDATE customers SET status = $1, \
+             cancelled_at = CASE WHEN $1 = 'cancelled' THEN coalesce(cancelled_at, $3) END WHERE id = $2 RETURNING ",
             customer_columns!()
         ))
         .bind(status.as_str())
         .bind(id.as_uuid())
+        .bind(now)
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("customer {id}")))?;

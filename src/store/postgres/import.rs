@@ -72,7 +72,7 @@ impl ImportStore for PostgresStore {
         )
         .bind(c.id.as_uuid())
         .bind(c.sealed.as_slice())
-        .bind(i64::from(c.key_version))
+        .bind(c.key_version.map(i64::from))
         .bind(to_stored_precision(c.created_at))
         .execute(&mut *tx)
         .await?;

@@ -39,9 +39,10 @@ impl KeyStore for PostgresStore {
         let rows = sqlx::query(
             "SELECT version::bigint AS version, created_at, \
              (SELECT count(*) FROM credential_versions v WHERE v.key_version = k.version) AS data_keys, \
+             (SELECT count(*) FROM customer_keys c WHERE c.key_version = k.version) AS customer_keys, \
              made_current_at, retired_at FROM encryption_keys k \
              UNION ALL SELECT key_version AS version, NULL::timestamptz AS created_at, count(*) AS data_keys, \
-             NULL::timestamptz AS made_current_at, NULL::timestamptz AS retired_at FROM credential_versions WHERE key_version IS NOT NULL \
+             0::bigint AS customer_keys, NULL::timestamptz AS made_current_at, NULL::timestamptz AS retired_at FROM credential_versions WHERE key_version IS NOT NULL \
              AND key_version NOT IN (SELECT version FROM encryption_keys) GROUP BY key_version \
              ORDER BY version",
         )
@@ -143,7 +144,7 @@ impl KeyStore for PostgresStore {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn data_keys_to_rewrap(
         &self,
-        current: u32,
+        except: Option<u32>,
         after: Option<(CredentialId, VersionNumber)>,
         limit: u32,
     ) -> Result<Vec<WrappedDataKey>, StoreError> {
@@ -158,7 +159,8 @@ impl KeyStore for PostgresStore {
         )
         .bind(id)
         .bind(version)
-        .bind(i64::from(current))
+        // No stored version is negative: -1 excepts none.
+        .bind(except.map_or(-1, i64::from))
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
@@ -174,7 +176,7 @@ impl KeyStore for PostgresStore {
         let versions: Vec<i64> = moved.iter().map(|k| i64::from(k.version)).collect();
         let old: Vec<i64> = moved.iter().map(|k| i64::from(k.old_key_version)).collect();
         let sealed: Vec<&[u8]> = moved.iter().map(|k| k.sealed.as_slice()).collect();
-        let new: Vec<i64> = moved.iter().map(|k| i64::from(k.key_version)).collect();
+        let new: Vec<Option<i64>> = moved.iter().map(|k| k.key_version.map(i64::from)).collect();
         let written = sqlx::query(
             "UPDATE credential_versions v SET encrypted_credentials = m.sealed, key_version = m.new \
              FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bytea[], $5::bigint[]) \
@@ -227,7 +229,7 @@ impl KeyStore for PostgresStore {
     }
 }
 
-fn key_version(version: u32) -> Result<i32, StoreError> {
+pub(super) fn key_version(version: u32) -> Result<i32, StoreError> {
     i32::try_from(version).map_err(|_| StoreError::Config(format!("key version {version} is too large")))
 }
 

@@ -44,6 +44,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, "recovery window", include_str!("../../../migrations/postgres/0006_recovery_window.sql")),
     (7, "key rotation", include_str!("../../../migrations/postgres/0007_key_rotation.sql")),
     (8, "key retirement", include_str!("../../../migrations/postgres/0008_key_retirement.sql")),
+    (9, "customer keys", include_str!("../../../migrations/postgres/0009_customer_keys.sql")),
 ];
 
 fn migrator() -> Migrator {
@@ -172,6 +173,7 @@ mod refused;
 // The Store traits, one aggregate per file.
 mod audit;
 mod credentials;
+mod customer_keys;
 mod customers;
 mod import;
 mod inserts;
@@ -267,7 +269,7 @@ fn bind_credential<'q>(query: PgQuery<'q>, new: &'q NewCredential) -> PgQuery<'q
         .bind(new.provider.as_str())
         .bind(new.name.as_str())
         .bind(new.sealed.as_slice())
-        .bind(i64::from(new.key_version))
+        .bind(new.key_version.map(i64::from))
         .bind(new.credential_type.as_str())
         .bind(new.permissions.as_str())
         .bind(idempotency_key)

@@ -115,7 +115,7 @@ impl CredentialStore for SqliteStore {
         )
         .bind(new.id.to_string())
         .bind(new.sealed.as_slice())
-        .bind(i64::from(new.key_version))
+        .bind(new.key_version.map(i64::from))
         .bind(audit.actor.as_ref().map(TokenName::as_str))
         .bind(micros(new.now))
         .execute(&mut *tx)

@@ -1,6 +1,7 @@
 //! The SQLite backend's customers: creation, lookup, listing, status changes.
 
 use super::*;
+use crate::store::customer_keys::purged_stays_cancelled;
 use crate::store::{CancelledCredentialAudit, CustomerStore};
 
 #[async_trait]
@@ -68,12 +69,23 @@ impl CustomerStore for SqliteStore {
     ) -> Result<Customer, StoreError> {
         let mut writer = self.writer.acquire().await?;
         let mut tx = AuditedTx::begin(&mut writer).await?;
+        let purged: Option<i64> = sqlx::query_scalar(
+            "SELECT destroyed_at FROM customer_keys WHERE customer_id = ? AND destroyed_at IS NOT NULL",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if purged.is_some() && status != CustomerStatus::Cancelled {
+            return Err(purged_stays_cancelled(id));
+        }
         let row = sqlx::query(concat!(
-            "UPDATE customers SET status = ? WHERE id = ? RETURNING ",
+            "UPDATE customers SET status = ?1, \
+             cancelled_at = CASE WHEN ?1 = 'cancelled' THEN coalesce(cancelled_at, ?3) END WHERE id = ?2 RETURNING ",
             customer_columns!()
         ))
         .bind(status.as_str())
         .bind(id.to_string())
+        .bind(micros(now))
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("customer {id}")))?;

@@ -76,7 +76,7 @@ impl ImportStore for SqliteStore {
         )
         .bind(&id)
         .bind(c.sealed.as_slice())
-        .bind(i64::from(c.key_version))
+        .bind(c.key_version.map(i64::from))
         .bind(micros(c.created_at))
         .execute(&mut *tx)
         .await?;

@@ -40,9 +40,10 @@ impl KeyStore for SqliteStore {
         let rows = sqlx::query(
             "SELECT version, created_at, \
              (SELECT count(*) FROM credential_versions v WHERE v.key_version = k.version) AS data_keys, \
+             (SELECT count(*) FROM customer_keys c WHERE c.key_version = k.version) AS customer_keys, \
              made_current_at, retired_at FROM encryption_keys k \
              UNION ALL SELECT key_version AS version, NULL AS created_at, count(*) AS data_keys, \
-             NULL AS made_current_at, NULL AS retired_at FROM credential_versions WHERE key_version IS NOT NULL \
+             0 AS customer_keys, NULL AS made_current_at, NULL AS retired_at FROM credential_versions WHERE key_version IS NOT NULL \
              AND key_version NOT IN (SELECT version FROM encryption_keys) GROUP BY key_version \
              ORDER BY version",
         )
@@ -156,7 +157,7 @@ impl KeyStore for SqliteStore {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn data_keys_to_rewrap(
         &self,
-        current: u32,
+        except: Option<u32>,
         after: Option<(CredentialId, VersionNumber)>,
         limit: u32,
     ) -> Result<Vec<WrappedDataKey>, StoreError> {
@@ -170,7 +171,8 @@ impl KeyStore for SqliteStore {
         )
         .bind(id)
         .bind(version)
-        .bind(i64::from(current))
+        // No stored version is negative: -1 excepts none.
+        .bind(except.map_or(-1, i64::from))
         .bind(i64::from(limit))
         .fetch_all(&self.reader)
         .await?;
@@ -188,7 +190,7 @@ impl KeyStore for SqliteStore {
                  WHERE credential_id = ? AND version = ? AND key_version = ? AND encrypted_credentials IS NOT NULL",
             )
             .bind(key.sealed.as_slice())
-            .bind(i64::from(key.key_version))
+            .bind(key.key_version.map(i64::from))
             .bind(key.credential_id.to_string())
             .bind(i64::from(key.version))
             .bind(i64::from(key.old_key_version))

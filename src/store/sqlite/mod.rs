@@ -50,6 +50,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (9, "recovery window", include_str!("../../../migrations/sqlite/0009_recovery_window.sql")),
     (10, "key rotation", include_str!("../../../migrations/sqlite/0010_key_rotation.sql")),
     (11, "key retirement", include_str!("../../../migrations/sqlite/0011_key_retirement.sql")),
+    (12, "customer keys", include_str!("../../../migrations/sqlite/0012_customer_keys.sql")),
 ];
 
 /// The SQLite schema's migrations, embedded in the binary.
@@ -104,6 +105,7 @@ mod writer;
 // The Store traits, one aggregate per file (after `journal`, whose macros they use).
 mod audit;
 mod credentials;
+mod customer_keys;
 mod customers;
 mod import;
 mod keys;

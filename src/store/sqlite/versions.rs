@@ -68,7 +68,7 @@ impl VersionStore for SqliteStore {
         .bind(&id)
         .bind(i64::from(new.version))
         .bind(new.sealed.as_slice())
-        .bind(i64::from(new.key_version))
+        .bind(new.key_version.map(i64::from))
         .bind(new.created_by.as_ref().map(TokenName::as_str))
         .bind(idempotency_key)
         .bind(fingerprint)

@@ -1,16 +1,18 @@
 //! Every use of the keyring for credentials' secrets, in one place: sealing a secret for its row
-//! (and which key version sealed it), the fingerprints idempotent requests are compared by, and
-//! opening a stored secret (a blob that fails to open is audited as `failed` and answers
-//! DATA_LOSS); and master-key rotation ([`rotation`]). Per-customer keys change this module,
-//! not the use cases.
+//! (under its customer's key, [`customer_keys`], or before those are enabled under the current
+//! master-key version), the fingerprints idempotent requests are compared by, and opening a
+//! stored secret (a blob that fails to open is audited as `failed` and answers DATA_LOSS);
+//! master-key rotation ([`rotation`]) and the rewrap that follows it ([`rewrap`]).
 
+mod customer_keys;
+mod rewrap;
 mod rotation;
 
 use time::OffsetDateTime;
 
 use super::access::authorize_all_customers;
 use super::{RequestContext, Vault, VaultError, error_chain};
-use crate::crypto::Binding;
+use crate::crypto::{Binding, Wrapping, wrapping};
 use crate::domain::{AuditAction, CredentialMetadata, Scope, SecretPayload, VersionNumber};
 
 /// What a master-key version is to this vault.
@@ -44,22 +46,37 @@ impl KeyState {
     }
 }
 
-/// One master-key version: its state, how many data keys it wraps, when a server first used it.
+/// One master-key version: its state, how many data keys (sealed before customer keys) and
+/// customer keys it wraps, when a server first used it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyVersionStatus {
     pub version: u32,
     pub state: KeyState,
     pub data_keys: i64,
+    pub customer_keys: i64,
     pub recorded_at: Option<OffsetDateTime>,
 }
 
-/// A secret sealed for one row, and the key version that sealed it.
-pub(super) struct Sealed {
-    pub(super) bytes: Vec<u8>,
-    pub(super) key_version: u32,
+/// The key status: each master-key version, and the customer keys' own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyStatus {
+    pub versions: Vec<KeyVersionStatus>,
+    /// Since when new secrets are sealed under customer keys; `None` while not yet.
+    pub customer_keys_since: Option<OffsetDateTime>,
+    /// Customers whose key was destroyed (`PurgeCustomer`).
+    pub shredded_customers: i64,
 }
 
-pub use rotation::{REWRAP_LEASE, Retired, RewrapPass, Rotated};
+/// A secret sealed for one row, and the master-key version that wraps its data key (`None`:
+/// its customer's key does).
+pub(super) struct Sealed {
+    pub(super) bytes: Vec<u8>,
+    pub(super) key_version: Option<u32>,
+}
+
+pub(super) use customer_keys::CustomerKeys;
+pub use rewrap::{REWRAP_LEASE, RewrapPass};
+pub use rotation::{Retired, Rotated};
 
 /// What a stored data key's blob is bound to.
 fn binding_of_key(key: &crate::store::WrappedDataKey) -> Binding {
@@ -82,13 +99,34 @@ pub(super) fn binding_of(metadata: &CredentialMetadata, version: VersionNumber) 
 }
 
 impl Vault {
-    /// Seals `plaintext` for the row `binding` describes, with the current key version.
-    pub(super) fn seal(&self, binding: &Binding, plaintext: &[u8]) -> Result<Sealed, VaultError> {
+    /// Seals `plaintext` for the row `binding` describes: under its customer's key (made now if
+    /// the customer has none) once customer keys are enabled, else under the current master-key
+    /// version. FAILED_PRECONDITION for a purged customer.
+    pub(super) async fn seal(&self, binding: &Binding, plaintext: &[u8]) -> Result<Sealed, VaultError> {
+        if !self.customer_keys_enabled() {
+            return self.seal_under_master(binding, plaintext);
+        }
+        let customer = binding.customer_id;
+        let key = self.customer_key(customer, true).await.map_err(|e| e.into_error(customer))?;
+        let bytes = key.seal(binding, plaintext).map_err(|e| {
+            tracing::error!(error = %e, "sealing failed");
+            VaultError::Internal
+        })?;
+        Ok(Sealed { bytes, key_version: None })
+    }
+
+    /// Seals `plaintext` for the row `binding` describes under the current master-key version
+    /// (as before customer keys; the rewrap moves it under the customer's key).
+    pub(super) fn seal_under_master(
+        &self,
+        binding: &Binding,
+        plaintext: &[u8],
+    ) -> Result<Sealed, VaultError> {
         let (bytes, key_version) = self.keyring.seal(binding, plaintext).map_err(|e| {
             tracing::error!(error = %e, "sealing failed");
             VaultError::Internal
         })?;
-        Ok(Sealed { bytes, key_version })
+        Ok(Sealed { bytes, key_version: Some(key_version) })
     }
 
     /// A keyed fingerprint of a request's parts (its secret included), for idempotency: equal
@@ -105,7 +143,15 @@ impl Vault {
         binding: &Binding,
         sealed: &[u8],
     ) -> Result<SecretPayload, VaultError> {
-        let opened = self.keyring.open(binding, sealed).map_err(|e| e.to_string()).and_then(|plaintext| {
+        let plaintext = match wrapping(sealed) {
+            Ok(Wrapping::Customer) => match self.customer_key(binding.customer_id, false).await {
+                Ok(key) => key.open(binding, sealed),
+                Err(customer_keys::Unusable::Broken(e)) => Err(e),
+                Err(unusable) => return Err(unusable.into_error(binding.customer_id)),
+            },
+            _ => self.keyring.open(binding, sealed),
+        };
+        let opened = plaintext.map_err(|e| e.to_string()).and_then(|plaintext| {
             SecretPayload::from_plaintext(&plaintext).map_err(|_| "sealed payload is not a secret".into())
         });
         match opened {
@@ -136,8 +182,9 @@ impl Vault {
     }
 
     /// Every master-key version configured or known to the database, oldest first, with its
-    /// state and the data keys it wraps (`credvault key status`).
-    pub async fn key_status(&self, ctx: &RequestContext) -> Result<Vec<KeyVersionStatus>, VaultError> {
+    /// state and the data and customer keys it wraps, and the customer keys' own status
+    /// (`credvault key status`).
+    pub async fn key_status(&self, ctx: &RequestContext) -> Result<KeyStatus, VaultError> {
         authorize_all_customers(self.store.as_ref(), ctx, Scope::Admin, "read the key status").await?;
         let mut known = self.store.key_usage().await?;
         for version in self.keyring.versions() {
@@ -147,20 +194,21 @@ impl Vault {
                     version,
                     recorded_at: None,
                     data_keys: 0,
+                    customer_keys: 0,
                     made_current_at: None,
                 });
             }
         }
         known.sort_by_key(|k| k.version);
         let configured = |version| self.keyring.versions().any(|v| v == version);
-        Ok(known
+        let versions = known
             .into_iter()
             .map(|k| KeyVersionStatus {
                 version: k.version,
                 state: match (
                     k.version == self.keyring.current_version(),
                     configured(k.version),
-                    k.data_keys > 0,
+                    k.data_keys + k.customer_keys > 0,
                 ) {
                     (true, _, _) => KeyState::Current,
                     (false, _, false) if k.retired_at.is_some() => KeyState::Retired,
@@ -170,8 +218,14 @@ impl Vault {
                     (false, _, false) => KeyState::Unused,
                 },
                 data_keys: k.data_keys,
+                customer_keys: k.customer_keys,
                 recorded_at: k.recorded_at,
             })
-            .collect())
+            .collect();
+        Ok(KeyStatus {
+            versions,
+            customer_keys_since: self.store.customer_keys_since().await?,
+            shredded_customers: self.store.customer_key_counts().await?.destroyed,
+        })
     }
 }

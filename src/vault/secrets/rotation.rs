@@ -1,30 +1,13 @@
-//! Master-key rotation: every instance follows the database's current key version; `credvault
-//! key rotate` changes it; the rewrap moves every data key to it, one instance at a time,
-//! without ever opening a secret (see [`crate::crypto::Keyring::rewrap`]).
-
-use std::num::NonZeroU32;
-use std::time::{Duration, Instant};
+//! Master-key rotation: every instance follows the database's current key version (and whether
+//! customer keys are on); `credvault key rotate` changes it; the rewrap ([`super::rewrap`])
+//! then moves customer keys to it; retiring a version that wraps nothing re-anchors the audit log.
 
 use time::OffsetDateTime;
-use tokio::sync::watch;
-use uuid::Uuid;
 
 use super::super::access::authorize_all_customers;
-use super::super::{RequestContext, Vault, VaultError, error_chain};
-use super::binding_of_key;
-use crate::domain::{AuditAction, Principal, Scope, checkpoint_mac};
-use crate::store::{Checkpoint, MakeCurrent, RewrappedDataKey};
-
-/// The rewrap's lease (one instance at a time on a shared database).
-const REWRAP_JOB: &str = "rewrap";
-/// Data keys read and rewritten per transaction: short, so that a Get never waits long for it.
-const REWRAP_BATCH: u32 = 200;
-/// After each batch the rewrap pauses this many times as long as the batch took, so that it
-/// takes at most a tenth of the database's (and the process's) time from serving.
-const REWRAP_PAUSE_FACTOR: u32 = 9;
-/// How long a lease outlives its last renewal: after a crash, another instance (or the restarted
-/// one) resumes the rewrap this long after the last batch.
-pub const REWRAP_LEASE: Duration = Duration::from_secs(10);
+use super::super::{RequestContext, Vault, VaultError};
+use crate::domain::{AuditAction, Scope, checkpoint_mac};
+use crate::store::{Checkpoint, MakeCurrent};
 
 /// What `credvault key rotate` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,21 +24,6 @@ pub struct Retired {
     pub checkpoint_seq: i64,
 }
 
-/// What one rewrap pass did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RewrapPass {
-    /// Every data key is wrapped by the current version.
-    NothingToDo,
-    /// Another instance holds the lease.
-    HeldElsewhere,
-    /// Stopped before the end (shutdown, lost lease, or the current version changed); the next
-    /// pass resumes.
-    Interrupted { moved: u64 },
-    /// Went through every data key; `left` were still under older versions after it (sealed
-    /// meanwhile by an instance that had not yet learnt the current version, or unopenable).
-    Finished { moved: u64, left: i64 },
-}
-
 impl Vault {
     /// The master-key version new secrets are sealed with here.
     pub fn sealing_key_version(&self) -> u32 {
@@ -66,6 +34,11 @@ impl Vault {
     /// changed. A version this configuration lacks is not adopted: new secrets stay sealed with
     /// the previous one, which every instance can open, and the log says what to fix.
     pub async fn follow_current_key(&self) -> Result<bool, VaultError> {
+        let customer_keys = self.follow_customer_keys().await?;
+        Ok(self.follow_current_version().await? || customer_keys)
+    }
+
+    async fn follow_current_version(&self) -> Result<bool, VaultError> {
         let Some(current) = self.store.current_key().await? else { return Ok(false) };
         let ours = self.keyring.current_version();
         if current == ours {
@@ -159,11 +132,11 @@ impl Vault {
                  nothing to retire; remove it from the key configuration if it is not wanted"
             ));
         }
-        if key.data_keys > 0 {
+        if key.data_keys + key.customer_keys > 0 {
             return refuse(format!(
-                "key version {version} still wraps {} data keys: a running server rewraps them to the current \
-                 version; retire it once `credvault key status` shows 0",
-                key.data_keys
+                "key version {version} still wraps {} data keys and {} customer keys: a running server rewraps \
+                 them; retire it once `credvault key status` shows 0 for both",
+                key.data_keys, key.customer_keys
             ));
         }
         if !self.keyring.has_version(version) {
@@ -205,115 +178,5 @@ impl Vault {
         );
         self.store.retire_key(version, checkpoint, audit, OffsetDateTime::now_utc()).await?;
         Ok(Retired { version, checkpoint_seq: chain.head.seq })
-    }
-
-    /// Moves data keys wrapped by older versions to the current one, in batches, pausing after
-    /// each [`REWRAP_PAUSE_FACTOR`] times as long as it took (so serving keeps at least nine
-    /// tenths of the time), and longer if needed to stay under `rate` data keys a second, while
-    /// it holds the rewrap lease as `holder`. Stops between batches when `stop` turns true, or
-    /// when the current version changes (a later pass moves keys to the new one).
-    pub async fn rewrap(
-        &self,
-        holder: Uuid,
-        rate: Option<NonZeroU32>,
-        stop: &watch::Receiver<bool>,
-    ) -> Result<RewrapPass, VaultError> {
-        self.ensure_ready()?;
-        let current = self.keyring.current_version();
-        let to_move = self.wrapped_by_others(current).await?;
-        metrics::gauge!(crate::metrics::REWRAP_REMAINING).set(to_move as f64);
-        if to_move == 0 {
-            return Ok(RewrapPass::NothingToDo);
-        }
-        let lease = |now: OffsetDateTime| self.store.take_lease(REWRAP_JOB, holder, now + REWRAP_LEASE, now);
-        if !lease(OffsetDateTime::now_utc()).await? {
-            return Ok(RewrapPass::HeldElsewhere);
-        }
-        let ctx = RequestContext { principal: Some(Principal::rewrap()), ..RequestContext::default() };
-        let started = Instant::now();
-        self.audit_rewrap(
-            &ctx,
-            AuditAction::RewrapStarted,
-            format!("moving {to_move} data keys wrapped by older key versions to key version {current}"),
-        )
-        .await;
-        tracing::info!(data_keys = to_move, key_version = current, "rewrap started");
-
-        let batch = rate.map_or(REWRAP_BATCH, |r| r.get().min(REWRAP_BATCH));
-        let mut after = None;
-        let mut moved = 0u64;
-        let finished = loop {
-            if let Err(e) = self.follow_current_key().await {
-                tracing::warn!(error = %e, "reading the current key version failed");
-            }
-            if *stop.borrow() || self.keyring.current_version() != current {
-                break false;
-            }
-            let batch_started = Instant::now();
-            let keys = self.store.data_keys_to_rewrap(current, after, batch).await?;
-            let Some(last) = keys.last() else { break true };
-            after = Some((last.credential_id, last.version));
-            let mut rewrapped = Vec::with_capacity(keys.len());
-            for key in &keys {
-                match self.keyring.rewrap(&binding_of_key(key), &key.sealed) {
-                    Ok(Some((sealed, key_version))) => rewrapped.push(RewrappedDataKey {
-                        credential_id: key.credential_id,
-                        version: key.version,
-                        old_key_version: key.key_version,
-                        sealed,
-                        key_version,
-                    }),
-                    Ok(None) => {}
-                    Err(e) => tracing::error!(
-                        credential_id = %key.credential_id,
-                        version = key.version,
-                        error = %e,
-                        "a stored data key cannot be rewrapped; it stays under its key version"
-                    ),
-                }
-            }
-            let written = self.store.replace_wrapped(&rewrapped).await?;
-            moved += written;
-            let took = batch_started.elapsed();
-            metrics::counter!(crate::metrics::REWRAPPED).increment(written);
-            let remaining = to_move.saturating_sub(i64::try_from(moved).unwrap_or(i64::MAX)).max(0);
-            metrics::gauge!(crate::metrics::REWRAP_REMAINING).set(remaining as f64);
-            metrics::gauge!(crate::metrics::REWRAP_RATE).set(written as f64 / took.as_secs_f64().max(1e-6));
-            if !lease(OffsetDateTime::now_utc()).await? {
-                tracing::warn!("the rewrap lease was taken over by another instance; stopping");
-                return Ok(RewrapPass::Interrupted { moved });
-            }
-            let paced = rate
-                .map_or(Duration::ZERO, |r| Duration::from_secs_f64(f64::from(batch) / f64::from(r.get())));
-            tokio::time::sleep((took * REWRAP_PAUSE_FACTOR).max(paced.saturating_sub(took))).await;
-        };
-        if let Err(e) = self.store.release_lease(REWRAP_JOB, holder).await {
-            tracing::warn!(error = %error_chain(&e), "could not release the rewrap lease; it expires by itself");
-        }
-        if !finished {
-            tracing::info!(moved, "rewrap interrupted; the next pass resumes");
-            return Ok(RewrapPass::Interrupted { moved });
-        }
-        let left = self.wrapped_by_others(current).await?;
-        metrics::gauge!(crate::metrics::REWRAP_REMAINING).set(left as f64);
-        let seconds = started.elapsed().as_secs_f64();
-        self.audit_rewrap(&ctx, AuditAction::RewrapFinished, format!(
-            "moved {moved} data keys to key version {current} in {seconds:.1} s; {left} left under older versions"
-        ))
-        .await;
-        tracing::info!(moved, left, seconds, key_version = current, "rewrap finished");
-        Ok(RewrapPass::Finished { moved, left })
-    }
-
-    /// Data keys wrapped by a version other than `current`.
-    async fn wrapped_by_others(&self, current: u32) -> Result<i64, VaultError> {
-        Ok(self.store.key_usage().await?.iter().filter(|k| k.version != current).map(|k| k.data_keys).sum())
-    }
-
-    async fn audit_rewrap(&self, ctx: &RequestContext, action: AuditAction, details: String) {
-        let audit = ctx.audit(action, None, None, details);
-        if let Err(e) = self.store.append_audit(audit, OffsetDateTime::now_utc()).await {
-            tracing::error!(error = %error_chain(&e), "could not audit the rewrap");
-        }
     }
 }

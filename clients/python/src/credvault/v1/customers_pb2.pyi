@@ -128,3 +128,21 @@ class SetRecoveryWindowResponse(_message.Message):
     CUSTOMER_FIELD_NUMBER: _ClassVar[int]
     customer: Customer
     def __init__(self, customer: _Optional[_Union[Customer, _Mapping]] = ...) -> None: ...
+
+class PurgeCustomerRequest(_message.Message):
+    __slots__ = ("customer_id", "force")
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
+    customer_id: str
+    force: bool
+    def __init__(self, customer_id: _Optional[str] = ..., force: _Optional[bool] = ...) -> None: ...
+
+class PurgeCustomerResponse(_message.Message):
+    __slots__ = ("customer_id", "purged_at", "forced")
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    PURGED_AT_FIELD_NUMBER: _ClassVar[int]
+    FORCED_FIELD_NUMBER: _ClassVar[int]
+    customer_id: str
+    purged_at: _timestamp_pb2.Timestamp
+    forced: bool
+    def __init__(self, customer_id: _Optional[str] = ..., purged_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., forced: _Optional[bool] = ...) -> None: ...

@@ -61,6 +61,11 @@ class CustomerServiceStub:
                 request_serializer=credvault_dot_v1_dot_customers__pb2.SetRecoveryWindowRequest.SerializeToString,
                 response_deserializer=credvault_dot_v1_dot_customers__pb2.SetRecoveryWindowResponse.FromString,
                 _registered_method=True)
+        self.PurgeCustomer = channel.unary_unary(
+                '/credvault.v1.CustomerService/PurgeCustomer',
+                request_serializer=credvault_dot_v1_dot_customers__pb2.PurgeCustomerRequest.SerializeToString,
+                response_deserializer=credvault_dot_v1_dot_customers__pb2.PurgeCustomerResponse.FromString,
+                _registered_method=True)
 
 
 class CustomerServiceServicer:
@@ -108,6 +113,17 @@ class CustomerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PurgeCustomer(self, request, context):
+        """PurgeCustomer destroys a cancelled customer's key once its recovery window has passed (or
+        before, with force): every copy of its secrets' ciphertext anywhere (the database, its WAL,
+        backups) becomes unreadable. Its metadata and audit rows stay, it stays cancelled, and Get
+        answers FAILED_PRECONDITION for its credentials. The purger does it by itself at the end of
+        the window. Needs the admin scope for every customer; audited as `customer_purged`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CustomerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -135,6 +151,11 @@ def add_CustomerServiceServicer_to_server(servicer, server):
                     servicer.SetRecoveryWindow,
                     request_deserializer=credvault_dot_v1_dot_customers__pb2.SetRecoveryWindowRequest.FromString,
                     response_serializer=credvault_dot_v1_dot_customers__pb2.SetRecoveryWindowResponse.SerializeToString,
+            ),
+            'PurgeCustomer': grpc.unary_unary_rpc_method_handler(
+                    servicer.PurgeCustomer,
+                    request_deserializer=credvault_dot_v1_dot_customers__pb2.PurgeCustomerRequest.FromString,
+                    response_serializer=credvault_dot_v1_dot_customers__pb2.PurgeCustomerResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -274,6 +295,33 @@ class CustomerService:
             '/credvault.v1.CustomerService/SetRecoveryWindow',
             credvault_dot_v1_dot_customers__pb2.SetRecoveryWindowRequest.SerializeToString,
             credvault_dot_v1_dot_customers__pb2.SetRecoveryWindowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PurgeCustomer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/credvault.v1.CustomerService/PurgeCustomer',
+            credvault_dot_v1_dot_customers__pb2.PurgeCustomerRequest.SerializeToString,
+            credvault_dot_v1_dot_customers__pb2.PurgeCustomerResponse.FromString,
             options,
             channel_credentials,
             insecure,

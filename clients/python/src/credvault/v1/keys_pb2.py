@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63redvault/v1/keys.proto\x12\x0c\x63redvault.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"p\n\nKeyVersion\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\r\n\x05state\x18\x02 \x01(\t\x12\x11\n\tdata_keys\x18\x03 \x01(\x03\x12/\n\x0brecorded_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x15\n\x13GetKeyStatusRequest\"B\n\x14GetKeyStatusResponse\x12*\n\x08versions\x18\x01 \x03(\x0b\x32\x18.credvault.v1.KeyVersion\"#\n\x10RotateKeyRequest\x12\x0f\n\x07version\x18\x01 \x01(\r\">\n\x11RotateKeyResponse\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x18\n\x10previous_version\x18\x02 \x01(\r2\xb1\x01\n\nKeyService\x12U\n\x0cGetKeyStatus\x12!.credvault.v1.GetKeyStatusRequest\x1a\".credvault.v1.GetKeyStatusResponse\x12L\n\tRotateKey\x12\x1e.credvault.v1.RotateKeyRequest\x1a\x1f.credvault.v1.RotateKeyResponseB~\n\x10\x64\x65v.credvault.v1B\tKeysProtoP\x01Z)credvault/gen/go/credvault/v1;credvaultv1\xa2\x02\x03\x43VX\xaa\x02\x0c\x43redvault.V1\xca\x02\x0c\x43redvault\\V1\xea\x02\rCredvault::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63redvault/v1/keys.proto\x12\x0c\x63redvault.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x87\x01\n\nKeyVersion\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\r\n\x05state\x18\x02 \x01(\t\x12\x11\n\tdata_keys\x18\x03 \x01(\x03\x12/\n\x0brecorded_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rcustomer_keys\x18\x05 \x01(\x03\"\x15\n\x13GetKeyStatusRequest\"\x97\x01\n\x14GetKeyStatusResponse\x12*\n\x08versions\x18\x01 \x03(\x0b\x32\x18.credvault.v1.KeyVersion\x12\x37\n\x13\x63ustomer_keys_since\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12shredded_customers\x18\x03 \x01(\x03\"#\n\x10RotateKeyRequest\x12\x0f\n\x07version\x18\x01 \x01(\r\">\n\x11RotateKeyResponse\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x18\n\x10previous_version\x18\x02 \x01(\r\"\x1b\n\x19\x45nableCustomerKeysRequest\"G\n\x1a\x45nableCustomerKeysResponse\x12)\n\x05since\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\x9a\x02\n\nKeyService\x12U\n\x0cGetKeyStatus\x12!.credvault.v1.GetKeyStatusRequest\x1a\".credvault.v1.GetKeyStatusResponse\x12L\n\tRotateKey\x12\x1e.credvault.v1.RotateKeyRequest\x1a\x1f.credvault.v1.RotateKeyResponse\x12g\n\x12\x45nableCustomerKeys\x12\'.credvault.v1.EnableCustomerKeysRequest\x1a(.credvault.v1.EnableCustomerKeysResponseB~\n\x10\x64\x65v.credvault.v1B\tKeysProtoP\x01Z)credvault/gen/go/credvault/v1;credvaultv1\xa2\x02\x03\x43VX\xaa\x02\x0c\x43redvault.V1\xca\x02\x0c\x43redvault\\V1\xea\x02\rCredvault::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,16 +33,20 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'credvault.v1.keys_pb2', _gl
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\020dev.credvault.v1B\tKeysProtoP\001Z)credvault/gen/go/credvault/v1;credvaultv1\242\002\003CVX\252\002\014Credvault.V1\312\002\014Credvault\\V1\352\002\rCredvault::V1'
-  _globals['_KEYVERSION']._serialized_start=74
-  _globals['_KEYVERSION']._serialized_end=186
-  _globals['_GETKEYSTATUSREQUEST']._serialized_start=188
-  _globals['_GETKEYSTATUSREQUEST']._serialized_end=209
-  _globals['_GETKEYSTATUSRESPONSE']._serialized_start=211
-  _globals['_GETKEYSTATUSRESPONSE']._serialized_end=277
-  _globals['_ROTATEKEYREQUEST']._serialized_start=279
-  _globals['_ROTATEKEYREQUEST']._serialized_end=314
-  _globals['_ROTATEKEYRESPONSE']._serialized_start=316
-  _globals['_ROTATEKEYRESPONSE']._serialized_end=378
-  _globals['_KEYSERVICE']._serialized_start=381
-  _globals['_KEYSERVICE']._serialized_end=558
+  _globals['_KEYVERSION']._serialized_start=75
+  _globals['_KEYVERSION']._serialized_end=210
+  _globals['_GETKEYSTATUSREQUEST']._serialized_start=212
+  _globals['_GETKEYSTATUSREQUEST']._serialized_end=233
+  _globals['_GETKEYSTATUSRESPONSE']._serialized_start=236
+  _globals['_GETKEYSTATUSRESPONSE']._serialized_end=387
+  _globals['_ROTATEKEYREQUEST']._serialized_start=389
+  _globals['_ROTATEKEYREQUEST']._serialized_end=424
+  _globals['_ROTATEKEYRESPONSE']._serialized_start=426
+  _globals['_ROTATEKEYRESPONSE']._serialized_end=488
+  _globals['_ENABLECUSTOMERKEYSREQUEST']._serialized_start=490
+  _globals['_ENABLECUSTOMERKEYSREQUEST']._serialized_end=517
+  _globals['_ENABLECUSTOMERKEYSRESPONSE']._serialized_start=519
+  _globals['_ENABLECUSTOMERKEYSRESPONSE']._serialized_end=590
+  _globals['_KEYSERVICE']._serialized_start=593
+  _globals['_KEYSERVICE']._serialized_end=875
 # @@protoc_insertion_point(module_scope)

@@ -46,6 +46,11 @@ class KeyServiceStub:
                 request_serializer=credvault_dot_v1_dot_keys__pb2.RotateKeyRequest.SerializeToString,
                 response_deserializer=credvault_dot_v1_dot_keys__pb2.RotateKeyResponse.FromString,
                 _registered_method=True)
+        self.EnableCustomerKeys = channel.unary_unary(
+                '/credvault.v1.KeyService/EnableCustomerKeys',
+                request_serializer=credvault_dot_v1_dot_keys__pb2.EnableCustomerKeysRequest.SerializeToString,
+                response_deserializer=credvault_dot_v1_dot_keys__pb2.EnableCustomerKeysResponse.FromString,
+                _registered_method=True)
 
 
 class KeyServiceServicer:
@@ -72,6 +77,17 @@ class KeyServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EnableCustomerKeys(self, request, context):
+        """EnableCustomerKeys seals new secrets under per-customer keys from now on (every instance
+        follows within a second; every instance must run a build that reads them first), and the
+        servers move stored data keys under their customers' keys in the background (see
+        docs/design/customer-keys.md). A database created by such a build has them from the start.
+        Audited as `customer_keys_enabled`; enabling them again changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KeyServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -84,6 +100,11 @@ def add_KeyServiceServicer_to_server(servicer, server):
                     servicer.RotateKey,
                     request_deserializer=credvault_dot_v1_dot_keys__pb2.RotateKeyRequest.FromString,
                     response_serializer=credvault_dot_v1_dot_keys__pb2.RotateKeyResponse.SerializeToString,
+            ),
+            'EnableCustomerKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.EnableCustomerKeys,
+                    request_deserializer=credvault_dot_v1_dot_keys__pb2.EnableCustomerKeysRequest.FromString,
+                    response_serializer=credvault_dot_v1_dot_keys__pb2.EnableCustomerKeysResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -142,6 +163,33 @@ class KeyService:
             '/credvault.v1.KeyService/RotateKey',
             credvault_dot_v1_dot_keys__pb2.RotateKeyRequest.SerializeToString,
             credvault_dot_v1_dot_keys__pb2.RotateKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EnableCustomerKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/credvault.v1.KeyService/EnableCustomerKeys',
+            credvault_dot_v1_dot_keys__pb2.EnableCustomerKeysRequest.SerializeToString,
+            credvault_dot_v1_dot_keys__pb2.EnableCustomerKeysResponse.FromString,
             options,
             channel_credentials,
             insecure,
