@@ -29,7 +29,8 @@ import http.client
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CREDVAULT = ROOT / "target" / "release" / "credvault"
+# CREDVAULT_BIN measures another build (an older commit's, for a before/after in one sitting).
+CREDVAULT = Path(os.environ.get("CREDVAULT_BIN", ROOT / "target" / "release" / "credvault"))
 LUA = ROOT / "bench" / "lua"
 DURATION = int(os.environ.get("DURATION", "20"))
 WARMUP = int(os.environ.get("WARMUP", "5"))

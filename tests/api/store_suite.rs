@@ -898,8 +898,25 @@ async fn customer_keys_are_added_once_rewrapped_destroyed_and_counted(backend: B
     ring.open_customer_key(owners[0], &rewrapped.bytes).expect("the rewrapped key opens");
     assert_eq!(store.customer_key_counts().await.unwrap().by_version, [(1, 2), (2, 1)]);
 
+    // One secret sealed before customer keys (under master-key version 1), one under the key.
+    let legacy = created(insert(store.as_ref(), credential(owners[0], "Legacy", b"under v1")).await.unwrap());
+    let modern = NewCredential { key_version: None, ..credential(owners[0], "Modern", b"under the key") };
+    let modern = created(insert(store.as_ref(), modern).await.unwrap());
     let purged = audit(AuditAction::CustomerPurged, owners[0], None);
     store.destroy_customer_key(owners[0], purged.clone(), now).await.unwrap();
+    let sealed = |id| {
+        let store = store.clone();
+        async move {
+            let found = store.fetch_sealed(CredentialSelector::Id(id), Some(1)).await.unwrap().unwrap();
+            found.version.unwrap().sealed
+        }
+    };
+    assert_eq!(
+        sealed(legacy.id).await,
+        None,
+        "ciphertext under a master key is destroyed with the customer key"
+    );
+    assert_eq!(sealed(modern.id).await.as_deref(), Some(&b"under the key"[..]), "unreadable without the key");
     assert!(matches!(
         store.destroy_customer_key(owners[0], purged.clone(), now).await,
         Err(StoreError::Conflict(_))
@@ -926,6 +943,50 @@ async fn customer_keys_are_added_once_rewrapped_destroyed_and_counted(backend: B
     );
     let events = store.list_audit(&audit_filter(Some(owners[0]), None)).await.unwrap();
     assert_eq!(events.iter().filter(|e| e.action == "customer_purged").count(), 1);
+    let purged: Vec<CustomerId> =
+        store.purged_customers().await.unwrap().into_iter().map(|(c, _)| c).collect();
+    assert_eq!(purged.len(), 2);
+    assert!(purged.contains(&owners[0]) && purged.contains(&keyless.id), "{purged:?}");
+    // A purged customer stays cancelled.
+    let back = store
+        .set_customer_status(
+            keyless.id,
+            CustomerStatus::Active,
+            audit(AuditAction::Updated, keyless.id, None),
+            &deleted_audit,
+            now,
+        )
+        .await;
+    assert!(matches!(back, Err(StoreError::FailedPrecondition(_))), "{back:?}");
+
+    // A cancelled customer's purge falls due its recovery window after its cancellation.
+    let leaving = customer();
+    store.ensure_customer(&leaving).await.unwrap();
+    assert_eq!(store.purge_due_at(leaving.id).await.unwrap(), None, "not cancelled");
+    assert!(matches!(store.purge_due_at(CustomerId::new_random()).await, Err(StoreError::NotFound(_))));
+    let window = std::time::Duration::from_secs(60);
+    store
+        .set_recovery_window(leaving.id, window, audit(AuditAction::Updated, leaving.id, None), now)
+        .await
+        .unwrap();
+    store
+        .set_customer_status(
+            leaving.id,
+            CustomerStatus::Cancelled,
+            audit(AuditAction::Updated, leaving.id, None),
+            &deleted_audit,
+            now,
+        )
+        .await
+        .unwrap();
+    let due = store.purge_due_at(leaving.id).await.unwrap().expect("cancelled");
+    assert!((due - now - time::Duration::seconds(60)).abs() < time::Duration::milliseconds(1), "{due}");
+    assert_eq!(store.customers_due_for_purge(now, 10).await.unwrap(), []);
+    let later = now + time::Duration::seconds(61);
+    assert_eq!(store.customers_due_for_purge(later, 10).await.unwrap(), [leaving.id]);
+    let purge_audit = audit(AuditAction::CustomerPurged, leaving.id, None);
+    store.destroy_customer_key(leaving.id, purge_audit, later).await.unwrap();
+    assert_eq!(store.customers_due_for_purge(later, 10).await.unwrap(), [], "purged once");
 
     // A new database seals under customer keys from the start; enabling them again changes nothing.
     let since = store.customer_keys_since().await.unwrap().expect("on in a new database");

@@ -143,15 +143,21 @@ impl Vault {
         binding: &Binding,
         sealed: &[u8],
     ) -> Result<SecretPayload, VaultError> {
+        use customer_keys::Unusable;
+        // A purged customer's secret is refused as such; anything else that keeps it shut is
+        // tampering or corruption, audited below.
         let plaintext = match wrapping(sealed) {
             Ok(Wrapping::Customer) => match self.customer_key(binding.customer_id, false).await {
-                Ok(key) => key.open(binding, sealed),
-                Err(customer_keys::Unusable::Broken(e)) => Err(e),
+                Ok(key) => key.open(binding, sealed).map_err(|e| e.to_string()),
+                Err(Unusable::Broken(e)) => Err(format!("its customer's key does not open: {e}")),
+                Err(Unusable::Missing) => {
+                    Err("it is sealed under a customer key that was never stored".into())
+                }
                 Err(unusable) => return Err(unusable.into_error(binding.customer_id)),
             },
-            _ => self.keyring.open(binding, sealed),
+            _ => self.keyring.open(binding, sealed).map_err(|e| e.to_string()),
         };
-        let opened = plaintext.map_err(|e| e.to_string()).and_then(|plaintext| {
+        let opened = plaintext.and_then(|plaintext| {
             SecretPayload::from_plaintext(&plaintext).map_err(|_| "sealed payload is not a secret".into())
         });
         match opened {
