@@ -2,10 +2,10 @@
 //! [`Verifier`], each making the provider's cheapest identity call. The only place provider
 //! HTTP lives.
 //!
-//! Outcomes are three-way ([`VerifyOutcome`]): a timeout, a 5xx, a network or TLS failure, or an
-//! unreadable answer is `Unreachable`, never `Invalid`. Transient failures are retried a bounded
-//! number of times with backoff, all within one total time limit. No secret appears in any
-//! outcome, error or log line.
+//! Outcomes are three-way ([`VerifyOutcome`]): a timeout, a 5xx, a 429, a network or TLS
+//! failure, or an unreadable answer is `Unreachable`, never `Invalid`. Transient failures are
+//! retried a bounded number of times with backoff (a 429's `Retry-After` is honoured), all within
+//! one total time limit. No secret appears in any outcome, error or log line.
 
 mod aws;
 mod azure;
@@ -74,7 +74,7 @@ pub struct Verifiers {
 
 impl Verifiers {
     pub fn new(settings: &VerifySettings) -> Result<Self, String> {
-        let http = http::Http::new(settings.retries)?;
+        let http = http::Http::new(settings.retries, settings.timeout)?;
         let trim = |url: &str| url.trim_end_matches('/').to_owned();
         Ok(Self {
             vultr: vultr::VultrVerifier::new(http.clone(), trim(&settings.vultr_api_url)),

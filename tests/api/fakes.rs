@@ -35,6 +35,8 @@ pub enum Mode {
     Hang,
     /// 200 with a body that is not the provider's format.
     Malformed,
+    /// 429 with `Retry-After: secs`, for the next `times` requests; then normal again.
+    RateLimited { secs: u64, times: usize },
 }
 
 #[derive(Clone)]
@@ -143,6 +145,15 @@ async fn misbehave(state: &FakeState) -> Option<Response> {
             None
         }
         Mode::Malformed => Some((StatusCode::OK, "<html>not what you expected").into_response()),
+        Mode::RateLimited { secs, times } => {
+            let left = times.saturating_sub(1);
+            *state.mode.lock().unwrap() =
+                if left == 0 { Mode::Normal } else { Mode::RateLimited { secs, times: left } };
+            Some(
+                (StatusCode::TOO_MANY_REQUESTS, [("retry-after", secs.to_string())], "slow down")
+                    .into_response(),
+            )
+        }
     }
 }
 

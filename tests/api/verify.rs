@@ -223,6 +223,28 @@ async fn transient_failures_are_retried_a_bounded_number_of_times() {
 }
 
 #[tokio::test]
+async fn a_429_is_retried_after_the_wait_it_asks_for_and_never_past_the_time_limit() {
+    let fakes = Fakes::start().await;
+    let app = spawn(Backend::Sqlite, &fakes, Duration::from_secs(5), 2).await;
+    fakes.set_mode(Mode::RateLimited { secs: 1, times: 1 });
+    let (before, started) = (fakes.requests(), Instant::now());
+    let answer = verify_inline(&app, vultr(VULTR_KEY)).await.unwrap();
+    assert_eq!(answer.outcome, pb::VerifyOutcome::Valid as i32, "{}", answer.reason);
+    assert!(started.elapsed() >= Duration::from_secs(1), "retried before the second it asked for");
+    assert_eq!(fakes.requests() - before, 2);
+
+    // Asked to wait longer than a verification may take: answered at once, not retried.
+    fakes.set_mode(Mode::RateLimited { secs: 30, times: 5 });
+    let (before, started) = (fakes.requests(), Instant::now());
+    let answer = verify_inline(&app, vultr(VULTR_KEY)).await.unwrap();
+    assert_eq!(answer.outcome, pb::VerifyOutcome::Unreachable as i32, "{}", answer.reason);
+    assert!(answer.reason.contains("HTTP 429, retry after 30 s"), "{}", answer.reason);
+    assert!(answer.reason.contains("nothing was concluded"), "{}", answer.reason);
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    assert_eq!(fakes.requests() - before, 1);
+}
+
+#[tokio::test]
 async fn a_hang_is_cut_off_at_the_time_limit() {
     let fakes = Fakes::start().await;
     let app = spawn(Backend::Sqlite, &fakes, Duration::from_millis(700), 5).await;
