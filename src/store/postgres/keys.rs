@@ -150,12 +150,15 @@ impl KeyStore for PostgresStore {
     ) -> Result<Vec<WrappedDataKey>, StoreError> {
         let (id, version) = after.map_or((Uuid::nil(), 0), |(id, v)| (*id.as_uuid(), i64::from(v)));
         let rows = sqlx::query(
+            // The page first, then its credentials: joined before the LIMIT, the planner merges
+            // with every credential up to the cursor, so each page cost more than the last.
             "SELECT v.credential_id, c.customer_id, c.provider, v.version::bigint AS version, \
              v.key_version::bigint AS key_version, v.encrypted_credentials \
-             FROM credential_versions v JOIN cloud_credentials c ON c.id = v.credential_id \
-             WHERE (v.credential_id, v.version) > ($1, $2) \
-             AND v.key_version IS NOT NULL AND v.key_version <> $3 AND v.encrypted_credentials IS NOT NULL \
-             ORDER BY v.credential_id, v.version LIMIT $4",
+             FROM (SELECT credential_id, version, key_version, encrypted_credentials FROM credential_versions \
+                   WHERE (credential_id, version) > ($1, $2) \
+                   AND key_version IS NOT NULL AND key_version <> $3 AND encrypted_credentials IS NOT NULL \
+                   ORDER BY credential_id, version LIMIT $4) v \
+             JOIN cloud_credentials c ON c.id = v.credential_id ORDER BY v.credential_id, v.version",
         )
         .bind(id)
         .bind(version)

@@ -163,11 +163,13 @@ impl KeyStore for SqliteStore {
     ) -> Result<Vec<WrappedDataKey>, StoreError> {
         let (id, version) = after.map_or((String::new(), 0), |(id, v)| (id.to_string(), i64::from(v)));
         let rows = sqlx::query(
+            // The page first, then its credentials (as on PostgreSQL, whose planner needs it).
             "SELECT v.credential_id, c.customer_id, c.provider, v.version, v.key_version, v.encrypted_credentials \
-             FROM credential_versions v JOIN cloud_credentials c ON c.id = v.credential_id \
-             WHERE (v.credential_id, v.version) > (?1, ?2) \
-             AND v.key_version IS NOT NULL AND v.key_version <> ?3 AND v.encrypted_credentials IS NOT NULL \
-             ORDER BY v.credential_id, v.version LIMIT ?4",
+             FROM (SELECT credential_id, version, key_version, encrypted_credentials FROM credential_versions \
+                   WHERE (credential_id, version) > (?1, ?2) \
+                   AND key_version IS NOT NULL AND key_version <> ?3 AND encrypted_credentials IS NOT NULL \
+                   ORDER BY credential_id, version LIMIT ?4) v \
+             JOIN cloud_credentials c ON c.id = v.credential_id ORDER BY v.credential_id, v.version",
         )
         .bind(id)
         .bind(version)
