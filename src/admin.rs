@@ -201,7 +201,7 @@ async fn reapply_purges(
         for (customer, at) in purged {
             let details = format!(
                 "customer's key destroyed again after a restore from a backup taken before its purge (at {})",
-                at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+                crate::domain::rfc3339(*at)
             );
             let audit =
                 operator.audit(crate::domain::AuditAction::CustomerPurged, Some(*customer), None, details);

@@ -194,6 +194,12 @@ impl PageCursor {
     }
 }
 
+/// A time as RFC 3339 text (`2026-12-07T01:32:50.5Z`), as answers and messages show it.
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .expect("every OffsetDateTime formats as RFC 3339")
+}
+
 /// Microseconds since the Unix epoch: the precision timestamps are stored with.
 pub fn unix_micros(t: OffsetDateTime) -> i64 {
     // Every OffsetDateTime (years -9999..=9999) fits: i64 microseconds span ±292,000 years.

@@ -4,8 +4,6 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
@@ -123,9 +121,7 @@ pub(super) struct Credential {
     pub(super) purged_at: Option<String>,
 }
 
-pub(super) fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).expect("every OffsetDateTime formats as RFC 3339")
-}
+pub(super) use crate::domain::rfc3339;
 
 impl From<CredentialMetadata> for Credential {
     fn from(c: CredentialMetadata) -> Self {

@@ -5,11 +5,10 @@
 //! window.
 
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::access::authorize_all_customers;
 use super::{RequestContext, Vault, VaultError};
-use crate::domain::{AuditAction, CustomerId, Principal, Scope};
+use crate::domain::{AuditAction, CustomerId, Principal, Scope, rfc3339};
 use crate::store::StoreError;
 
 /// Customers the purger destroys the keys of per pass, at most.
@@ -22,10 +21,6 @@ pub struct CustomerPurged {
     pub purged_at: OffsetDateTime,
     /// Whether it was purged before its recovery window ended.
     pub forced: bool,
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
 }
 
 impl Vault {

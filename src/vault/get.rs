@@ -52,12 +52,12 @@ impl Vault {
         // A version disabled or destroyed between the read and the use fails the use's claim:
         // read again, once; a second such change in that window is answered as a conflict.
         for attempt in 0..2 {
-            let found = match selector {
+            let (found, owner) = match selector {
                 CredentialSelector::Preferred { customer_id, .. } => {
                     if attempt == 0 {
                         self.authorize(&ctx, Scope::SecretsRead, Some(customer_id), None, ATTEMPT).await?;
                     }
-                    self.store.fetch_sealed(selector, version).await?
+                    (self.store.fetch_sealed(selector, version).await?, Some(customer_id))
                 }
                 CredentialSelector::Id(id) => {
                     let found = self.store.fetch_sealed(selector, version).await?;
@@ -68,11 +68,11 @@ impl Vault {
                     };
                     self.authorize_credential(&ctx, Scope::SecretsRead, id, owner, ATTEMPT, || missing(id))
                         .await?;
-                    found
+                    (found, owner)
                 }
             };
             let Some(found) = found else {
-                return Err(self.not_found(selector).await?);
+                return Err(self.not_found(selector, owner).await?);
             };
             if !found.customer_status.in_good_standing() {
                 return Err(self.refuse_for_standing(&ctx, &found.metadata, found.customer_status).await);
@@ -136,12 +136,17 @@ impl Vault {
         VaultError::FailedPrecondition(reason)
     }
 
-    /// Why nothing was found, for a caller authorized for the customer: a purged customer's
-    /// credential or customer is FAILED_PRECONDITION saying so; anything else NOT_FOUND.
-    async fn not_found(&self, selector: CredentialSelector) -> Result<VaultError, VaultError> {
+    /// Why nothing was found, for a caller authorized for `owner` (the customer asked for, or
+    /// the one a deleted credential belongs to): a purged customer's credential or customer is
+    /// FAILED_PRECONDITION saying so; anything else NOT_FOUND.
+    async fn not_found(
+        &self,
+        selector: CredentialSelector,
+        owner: Option<crate::domain::CustomerId>,
+    ) -> Result<VaultError, VaultError> {
         Ok(match selector {
-            CredentialSelector::Id(id) => match self.store.find_credential(id).await? {
-                Some(credential) => self.purged(credential.customer_id).await?.unwrap_or_else(|| missing(id)),
+            CredentialSelector::Id(id) => match owner {
+                Some(owner) => self.purged(owner).await?.unwrap_or_else(|| missing(id)),
                 None => missing(id),
             },
             CredentialSelector::Preferred { customer_id, provider } => {

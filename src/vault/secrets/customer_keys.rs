@@ -125,7 +125,7 @@ impl Unusable {
 pub(super) fn shredded(customer: CustomerId, at: OffsetDateTime) -> VaultError {
     VaultError::FailedPrecondition(format!(
         "customer {customer} was purged at {}: its key was destroyed, so its secrets can never be opened again",
-        at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+        crate::domain::rfc3339(at)
     ))
 }
 
