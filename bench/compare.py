@@ -167,7 +167,8 @@ class Credvault:
 
     def __init__(self, name, url, work, pg):
         self.name, self.pg = name, pg
-        self.env = dict(os.environ, RUST_LOG="warn")
+        # No scheduled verification: the peers do none, and the seeded keys are not real.
+        self.env = dict(os.environ, RUST_LOG="warn", CREDVAULT_REVERIFY_INTERVAL="off")
         self.env["CREDENTIAL_ENCRYPTION_KEY"] = subprocess.run(
             [str(CREDVAULT), "keygen"], check=True, capture_output=True, text=True).stdout.strip()
         cli = lambda *a: subprocess.run([str(CREDVAULT), *a, "--database-url", url], env=self.env, check=True,

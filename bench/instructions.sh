@@ -21,7 +21,7 @@ customer=$("$BIN" customer create --email instructions@example.com --company-nam
 token=$("$BIN" token create --name instructions --scopes '*' --customer '*' 2>/dev/null)
 GRPC=${GRPC_PORT:-50199}
 HTTP=${HTTP_PORT:-8199}
-valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out" \
+CREDVAULT_REVERIFY_INTERVAL=off valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out" \
     "$BIN" serve --grpc-addr "127.0.0.1:$GRPC" --http-addr "127.0.0.1:$HTTP" 2>"$WORK/valgrind.log" &
 PID=$!
 until curl -fs "http://127.0.0.1:$HTTP/readyz" >/dev/null; do sleep 0.5; done

@@ -82,6 +82,8 @@ pub struct ServeArgs {
     pub pool: PoolArgs,
     #[command(flatten)]
     pub verify: VerifyArgs,
+    #[command(flatten)]
+    pub verification: VerificationArgs,
 }
 
 /// Where the providers' APIs are (tests, sovereign clouds, private endpoints) and how long to
@@ -382,11 +384,16 @@ pub struct Config {
     pub rewrap_rate: Option<std::num::NonZeroU32>,
     pub pool: PoolSettings,
     pub verify: VerifySettings,
+    /// How verification answers are judged.
+    pub verification: crate::vault::VerificationPolicy,
+    /// How the scheduled re-verification paces itself.
+    pub reverify: crate::jobs::ReverifySettings,
 }
 
 impl Config {
     /// Validates the flags. `env_key` is the value of `CREDENTIAL_ENCRYPTION_KEY`, if set.
     pub fn from_args(args: ServeArgs, env_key: Option<SecretString>) -> Result<Self, ConfigError> {
+        let (verification, reverify) = args.verification.validate()?;
         let grpc_addr = socket_addr(&args.grpc_addr, "CREDVAULT_GRPC_ADDR / --grpc-addr", DEFAULT_GRPC_ADDR)?;
         let http_addr = socket_addr(&args.http_addr, "CREDVAULT_HTTP_ADDR / --http-addr", DEFAULT_HTTP_ADDR)?;
         let dashboard_origin = args.dashboard_origin.as_deref().map(origin).transpose()?;
@@ -440,6 +447,8 @@ impl Config {
             rewrap_rate: std::num::NonZeroU32::new(args.rewrap_rate),
             pool: args.pool.validate()?,
             verify: args.verify.validate()?,
+            verification,
+            reverify,
         })
     }
 
@@ -592,3 +601,6 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
 
 #[cfg(test)]
 mod tests;
+mod verification;
+
+pub use verification::VerificationArgs;

@@ -25,6 +25,11 @@ pub const AUDIT_CHAIN_LAG: &str = "credvault_audit_chain_lag_seconds";
 pub const AUDIT_CHAINED: &str = "credvault_audit_chained_rows_total";
 /// Verifications by provider and outcome (valid, invalid, unreachable).
 pub const VERIFICATIONS: &str = "credvault_verifications_total";
+/// Active credentials by verification state (unverified, verified, invalid, failing), as the
+/// scheduler last counted them.
+pub const CREDENTIALS_BY_VERIFICATION: &str = "credvault_credentials_by_verification_state";
+/// Scheduled verifications put off because a provider asked to be left alone (HTTP 429).
+pub const VERIFICATIONS_DEFERRED: &str = "credvault_verifications_deferred_total";
 /// Keys the rewrap has still to move (as of its pass): customer keys to the current master-key
 /// version, data keys under their customer's key (or, before customer keys, to that version).
 /// The names predate customer keys.
@@ -80,6 +85,14 @@ fn describe() {
     metrics::describe_counter!(
         VERIFICATIONS,
         "checks of a credential against its provider, by provider and outcome (valid, invalid, unreachable)"
+    );
+    metrics::describe_gauge!(
+        CREDENTIALS_BY_VERIFICATION,
+        "active credentials by verification state (unverified, verified, invalid, failing), as last counted"
+    );
+    metrics::describe_counter!(
+        VERIFICATIONS_DEFERRED,
+        "scheduled verifications put off by provider because the provider asked to wait (HTTP 429 Retry-After)"
     );
     metrics::describe_gauge!(
         REWRAP_REMAINING,

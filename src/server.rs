@@ -53,6 +53,7 @@ pub struct App {
     audit_chain_interval: Duration,
     purge_interval: Duration,
     rewrap_rate: Option<std::num::NonZeroU32>,
+    reverify: crate::jobs::ReverifySettings,
     /// How long a readiness probe may wait for the database.
     probe_limit: Duration,
     vault: Vault,
@@ -90,7 +91,8 @@ impl App {
         let verifiers = Arc::new(Verifiers::new(&config.verify).map_err(StartError::Serve)?);
         let vault = Vault::new(store, keyring, verifiers)
             .with_token_cache_ttl(config.token_cache_ttl)
-            .with_trusted_proxies(config.trusted_proxies.clone());
+            .with_trusted_proxies(config.trusted_proxies.clone())
+            .with_verification_policy(config.verification);
         let mut dev_token = None;
         match vault.prepare().await {
             Ok(()) => {
@@ -123,6 +125,7 @@ impl App {
             audit_chain_interval: config.audit_chain_interval,
             purge_interval: config.purge_interval,
             rewrap_rate: config.rewrap_rate,
+            reverify: config.reverify,
             probe_limit: config.pool.connect_timeout + Duration::from_secs(1),
             vault,
             dev: config.dev,
@@ -223,6 +226,7 @@ impl App {
                 keys: KEY_WATCH_EVERY,
             },
             self.rewrap_rate,
+            self.reverify,
         );
         let final_seal = self.vault.clone();
         tracing::info!(grpc_addr = %self.grpc_addr, http_addr = %self.http_addr, "credvault listening");

@@ -21,6 +21,7 @@ fn args() -> ServeArgs {
         rewrap_rate: 0,
         pool: PoolArgs::default(),
         verify: VerifyArgs::default(),
+        verification: VerificationArgs::default(),
     }
 }
 

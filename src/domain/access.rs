@@ -246,6 +246,11 @@ impl Principal {
         Principal { name: TokenName::from_stored("rewrap".into()), ..Self::operator() }
     }
 
+    /// Scheduled re-verification, as the audit log names it.
+    pub fn verifier() -> Self {
+        Principal { name: TokenName::from_stored("verifier".into()), ..Self::operator() }
+    }
+
     /// The operator at a terminal (`credvault` CLI commands): every scope, every customer.
     pub fn operator() -> Self {
         Principal {

@@ -33,10 +33,12 @@ pub enum AuditAction {
     CustomerKeysEnabled,
     /// A customer's key was destroyed: every copy of its secrets' ciphertext is unreadable.
     CustomerPurged,
+    /// A credential's verifications failed often enough in a row that it is marked failing.
+    VerificationFailed,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 19] = [
+    pub const ALL: [AuditAction; 20] = [
         AuditAction::Created,
         AuditAction::Updated,
         AuditAction::Deleted,
@@ -56,6 +58,7 @@ impl AuditAction {
         AuditAction::KeyRetired,
         AuditAction::CustomerKeysEnabled,
         AuditAction::CustomerPurged,
+        AuditAction::VerificationFailed,
     ];
 
     pub fn parse(name: &str) -> Option<Self> {
@@ -83,6 +86,7 @@ impl AuditAction {
             AuditAction::KeyRetired => "key_retired",
             AuditAction::CustomerKeysEnabled => "customer_keys_enabled",
             AuditAction::CustomerPurged => "customer_purged",
+            AuditAction::VerificationFailed => "verification_failed",
         }
     }
 }

@@ -5,7 +5,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use time::OffsetDateTime;
 
-use super::{CredentialId, CustomerId, Etag, FieldViolation, Permission, Provider, VersionNumber};
+use super::{
+    CredentialId, CustomerId, Etag, FieldViolation, Permission, Provider, VerificationState,
+    VerificationStatus, VersionNumber,
+};
 
 /// The customer's name for a credential: 1 to 255 characters, no control characters, trimmed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +128,28 @@ pub struct CredentialMetadata {
     pub purge_at: Option<OffsetDateTime>,
     /// When every version was destroyed; a purged credential cannot be restored.
     pub purged_at: Option<OffsetDateTime>,
+    /// What verifying the current version has established.
+    pub verification: VerificationStatus,
+}
+
+impl CredentialMetadata {
+    /// Where the credential stands with its provider.
+    pub fn verification_state(&self) -> VerificationState {
+        if self.verification.failing_since.is_some() {
+            VerificationState::Failing
+        } else if self.is_verified {
+            VerificationState::Verified
+        } else if self.last_verified_at.is_some() {
+            VerificationState::Invalid
+        } else {
+            VerificationState::Unverified
+        }
+    }
+
+    /// Whether the last verification found something a security reviewer should see.
+    pub fn is_risky(&self) -> bool {
+        !self.verification.findings.is_empty()
+    }
 }
 
 /// Which credentials a List returns.
@@ -224,6 +249,10 @@ pub struct ProviderSummary {
     pub disabled: i64,
     /// Deleted credentials not purged yet: restorable until their purge is due.
     pub pending_deletion: i64,
+    /// Active credentials marked failing (invalid several times in a row).
+    pub failing: i64,
+    /// Active credentials whose last verification had findings.
+    pub risky: i64,
     pub credentials: Vec<CredentialMetadata>,
 }
 
@@ -243,6 +272,8 @@ impl Summary {
                         verified: 0,
                         disabled: 0,
                         pending_deletion: 0,
+                        failing: 0,
+                        risky: 0,
                         credentials: Vec::new(),
                     });
                     providers.len() - 1
@@ -254,6 +285,10 @@ impl Summary {
             entry.verified += i64::from(credential.is_active && credential.is_verified);
             entry.disabled += i64::from(credential.is_active && credential.current_version.is_none());
             entry.pending_deletion += i64::from(!credential.is_active && credential.purged_at.is_none());
+            entry.failing += i64::from(
+                credential.is_active && credential.verification_state() == VerificationState::Failing,
+            );
+            entry.risky += i64::from(credential.is_active && credential.is_risky());
             entry.credentials.push(credential);
         }
         providers.sort_by_key(|p| p.provider);

@@ -31,7 +31,9 @@ pub use network::TrustedProxies;
 pub use provider::{Permission, Provider};
 pub use secret::{MAX_SECRET_BYTES, SecretPayload};
 pub use selector::CredentialSelector;
-pub use verification::{Verification, VerifyOutcome};
+pub use verification::{
+    Finding, Verification, VerificationRecord, VerificationState, VerificationStatus, VerifyOutcome,
+};
 pub use version::{Etag, VersionChange, VersionCursor, VersionMetadata, VersionNumber, VersionState};
 pub use violation::{FieldViolation, QUOTED_CHARS, quoted, shortened, shortened_to};
 

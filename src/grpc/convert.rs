@@ -5,8 +5,8 @@ use prost_types::Timestamp;
 use time::OffsetDateTime;
 
 use crate::domain::{
-    CredentialMetadata, FieldViolation, Permission, Provider, ProviderSummary, SecretPayload, Summary,
-    VerifyOutcome, VersionMetadata, VersionState,
+    CredentialMetadata, FieldViolation, Finding, Permission, Provider, ProviderSummary, SecretPayload,
+    Summary, VerificationState, VerifyOutcome, VersionMetadata, VersionState,
 };
 use crate::proto as pb;
 use crate::vault::Verified;
@@ -138,6 +138,12 @@ pub(super) fn timestamp(t: OffsetDateTime) -> Timestamp {
 }
 
 pub(super) fn credential_to_proto(c: CredentialMetadata) -> pb::Credential {
+    let verification_state = match c.verification_state() {
+        VerificationState::Unverified => pb::VerificationState::Unverified,
+        VerificationState::Verified => pb::VerificationState::Verified,
+        VerificationState::Invalid => pb::VerificationState::Invalid,
+        VerificationState::Failing => pb::VerificationState::Failing,
+    };
     pb::Credential {
         id: c.id.to_string(),
         customer_id: c.customer_id.to_string(),
@@ -159,7 +165,16 @@ pub(super) fn credential_to_proto(c: CredentialMetadata) -> pb::Credential {
         etag: c.etag.to_string(),
         scheduled_purge_at: c.purge_at.map(timestamp),
         purged_at: c.purged_at.map(timestamp),
+        verification_state: verification_state as i32,
+        consecutive_failures: c.verification.failures,
+        failing_since: c.verification.failing_since.map(timestamp),
+        identity: c.verification.identity.into_iter().collect(),
+        findings: c.verification.findings.into_iter().map(finding_to_proto).collect(),
     }
+}
+
+fn finding_to_proto(f: Finding) -> pb::Finding {
+    pb::Finding { code: f.code, detail: f.detail }
 }
 
 pub(super) fn version_to_proto(v: VersionMetadata) -> pb::CredentialVersion {
@@ -189,7 +204,8 @@ pub(super) fn verification_to_proto(verified: Verified) -> pb::VerifyResponse {
         outcome: outcome as i32,
         reason: v.reason,
         identity: v.identity.into_iter().collect(),
-        warnings: v.warnings,
+        warnings: v.findings.iter().map(|f| f.detail.clone()).collect(),
+        findings: v.findings.into_iter().map(finding_to_proto).collect(),
         credential: verified.credential.map(credential_to_proto),
     }
 }
@@ -210,6 +226,8 @@ fn provider_summary_to_proto(p: ProviderSummary) -> pb::ProviderSummary {
         verified: p.verified,
         disabled: p.disabled,
         pending_deletion: p.pending_deletion,
+        failing: p.failing,
+        risky: p.risky,
         credentials: p.credentials.into_iter().map(credential_to_proto).collect(),
     }
 }

@@ -1,18 +1,22 @@
 //! The server's background workers: sealing new audit rows onto the chain ([`audit_chain`]),
 //! purging deleted credentials whose recovery window ended ([`purger`]), and following the
-//! current master-key version and rewrapping data keys to it ([`keys`]). Every instance runs
+//! current master-key version and rewrapping data keys to it ([`keys`]), and verifying every
+//! credential again on schedule ([`reverify`]). Every instance runs
 //! each; each is safe beside the same job of other instances on one database. [`Jobs`] owns
 //! them: [`Jobs::stop`] lets a pass under way finish, then ends and joins every worker.
 
 mod audit_chain;
 mod keys;
 mod purger;
+mod reverify;
 
 use std::future::Future;
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+pub use reverify::ReverifySettings;
 
 use crate::vault::Vault;
 
@@ -33,7 +37,12 @@ pub struct Jobs {
 
 impl Jobs {
     /// Starts every worker; the rewrap moves at most `rewrap_rate` data keys a second.
-    pub fn start(vault: &Vault, every: Intervals, rewrap_rate: Option<std::num::NonZeroU32>) -> Self {
+    pub fn start(
+        vault: &Vault,
+        every: Intervals,
+        rewrap_rate: Option<std::num::NonZeroU32>,
+        reverify: ReverifySettings,
+    ) -> Self {
         let (stop, stopped) = watch::channel(false);
         let workers = vec![
             (
@@ -41,7 +50,8 @@ impl Jobs {
                 tokio::spawn(audit_chain::run(vault.clone(), every.audit_chain, stopped.clone())),
             ),
             ("purger", tokio::spawn(purger::run(vault.clone(), every.purge, stopped.clone()))),
-            ("keys", tokio::spawn(keys::run(vault.clone(), every.keys, rewrap_rate, stopped))),
+            ("keys", tokio::spawn(keys::run(vault.clone(), every.keys, rewrap_rate, stopped.clone()))),
+            ("reverify", tokio::spawn(reverify::run(vault.clone(), reverify, stopped))),
         ];
         Self { stop, workers }
     }

@@ -8,8 +8,8 @@ use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
 use crate::domain::{
-    CredentialMetadata, FieldViolation, Provider, SecretPayload, Summary, Verification, VerifyOutcome,
-    VersionMetadata,
+    CredentialMetadata, FieldViolation, Finding, Provider, SecretPayload, Summary, Verification,
+    VerifyOutcome, VersionMetadata,
 };
 
 /// `POST /api/v1/credentials`.
@@ -119,6 +119,36 @@ pub(super) struct Credential {
     /// When every version was destroyed; null unless purged.
     #[schema(format = DateTime)]
     pub(super) purged_at: Option<String>,
+    /// unverified, verified, invalid or failing (invalid several times in a row).
+    #[schema(example = "verified")]
+    pub(super) verification_state: String,
+    /// What the provider reported about the identity at the last valid verification (account id,
+    /// ARN, client email, tenant...). Never a secret.
+    pub(super) identity: BTreeMap<String, String>,
+    /// Findings of the last verification of the current version.
+    pub(super) findings: Vec<FindingBody>,
+    /// Invalid answers in a row since the last valid one.
+    pub(super) consecutive_failures: u32,
+    /// When the streak of invalid answers that made the credential failing began.
+    #[schema(format = DateTime)]
+    pub(super) failing_since: Option<String>,
+}
+
+/// Something a security reviewer should look at.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct FindingBody {
+    /// aws_root_user_key, vultr_manages_users, gcp_user_managed_key,
+    /// azure_subscription_not_enabled or key_age.
+    #[schema(example = "key_age")]
+    pub(super) code: String,
+    /// What was found and what to do about it.
+    pub(super) detail: String,
+}
+
+impl From<Finding> for FindingBody {
+    fn from(f: Finding) -> Self {
+        Self { code: f.code, detail: f.detail }
+    }
 }
 
 pub(super) use crate::domain::rfc3339;
@@ -146,6 +176,11 @@ impl From<CredentialMetadata> for Credential {
             etag: c.etag.to_string(),
             scheduled_purge_at: c.purge_at.map(rfc3339),
             purged_at: c.purged_at.map(rfc3339),
+            verification_state: c.verification_state().as_str().to_owned(),
+            consecutive_failures: c.verification.failures,
+            failing_since: c.verification.failing_since.map(rfc3339),
+            identity: c.verification.identity,
+            findings: c.verification.findings.into_iter().map(FindingBody::from).collect(),
         }
     }
 }
@@ -270,24 +305,22 @@ pub(super) struct Verified {
     pub(super) is_valid: bool,
     pub(super) reason: String,
     pub(super) identity: BTreeMap<String, String>,
+    /// The findings' details as plain text (see `findings` for their codes).
     pub(super) warnings: Vec<String>,
+    pub(super) findings: Vec<FindingBody>,
     /// The stored credential after verification; null for inline credentials.
     pub(super) credential: Option<Credential>,
 }
 
 impl Verified {
     pub(super) fn new(v: Verification, credential: Option<CredentialMetadata>) -> Self {
-        let outcome = match v.outcome {
-            VerifyOutcome::Valid => "valid",
-            VerifyOutcome::Invalid => "invalid",
-            VerifyOutcome::Unreachable => "unreachable",
-        };
         Self {
-            outcome: outcome.to_owned(),
+            outcome: v.outcome.as_str().to_owned(),
             is_valid: v.outcome == VerifyOutcome::Valid,
             reason: v.reason,
             identity: v.identity,
-            warnings: v.warnings,
+            warnings: v.findings.iter().map(|f| f.detail.clone()).collect(),
+            findings: v.findings.into_iter().map(FindingBody::from).collect(),
             credential: credential.map(Credential::from),
         }
     }
@@ -311,6 +344,10 @@ pub(super) struct ProviderCounts {
     pub(super) disabled: i64,
     /// Deleted credentials not purged yet (restorable).
     pub(super) pending_deletion: i64,
+    /// Active credentials whose verification failed several times in a row.
+    pub(super) failing: i64,
+    /// Active credentials whose last verification had findings.
+    pub(super) risky: i64,
     pub(super) credentials: Vec<Credential>,
 }
 
@@ -329,6 +366,8 @@ impl From<Summary> for SummaryBody {
                         verified: p.verified,
                         disabled: p.disabled,
                         pending_deletion: p.pending_deletion,
+                        failing: p.failing,
+                        risky: p.risky,
                         credentials: p.credentials.into_iter().map(Credential::from).collect(),
                     };
                     (p.provider.as_str().to_owned(), counts)

@@ -70,8 +70,8 @@ pub use versions::{NewVersion, PurgeReason, VersionAdded, VersionChanged, Versio
 use crate::domain::{
     AuditEntry, AuditEvent, AuditFilter, CredentialId, CredentialMetadata, CredentialName,
     CredentialSelector, CredentialType, Cursor, Customer, CustomerId, CustomerStatus, Etag, IdempotencyKey,
-    ListFilter, Permission, Provider, SubscriptionTier, TokenId, TokenName, TokenRecord, VersionMetadata,
-    VersionNumber, VersionState,
+    ListFilter, Permission, Provider, SubscriptionTier, TokenId, TokenName, TokenRecord, VerificationRecord,
+    VerificationState, VersionMetadata, VersionNumber, VersionState,
 };
 
 /// A credential to insert, its secret already sealed.
@@ -241,14 +241,36 @@ pub trait CredentialStore: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<Option<CredentialMetadata>, StoreError>;
 
-    /// Records a definite verification outcome with its `verified` or `failed` audit row.
+    /// Records a definite verification outcome with its `verified` or `failed` audit row: a
+    /// valid one stores its identity and findings and ends any streak of invalid ones; an
+    /// invalid one keeps the identity last reported, stores its findings and lengthens the
+    /// streak, marking the credential failing (since the streak's first failure) once the
+    /// streak reaches `record.failing_after`. Counting is atomic: of concurrent records, exactly
+    /// one sees each streak length.
     async fn record_verification(
         &self,
         id: CredentialId,
-        verified: bool,
+        record: &VerificationRecord,
         audit: AuditEntry,
-        now: OffsetDateTime,
     ) -> Result<CredentialMetadata, StoreError>;
+
+    /// Claims up to `limit` active credentials whose scheduled verification is due at `now`,
+    /// moving each one's next due time to `now` plus `interval` give or take a tenth (so that
+    /// credentials stored together spread out). An instance verifies what it claimed; other
+    /// instances do not claim it again before its next due time.
+    async fn claim_due_verifications(
+        &self,
+        now: OffsetDateTime,
+        interval: std::time::Duration,
+        limit: u32,
+    ) -> Result<Vec<(CredentialId, Provider)>, StoreError>;
+
+    /// Makes claimed credentials due at `at` instead (a provider asked to be left alone until
+    /// then, or the instance is stopping before it verified them).
+    async fn defer_verifications(&self, ids: &[CredentialId], at: OffsetDateTime) -> Result<(), StoreError>;
+
+    /// Active credentials per verification state, for `/metrics`.
+    async fn verification_state_counts(&self) -> Result<Vec<(VerificationState, i64)>, StoreError>;
 
     /// One page of metadata, newest first; returns up to `filter.page_size + 1` rows so the
     /// caller can tell whether another page follows.
@@ -314,7 +336,8 @@ pub trait CredentialStore: Send + Sync {
 pub trait VersionStore: Send + Sync {
     /// Adds a version with its `rotated` audit row; it becomes current. `NotFound` unless the
     /// credential is active and `new.customer_id`'s, `Stale` on an etag mismatch,
-    /// `VersionTaken` if `new.version` is not the next number.
+    /// `VersionTaken` if `new.version` is not the next number. What verification established
+    /// was about the old secret: it is cleared, and the credential is due for verification.
     async fn add_version(&self, new: NewVersion, audit: AuditEntry) -> Result<VersionAdded, StoreError>;
 
     /// Changes one version's state with its audit row (written only if the state changes), and

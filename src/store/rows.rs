@@ -10,8 +10,8 @@ use super::versions::VersionHead;
 use super::{ChainHead, ChainLink, SealedCredential, SealedVersion, SignedRow, StoreError};
 use crate::domain::{
     AuditEvent, CredentialId, CredentialMetadata, CredentialName, CredentialType, Customer, CustomerBinding,
-    CustomerId, CustomerStatus, Email, Etag, Permission, Provider, Scopes, SubscriptionTier, TokenId,
-    TokenName, TokenRecord, VersionMetadata, VersionNumber, VersionState,
+    CustomerId, CustomerStatus, Email, Etag, Finding, Permission, Provider, Scopes, SubscriptionTier,
+    TokenId, TokenName, TokenRecord, VerificationStatus, VersionMetadata, VersionNumber, VersionState,
 };
 
 /// One column of a stored row, read as the domain's type, in a backend's own encoding.
@@ -78,7 +78,40 @@ pub(super) fn metadata(row: &impl StoredRow) -> Result<CredentialMetadata, Store
         etag: Etag::from_revision(row.integer("revision")?),
         purge_at: row.optional_time("purge_at")?,
         purged_at: row.optional_time("purged_at")?,
+        verification: verification_status(row)?,
     })
+}
+
+/// What verifying a credential established (`verified_identity` and `verification_findings`
+/// are JSON the store wrote, see [`identity_json`] and [`findings_json`]).
+fn verification_status(row: &impl StoredRow) -> Result<VerificationStatus, StoreError> {
+    let identity = match row.optional_text("verified_identity")? {
+        Some(json) => serde_json::from_str(&json).map_err(|_| corrupt("verified identity", "(JSON)"))?,
+        None => Default::default(),
+    };
+    let findings = match row.optional_text("verification_findings")? {
+        Some(json) => serde_json::from_str(&json).map_err(|_| corrupt("verification findings", "(JSON)"))?,
+        None => Vec::new(),
+    };
+    let failures = row.integer("verification_failures")?;
+    Ok(VerificationStatus {
+        identity,
+        findings,
+        failures: u32::try_from(failures)
+            .map_err(|_| corrupt("verification failures", &failures.to_string()))?,
+        first_failed_at: row.optional_time("first_failed_at")?,
+        failing_since: row.optional_time("failing_since")?,
+    })
+}
+
+/// A verified identity as stored: a JSON object, or NULL when there is none.
+pub(super) fn identity_json(identity: &std::collections::BTreeMap<String, String>) -> Option<String> {
+    (!identity.is_empty()).then(|| serde_json::to_string(identity).expect("a map of strings serializes"))
+}
+
+/// Verification findings as stored: a JSON array, or NULL when there are none.
+pub(super) fn findings_json(findings: &[Finding]) -> Option<String> {
+    (!findings.is_empty()).then(|| serde_json::to_string(findings).expect("findings serialize"))
 }
 
 fn version_number(value: i64) -> Result<VersionNumber, StoreError> {

@@ -34,7 +34,7 @@ pub use error::{VaultError, error_chain};
 pub use secrets::{KeyState, KeyStatus, KeyVersionStatus, REWRAP_LEASE, Retired, RewrapPass, Rotated};
 pub use startup::{StartupError, adopt_current_key, prove_key};
 pub use update::CredentialChanges;
-pub use verification::{Verified, VerifyTarget};
+pub use verification::{VerificationPolicy, Verified, VerifyTarget};
 pub use versions::{NewVersionRequest, VersionPage, VersionSet, VersionStored};
 
 use crate::auth::Authenticator;
@@ -96,6 +96,8 @@ pub struct Vault {
     served: Arc<served_cache::ServedCache>,
     /// Unwrapped customer keys, and whether new secrets are sealed under them.
     customer_keys: Arc<secrets::CustomerKeys>,
+    /// How verification answers are judged.
+    verification: VerificationPolicy,
     /// Set once [`Vault::prepare`] has migrated the schema and proved the key; until then every
     /// use case answers UNAVAILABLE.
     ready: Arc<AtomicBool>,
@@ -117,6 +119,7 @@ impl Vault {
             trusted_proxies: Arc::default(),
             served: Arc::default(),
             customer_keys: Arc::default(),
+            verification: VerificationPolicy::default(),
             ready: Arc::new(AtomicBool::new(false)),
             database_ok: Arc::new(AtomicBool::new(true)),
         }

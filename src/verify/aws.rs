@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::Verifier;
 use super::http::Http;
-use crate::domain::{SecretPayload, Verification};
+use crate::domain::{Finding, SecretPayload, Verification};
 
 const BODY: &str = "Action=GetCallerIdentity&Version=2011-06-15";
 
@@ -114,20 +114,20 @@ impl Verifier for AwsVerifier {
             200 => match serde_json::from_slice::<IdentityEnvelope>(&answer.body) {
                 Ok(envelope) => {
                     let who = envelope.get_caller_identity_response.get_caller_identity_result;
-                    let mut warnings = Vec::new();
+                    let mut findings = Vec::new();
                     if who.arn.ends_with(":root") {
-                        warnings.push(
+                        findings.push(Finding::new(
+                            Finding::AWS_ROOT_USER_KEY,
                             "these are the AWS account root user's access keys: replace them with an IAM user or \
-                             role limited to read-only access, and delete the root keys"
-                                .to_owned(),
-                        );
+                             role limited to read-only access, and delete the root keys",
+                        ));
                     }
                     let identity = BTreeMap::from([
                         ("account_id".to_owned(), who.account),
                         ("arn".to_owned(), who.arn),
                         ("user_id".to_owned(), who.user_id),
                     ]);
-                    Verification::valid("AWS STS accepted the access key", identity, warnings)
+                    Verification::valid("AWS STS accepted the access key", identity, findings)
                 }
                 Err(_) => Verification::unreachable(
                     "AWS STS answered 200 with an unreadable body; nothing was concluded",

@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 use super::Verifier;
 use super::http::Http;
-use crate::domain::{SecretPayload, Verification};
+use crate::domain::{Finding, SecretPayload, Verification};
 
 const SCOPE: &str = "https://management.azure.com/.default";
 const API_VERSION: &str = "2022-12-01";
@@ -154,14 +154,17 @@ impl Verifier for AzureVerifier {
                 Ok(subscription) => {
                     identity.insert("subscription_id".to_owned(), subscription_id.clone());
                     identity.insert("subscription_name".to_owned(), subscription.display_name);
-                    let mut warnings = Vec::new();
+                    let mut findings = Vec::new();
                     if !subscription.state.is_empty() && subscription.state != "Enabled" {
-                        warnings.push(format!("subscription {subscription_id} is {}", subscription.state));
+                        findings.push(Finding::new(
+                            Finding::AZURE_SUBSCRIPTION_NOT_ENABLED,
+                            format!("subscription {subscription_id} is {}", subscription.state),
+                        ));
                     }
                     Verification::valid(
                         "Azure accepted the service principal and it can read the subscription",
                         identity,
-                        warnings,
+                        findings,
                     )
                 }
                 Err(_) => Verification::unreachable(

@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 
 use super::Verifier;
 use super::http::Http;
-use crate::domain::{SecretPayload, Verification};
+use crate::domain::{Finding, SecretPayload, Verification};
 
 /// The narrowest scope that every service account can be granted a token for.
 const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform.read-only";
@@ -105,10 +105,17 @@ impl Verifier for GcpVerifier {
                     if let Some(project) = key.project_id {
                         identity.insert("project_id".to_owned(), project);
                     }
+                    // Google-managed keys never leave Google: a JSON key is always user-managed,
+                    // the kind CIS GCP 1.4 asks to avoid or rotate.
+                    let finding = Finding::new(
+                        Finding::GCP_USER_MANAGED_KEY,
+                        "this is a user-managed service-account key (CIS GCP 1.4): prefer workload identity \
+                         or attached service accounts, or rotate it at least every 90 days",
+                    );
                     Verification::valid(
                         "Google issued an access token for the service account",
                         identity,
-                        Vec::new(),
+                        vec![finding],
                     )
                 }
                 _ => Verification::unreachable(

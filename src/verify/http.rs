@@ -76,13 +76,15 @@ impl Http {
             if retry_after.is_some_and(|wait| wait > self.max_wait) {
                 return Err(Verification::unreachable(format!(
                     "{failure}, longer than a verification may take; nothing was concluded about the credential"
-                )));
+                ))
+                .asking_to_wait(retry_after));
             }
             if attempt > self.retries {
                 let tries = if attempt == 1 { String::new() } else { format!(" after {attempt} attempts") };
                 return Err(Verification::unreachable(format!(
                     "{failure}{tries}; nothing was concluded about the credential"
-                )));
+                ))
+                .asking_to_wait(retry_after));
             }
             tracing::debug!(attempt, failure = %failure, "transient provider failure; retrying");
             tokio::time::sleep(retry_after.unwrap_or(delay)).await;

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::Verifier;
 use super::http::Http;
-use crate::domain::{SecretPayload, Verification};
+use crate::domain::{Finding, SecretPayload, Verification};
 
 pub(super) struct VultrVerifier {
     http: Http,
@@ -61,19 +61,19 @@ impl Verifier for VultrVerifier {
         match answer.status {
             StatusCode::OK => match serde_json::from_slice::<AccountResponse>(&answer.body) {
                 Ok(AccountResponse { account }) => {
-                    let mut warnings = Vec::new();
+                    let mut findings = Vec::new();
                     if account.acls.iter().any(|acl| acl == "manage_users") {
-                        warnings.push(
-                            "this Vultr key can manage users (ACL manage_users); a read-only collector does not need it"
-                                .to_owned(),
-                        );
+                        findings.push(Finding::new(
+                            Finding::VULTR_MANAGES_USERS,
+                            "this Vultr key can manage users (ACL manage_users); a read-only collector does not need it",
+                        ));
                     }
                     let identity = BTreeMap::from([
                         ("account_name".to_owned(), account.name),
                         ("account_email".to_owned(), account.email),
                         ("acls".to_owned(), account.acls.join(",")),
                     ]);
-                    Verification::valid("Vultr accepted the API key", identity, warnings)
+                    Verification::valid("Vultr accepted the API key", identity, findings)
                 }
                 Err(_) => Verification::unreachable(
                     "Vultr answered 200 with an unreadable account body; nothing was concluded",

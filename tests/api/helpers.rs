@@ -111,6 +111,10 @@ pub fn config(database_url: &str, key: &str) -> Config {
         rewrap_rate: None,
         pool: PoolSettings { connect_timeout: Duration::from_secs(2), ..PoolSettings::default() },
         verify: VerifySettings::default(),
+        verification: credvault::vault::VerificationPolicy::default(),
+        // Tests that verify on schedule turn it on (tests/api/reverify.rs); no test's call
+        // leaves the machine.
+        reverify: credvault::jobs::ReverifySettings { enabled: false, ..Default::default() },
     }
 }
 
@@ -218,6 +222,17 @@ impl TestApp {
             test_app.customer_id = test_app.create_customer().await;
         }
         Ok(test_app)
+    }
+
+    /// A second instance (see [`TestApp::another_instance`]) with the test configuration as
+    /// changed by `change`.
+    pub async fn another_instance_configured(&self, change: impl FnOnce(Config) -> Config) -> TestApp {
+        let config = change(config(&self.database_url, &self.key));
+        let mut other = TestApp::start_with(config, self.backend, tempfile::tempdir().unwrap())
+            .await
+            .expect("the second instance starts");
+        other.customer_id = self.customer_id.clone();
+        other
     }
 
     /// A second credvault instance on the same database and key (PostgreSQL: many instances

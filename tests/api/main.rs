@@ -32,6 +32,7 @@ mod preference;
 mod readme;
 mod recovery;
 mod rest;
+mod reverify;
 mod rotation;
 mod schemathesis;
 mod server;

@@ -2,14 +2,15 @@
 //! backend on a fresh database, below any server: every method of every Store trait, with exact
 //! outcomes. A new backend (or a change of the trait) proves itself here first.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use credvault::crypto::{Keyring, MasterKey};
 use credvault::domain::{
     AuditAction, AuditEntry, AuditFilter, CredentialId, CredentialMetadata, CredentialName,
-    CredentialSelector, CredentialType, CustomerBinding, CustomerId, CustomerStatus, Etag, IdempotencyKey,
-    ListFilter, PageCursor, Permission, Provider, Scopes, SubscriptionTier, TokenName, VersionChange,
-    VersionMetadata, VersionState,
+    CredentialSelector, CredentialType, CustomerBinding, CustomerId, CustomerStatus, Etag, Finding,
+    IdempotencyKey, ListFilter, PageCursor, Permission, Provider, Scopes, SubscriptionTier, TokenName,
+    VerificationRecord, VerificationState, VersionChange, VersionMetadata, VersionState,
 };
 use credvault::store::{
     self, CredentialUpdate, Inserted, KeyCheck, NewCredential, NewCustomer, NewVersion, PoolSettings,
@@ -233,7 +234,11 @@ async fn credentials_are_stored_used_verified_listed_and_deleted_with_their_audi
     assert!(store.fetch_sealed(preferred, None).await.unwrap().is_some());
 
     let verified = store
-        .record_verification(stored.id, true, audit(AuditAction::Verified, owner.id, Some(stored.id)), now)
+        .record_verification(
+            stored.id,
+            &VerificationRecord { now, ..record(true, 3) },
+            audit(AuditAction::Verified, owner.id, Some(stored.id)),
+        )
         .await
         .unwrap();
     assert!(verified.is_verified && verified.last_verified_at.is_some());
@@ -997,7 +1002,125 @@ async fn customer_keys_are_added_once_rewrapped_destroyed_and_counted(backend: B
     assert_eq!(store.chain_audit(100).await.unwrap().refused.len(), 0);
 }
 
+fn record(valid: bool, failing_after: u32) -> VerificationRecord {
+    let identity = if valid {
+        BTreeMap::from([("account_id".to_owned(), "123456789012".to_owned())])
+    } else {
+        BTreeMap::new()
+    };
+    VerificationRecord {
+        valid,
+        identity,
+        findings: vec![Finding::new(
+            Finding::KEY_AGE,
+            if valid { "old when valid" } else { "old when invalid" },
+        )],
+        failing_after,
+        now: OffsetDateTime::now_utc(),
+    }
+}
+
+async fn verification_streaks_schedules_and_counts_follow_the_contract(backend: Backend) {
+    let (store, _dir) = fresh(backend).await;
+    let owner = customer();
+    store.ensure_customer(&owner).await.unwrap();
+    let stored =
+        created(insert(store.as_ref(), credential(owner.id, "Checked", b"ciphertext-1")).await.unwrap());
+    assert_eq!(stored.verification_state(), VerificationState::Unverified);
+    assert_eq!(stored.verification, Default::default());
+    let verify = |valid: bool| {
+        let store = store.clone();
+        let action = if valid { AuditAction::Verified } else { AuditAction::Failed };
+        async move {
+            store
+                .record_verification(stored.id, &record(valid, 3), audit(action, owner.id, Some(stored.id)))
+                .await
+                .unwrap()
+        }
+    };
+
+    // A valid answer stores identity and findings.
+    let valid = verify(true).await;
+    assert_eq!(valid.verification_state(), VerificationState::Verified);
+    assert_eq!(valid.verification.identity["account_id"], "123456789012");
+    assert_eq!(valid.verification.findings[0].detail, "old when valid");
+    // Invalid answers count up; the identity last reported stays; the third makes it failing
+    // since the first.
+    let first = verify(false).await;
+    assert_eq!((first.verification.failures, first.verification_state()), (1, VerificationState::Invalid));
+    assert_eq!(first.verification.identity["account_id"], "123456789012");
+    assert_eq!(first.verification.findings[0].detail, "old when invalid");
+    let started = first.verification.first_failed_at.expect("the streak's start");
+    assert_eq!(verify(false).await.verification.failing_since, None);
+    let failing = verify(false).await;
+    assert_eq!(failing.verification.failures, 3);
+    assert_eq!(failing.verification_state(), VerificationState::Failing);
+    assert_eq!(failing.verification.failing_since, Some(started));
+    assert_eq!(verify(false).await.verification.failing_since, Some(started), "still since the first");
+    // Reads see the same.
+    let read = store.find_credential(stored.id).await.unwrap().unwrap();
+    assert_eq!((read.verification.failures, read.verification.failing_since), (4, Some(started)));
+    let counts = store.verification_state_counts().await.unwrap();
+    assert!(counts.contains(&(VerificationState::Failing, 1)), "{counts:?}");
+    assert!(counts.contains(&(VerificationState::Verified, 0)), "every state is counted: {counts:?}");
+    // A valid answer ends the streak.
+    let recovered = verify(true).await;
+    assert_eq!(recovered.verification_state(), VerificationState::Verified);
+    assert_eq!((recovered.verification.failures, recovered.verification.first_failed_at), (0, None));
+    assert_eq!(recovered.verification.failing_since, None);
+
+    // Claims: a new credential is due at once, claimed once per interval.
+    let other =
+        created(insert(store.as_ref(), credential(owner.id, "Other", b"ciphertext-2")).await.unwrap());
+    let now = OffsetDateTime::now_utc();
+    let day = std::time::Duration::from_secs(86_400);
+    let mut claimed = store.claim_due_verifications(now, day, 10).await.unwrap();
+    claimed.sort_by_key(|(id, _)| *id.as_uuid());
+    let mut expected = vec![(stored.id, Provider::Vultr), (other.id, Provider::Vultr)];
+    expected.sort_by_key(|(id, _)| *id.as_uuid());
+    assert_eq!(claimed, expected);
+    assert_eq!(
+        store.claim_due_verifications(now, day, 10).await.unwrap(),
+        [],
+        "claimed until the next interval"
+    );
+    let next_day = now + time::Duration::hours(21);
+    assert_eq!(store.claim_due_verifications(next_day, day, 10).await.unwrap(), [], "not before 0.9 of it");
+    let later = now + time::Duration::hours(27);
+    assert_eq!(store.claim_due_verifications(later, day, 10).await.unwrap().len(), 2, "due by 1.1 of it");
+    // Handed back, a claim is due when asked; the limit holds.
+    store.defer_verifications(&[other.id], now + time::Duration::seconds(30)).await.unwrap();
+    assert_eq!(store.claim_due_verifications(now, day, 10).await.unwrap(), []);
+    let deferred = store.claim_due_verifications(now + time::Duration::seconds(31), day, 1).await.unwrap();
+    assert_eq!(deferred, [(other.id, Provider::Vultr)]);
+    // A deleted credential is never claimed, due or not.
+    store.defer_verifications(&[other.id], now).await.unwrap();
+    store.soft_delete(other.id, audit(AuditAction::Deleted, owner.id, Some(other.id)), now).await.unwrap();
+
+    // A new version clears what verification established and is due at once.
+    verify(false).await;
+    let (rotated, _) = added(
+        store
+            .add_version(
+                version(&recovered, 2, b"ciphertext-3"),
+                audit(AuditAction::Rotated, owner.id, Some(stored.id)),
+            )
+            .await
+            .unwrap(),
+    );
+    assert_eq!(rotated.verification_state(), VerificationState::Unverified);
+    assert_eq!(rotated.verification, Default::default());
+    assert_eq!(rotated.last_verified_at, None);
+    let due = store.claim_due_verifications(now, day, 10).await.unwrap();
+    assert_eq!(due, [(stored.id, Provider::Vultr)]);
+    // Every record has its audit row.
+    let events = store.list_audit(&audit_filter(Some(owner.id), Some(stored.id))).await.unwrap();
+    assert_eq!(events.iter().filter(|e| e.action == "failed").count(), 5);
+    assert_eq!(events.iter().filter(|e| e.action == "verified").count(), 2);
+}
+
 backend_tests!(
+    verification_streaks_schedules_and_counts_follow_the_contract,
     customer_keys_are_added_once_rewrapped_destroyed_and_counted,
     key_versions_the_rewrap_and_leases_follow_the_contract,
     the_store_keeps_its_own_life,

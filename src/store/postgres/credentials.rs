@@ -1,7 +1,7 @@
 //! The PostgreSQL backend's credentials: Store, Get's read and audited use, verification, listing, soft delete.
 
 use super::*;
-use crate::domain::{CredentialName, CredentialType, Permission};
+use crate::domain::{CredentialName, CredentialType, Permission, VerificationRecord, VerificationState};
 use crate::store::standing::require_good_standing;
 use crate::store::versions::{self, VersionHead};
 use crate::store::{CredentialStore, CredentialUpdate, PurgeReason};
@@ -115,19 +115,82 @@ impl CredentialStore for PostgresStore {
     async fn record_verification(
         &self,
         id: CredentialId,
-        verified: bool,
+        record: &VerificationRecord,
         audit: AuditEntry,
-        now: OffsetDateTime,
     ) -> Result<CredentialMetadata, StoreError> {
+        // SET expressions read the row as it was before this UPDATE; the row lock makes
+        // concurrent records count one after the other.
         let sql = audited_change!(
-            "UPDATE cloud_credentials SET is_verified = $10, last_verified_at = $9, updated_at = $9 \
+            "UPDATE cloud_credentials SET is_verified = $10, last_verified_at = $9, updated_at = $9, \
+             verified_identity = CASE WHEN $10 THEN $11 ELSE verified_identity END, \
+             verification_findings = $12, \
+             verification_failures = CASE WHEN $10 THEN 0 ELSE verification_failures + 1 END, \
+             first_failed_at = CASE WHEN $10 THEN NULL ELSE coalesce(first_failed_at, $9) END, \
+             failing_since = CASE WHEN $10 THEN NULL \
+               WHEN verification_failures + 1 >= $13 THEN coalesce(first_failed_at, $9) END \
              WHERE id = $8 AND is_active"
         );
-        let query = audited(sql, self.signer(), &audit, now)
+        let query = audited(sql, self.signer(), &audit, record.now)
             .bind(id.as_uuid())
-            .bind(to_stored_precision(now))
-            .bind(verified);
+            .bind(to_stored_precision(record.now))
+            .bind(record.valid)
+            .bind(rows::identity_json(&record.identity))
+            .bind(rows::findings_json(&record.findings))
+            .bind(i64::from(record.failing_after));
         self.fetch_changed(query, id).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn claim_due_verifications(
+        &self,
+        now: OffsetDateTime,
+        interval: std::time::Duration,
+        limit: u32,
+    ) -> Result<Vec<(CredentialId, Provider)>, StoreError> {
+        let (least, spread) = crate::store::sql::verify_jitter(interval);
+        // SKIP LOCKED: instances claiming at the same moment take different rows.
+        let rows = sqlx::query(
+            "UPDATE cloud_credentials SET next_verify_at = \
+               $1 + make_interval(secs => ($2::bigint + floor(random() * $3::bigint)) / 1e6) \
+             WHERE id IN (SELECT id FROM cloud_credentials WHERE is_active AND next_verify_at <= $1 \
+               ORDER BY next_verify_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
+             RETURNING id, provider",
+        )
+        .bind(to_stored_precision(now))
+        .bind(least)
+        .bind(spread)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let provider = row.text("provider")?;
+                let provider =
+                    Provider::parse(&provider).ok_or_else(|| rows::corrupt("provider", &provider))?;
+                Ok((CredentialId::from_uuid(row.uuid("id")?), provider))
+            })
+            .collect()
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn defer_verifications(&self, ids: &[CredentialId], at: OffsetDateTime) -> Result<(), StoreError> {
+        let ids: Vec<Uuid> = ids.iter().map(|id| *id.as_uuid()).collect();
+        sqlx::query("UPDATE cloud_credentials SET next_verify_at = $1 WHERE id = ANY($2)")
+            .bind(to_stored_precision(at))
+            .bind(ids)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn verification_state_counts(&self) -> Result<Vec<(VerificationState, i64)>, StoreError> {
+        let rows = sqlx::query(crate::store::sql::VERIFICATION_STATE_COUNTS).fetch_all(&self.pool).await?;
+        crate::store::sql::verification_state_counts(
+            rows.iter()
+                .map(|row| Ok::<_, StoreError>((row.text("state")?, row.integer("credentials")?)))
+                .collect::<Result<Vec<_>, _>>()?,
+        )
     }
 
     #[tracing::instrument(level = "debug", skip_all)]

@@ -45,6 +45,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (7, "key rotation", include_str!("../../../migrations/postgres/0007_key_rotation.sql")),
     (8, "key retirement", include_str!("../../../migrations/postgres/0008_key_retirement.sql")),
     (9, "customer keys", include_str!("../../../migrations/postgres/0009_customer_keys.sql")),
+    (10, "verification state", include_str!("../../../migrations/postgres/0010_verification_state.sql")),
 ];
 
 fn migrator() -> Migrator {
@@ -97,7 +98,17 @@ macro_rules! credential_columns {
             $p,
             "purge_at, ",
             $p,
-            "purged_at"
+            "purged_at, ",
+            $p,
+            "verified_identity, ",
+            $p,
+            "verification_findings, ",
+            $p,
+            "verification_failures, ",
+            $p,
+            "first_failed_at, ",
+            $p,
+            "failing_since"
         )
     };
 }

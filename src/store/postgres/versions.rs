@@ -75,7 +75,10 @@ impl VersionStore for PostgresStore {
         .await?;
         let row = sqlx::query(concat!(
             "UPDATE cloud_credentials SET latest_version = $1, current_version = $1, rotated_at = $2, \
-             revision = revision + 1, updated_at = $2 WHERE id = $3 RETURNING ",
+             revision = revision + 1, updated_at = $2, \
+             is_verified = false, last_verified_at = NULL, verified_identity = NULL, verification_findings = NULL, \
+             verification_failures = 0, first_failed_at = NULL, failing_since = NULL, next_verify_at = 'epoch' \
+             WHERE id = $3 RETURNING ",
             credential_columns!()
         ))
         .bind(i64::from(new.version))

@@ -1,7 +1,7 @@
 //! The SQLite backend's credentials: Store, Get's read and audited use, verification, listing, soft delete.
 
 use super::*;
-use crate::domain::{CredentialName, CredentialType, Permission};
+use crate::domain::{CredentialName, CredentialType, Permission, VerificationRecord, VerificationState};
 use crate::store::standing::require_good_standing;
 use crate::store::versions::{self, VersionHead};
 use crate::store::{CredentialStore, CredentialUpdate, PurgeReason};
@@ -179,19 +179,83 @@ impl CredentialStore for SqliteStore {
     async fn record_verification(
         &self,
         id: CredentialId,
-        verified: bool,
+        record: &VerificationRecord,
         audit: AuditEntry,
-        now: OffsetDateTime,
     ) -> Result<CredentialMetadata, StoreError> {
+        // SET expressions read the row as it was before this UPDATE.
         let change = sqlx::query(returning_credential!(
-            "UPDATE cloud_credentials SET is_verified = ?, last_verified_at = ?, updated_at = ? \
-             WHERE id = ? AND is_active = 1"
+            "UPDATE cloud_credentials SET is_verified = ?1, last_verified_at = ?2, updated_at = ?2, \
+             verified_identity = CASE WHEN ?1 THEN ?3 ELSE verified_identity END, \
+             verification_findings = ?4, \
+             verification_failures = CASE WHEN ?1 THEN 0 ELSE verification_failures + 1 END, \
+             first_failed_at = CASE WHEN ?1 THEN NULL ELSE coalesce(first_failed_at, ?2) END, \
+             failing_since = CASE WHEN ?1 THEN NULL \
+               WHEN verification_failures + 1 >= ?5 THEN coalesce(first_failed_at, ?2) END \
+             WHERE id = ?6 AND is_active = 1"
         ))
-        .bind(verified)
-        .bind(micros(now))
-        .bind(micros(now))
+        .bind(record.valid)
+        .bind(micros(record.now))
+        .bind(rows::identity_json(&record.identity))
+        .bind(rows::findings_json(&record.findings))
+        .bind(i64::from(record.failing_after))
         .bind(id.to_string());
-        self.audited_change(change, id, &audit, now).await
+        self.audited_change(change, id, &audit, record.now).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn claim_due_verifications(
+        &self,
+        now: OffsetDateTime,
+        interval: std::time::Duration,
+        limit: u32,
+    ) -> Result<Vec<(CredentialId, Provider)>, StoreError> {
+        let (least, spread) = crate::store::sql::verify_jitter(interval);
+        let mut writer = self.writer.acquire().await?;
+        let rows = sqlx::query(
+            "UPDATE cloud_credentials SET next_verify_at = ?1 + ?2 + abs(random() % ?3) \
+             WHERE id IN (SELECT id FROM cloud_credentials WHERE is_active = 1 AND next_verify_at <= ?1 \
+               ORDER BY next_verify_at LIMIT ?4) \
+             RETURNING id, provider",
+        )
+        .bind(micros(now))
+        .bind(least)
+        .bind(spread)
+        .bind(i64::from(limit))
+        .fetch_all(&mut **writer)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let provider = row.text("provider")?;
+                let provider =
+                    Provider::parse(&provider).ok_or_else(|| rows::corrupt("provider", &provider))?;
+                Ok((CredentialId::from_uuid(row.uuid("id")?), provider))
+            })
+            .collect()
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn defer_verifications(&self, ids: &[CredentialId], at: OffsetDateTime) -> Result<(), StoreError> {
+        let ids = serde_json::to_string(&ids.iter().map(ToString::to_string).collect::<Vec<_>>())
+            .expect("a list of strings serializes");
+        let mut writer = self.writer.acquire().await?;
+        sqlx::query(
+            "UPDATE cloud_credentials SET next_verify_at = ?1 WHERE id IN (SELECT value FROM json_each(?2))",
+        )
+        .bind(micros(at))
+        .bind(ids)
+        .execute(&mut **writer)
+        .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn verification_state_counts(&self) -> Result<Vec<(VerificationState, i64)>, StoreError> {
+        let rows = sqlx::query(crate::store::sql::VERIFICATION_STATE_COUNTS).fetch_all(&self.reader).await?;
+        crate::store::sql::verification_state_counts(
+            rows.iter()
+                .map(|row| Ok::<_, StoreError>((row.text("state")?, row.integer("credentials")?)))
+                .collect::<Result<Vec<_>, _>>()?,
+        )
     }
 
     #[tracing::instrument(level = "debug", skip_all)]

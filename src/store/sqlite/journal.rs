@@ -50,7 +50,8 @@ macro_rules! select_credentials_counting_journal {
             "FROM cloud_credentials LEFT JOIN journaled ON journaled.credential_id = cloud_credentials.id) ",
             "SELECT id, customer_id, provider, credential_name, credential_type, permissions, ",
             "is_active, is_verified, is_default, last_verified_at, last_used AS last_used_at, ",
-            "used AS usage_count, created_at, updated_at, current_version, latest_version, rotated_at, revision, purge_at, purged_at ",
+            "used AS usage_count, created_at, updated_at, current_version, latest_version, rotated_at, revision, purge_at, purged_at, ",
+            "verified_identity, verification_findings, verification_failures, first_failed_at, failing_since ",
             $($tail,)*
         )
     };

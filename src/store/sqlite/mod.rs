@@ -51,6 +51,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (10, "key rotation", include_str!("../../../migrations/sqlite/0010_key_rotation.sql")),
     (11, "key retirement", include_str!("../../../migrations/sqlite/0011_key_retirement.sql")),
     (12, "customer keys", include_str!("../../../migrations/sqlite/0012_customer_keys.sql")),
+    (13, "verification state", include_str!("../../../migrations/sqlite/0013_verification_state.sql")),
 ];
 
 /// The SQLite schema's migrations, embedded in the binary.
@@ -63,7 +64,8 @@ macro_rules! select_credentials {
         concat!(
             "SELECT id, customer_id, provider, credential_name, credential_type, permissions, ",
             "is_active, is_verified, is_default, last_verified_at, last_used_at, usage_count, created_at, updated_at, ",
-            "current_version, latest_version, rotated_at, revision, purge_at, purged_at ",
+            "current_version, latest_version, rotated_at, revision, purge_at, purged_at, ",
+            "verified_identity, verification_findings, verification_failures, first_failed_at, failing_since ",
             $($tail,)*
         )
     };
@@ -75,7 +77,8 @@ macro_rules! returning_credential {
             $head,
             " RETURNING id, customer_id, provider, credential_name, credential_type, permissions, ",
             "is_active, is_verified, is_default, last_verified_at, last_used_at, usage_count, created_at, updated_at, ",
-            "current_version, latest_version, rotated_at, revision, purge_at, purged_at"
+            "current_version, latest_version, rotated_at, revision, purge_at, purged_at, ",
+            "verified_identity, verification_findings, verification_failures, first_failed_at, failing_since"
             $(, $extra)?
         )
     };

@@ -77,7 +77,10 @@ impl VersionStore for SqliteStore {
         .await?;
         let row = sqlx::query(returning_credential!(
             "UPDATE cloud_credentials SET latest_version = ?1, current_version = ?1, rotated_at = ?2, \
-             revision = revision + 1, updated_at = ?2 WHERE id = ?3"
+             revision = revision + 1, updated_at = ?2, \
+             is_verified = 0, last_verified_at = NULL, verified_identity = NULL, verification_findings = NULL, \
+             verification_failures = 0, first_failed_at = NULL, failing_since = NULL, next_verify_at = 0 \
+             WHERE id = ?3"
         ))
         .bind(i64::from(new.version))
         .bind(micros(new.now))

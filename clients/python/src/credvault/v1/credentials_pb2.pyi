@@ -26,6 +26,14 @@ class Permission(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PERMISSION_READ_WRITE: _ClassVar[Permission]
     PERMISSION_ADMIN: _ClassVar[Permission]
 
+class VerificationState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    VERIFICATION_STATE_UNSPECIFIED: _ClassVar[VerificationState]
+    VERIFICATION_STATE_UNVERIFIED: _ClassVar[VerificationState]
+    VERIFICATION_STATE_VERIFIED: _ClassVar[VerificationState]
+    VERIFICATION_STATE_INVALID: _ClassVar[VerificationState]
+    VERIFICATION_STATE_FAILING: _ClassVar[VerificationState]
+
 class VersionState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     VERSION_STATE_UNSPECIFIED: _ClassVar[VersionState]
@@ -48,6 +56,11 @@ PERMISSION_UNSPECIFIED: Permission
 PERMISSION_READ_ONLY: Permission
 PERMISSION_READ_WRITE: Permission
 PERMISSION_ADMIN: Permission
+VERIFICATION_STATE_UNSPECIFIED: VerificationState
+VERIFICATION_STATE_UNVERIFIED: VerificationState
+VERIFICATION_STATE_VERIFIED: VerificationState
+VERIFICATION_STATE_INVALID: VerificationState
+VERIFICATION_STATE_FAILING: VerificationState
 VERSION_STATE_UNSPECIFIED: VersionState
 VERSION_STATE_ENABLED: VersionState
 VERSION_STATE_DISABLED: VersionState
@@ -104,7 +117,14 @@ class CredentialSecret(_message.Message):
     def __init__(self, vultr: _Optional[_Union[VultrSecret, _Mapping]] = ..., aws: _Optional[_Union[AwsSecret, _Mapping]] = ..., gcp: _Optional[_Union[GcpSecret, _Mapping]] = ..., azure: _Optional[_Union[AzureSecret, _Mapping]] = ...) -> None: ...
 
 class Credential(_message.Message):
-    __slots__ = ("id", "customer_id", "provider", "credential_name", "credential_type", "permissions", "is_active", "is_verified", "is_default", "last_verified_at", "last_used_at", "usage_count", "created_at", "updated_at", "current_version", "version_count", "rotated_at", "etag", "scheduled_purge_at", "purged_at")
+    __slots__ = ("id", "customer_id", "provider", "credential_name", "credential_type", "permissions", "is_active", "is_verified", "is_default", "last_verified_at", "last_used_at", "usage_count", "created_at", "updated_at", "current_version", "version_count", "rotated_at", "etag", "scheduled_purge_at", "purged_at", "verification_state", "identity", "findings", "consecutive_failures", "failing_since")
+    class IdentityEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     ID_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
@@ -125,6 +145,11 @@ class Credential(_message.Message):
     ETAG_FIELD_NUMBER: _ClassVar[int]
     SCHEDULED_PURGE_AT_FIELD_NUMBER: _ClassVar[int]
     PURGED_AT_FIELD_NUMBER: _ClassVar[int]
+    VERIFICATION_STATE_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    FINDINGS_FIELD_NUMBER: _ClassVar[int]
+    CONSECUTIVE_FAILURES_FIELD_NUMBER: _ClassVar[int]
+    FAILING_SINCE_FIELD_NUMBER: _ClassVar[int]
     id: str
     customer_id: str
     provider: Provider
@@ -145,7 +170,20 @@ class Credential(_message.Message):
     etag: str
     scheduled_purge_at: _timestamp_pb2.Timestamp
     purged_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., customer_id: _Optional[str] = ..., provider: _Optional[_Union[Provider, str]] = ..., credential_name: _Optional[str] = ..., credential_type: _Optional[str] = ..., permissions: _Optional[_Union[Permission, str]] = ..., is_active: _Optional[bool] = ..., is_verified: _Optional[bool] = ..., is_default: _Optional[bool] = ..., last_verified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_used_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., usage_count: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., current_version: _Optional[int] = ..., version_count: _Optional[int] = ..., rotated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., scheduled_purge_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., purged_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    verification_state: VerificationState
+    identity: _containers.ScalarMap[str, str]
+    findings: _containers.RepeatedCompositeFieldContainer[Finding]
+    consecutive_failures: int
+    failing_since: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., customer_id: _Optional[str] = ..., provider: _Optional[_Union[Provider, str]] = ..., credential_name: _Optional[str] = ..., credential_type: _Optional[str] = ..., permissions: _Optional[_Union[Permission, str]] = ..., is_active: _Optional[bool] = ..., is_verified: _Optional[bool] = ..., is_default: _Optional[bool] = ..., last_verified_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_used_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., usage_count: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., current_version: _Optional[int] = ..., version_count: _Optional[int] = ..., rotated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., scheduled_purge_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., purged_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., verification_state: _Optional[_Union[VerificationState, str]] = ..., identity: _Optional[_Mapping[str, str]] = ..., findings: _Optional[_Iterable[_Union[Finding, _Mapping]]] = ..., consecutive_failures: _Optional[int] = ..., failing_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Finding(_message.Message):
+    __slots__ = ("code", "detail")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    detail: str
+    def __init__(self, code: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class CredentialVersion(_message.Message):
     __slots__ = ("credential_id", "version", "state", "created_by", "created_at", "destroyed_at")
@@ -392,7 +430,7 @@ class VerifyRequest(_message.Message):
     def __init__(self, credential_id: _Optional[str] = ..., secret: _Optional[_Union[CredentialSecret, _Mapping]] = ...) -> None: ...
 
 class VerifyResponse(_message.Message):
-    __slots__ = ("outcome", "reason", "identity", "warnings", "credential")
+    __slots__ = ("outcome", "reason", "identity", "warnings", "credential", "findings")
     class IdentityEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -405,12 +443,14 @@ class VerifyResponse(_message.Message):
     IDENTITY_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
     CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
+    FINDINGS_FIELD_NUMBER: _ClassVar[int]
     outcome: VerifyOutcome
     reason: str
     identity: _containers.ScalarMap[str, str]
     warnings: _containers.RepeatedScalarFieldContainer[str]
     credential: Credential
-    def __init__(self, outcome: _Optional[_Union[VerifyOutcome, str]] = ..., reason: _Optional[str] = ..., identity: _Optional[_Mapping[str, str]] = ..., warnings: _Optional[_Iterable[str]] = ..., credential: _Optional[_Union[Credential, _Mapping]] = ...) -> None: ...
+    findings: _containers.RepeatedCompositeFieldContainer[Finding]
+    def __init__(self, outcome: _Optional[_Union[VerifyOutcome, str]] = ..., reason: _Optional[str] = ..., identity: _Optional[_Mapping[str, str]] = ..., warnings: _Optional[_Iterable[str]] = ..., credential: _Optional[_Union[Credential, _Mapping]] = ..., findings: _Optional[_Iterable[_Union[Finding, _Mapping]]] = ...) -> None: ...
 
 class DeleteRequest(_message.Message):
     __slots__ = ("credential_id",)
@@ -431,7 +471,7 @@ class SummaryRequest(_message.Message):
     def __init__(self, customer_id: _Optional[str] = ...) -> None: ...
 
 class ProviderSummary(_message.Message):
-    __slots__ = ("provider", "total", "active", "verified", "credentials", "disabled", "pending_deletion")
+    __slots__ = ("provider", "total", "active", "verified", "credentials", "disabled", "pending_deletion", "failing", "risky")
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     TOTAL_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_FIELD_NUMBER: _ClassVar[int]
@@ -439,6 +479,8 @@ class ProviderSummary(_message.Message):
     CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
     DISABLED_FIELD_NUMBER: _ClassVar[int]
     PENDING_DELETION_FIELD_NUMBER: _ClassVar[int]
+    FAILING_FIELD_NUMBER: _ClassVar[int]
+    RISKY_FIELD_NUMBER: _ClassVar[int]
     provider: Provider
     total: int
     active: int
@@ -446,7 +488,9 @@ class ProviderSummary(_message.Message):
     credentials: _containers.RepeatedCompositeFieldContainer[Credential]
     disabled: int
     pending_deletion: int
-    def __init__(self, provider: _Optional[_Union[Provider, str]] = ..., total: _Optional[int] = ..., active: _Optional[int] = ..., verified: _Optional[int] = ..., credentials: _Optional[_Iterable[_Union[Credential, _Mapping]]] = ..., disabled: _Optional[int] = ..., pending_deletion: _Optional[int] = ...) -> None: ...
+    failing: int
+    risky: int
+    def __init__(self, provider: _Optional[_Union[Provider, str]] = ..., total: _Optional[int] = ..., active: _Optional[int] = ..., verified: _Optional[int] = ..., credentials: _Optional[_Iterable[_Union[Credential, _Mapping]]] = ..., disabled: _Optional[int] = ..., pending_deletion: _Optional[int] = ..., failing: _Optional[int] = ..., risky: _Optional[int] = ...) -> None: ...
 
 class SummaryResponse(_message.Message):
     __slots__ = ("customer_id", "total_credentials", "providers")
