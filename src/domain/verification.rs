@@ -181,6 +181,8 @@ impl VerificationState {
 /// What one definite answer changes about a credential.
 #[derive(Debug, Clone)]
 pub struct VerificationRecord {
+    /// The version whose secret was verified: nothing is recorded once another is current.
+    pub version: u32,
     pub valid: bool,
     pub identity: BTreeMap<String, String>,
     pub findings: Vec<Finding>,

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use crate::domain::{
     CredentialMetadata, FieldViolation, Finding, Permission, Provider, ProviderSummary, SecretPayload,
-    Summary, VerificationState, VerifyOutcome, VersionMetadata, VersionState,
+    Summary, Verification, VerificationState, VerifyOutcome, VersionMetadata, VersionState,
 };
 use crate::proto as pb;
 use crate::vault::Verified;
@@ -193,15 +193,28 @@ pub(super) fn version_to_proto(v: VersionMetadata) -> pb::CredentialVersion {
     }
 }
 
-pub(super) fn verification_to_proto(verified: Verified) -> pb::VerifyResponse {
-    let v = verified.verification;
-    let outcome = match v.outcome {
+fn outcome_to_proto(outcome: VerifyOutcome) -> pb::VerifyOutcome {
+    match outcome {
         VerifyOutcome::Valid => pb::VerifyOutcome::Valid,
         VerifyOutcome::Invalid => pb::VerifyOutcome::Invalid,
         VerifyOutcome::Unreachable => pb::VerifyOutcome::Unreachable,
-    };
+    }
+}
+
+/// The verdict on a secret just written (Store and AddVersion with `verify`).
+pub(super) fn verification_result_to_proto(v: Verification) -> pb::VerificationResult {
+    pb::VerificationResult {
+        outcome: outcome_to_proto(v.outcome) as i32,
+        reason: v.reason,
+        identity: v.identity.into_iter().collect(),
+        findings: v.findings.into_iter().map(finding_to_proto).collect(),
+    }
+}
+
+pub(super) fn verification_to_proto(verified: Verified) -> pb::VerifyResponse {
+    let v = verified.verification;
     pb::VerifyResponse {
-        outcome: outcome as i32,
+        outcome: outcome_to_proto(v.outcome) as i32,
         reason: v.reason,
         identity: v.identity.into_iter().collect(),
         warnings: v.findings.iter().map(|f| f.detail.clone()).collect(),

@@ -4,7 +4,8 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{
     credential_to_proto, permission_from_proto, provider_filter_from_proto, provider_from_proto,
-    secret_from_proto, secret_to_proto, summary_to_proto, verification_to_proto, version_to_proto,
+    secret_from_proto, secret_to_proto, summary_to_proto, verification_result_to_proto,
+    verification_to_proto, version_to_proto,
 };
 use super::{context, invalid, status_from};
 use crate::domain::{
@@ -50,6 +51,7 @@ impl CredentialService for CredentialApi {
                 secret,
                 idempotency_key,
                 make_default: r.make_default,
+                verify: r.verify,
             })
         })()
         .map_err(invalid)?;
@@ -57,6 +59,7 @@ impl CredentialService for CredentialApi {
         Ok(Response::new(pb::StoreResponse {
             credential: Some(credential_to_proto(stored.credential)),
             replayed: stored.replayed,
+            verification: stored.verification.map(verification_result_to_proto),
         }))
     }
 
@@ -170,6 +173,7 @@ impl CredentialService for CredentialApi {
                 disable_previous: r.disable_previous,
                 expected: Etag::parse_optional(&r.etag, "etag")?,
                 idempotency_key: IdempotencyKey::parse_optional(&r.idempotency_key, "idempotency_key")?,
+                verify: r.verify,
             })
         })()
         .map_err(invalid)?;
@@ -178,6 +182,7 @@ impl CredentialService for CredentialApi {
             credential: Some(credential_to_proto(stored.credential)),
             version: Some(version_to_proto(stored.version)),
             replayed: stored.replayed,
+            verification: stored.verification.map(verification_result_to_proto),
         }))
     }
 

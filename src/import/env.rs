@@ -132,6 +132,8 @@ async fn store_one(
         idempotency_key: IdempotencyKey::parse_optional(&format!("env-import-{provider}"), "idempotency_key")
             .map_err(|v| v.to_string())?,
         make_default: true,
+        // Checked before storing when asked (see `verify` above).
+        verify: false,
     };
     let stored = vault.store_credential(operator.clone(), request).await.map_err(|e| match e {
         VaultError::InvalidArgument(v) if v.field == "idempotency_key" => {

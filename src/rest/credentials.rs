@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::dto::{
-    CreateCredential, Created, Credential, Deleted, ListQuery, ProviderName, SummaryBody, Verified,
+    CreateCredential, Created, Credential, Deleted, ListQuery, ProviderName, SummaryBody, Verdict, Verified,
     VerifyBody,
 };
 use super::{
@@ -94,6 +94,7 @@ async fn create(
             },
             idempotency_key: IdempotencyKey::parse_optional(idempotency_key, "Idempotency-Key")?,
             make_default: body.make_default,
+            verify: body.verify,
             secret: body.credentials.into_secret(provider)?,
         })
     })()
@@ -108,6 +109,7 @@ async fn create(
         message: format!("Credential '{}' created successfully", credential.name.as_str()),
         provider: credential.provider.as_str().to_owned(),
         credential: Credential::from(credential),
+        verification: stored.verification.map(Verdict::from),
     };
     Ok((status, [(header::LOCATION, location)], axum::Json(body)).into_response())
 }

@@ -37,6 +37,17 @@ pub(super) struct CreateCredential {
     /// Make this the default credential for Get by provider.
     #[serde(default)]
     pub(super) make_default: bool,
+    /// Verify the secret with its provider once stored (true unless false is sent). An
+    /// unreachable provider never fails the request, which waits for it at most the verify
+    /// timeout (10 s by default).
+    #[serde(default = "verify_by_default")]
+    #[schema(default = true)]
+    pub(super) verify: bool,
+}
+
+/// The dashboard verifies what it writes unless told not to.
+fn verify_by_default() -> bool {
+    true
 }
 
 /// A cloud provider, as the document describes it. Requests carry the name as a string, parsed
@@ -77,6 +88,33 @@ pub(super) struct Created {
     pub(super) message: String,
     pub(super) provider: String,
     pub(super) credential: Credential,
+    /// The provider's verdict on the secret; absent when `verify` was false, and on a replay.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) verification: Option<Verdict>,
+}
+
+/// A provider's verdict on a secret just written.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Verdict {
+    /// valid, invalid or unreachable (could not check; nothing concluded).
+    #[schema(example = "valid")]
+    pub(super) outcome: String,
+    pub(super) is_valid: bool,
+    pub(super) reason: String,
+    pub(super) identity: BTreeMap<String, String>,
+    pub(super) findings: Vec<FindingBody>,
+}
+
+impl From<Verification> for Verdict {
+    fn from(v: Verification) -> Self {
+        Self {
+            outcome: v.outcome.as_str().to_owned(),
+            is_valid: v.outcome == VerifyOutcome::Valid,
+            reason: v.reason,
+            identity: v.identity,
+            findings: v.findings.into_iter().map(FindingBody::from).collect(),
+        }
+    }
 }
 
 /// A credential's metadata; never a secret.
@@ -198,6 +236,10 @@ pub(super) struct RotateCredential {
     /// Also disable the version that was current until now.
     #[serde(default)]
     pub(super) disable_previous: bool,
+    /// Verify the new secret with its provider once added (true unless false is sent).
+    #[serde(default = "verify_by_default")]
+    #[schema(default = true)]
+    pub(super) verify: bool,
 }
 
 /// `PATCH /api/v1/credentials/{credential_id}`: the fields present change, the others stay.
@@ -258,6 +300,9 @@ pub(super) struct CredentialVersion {
     /// True when this answer replays an earlier rotation with the same Idempotency-Key.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub(super) replayed: bool,
+    /// The provider's verdict on the new secret; absent unless it was verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) verification: Option<Verdict>,
 }
 
 /// Query of `GET /api/v1/credentials/{credential_id}/versions`.

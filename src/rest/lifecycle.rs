@@ -6,7 +6,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
-use super::dto::{Credential, CredentialVersion, RotateCredential, UpdateCredential, Version, VersionsQuery};
+use super::dto::{
+    Credential, CredentialVersion, RotateCredential, UpdateCredential, Verdict, Version, VersionsQuery,
+};
 use super::{ApiError, Caller, JsonBody, NEXT_PAGE_TOKEN, PathParam, QueryParams, one_header, provider};
 use crate::domain::{
     CredentialId, CredentialMetadata, CredentialName, Etag, FieldViolation, IdempotencyKey, ListFilter,
@@ -36,9 +38,19 @@ fn etag_header(credential: &CredentialMetadata) -> (header::HeaderName, HeaderVa
     (header::ETAG, value)
 }
 
-fn answer(credential: CredentialMetadata, version: VersionMetadata, replayed: bool) -> Response {
+fn answer(
+    credential: CredentialMetadata,
+    version: VersionMetadata,
+    replayed: bool,
+    verification: Option<Verdict>,
+) -> Response {
     let etag = etag_header(&credential);
-    let body = CredentialVersion { credential: credential.into(), version: Version::from(version), replayed };
+    let body = CredentialVersion {
+        credential: credential.into(),
+        version: Version::from(version),
+        replayed,
+        verification,
+    };
     ([etag], axum::Json(body)).into_response()
 }
 
@@ -190,9 +202,11 @@ pub(super) async fn rotate(
         disable_previous: body.disable_previous,
         expected,
         idempotency_key,
+        verify: body.verify,
     };
     let stored = vault.add_version(caller.context, request).await?;
-    Ok(answer(stored.credential, stored.version, stored.replayed))
+    let verification = stored.verification.map(Verdict::from);
+    Ok(answer(stored.credential, stored.version, stored.replayed, verification))
 }
 
 /// A credential's versions, newest first (metadata only, never secrets).
@@ -291,7 +305,7 @@ pub(super) async fn change_version(
     };
     let expected = if_match(&headers)?;
     let set = vault.change_version(caller.context, id, version, change, expected).await?;
-    Ok(answer(set.credential, set.version, false))
+    Ok(answer(set.credential, set.version, false, None))
 }
 
 /// A version change, as the document describes it (the handler parses the path segment).

@@ -246,7 +246,8 @@ pub trait CredentialStore: Send + Sync {
     /// invalid one keeps the identity last reported, stores its findings and lengthens the
     /// streak, marking the credential failing (since the streak's first failure) once the
     /// streak reaches `record.failing_after`. Counting is atomic: of concurrent records, exactly
-    /// one sees each streak length.
+    /// one sees each streak length. `NotFound` unless the credential is active and
+    /// `record.version` is still its current version.
     async fn record_verification(
         &self,
         id: CredentialId,

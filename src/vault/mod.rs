@@ -42,7 +42,7 @@ use crate::crypto::{Binding, Keyring};
 use crate::domain::{
     AuditAction, CredentialId, CredentialMetadata, CredentialName, CredentialSelector, CredentialType,
     CustomerId, IdempotencyKey, ListFilter, PageCursor, Permission, Scope, SecretPayload, Summary,
-    TrustedProxies, VersionNumber,
+    TrustedProxies, Verification, VersionNumber,
 };
 use crate::store::{Inserted, NewCredential, Store, StoreError};
 use crate::verify::Verifiers;
@@ -57,6 +57,8 @@ pub struct NewCredentialRequest {
     pub secret: SecretPayload,
     pub idempotency_key: Option<IdempotencyKey>,
     pub make_default: bool,
+    /// Also verify the secret with its provider once stored.
+    pub verify: bool,
 }
 
 /// The answer to Store.
@@ -65,6 +67,8 @@ pub struct Stored {
     pub credential: CredentialMetadata,
     /// True when an earlier Store with the same idempotency key is being replayed.
     pub replayed: bool,
+    /// The provider's verdict, when the request asked for one (never on a replay).
+    pub verification: Option<Verification>,
 }
 
 /// The answer to Get: metadata after the use was counted, the version handed out, and its
@@ -266,12 +270,16 @@ impl Vault {
         match self.store.insert_credential(new, audit).await? {
             Inserted::Created(credential) => {
                 tracing::info!(credential_id = %credential.id, "credential stored");
-                Ok(Stored { credential, replayed: false })
+                if !request.verify {
+                    return Ok(Stored { credential, replayed: false, verification: None });
+                }
+                let (credential, verification) = self.verify_written(&ctx, credential, &request.secret).await;
+                Ok(Stored { credential, replayed: false, verification: Some(verification) })
             }
             Inserted::Existing { credential, fingerprint } => {
                 let sent = sent_fingerprint.expect("only idempotent inserts find an existing row");
                 if verify_slices_are_equal(&fingerprint, &sent).is_ok() {
-                    Ok(Stored { credential, replayed: true })
+                    Ok(Stored { credential, replayed: true, verification: None })
                 } else {
                     Err(VaultError::InvalidArgument(crate::domain::FieldViolation::new(
                         "idempotency_key",

@@ -110,8 +110,30 @@ impl Vault {
         if !verification.outcome.is_definite() {
             return Ok(Verified { verification, credential: Some(metadata) });
         }
-        let credential = self.record_verification(ctx, &metadata, &verification).await?;
+        let credential = self.record_verification(ctx, &metadata, version, &verification).await?;
         Ok(Verified { verification, credential: Some(credential) })
+    }
+
+    /// Verification on write: checks `secret`, just written as `credential`'s current version,
+    /// and records a definite answer. Never fails (the write is done): a record that cannot be
+    /// made (the credential changed meanwhile) leaves the credential as written.
+    pub(super) async fn verify_written(
+        &self,
+        ctx: &RequestContext,
+        credential: CredentialMetadata,
+        secret: &SecretPayload,
+    ) -> (CredentialMetadata, Verification) {
+        let verification = self.check_with_provider(secret).await;
+        let Some(version) = credential.current_version.filter(|_| verification.outcome.is_definite()) else {
+            return (credential, verification);
+        };
+        match self.record_verification(ctx, &credential, version, &verification).await {
+            Ok(recorded) => (recorded, verification),
+            Err(e) => {
+                tracing::warn!(credential_id = %credential.id, error = %e, "the verification of a credential just written was not recorded");
+                (credential, verification)
+            }
+        }
     }
 
     /// Records a definite answer with its `verified` or `failed` audit row: identity and
@@ -122,6 +144,7 @@ impl Vault {
         &self,
         ctx: &RequestContext,
         metadata: &CredentialMetadata,
+        version: crate::domain::VersionNumber,
         verification: &Verification,
     ) -> Result<CredentialMetadata, VaultError> {
         let id = metadata.id;
@@ -138,6 +161,7 @@ impl Vault {
             metadata.rotated_at.and_then(|at| Finding::key_age(at, now, self.verification.max_key_age)),
         );
         let record = VerificationRecord {
+            version,
             valid,
             identity: verification.identity.clone(),
             findings,
@@ -156,9 +180,9 @@ impl Vault {
             ),
         );
         let credential = self.store.record_verification(id, &record, audit).await.map_err(|e| match e {
-            StoreError::NotFound(_) => {
-                VaultError::NotFound(format!("credential {id} was deleted while being verified"))
-            }
+            StoreError::NotFound(_) => VaultError::NotFound(format!(
+                "credential {id} was deleted, or given a new current version, while being verified; verify it again"
+            )),
             other => other.into(),
         })?;
         // Counting is atomic in the store: exactly one record sees the streak reach the limit.

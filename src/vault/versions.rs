@@ -24,6 +24,8 @@ pub struct NewVersionRequest {
     pub disable_previous: bool,
     pub expected: Option<Etag>,
     pub idempotency_key: Option<IdempotencyKey>,
+    /// Also verify the new secret with its provider once added.
+    pub verify: bool,
 }
 
 /// The answer to AddVersion.
@@ -33,6 +35,8 @@ pub struct VersionStored {
     pub version: VersionMetadata,
     /// True when an earlier AddVersion with the same idempotency key is being replayed.
     pub replayed: bool,
+    /// The provider's verdict, when the request asked for one (never on a replay).
+    pub verification: Option<crate::domain::Verification>,
 }
 
 /// The answer to a version's state change.
@@ -136,12 +140,19 @@ impl Vault {
                 Ok(VersionAdded::Added { credential, version }) => {
                     self.served.remove(id);
                     tracing::info!(version = version.version, "credential version added");
-                    return Ok(VersionStored { credential, version, replayed: false });
+                    let (credential, verification) = if request.verify {
+                        let (credential, verification) =
+                            self.verify_written(&ctx, credential, &request.secret).await;
+                        (credential, Some(verification))
+                    } else {
+                        (credential, None)
+                    };
+                    return Ok(VersionStored { credential, version, replayed: false, verification });
                 }
                 Ok(VersionAdded::Existing { credential, version, fingerprint }) => {
                     let sent = idempotency.as_ref().map(|(_, f)| *f).expect("only idempotent adds replay");
                     return if verify_slices_are_equal(&fingerprint, &sent).is_ok() {
-                        Ok(VersionStored { credential, version, replayed: true })
+                        Ok(VersionStored { credential, version, replayed: true, verification: None })
                     } else {
                         Err(FieldViolation::new(
                             "idempotency_key",

@@ -110,11 +110,28 @@ pub fn config(database_url: &str, key: &str) -> Config {
         purge_interval: Duration::from_millis(200),
         rewrap_rate: None,
         pool: PoolSettings { connect_timeout: Duration::from_secs(2), ..PoolSettings::default() },
-        verify: VerifySettings::default(),
+        verify: nowhere(),
         verification: credvault::vault::VerificationPolicy::default(),
         // Tests that verify on schedule turn it on (tests/api/reverify.rs); no test's call
         // leaves the machine.
         reverify: credvault::jobs::ReverifySettings { enabled: false, ..Default::default() },
+    }
+}
+
+/// Verifier settings for a server whose tests do not verify: every provider at a closed local
+/// port, so that a verification (the REST gateway's on every write) fails at once as
+/// unreachable and no call leaves the machine.
+pub fn nowhere() -> VerifySettings {
+    let closed = "http://127.0.0.1:9";
+    VerifySettings {
+        vultr_api_url: format!("{closed}/vultr"),
+        aws_sts_url: format!("{closed}/sts"),
+        aws_region: "us-east-1".into(),
+        gcp_token_url: format!("{closed}/google/token"),
+        azure_login_url: format!("{closed}/azure-login"),
+        azure_management_url: format!("{closed}/azure-arm"),
+        timeout: Duration::from_secs(2),
+        retries: 0,
     }
 }
 

@@ -390,8 +390,10 @@ async fn a_retried_create_with_the_same_idempotency_key_returns_the_first_result
 async fn verify_by_id_and_inline_reach_the_provider() {
     let fakes = Fakes::start().await;
     let app = TestApp::spawn_verifying(Backend::Sqlite, fakes.settings(Duration::from_secs(5), 0)).await;
-    let good = json!({"provider": "vultr", "credential_name": "Good", "credentials": {"api_key": VULTR_KEY}});
+    // Stored without verifying (the gateway would verify on write), to verify it by id.
+    let good = json!({"provider": "vultr", "credential_name": "Good", "credentials": {"api_key": VULTR_KEY}, "verify": false});
     let id = json_of(create(&app, &good).await).await["credential_id"].as_str().unwrap().to_owned();
+    assert_eq!(app.audit_actions(&id).await, ["created"]);
 
     let response = app
         .rest(Method::POST, "/api/v1/credentials/verify")

@@ -1009,6 +1009,7 @@ fn record(valid: bool, failing_after: u32) -> VerificationRecord {
         BTreeMap::new()
     };
     VerificationRecord {
+        version: 1,
         valid,
         identity,
         findings: vec![Finding::new(
@@ -1113,6 +1114,12 @@ async fn verification_streaks_schedules_and_counts_follow_the_contract(backend: 
     assert_eq!(rotated.last_verified_at, None);
     let due = store.claim_due_verifications(now, day, 10).await.unwrap();
     assert_eq!(due, [(stored.id, Provider::Vultr)]);
+    // A verdict on the version no longer current is not recorded.
+    let stale = audit(AuditAction::Verified, owner.id, Some(stored.id));
+    assert!(matches!(
+        store.record_verification(stored.id, &record(true, 3), stale).await,
+        Err(StoreError::NotFound(_))
+    ));
     // Every record has its audit row.
     let events = store.list_audit(&audit_filter(Some(owner.id), Some(stored.id))).await.unwrap();
     assert_eq!(events.iter().filter(|e| e.action == "failed").count(), 5);

@@ -330,7 +330,109 @@ async fn bad_verify_requests_are_refused() {
     assert_status(verify_id(&app, &stored.id).await, Code::NotFound, "no active credential");
 }
 
+/// Store and AddVersion with `verify`: the answer carries the verdict, the credential records
+/// it, and a provider that cannot answer never fails or holds the write past the time limit.
+async fn writes_verify_when_asked_and_never_fail_for_the_provider(backend: Backend) {
+    let fakes = Fakes::start().await;
+    let app = spawn(backend, &fakes, Duration::from_secs(1), 0).await;
+    let mut client = app.client.clone();
+    let store = |name: &str, secret: Secret, verify: bool| pb::StoreRequest {
+        verify,
+        ..store_request(&app.customer_id, name, secret)
+    };
+
+    let answer = client.store(store("On write", vultr(VULTR_KEY), true)).await.unwrap().into_inner();
+    let verdict = answer.verification.expect("a verdict when asked");
+    assert_eq!(verdict.outcome, pb::VerifyOutcome::Valid as i32, "{}", verdict.reason);
+    assert_eq!(verdict.identity["account_email"], "ops@acme.test");
+    assert_eq!(verdict.findings[0].code, "vultr_manages_users");
+    let stored = answer.credential.unwrap();
+    assert!(stored.is_verified);
+    assert_eq!(stored.verification_state, pb::VerificationState::Verified as i32);
+    assert_eq!(stored.identity["account_email"], "ops@acme.test");
+    assert_eq!(app.audit_actions(&stored.id).await, ["created", "verified"]);
+
+    // Not asked: nothing is verified.
+    let quiet = client.store(store("Unasked", vultr(VULTR_KEY), false)).await.unwrap().into_inner();
+    assert!(quiet.verification.is_none());
+    assert_eq!(quiet.credential.unwrap().verification_state, pb::VerificationState::Unverified as i32);
+
+    // Rejected by the provider: stored all the same, recorded as invalid.
+    let wrong = client.store(store("Wrong key", vultr("VULTR-WRONG-KEY"), true)).await.unwrap().into_inner();
+    assert_eq!(wrong.verification.unwrap().outcome, pb::VerifyOutcome::Invalid as i32);
+    let wrong = wrong.credential.unwrap();
+    assert_eq!(wrong.verification_state, pb::VerificationState::Invalid as i32);
+    assert_eq!(app.audit_actions(&wrong.id).await, ["created", "failed"]);
+
+    // A hanging provider: the Store answers within the time limit, stored and unverified.
+    fakes.set_mode(Mode::Hang);
+    let started = Instant::now();
+    let hung = client.store(store("During a hang", vultr(VULTR_KEY), true)).await.unwrap().into_inner();
+    assert!(started.elapsed() < Duration::from_secs(4), "held {:?}", started.elapsed());
+    assert_eq!(hung.verification.unwrap().outcome, pb::VerifyOutcome::Unreachable as i32);
+    let hung = hung.credential.unwrap();
+    assert_eq!(hung.verification_state, pb::VerificationState::Unverified as i32);
+    assert!(app.get_by_id(&hung.id).await.is_ok(), "the write happened");
+
+    // AddVersion: the new secret is verified; the old one's verdict does not carry over.
+    fakes.set_mode(Mode::Normal);
+    let rotated = client
+        .add_version(pb::AddVersionRequest {
+            credential_id: wrong.id.clone(),
+            secret: Some(pb::CredentialSecret { secret: Some(vultr(VULTR_KEY)) }),
+            verify: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(rotated.verification.unwrap().outcome, pb::VerifyOutcome::Valid as i32);
+    let rotated = rotated.credential.unwrap();
+    assert_eq!(
+        (rotated.current_version, rotated.verification_state),
+        (2, pb::VerificationState::Verified as i32)
+    );
+    assert_eq!(rotated.consecutive_failures, 0);
+
+    // The REST gateway verifies unless told not to.
+    let created: serde_json::Value = app
+        .rest(reqwest::Method::POST, "/api/v1/credentials")
+        .json(&serde_json::json!({"provider": "vultr", "credential_name": "From the dashboard", "credentials": {"api_key": VULTR_KEY}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(created["verification"]["outcome"], "valid", "{created}");
+    assert_eq!(created["credential"]["verification_state"], "verified", "{created}");
+    let unverified: serde_json::Value = app
+        .rest(reqwest::Method::POST, "/api/v1/credentials")
+        .json(&serde_json::json!({"provider": "vultr", "credential_name": "Not checked", "credentials": {"api_key": VULTR_KEY}, "verify": false}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(unverified.get("verification").is_none(), "{unverified}");
+    assert_eq!(unverified["credential"]["verification_state"], "unverified");
+    let id = unverified["credential_id"].as_str().unwrap();
+    let rotated: serde_json::Value = app
+        .rest(reqwest::Method::PUT, &format!("/api/v1/credentials/{id}"))
+        .json(&serde_json::json!({"provider": "vultr", "credentials": {"api_key": "VULTR-WRONG-KEY"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rotated["verification"]["outcome"], "invalid", "{rotated}");
+    assert_eq!(rotated["credential"]["verification_state"], "invalid", "{rotated}");
+}
+
 backend_tests!(
+    writes_verify_when_asked_and_never_fail_for_the_provider,
     stored_credentials_are_verified_and_their_state_follows_the_answer,
     an_outage_is_unreachable_and_leaves_the_stored_state_alone,
 );

@@ -128,7 +128,7 @@ impl CredentialStore for PostgresStore {
              first_failed_at = CASE WHEN $10 THEN NULL ELSE coalesce(first_failed_at, $9) END, \
              failing_since = CASE WHEN $10 THEN NULL \
                WHEN verification_failures + 1 >= $13 THEN coalesce(first_failed_at, $9) END \
-             WHERE id = $8 AND is_active"
+             WHERE id = $8 AND is_active AND current_version = $14"
         );
         let query = audited(sql, self.signer(), &audit, record.now)
             .bind(id.as_uuid())
@@ -136,7 +136,8 @@ impl CredentialStore for PostgresStore {
             .bind(record.valid)
             .bind(rows::identity_json(&record.identity))
             .bind(rows::findings_json(&record.findings))
-            .bind(i64::from(record.failing_after));
+            .bind(i64::from(record.failing_after))
+            .bind(i64::from(record.version));
         self.fetch_changed(query, id).await
     }
 

@@ -191,14 +191,15 @@ impl CredentialStore for SqliteStore {
              first_failed_at = CASE WHEN ?1 THEN NULL ELSE coalesce(first_failed_at, ?2) END, \
              failing_since = CASE WHEN ?1 THEN NULL \
                WHEN verification_failures + 1 >= ?5 THEN coalesce(first_failed_at, ?2) END \
-             WHERE id = ?6 AND is_active = 1"
+             WHERE id = ?6 AND is_active = 1 AND current_version = ?7"
         ))
         .bind(record.valid)
         .bind(micros(record.now))
         .bind(rows::identity_json(&record.identity))
         .bind(rows::findings_json(&record.findings))
         .bind(i64::from(record.failing_after))
-        .bind(id.to_string());
+        .bind(id.to_string())
+        .bind(i64::from(record.version));
         self.audited_change(change, id, &audit, record.now).await
     }
 

@@ -250,28 +250,32 @@ class PurgeCredentialResponse(_message.Message):
     def __init__(self, credential: _Optional[_Union[Credential, _Mapping]] = ...) -> None: ...
 
 class AddVersionRequest(_message.Message):
-    __slots__ = ("credential_id", "secret", "disable_previous", "etag", "idempotency_key")
+    __slots__ = ("credential_id", "secret", "disable_previous", "etag", "idempotency_key", "verify")
     CREDENTIAL_ID_FIELD_NUMBER: _ClassVar[int]
     SECRET_FIELD_NUMBER: _ClassVar[int]
     DISABLE_PREVIOUS_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    VERIFY_FIELD_NUMBER: _ClassVar[int]
     credential_id: str
     secret: CredentialSecret
     disable_previous: bool
     etag: str
     idempotency_key: str
-    def __init__(self, credential_id: _Optional[str] = ..., secret: _Optional[_Union[CredentialSecret, _Mapping]] = ..., disable_previous: _Optional[bool] = ..., etag: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    verify: bool
+    def __init__(self, credential_id: _Optional[str] = ..., secret: _Optional[_Union[CredentialSecret, _Mapping]] = ..., disable_previous: _Optional[bool] = ..., etag: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., verify: _Optional[bool] = ...) -> None: ...
 
 class AddVersionResponse(_message.Message):
-    __slots__ = ("credential", "version", "replayed")
+    __slots__ = ("credential", "version", "replayed", "verification")
     CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    VERIFICATION_FIELD_NUMBER: _ClassVar[int]
     credential: Credential
     version: CredentialVersion
     replayed: bool
-    def __init__(self, credential: _Optional[_Union[Credential, _Mapping]] = ..., version: _Optional[_Union[CredentialVersion, _Mapping]] = ..., replayed: _Optional[bool] = ...) -> None: ...
+    verification: VerificationResult
+    def __init__(self, credential: _Optional[_Union[Credential, _Mapping]] = ..., version: _Optional[_Union[CredentialVersion, _Mapping]] = ..., replayed: _Optional[bool] = ..., verification: _Optional[_Union[VerificationResult, _Mapping]] = ...) -> None: ...
 
 class ListVersionsRequest(_message.Message):
     __slots__ = ("credential_id", "page_size", "page_token")
@@ -346,7 +350,7 @@ class DestroyVersionResponse(_message.Message):
     def __init__(self, credential: _Optional[_Union[Credential, _Mapping]] = ..., version: _Optional[_Union[CredentialVersion, _Mapping]] = ...) -> None: ...
 
 class StoreRequest(_message.Message):
-    __slots__ = ("customer_id", "credential_name", "credential_type", "permissions", "secret", "idempotency_key", "make_default")
+    __slots__ = ("customer_id", "credential_name", "credential_type", "permissions", "secret", "idempotency_key", "make_default", "verify")
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     CREDENTIAL_NAME_FIELD_NUMBER: _ClassVar[int]
     CREDENTIAL_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -354,6 +358,7 @@ class StoreRequest(_message.Message):
     SECRET_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     MAKE_DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    VERIFY_FIELD_NUMBER: _ClassVar[int]
     customer_id: str
     credential_name: str
     credential_type: str
@@ -361,15 +366,37 @@ class StoreRequest(_message.Message):
     secret: CredentialSecret
     idempotency_key: str
     make_default: bool
-    def __init__(self, customer_id: _Optional[str] = ..., credential_name: _Optional[str] = ..., credential_type: _Optional[str] = ..., permissions: _Optional[_Union[Permission, str]] = ..., secret: _Optional[_Union[CredentialSecret, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., make_default: _Optional[bool] = ...) -> None: ...
+    verify: bool
+    def __init__(self, customer_id: _Optional[str] = ..., credential_name: _Optional[str] = ..., credential_type: _Optional[str] = ..., permissions: _Optional[_Union[Permission, str]] = ..., secret: _Optional[_Union[CredentialSecret, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., make_default: _Optional[bool] = ..., verify: _Optional[bool] = ...) -> None: ...
 
 class StoreResponse(_message.Message):
-    __slots__ = ("credential", "replayed")
+    __slots__ = ("credential", "replayed", "verification")
     CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
     REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    VERIFICATION_FIELD_NUMBER: _ClassVar[int]
     credential: Credential
     replayed: bool
-    def __init__(self, credential: _Optional[_Union[Credential, _Mapping]] = ..., replayed: _Optional[bool] = ...) -> None: ...
+    verification: VerificationResult
+    def __init__(self, credential: _Optional[_Union[Credential, _Mapping]] = ..., replayed: _Optional[bool] = ..., verification: _Optional[_Union[VerificationResult, _Mapping]] = ...) -> None: ...
+
+class VerificationResult(_message.Message):
+    __slots__ = ("outcome", "reason", "identity", "findings")
+    class IdentityEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    FINDINGS_FIELD_NUMBER: _ClassVar[int]
+    outcome: VerifyOutcome
+    reason: str
+    identity: _containers.ScalarMap[str, str]
+    findings: _containers.RepeatedCompositeFieldContainer[Finding]
+    def __init__(self, outcome: _Optional[_Union[VerifyOutcome, str]] = ..., reason: _Optional[str] = ..., identity: _Optional[_Mapping[str, str]] = ..., findings: _Optional[_Iterable[_Union[Finding, _Mapping]]] = ...) -> None: ...
 
 class ProviderSelector(_message.Message):
     __slots__ = ("customer_id", "provider")
