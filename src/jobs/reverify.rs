@@ -113,14 +113,12 @@ async fn pass(
     claimed: Vec<(CredentialId, Provider)>,
     stopped: &watch::Receiver<bool>,
 ) {
-    let mut groups = Provider::ALL.into_iter().zip(quiet.iter()).map(|(provider, quiet_until)| {
-        let ids: Vec<CredentialId> =
-            claimed.iter().filter(|(_, p)| *p == provider).map(|(id, _)| *id).collect();
-        verify_provider(vault, settings, provider, quiet_until.clone(), ids, stopped.clone())
-    });
-    let groups: [_; 4] = std::array::from_fn(|_| groups.next().expect("one group per provider"));
-    let [a, b, c, d] = groups;
-    tokio::join!(a, b, c, d);
+    let group = |i: usize| {
+        let provider = Provider::ALL[i];
+        let ids = claimed.iter().filter(|(_, p)| *p == provider).map(|(id, _)| *id).collect();
+        verify_provider(vault, settings, provider, quiet[i].clone(), ids, stopped.clone())
+    };
+    tokio::join!(group(0), group(1), group(2), group(3));
 }
 
 /// One provider's share of a pass.

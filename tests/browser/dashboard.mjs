@@ -95,6 +95,12 @@ try {
     await page.getByRole("heading", { name: "Production Vultr" }).waitFor();
     await page.getByText("will not be shown again").waitFor();
     assert.equal(await page.getByText(vultrKey).count(), 0, "the secret is not shown");
+    // Verified on write: the verdict, the identity the provider reported and its finding.
+    await page.getByText("The provider accepted it").waitFor();
+    await page.locator(".badge", { hasText: /^Verified$/ }).first().waitFor();
+    await page.locator(".badge", { hasText: /^1 finding$/ }).first().waitFor();
+    await page.locator(".facts dd", { hasText: "ops@acme.test" }).waitFor();
+    await page.getByRole("region", { name: "Findings" }).getByText("can manage users").waitFor();
   });
 
   await step("verify now", async () => {
@@ -108,6 +114,8 @@ try {
     await rotate.getByLabel("API key").fill(`${vultrKey}-ROTATED`);
     await rotate.getByRole("button", { name: "Rotate" }).click();
     await page.getByText("version 2 is current").waitFor();
+    await page.getByText("The provider rejected it").waitFor();
+    await page.locator(".badge", { hasText: /^Verification failed$/ }).first().waitFor();
     const one = page.locator('tr[data-version="1"]');
     await one.getByRole("button", { name: "Destroy…" }).click();
     const confirm = one.getByRole("button", { name: "Destroy version 1" });

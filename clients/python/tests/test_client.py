@@ -117,6 +117,17 @@ def test_verify_inline_and_stored_against_the_provider(vault: CredvaultClient, c
         vault.verify()
 
 
+def test_store_and_rotate_verify_when_asked(vault: CredvaultClient, customer: str) -> None:
+    unasked = vault.store(customer, "vultr", "Unasked", {"api_key": GOOD_VULTR_KEY})
+    assert unasked.verification_state == "unverified" and unasked.identity == {}
+    stored = vault.store(customer, "vultr", "Checked on write", {"api_key": GOOD_VULTR_KEY}, verify=True)
+    assert stored.verification_state == "verified" and stored.is_verified
+    assert stored.identity["account_email"] == "ops@acme.test"
+    rotated = vault.rotate(stored.id, "vultr", {"api_key": "WRONG"}, verify=True)
+    assert rotated.credential.verification_state == "invalid" and rotated.credential.consecutive_failures == 1
+    assert rotated.credential.identity == {}, "the identity was the old secret's"
+
+
 def test_each_error_class_comes_from_a_real_answer(server: Server, vault: CredvaultClient, customer: str) -> None:
     with pytest.raises(CredentialNotFound) as missing:
         vault.get_credential(customer, "azure")

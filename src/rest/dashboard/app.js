@@ -151,14 +151,23 @@ async function summary() {
   return (await call("GET", "/api/v1/credentials/status/summary", { customer: state.customer })).body;
 }
 
+/** What the provider said about a secret just written, as a sentence to append. */
+function verdict(v) {
+  if (!v) return "";
+  const said = { valid: "accepted it", invalid: "rejected it", unreachable: "could not be asked" }[v.outcome] || v.outcome;
+  return ` The provider ${said}: ${v.reason}`;
+}
+
 function badges(c) {
   const list = [];
   if (c.purged_at) list.push(["Purged", "bad"]);
   else if (!c.is_active) list.push([`Pending deletion (purge ${day(c.scheduled_purge_at)})`, "warn"]);
   else list.push(["Active", "ok"]);
-  if (c.is_verified) list.push(["Verified", "ok"]);
-  else if (c.last_verified_at) list.push(["Verification failed", "bad"]);
+  if (c.verification_state === "failing") list.push([`Failing since ${day(c.failing_since)}`, "bad"]);
+  else if (c.verification_state === "verified") list.push(["Verified", "ok"]);
+  else if (c.verification_state === "invalid") list.push(["Verification failed", "bad"]);
   else list.push(["Never verified", "muted"]);
+  if (c.is_active && c.findings.length) list.push([c.findings.length === 1 ? "1 finding" : `${c.findings.length} findings`, "warn"]);
   if (c.is_active && c.current_version === null) list.push(["Disabled", "warn"]);
   if (c.is_default) list.push(["Default", "muted"]);
   return el("span", { class: "badges" }, list.map(([text, kind]) => el("span", { class: `badge ${kind}` }, text)));
@@ -178,7 +187,7 @@ async function credentialsView() {
   const sections = [];
   for (const [provider, p] of Object.entries(body.providers)) {
     counts.append(el("div", {}, el("dt", {}, PROVIDERS[provider] ? PROVIDERS[provider].label : provider),
-      el("dd", {}, `${p.active} active · ${p.verified} verified · ${p.disabled} disabled · ${p.pending_deletion} pending deletion`)));
+      el("dd", {}, `${p.active} active · ${p.verified} verified · ${p.failing} failing · ${p.risky} with findings · ${p.disabled} disabled · ${p.pending_deletion} pending deletion`)));
     const rows = p.credentials
       .filter((c) => !c.purged_at)
       .sort((a, b) => Number(b.is_active) - Number(a.is_active) || a.credential_name.localeCompare(b.credential_name))
@@ -250,7 +259,7 @@ function addView() {
           make_default: makeDefault.checked,
         },
       });
-      await detailView(body.credential_id, `Saved “${body.credential.credential_name}”. Its secret is encrypted and will not be shown again.`);
+      await detailView(body.credential_id, `Saved “${body.credential.credential_name}”. Its secret is encrypted and will not be shown again.${verdict(body.verification)}`);
     });
   });
   show(form);
@@ -273,14 +282,21 @@ async function detailView(id, notice) {
   const facts = el("dl", { class: "facts" },
     [["Id", c.id], ["Type", c.credential_type], ["Permissions", c.permissions], ["Created", when(c.created_at)],
       ["Last used", when(c.last_used_at)], ["Uses", c.usage_count], ["Last verified", when(c.last_verified_at)],
-      ["Current version", c.current_version === null ? "none enabled" : `v${c.current_version}`], ["Rotated", when(c.rotated_at)]]
+      ["Current version", c.current_version === null ? "none enabled" : `v${c.current_version}`], ["Rotated", when(c.rotated_at)],
+      ...Object.entries(c.identity).map(([k, v]) => [`Provider: ${k.replaceAll("_", " ")}`, v])]
       .map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, v))));
+  const findings = c.findings.length
+    ? el("section", { class: "card", "aria-label": "Findings" }, el("h3", {}, "Findings"),
+      el("p", { class: "hint" }, "From the last verification of the current version."),
+      el("ul", { class: "findings" }, c.findings.map((f) => el("li", { "data-code": f.code }, f.detail))))
+    : null;
   const parts = [
     el("section", { class: "card" },
       el("div", { class: "row" }, el("h2", {}, c.credential_name), badges(c),
         el("button", { type: "button", onclick: credentialsView }, "Back to credentials")),
       notice ? el("p", { class: "form-message ok", role: "status" }, notice) : null,
       facts),
+    findings,
   ];
   if (c.is_active) parts.push(actions(c));
   else if (!c.purged_at) parts.push(restoreCard(c));
@@ -324,7 +340,7 @@ function actions(c) {
         customer: state.customer,
         body: { provider: c.provider, credentials: readSecret(rotate, c.provider), disable_previous: disablePrevious.checked },
       });
-      await detailView(c.id, `Rotated: version ${body.version.version} is current.`);
+      await detailView(c.id, `Rotated: version ${body.version.version} is current.${verdict(body.verification)}`);
     });
   });
 

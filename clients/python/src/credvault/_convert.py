@@ -17,10 +17,12 @@ from .models import (
     CredentialInfo,
     GcpCredential,
     Provider,
+    Finding,
     ProviderSummary,
     Rotated,
     Summary,
     Verification,
+    VerificationState,
     Version,
     VultrCredential,
 )
@@ -43,6 +45,12 @@ _STATES = {
     pb.VERSION_STATE_ENABLED: "enabled",
     pb.VERSION_STATE_DISABLED: "disabled",
     pb.VERSION_STATE_DESTROYED: "destroyed",
+}
+_VERIFICATION_STATES: dict[int, VerificationState] = {
+    pb.VERIFICATION_STATE_UNVERIFIED: "unverified",
+    pb.VERIFICATION_STATE_VERIFIED: "verified",
+    pb.VERIFICATION_STATE_INVALID: "invalid",
+    pb.VERIFICATION_STATE_FAILING: "failing",
 }
 _OUTCOMES = {
     pb.VERIFY_OUTCOME_VALID: "valid",
@@ -118,7 +126,13 @@ def info(c: pb.Credential) -> CredentialInfo:
         etag=c.etag,
         scheduled_purge_at=_time(c, "scheduled_purge_at"),
         purged_at=_time(c, "purged_at"),
+        verification_state=_VERIFICATION_STATES.get(c.verification_state, "unverified"),
+        identity=dict(c.identity),
+        findings=tuple(Finding(code=f.code, detail=f.detail) for f in c.findings),
+        consecutive_failures=c.consecutive_failures,
+        failing_since=_time(c, "failing_since"),
     )
+
 
 
 def fetched(response: pb.GetResponse) -> Credential:
@@ -166,7 +180,7 @@ def summary(response: pb.SummaryResponse) -> Summary:
         providers={
             _PROVIDER_NAME[p.provider]: ProviderSummary(
                 total=p.total, active=p.active, verified=p.verified, disabled=p.disabled,
-                pending_deletion=p.pending_deletion,
+                pending_deletion=p.pending_deletion, failing=p.failing, risky=p.risky,
             )
             for p in response.providers
         },

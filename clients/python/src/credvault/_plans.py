@@ -71,6 +71,7 @@ def store(
     credential_type: str | None,
     make_default: bool,
     idempotency_key: str | None,
+    verify: bool = False,
 ) -> Plan[CredentialInfo]:
     request = pb.StoreRequest(
         customer_id=customer_id,
@@ -81,6 +82,7 @@ def store(
         # A key by default: a Store retried after a lost answer is answered, not repeated.
         idempotency_key=idempotency_key or str(uuid.uuid4()),
         make_default=make_default,
+        verify=verify,
     )
     return Plan("Store", request, True, lambda r: _convert.info(r.credential))
 
@@ -93,6 +95,7 @@ def rotate(
     disable_previous: bool,
     etag: str | None,
     idempotency_key: str | None,
+    verify: bool = False,
 ) -> Plan[Rotated]:
     request = pb.AddVersionRequest(
         credential_id=credential_id,
@@ -100,6 +103,7 @@ def rotate(
         disable_previous=disable_previous,
         etag=etag or "",
         idempotency_key=idempotency_key or str(uuid.uuid4()),
+        verify=verify,
     )
     return Plan("AddVersion", request, True, _convert.rotated)
 

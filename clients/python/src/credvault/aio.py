@@ -90,11 +90,12 @@ class AsyncCredvaultClient:
         credential_type: str | None = None,
         make_default: bool = False,
         idempotency_key: str | None = None,
+        verify: bool = False,
     ) -> CredentialInfo:
         return await self._run(
             _plans.store(
                 customer_id, provider, name, secret, permissions=permissions, credential_type=credential_type,
-                make_default=make_default, idempotency_key=idempotency_key,
+                make_default=make_default, idempotency_key=idempotency_key, verify=verify,
             )
         )
 
@@ -107,10 +108,11 @@ class AsyncCredvaultClient:
         disable_previous: bool = False,
         etag: str | None = None,
         idempotency_key: str | None = None,
+        verify: bool = False,
     ) -> Rotated:
         return await self._run(
             _plans.rotate(credential_id, provider, secret, disable_previous=disable_previous, etag=etag,
-                          idempotency_key=idempotency_key)
+                          idempotency_key=idempotency_key, verify=verify)
         )
 
     async def list(

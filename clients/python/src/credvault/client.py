@@ -88,13 +88,16 @@ class CredvaultClient:
         credential_type: str | None = None,
         make_default: bool = False,
         idempotency_key: str | None = None,
+        verify: bool = False,
     ) -> CredentialInfo:
         """Stores a credential; ``secret`` takes the seed's fields (``{"api_key": ...}``, ...).
-        A random idempotency key is sent when none is given, so a retried Store is safe."""
+        A random idempotency key is sent when none is given, so a retried Store is safe. With
+        ``verify``, the provider checks the secret once stored (never failing the Store): the
+        answer's ``verification_state``, ``identity`` and ``findings`` say how it went."""
         return self._run(
             _plans.store(
                 customer_id, provider, name, secret, permissions=permissions, credential_type=credential_type,
-                make_default=make_default, idempotency_key=idempotency_key,
+                make_default=make_default, idempotency_key=idempotency_key, verify=verify,
             )
         )
 
@@ -107,11 +110,12 @@ class CredvaultClient:
         disable_previous: bool = False,
         etag: str | None = None,
         idempotency_key: str | None = None,
+        verify: bool = False,
     ) -> Rotated:
         """A new version of the credential with a new secret; it becomes current."""
         return self._run(
             _plans.rotate(credential_id, provider, secret, disable_previous=disable_previous, etag=etag,
-                          idempotency_key=idempotency_key)
+                          idempotency_key=idempotency_key, verify=verify)
         )
 
     def list(

@@ -11,6 +11,18 @@ Provider = Literal["vultr", "aws", "gcp", "azure"]
 PROVIDERS: tuple[Provider, ...] = ("vultr", "aws", "gcp", "azure")
 
 
+VerificationState = Literal["unverified", "verified", "invalid", "failing"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Finding:
+    """Something a security reviewer should look at: a stable ``code`` (``aws_root_user_key``,
+    ``key_age``, ...) and a ``detail`` for people."""
+
+    code: str
+    detail: str
+
+
 @dataclass(frozen=True, kw_only=True)
 class CredentialInfo:
     """A credential's metadata (never a secret)."""
@@ -35,6 +47,14 @@ class CredentialInfo:
     etag: str
     scheduled_purge_at: datetime | None
     purged_at: datetime | None
+    #: Where the credential stands with its provider (``failing``: invalid several times in a row).
+    verification_state: VerificationState = "unverified"
+    #: What the provider reported about the identity at the last valid verification.
+    identity: dict[str, str] = field(default_factory=dict)
+    #: Findings of the last verification of the current version.
+    findings: tuple[Finding, ...] = ()
+    consecutive_failures: int = 0
+    failing_since: datetime | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -128,6 +148,8 @@ class ProviderSummary:
     verified: int
     disabled: int
     pending_deletion: int
+    failing: int = 0
+    risky: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
