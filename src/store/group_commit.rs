@@ -40,6 +40,12 @@ pub(super) struct Use {
     pub(super) now: OffsetDateTime,
 }
 
+/// One Store a group commits: a credential that does not move a default, and its audit row.
+pub(super) struct NewStore {
+    pub(super) new: super::NewCredential,
+    pub(super) audit: AuditEntry,
+}
+
 /// A backend's way of committing one group.
 #[async_trait]
 pub(super) trait Recorder: Send + Sync + 'static {

@@ -75,7 +75,65 @@ async fn concurrent_retries_create_exactly_one_credential(backend: Backend) {
     assert_eq!(fresh, 1);
 }
 
+/// A burst of Stores (committed in groups): each gets its own answer. Distinct ones are all
+/// stored with one audit row each; of those racing for one name exactly one is stored and the
+/// rest are told the name is taken; one for an unknown customer is NOT_FOUND; a default one is
+/// stored too. Nothing is lost or doubled.
+async fn a_burst_of_stores_gets_one_answer_each(backend: Backend) {
+    let app = TestApp::spawn_on(backend).await;
+    let c = app.customer_id.clone();
+    let unknown = uuid::Uuid::new_v4().to_string();
+    let mut requests = Vec::new();
+    for i in 0..40 {
+        requests.push(("distinct", store_request(&c, &format!("Burst {i}"), vultr(&format!("k{i}")))));
+    }
+    for i in 0..6 {
+        requests.push(("same name", store_request(&c, "Contested", vultr(&format!("c{i}")))));
+    }
+    requests.push(("unknown customer", store_request(&unknown, "Nobody's", vultr("n"))));
+    requests.push((
+        "default",
+        pb::StoreRequest { make_default: true, ..store_request(&c, "Default", vultr("d")) },
+    ));
+    let tasks: Vec<_> = requests
+        .into_iter()
+        .map(|(kind, request)| {
+            let mut client = app.client.clone();
+            tokio::spawn(async move { (kind, client.store(request).await.map(tonic::Response::into_inner)) })
+        })
+        .collect();
+    let (mut stored, mut contested_won, mut contested_taken) = (Vec::new(), 0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            ("distinct" | "default", Ok(answer)) => stored.push(answer.credential.unwrap().id),
+            ("same name", Ok(answer)) => {
+                contested_won += 1;
+                stored.push(answer.credential.unwrap().id);
+            }
+            ("same name", Err(status)) => {
+                assert_eq!(status.code(), Code::AlreadyExists, "{status:?}");
+                assert!(status.message().contains("Contested"), "{}", status.message());
+                contested_taken += 1;
+            }
+            ("unknown customer", Err(status)) => assert_eq!(status.code(), Code::NotFound, "{status:?}"),
+            (kind, other) => panic!("{kind}: {other:?}"),
+        }
+    }
+    assert_eq!((contested_won, contested_taken), (1, 5));
+    assert_eq!(stored.len(), 42);
+    let listed = app
+        .list(pb::ListRequest { customer_id: c.clone(), page_size: 100, ..Default::default() })
+        .await
+        .unwrap()
+        .credentials;
+    assert_eq!(listed.len(), 42, "every Store answered as stored is stored, once");
+    for id in &stored {
+        assert_eq!(app.audit_actions(id).await, ["created"], "one audit row each");
+    }
+}
+
 backend_tests!(
+    a_burst_of_stores_gets_one_answer_each,
     a_retried_store_with_the_same_key_returns_the_first_result,
     the_same_key_with_different_content_is_rejected,
     concurrent_retries_create_exactly_one_credential,

@@ -12,11 +12,11 @@ use sqlx::{Postgres, Row};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{AuditEntry, AuditSigner, CredentialMetadata, TokenName};
-use crate::store::group_commit::{Recorder, Use};
+use crate::domain::{AuditSigner, CredentialMetadata, TokenName};
+use crate::store::StoreError;
+use crate::store::group_commit::{NewStore, Recorder, Use};
 use crate::store::rows;
 use crate::store::sql::to_stored_precision;
-use crate::store::{NewCredential, StoreError};
 
 /// Commits groups of Get's uses.
 pub(super) struct UseCommitter {
@@ -150,13 +150,6 @@ impl<'a> Claims<'a> {
         self.at.push(at);
         self.mac.push(signer.map(|signer| u.audit.to_event(audit_id, at).mac(signer)));
     }
-}
-
-/// One Store that does not move a default (those take the customer's lock; see
-/// `insert_default`).
-pub(super) struct NewStore {
-    pub(super) new: NewCredential,
-    pub(super) audit: AuditEntry,
 }
 
 /// Commits groups of Stores.

@@ -30,7 +30,8 @@ impl CredentialStore for PostgresStore {
         let inserted = if new.make_default {
             self.insert_default(&new, &audit).await
         } else {
-            let store = Arc::new(committers::NewStore { new: new.clone(), audit });
+            // Stores that move a default take the customer's lock (see `insert_default`).
+            let store = Arc::new(crate::store::group_commit::NewStore { new: new.clone(), audit });
             if let Some(created) = self.stores.submit(store.clone()).await? {
                 return Ok(Inserted::Created(created));
             }

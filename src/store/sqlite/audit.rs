@@ -77,7 +77,7 @@ impl AuditStore for SqliteStore {
             serde_json::Value::Array(links.collect()).to_string()
         });
         let mut writer = self.writer.acquire().await?;
-        let mut tx = writer.begin().await?;
+        let mut tx = super::writer::begin_write(&mut writer).await?;
         let (current, _) = read_head(&mut *tx).await?;
         if current.seq != head.seq || current.hash != head.hash {
             // Another sealer moved the head meanwhile (only possible with two servers on one

@@ -42,6 +42,14 @@ macro_rules! served_version {
 impl CredentialStore for SqliteStore {
     #[tracing::instrument(level = "debug", skip_all, fields(credential_id = %new.id, customer_id = %new.customer_id))]
     async fn insert_credential(&self, new: NewCredential, audit: AuditEntry) -> Result<Inserted, StoreError> {
+        if !new.make_default {
+            let store =
+                Arc::new(crate::store::group_commit::NewStore { new: new.clone(), audit: audit.clone() });
+            if let Some(created) = self.stores.submit(store).await? {
+                return Ok(Inserted::Created(created));
+            }
+            // Left out of the group: on its own, for the precise answer.
+        }
         // The single writer connection serializes this whole transaction against every other
         // write, so the checks below cannot race with a concurrent insert.
         let mut writer = self.writer.acquire().await?;

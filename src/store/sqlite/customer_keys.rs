@@ -24,7 +24,7 @@ impl CustomerKeyStore for SqliteStore {
         now: OffsetDateTime,
     ) -> Result<StoredCustomerKey, StoreError> {
         let mut writer = self.writer.acquire().await?;
-        let mut tx = writer.begin().await?;
+        let mut tx = super::writer::begin_write(&mut writer).await?;
         let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM customers WHERE id = ?")
             .bind(customer.to_string())
             .fetch_optional(&mut *tx)
@@ -74,7 +74,7 @@ impl CustomerKeyStore for SqliteStore {
     #[tracing::instrument(level = "debug", skip_all, fields(keys = moved.len()))]
     async fn replace_customer_keys(&self, moved: &[RewrappedCustomerKey]) -> Result<u64, StoreError> {
         let mut writer = self.writer.acquire().await?;
-        let mut tx = writer.begin().await?;
+        let mut tx = super::writer::begin_write(&mut writer).await?;
         let mut written = 0;
         for key in moved {
             written += sqlx::query(

@@ -20,8 +20,8 @@ use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
 
 use rusqlite::{OptionalExtension as _, Transaction};
+use sqlx::Sqlite;
 use sqlx::sqlite::SqliteConnection;
-use sqlx::{Connection as _, Sqlite};
 use time::OffsetDateTime;
 
 use super::micros;
@@ -86,7 +86,7 @@ impl<'c> AuditedTx<'c> {
     /// Begins the transaction on `writer` (the writer's connection, during its turn) and moves
     /// the journal in it.
     pub(super) async fn begin(writer: &'c mut SqliteConnection) -> Result<Self, StoreError> {
-        let mut tx = writer.begin().await?;
+        let mut tx = super::writer::begin_write(writer).await?;
         let began = std::time::Instant::now();
         sqlx::query(MOVE).execute(&mut *tx).await?;
         crate::store::metrics::journal_moved(began.elapsed());

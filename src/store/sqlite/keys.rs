@@ -10,7 +10,7 @@ impl KeyStore for SqliteStore {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn check_key(&self, version: u32, check_value: &[u8; 32]) -> Result<KeyCheck, StoreError> {
         let mut writer = self.writer.acquire().await?;
-        let mut tx = writer.begin().await?;
+        let mut tx = super::writer::begin_write(&mut writer).await?;
         let stored: Option<Vec<u8>> =
             sqlx::query_scalar("SELECT check_value FROM encryption_keys WHERE version = ?")
                 .bind(i64::from(version))
@@ -184,7 +184,7 @@ impl KeyStore for SqliteStore {
     #[tracing::instrument(level = "debug", skip_all, fields(keys = moved.len()))]
     async fn replace_wrapped(&self, moved: &[RewrappedDataKey]) -> Result<u64, StoreError> {
         let mut writer = self.writer.acquire().await?;
-        let mut tx = writer.begin().await?;
+        let mut tx = super::writer::begin_write(&mut writer).await?;
         let mut written = 0;
         for key in moved {
             written += sqlx::query(

@@ -14,7 +14,7 @@ use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Connection as _, Row, Sqlite};
+use sqlx::{Row, Sqlite};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -103,6 +103,7 @@ mod checkpoint;
 mod committer;
 #[macro_use]
 mod journal;
+mod stores;
 mod writer;
 
 // The Store traits, one aggregate per file (after `journal`, whose macros they use).
@@ -126,6 +127,8 @@ pub struct SqliteStore {
     signer: Option<Arc<dyn AuditSigner>>,
     /// Get's audited uses, committed in groups (see [`committer`]).
     uses: super::group_commit::Group<committer::Committer>,
+    /// Stores, committed in groups (see [`stores`]).
+    stores: super::group_commit::Group<stores::StoreCommitter>,
     /// The database file, for messages that tell an operator which file to fix.
     database: std::path::PathBuf,
     /// The committer's WAL, for tests that make its sync fail.
@@ -194,12 +197,17 @@ impl SqliteStore {
             super::group_commit::Group::start_on_thread(committer, "credvault-commit").map_err(|e| {
                 StoreError::unavailable(format!("cannot start the group committer's thread: {e}"))
             })?;
+        let stores = super::group_commit::Group::start(stores::StoreCommitter {
+            writer: writer.clone(),
+            signer: signer.clone(),
+        });
         Ok(Self {
             writer,
             reader,
             checkpoints: std::sync::Mutex::new(Some(checkpoints)),
             signer,
             uses,
+            stores,
             database,
             #[cfg(test)]
             wal,
@@ -360,6 +368,7 @@ impl Store for SqliteStore {
     /// later call answers UNAVAILABLE.
     #[tracing::instrument(level = "debug", skip_all)]
     async fn close(&self) {
+        self.stores.close().await;
         self.uses.close().await;
         let checkpoints = self.checkpoints.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         if let Some(checkpoints) = checkpoints {

@@ -41,6 +41,17 @@ pub(super) struct Turn {
     _turn: OwnedMutexGuard<()>,
 }
 
+/// Begins a write transaction on the writer's connection: IMMEDIATE, so that the write lock is
+/// taken (waiting out another process's write, up to the busy timeout) before anything is read.
+/// A deferred transaction reads first, and when another process (`credvault key ...`,
+/// `credvault customer ...` on the same file) commits before it writes, SQLite refuses its
+/// upgrade at once ("database is locked") instead of waiting.
+pub(super) async fn begin_write(
+    connection: &mut sqlx::SqliteConnection,
+) -> Result<sqlx::Transaction<'_, Sqlite>, sqlx::Error> {
+    sqlx::Connection::begin_with(connection, "BEGIN IMMEDIATE").await
+}
+
 impl Writer {
     pub(super) fn new(pool: SqlitePool) -> Self {
         Self { pool, turn: Arc::new(Mutex::new(())), stopped: Arc::default() }
