@@ -23,15 +23,27 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     let customer = format!("X-Customer-ID: {}", app.customer_id);
     let auth = format!("Authorization: Bearer {}", app.token);
     let workdir = app.dir.path().to_owned();
-    let output = tokio::task::spawn_blocking(move || {
+    let run = move || {
         Command::new(&program)
             .args(["run", &schema, "--header", &customer, "--header", &auth, "--checks", CHECKS])
             .args(["--max-time", "40", "--workers", "2", "--generation-database", "none", "--no-color"])
-            .current_dir(workdir)
+            .current_dir(&workdir)
             .output()
             .unwrap_or_else(|e| {
                 panic!("cannot run {program} ({e}): install it with `pip install schemathesis`")
             })
+    };
+    let output = tokio::task::spawn_blocking(move || {
+        let first = run();
+        // Hypothesis, describing a filter, re-parses a module's source; CPython 3.11 now and then
+        // refuses that ("AST constructor recursion depth mismatch"), a crash of the tool, not a
+        // finding about the API: run again, once.
+        if !first.status.success()
+            && String::from_utf8_lossy(&first.stdout).contains("AST constructor recursion depth mismatch")
+        {
+            return run();
+        }
+        first
     })
     .await
     .unwrap();
