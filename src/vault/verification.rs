@@ -223,14 +223,18 @@ impl Vault {
     }
 
     /// Verifies a claimed credential again, as the `verifier`. `None` when there was nothing to
-    /// verify (deleted since, or no enabled version).
+    /// verify (deleted since, no enabled version, or its customer not in good standing).
     pub async fn reverify(&self, id: CredentialId) -> Result<Option<Verification>, VaultError> {
         self.ensure_ready()?;
         let ctx = RequestContext { principal: Some(Principal::verifier()), ..RequestContext::default() };
         let Some(found) = self.store.fetch_sealed(CredentialSelector::Id(id), None).await? else {
             return Ok(None);
         };
-        if !found.metadata.is_active || found.version.as_ref().is_none_or(|v| v.sealed.is_none()) {
+        // A suspended customer's secrets are not used, by Get or by the schedule.
+        if !found.metadata.is_active
+            || !found.customer_status.in_good_standing()
+            || found.version.as_ref().is_none_or(|v| v.sealed.is_none())
+        {
             return Ok(None);
         }
         match self.verify_stored(&ctx, id, found).await {
