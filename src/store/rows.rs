@@ -11,7 +11,8 @@ use super::{ChainHead, ChainLink, SealedCredential, SealedVersion, SignedRow, St
 use crate::domain::{
     AuditEvent, CredentialId, CredentialMetadata, CredentialName, CredentialType, Customer, CustomerBinding,
     CustomerId, CustomerStatus, Email, Etag, Finding, Permission, Provider, Scopes, SubscriptionTier,
-    TokenId, TokenName, TokenRecord, VerificationStatus, VersionMetadata, VersionNumber, VersionState,
+    TokenId, TokenName, TokenRecord, VerificationState, VerificationStatus, VersionMetadata, VersionNumber,
+    VersionState,
 };
 
 /// One column of a stored row, read as the domain's type, in a backend's own encoding.
@@ -102,6 +103,30 @@ fn verification_status(row: &impl StoredRow) -> Result<VerificationStatus, Store
         first_failed_at: row.optional_time("first_failed_at")?,
         failing_since: row.optional_time("failing_since")?,
     })
+}
+
+/// A credential claimed for scheduled verification (`id, provider`).
+pub(super) fn claimed_verification(row: &impl StoredRow) -> Result<(CredentialId, Provider), StoreError> {
+    let provider = row.text("provider")?;
+    let provider = Provider::parse(&provider).ok_or_else(|| corrupt("provider", &provider))?;
+    Ok((CredentialId::from_uuid(row.uuid("id")?), provider))
+}
+
+/// The rows of [`super::sql::VERIFICATION_STATE_COUNTS`] (`state, credentials`), every state
+/// present.
+pub(super) fn verification_state_counts<R: StoredRow>(
+    rows: &[R],
+) -> Result<Vec<(VerificationState, i64)>, StoreError> {
+    let mut counts: Vec<(VerificationState, i64)> = VerificationState::ALL.iter().map(|s| (*s, 0)).collect();
+    for row in rows {
+        let state = row.text("state")?;
+        let slot = counts
+            .iter_mut()
+            .find(|(s, _)| s.as_str() == state)
+            .ok_or_else(|| corrupt("verification state", &state))?;
+        slot.1 = row.integer("credentials")?;
+    }
+    Ok(counts)
 }
 
 /// A verified identity as stored: a JSON object, or NULL when there is none.

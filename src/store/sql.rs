@@ -74,22 +74,6 @@ pub(super) const VERIFICATION_STATE_COUNTS: &str = "SELECT CASE \
      ELSE 'unverified' END AS state, count(*) AS credentials \
      FROM cloud_credentials WHERE is_active GROUP BY 1";
 
-/// The rows of [`VERIFICATION_STATE_COUNTS`], every state present.
-pub(super) fn verification_state_counts(
-    rows: impl IntoIterator<Item = (String, i64)>,
-) -> Result<Vec<(crate::domain::VerificationState, i64)>, StoreError> {
-    use crate::domain::VerificationState;
-    let mut counts: Vec<(VerificationState, i64)> = VerificationState::ALL.iter().map(|s| (*s, 0)).collect();
-    for (state, n) in rows {
-        let slot = counts
-            .iter_mut()
-            .find(|(s, _)| s.as_str() == state)
-            .ok_or_else(|| StoreError::Other(format!("unknown verification state {state:?}").into()))?;
-        slot.1 = n;
-    }
-    Ok(counts)
-}
-
 /// The spread of scheduled verifications: the next one is due `interval` after a claim, give or
 /// take a tenth, as (the least delay, the width of the random part), in microseconds.
 pub(super) fn verify_jitter(interval: std::time::Duration) -> (i64, i64) {

@@ -164,14 +164,7 @@ impl CredentialStore for PostgresStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                let provider = row.text("provider")?;
-                let provider =
-                    Provider::parse(&provider).ok_or_else(|| rows::corrupt("provider", &provider))?;
-                Ok((CredentialId::from_uuid(row.uuid("id")?), provider))
-            })
-            .collect()
+        rows.iter().map(rows::claimed_verification).collect()
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
@@ -188,11 +181,7 @@ impl CredentialStore for PostgresStore {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn verification_state_counts(&self) -> Result<Vec<(VerificationState, i64)>, StoreError> {
         let rows = sqlx::query(crate::store::sql::VERIFICATION_STATE_COUNTS).fetch_all(&self.pool).await?;
-        crate::store::sql::verification_state_counts(
-            rows.iter()
-                .map(|row| Ok::<_, StoreError>((row.text("state")?, row.integer("credentials")?)))
-                .collect::<Result<Vec<_>, _>>()?,
-        )
+        rows::verification_state_counts(&rows)
     }
 
     #[tracing::instrument(level = "debug", skip_all)]

@@ -117,17 +117,7 @@ impl CredentialStore for SqliteStore {
             };
             conflict_on_unique(e, taken)
         })?;
-        sqlx::query(
-            "INSERT INTO credential_versions (credential_id, version, state, encrypted_credentials, key_version, \
-             created_by, created_at) VALUES (?, 1, 'enabled', ?, ?, ?, ?)",
-        )
-        .bind(new.id.to_string())
-        .bind(new.sealed.as_slice())
-        .bind(new.key_version.map(i64::from))
-        .bind(audit.actor.as_ref().map(TokenName::as_str))
-        .bind(micros(new.now))
-        .execute(&mut *tx)
-        .await?;
+        super::stores::insert_first_version(&mut tx, &new, &audit).await?;
         let credential = rows::metadata(&row)?;
         insert_audit(&mut tx, self.signer(), &audit, new.now).await?;
         tx.commit().await?;
@@ -232,14 +222,7 @@ impl CredentialStore for SqliteStore {
         .bind(i64::from(limit))
         .fetch_all(&mut **writer)
         .await?;
-        rows.iter()
-            .map(|row| {
-                let provider = row.text("provider")?;
-                let provider =
-                    Provider::parse(&provider).ok_or_else(|| rows::corrupt("provider", &provider))?;
-                Ok((CredentialId::from_uuid(row.uuid("id")?), provider))
-            })
-            .collect()
+        rows.iter().map(rows::claimed_verification).collect()
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
@@ -260,11 +243,7 @@ impl CredentialStore for SqliteStore {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn verification_state_counts(&self) -> Result<Vec<(VerificationState, i64)>, StoreError> {
         let rows = sqlx::query(crate::store::sql::VERIFICATION_STATE_COUNTS).fetch_all(&self.reader).await?;
-        crate::store::sql::verification_state_counts(
-            rows.iter()
-                .map(|row| Ok::<_, StoreError>((row.text("state")?, row.integer("credentials")?)))
-                .collect::<Result<Vec<_>, _>>()?,
-        )
+        rows::verification_state_counts(&rows)
     }
 
     #[tracing::instrument(level = "debug", skip_all)]

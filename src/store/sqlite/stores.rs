@@ -16,9 +16,9 @@ use async_trait::async_trait;
 use super::journal::{AuditedTx, insert_audit};
 use super::micros;
 use super::writer::{Turn, Writer};
-use crate::domain::{AuditSigner, CredentialMetadata, TokenName};
+use crate::domain::{AuditEntry, AuditSigner, CredentialMetadata, TokenName};
 use crate::store::group_commit::{NewStore, Recorder};
-use crate::store::{StoreError, rows};
+use crate::store::{NewCredential, StoreError, rows};
 
 /// Commits groups of Stores on the writer connection.
 pub(super) struct StoreCommitter {
@@ -90,6 +90,17 @@ async fn insert_unless_refused(
     let Some(row) = row else {
         return Ok(None);
     };
+    insert_first_version(tx, new, audit).await?;
+    insert_audit(tx, signer, audit, new.now).await?;
+    Ok(Some(rows::metadata(&row)?))
+}
+
+/// A new credential's version 1, created by the audit row's actor.
+pub(super) async fn insert_first_version(
+    tx: &mut AuditedTx<'_>,
+    new: &NewCredential,
+    audit: &AuditEntry,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO credential_versions (credential_id, version, state, encrypted_credentials, key_version, \
          created_by, created_at) VALUES (?, 1, 'enabled', ?, ?, ?, ?)",
@@ -101,6 +112,5 @@ async fn insert_unless_refused(
     .bind(micros(new.now))
     .execute(&mut **tx)
     .await?;
-    insert_audit(tx, signer, audit, new.now).await?;
-    Ok(Some(rows::metadata(&row)?))
+    Ok(())
 }
