@@ -3,7 +3,9 @@
 //! latency percentiles. The calls go through [`wire`], a client lean enough not to take the
 //! server's CPU on a shared machine.
 
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use secrecy::{ExposeSecret, SecretString};
 use tonic::transport::Endpoint;
@@ -53,6 +55,11 @@ pub struct BenchArgs {
     /// The customer to store credentials for (must exist; `serve --dev` creates this one).
     #[arg(long, default_value = DEMO_CUSTOMER_ID)]
     pub customer_id: String,
+    /// Also print the throughput of each such window of the measured time, as it ends, with
+    /// the Unix time it ended at (`window end=<s> req/s=<n>`): for following a long run while
+    /// something else happens on the server.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub every: Option<u64>,
 }
 
 /// What one run measured.
@@ -66,6 +73,23 @@ pub struct Report {
     pub p50: Duration,
     pub p99: Duration,
     pub max: Duration,
+    /// Each `--every` window of the measured time, in order (empty without `--every`).
+    pub windows: Vec<Window>,
+}
+
+/// The calls served in one window of a run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Window {
+    /// Unix time the window ended at, in seconds.
+    pub ended_at: f64,
+    pub calls: u64,
+    pub seconds: f64,
+}
+
+impl Window {
+    pub fn throughput(&self) -> f64 {
+        self.calls as f64 / self.seconds
+    }
 }
 
 impl Report {
@@ -157,7 +181,8 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
             }));
         }
     }
-    let targets = std::sync::Arc::new(targets);
+    let targets = Arc::new(targets);
+    let done = Arc::new(AtomicU64::new(0));
 
     let started = Instant::now();
     let measure_from = started + Duration::from_secs(args.warmup);
@@ -166,7 +191,8 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
     for client_no in 0..args.clients {
         let mut client = wire::Connection::open(&args.endpoint, args.token.expose_secret()).await?;
         let (get, store) = (client.uri(GET)?, client.uri(STORE)?);
-        let (op, targets, customer) = (args.op, targets.clone(), args.customer_id.clone());
+        let (op, targets, customer, done) =
+            (args.op, targets.clone(), args.customer_id.clone(), done.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(1 << 16);
             let mut errors = 0u64;
@@ -190,7 +216,10 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
                 let elapsed = now.elapsed();
                 if now >= measure_from {
                     match result {
-                        Ok(()) => latencies.push(elapsed),
+                        Ok(()) => {
+                            latencies.push(elapsed);
+                            done.fetch_add(1, Ordering::Relaxed);
+                        }
                         Err(e) => {
                             if errors == 0 {
                                 eprintln!("bench: client {client_no}: a call failed: {e}");
@@ -206,6 +235,9 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
     // Tells a harness sampling the server's CPU where the measured window starts.
     tokio::time::sleep_until(measure_from.into()).await;
     eprintln!("bench: measuring for {} s", args.seconds);
+    let windows = args
+        .every
+        .map(|every| tokio::spawn(windows(Duration::from_secs(every), measure_from, args.seconds, done)));
     let mut latencies = Vec::new();
     let mut errors = 0;
     for task in tasks {
@@ -213,6 +245,10 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
         latencies.extend(l);
         errors += e;
     }
+    let windows = match windows {
+        Some(task) => task.await.map_err(|e| format!("window task failed: {e}"))?,
+        None => Vec::new(),
+    };
     latencies.sort_unstable();
     // Nearest-rank percentile over the sorted samples.
     let pct = |per_mille: usize| {
@@ -230,7 +266,30 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
         p50: pct(500),
         p99: pct(990),
         max: latencies.last().copied().unwrap_or_default(),
+        windows,
     })
+}
+
+/// Counts the calls `done` in each `every` of the measured time, from `measure_from` on, printing
+/// each window as it ends (see [`BenchArgs::every`]).
+async fn windows(every: Duration, measure_from: Instant, seconds: u64, done: Arc<AtomicU64>) -> Vec<Window> {
+    let count = seconds / every.as_secs();
+    let mut ticks = tokio::time::interval_at((measure_from + every).into(), every);
+    let mut windows = Vec::new();
+    let (mut before, mut from) = (0, measure_from);
+    for _ in 0..count {
+        ticks.tick().await;
+        let (now, calls) = (Instant::now(), done.load(Ordering::Relaxed));
+        let window = Window {
+            ended_at: SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64(),
+            calls: calls - before,
+            seconds: (now - from).as_secs_f64(),
+        };
+        println!("window end={:.3} req/s={:.0}", window.ended_at, window.throughput());
+        windows.push(window);
+        (before, from) = (calls, now);
+    }
+    windows
 }
 
 #[cfg(test)]

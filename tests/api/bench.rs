@@ -18,6 +18,7 @@ fn args(app: &TestApp, op: Operation, token: &str) -> BenchArgs {
         credentials: 5,
         token: SecretString::from(token.to_owned()),
         customer_id: app.customer_id.clone(),
+        every: None,
     }
 }
 
@@ -63,3 +64,22 @@ async fn refused_calls_are_errors_not_throughput(backend: Backend) {
 }
 
 backend_tests!(every_get_it_counts_is_one_audited_use, refused_calls_are_errors_not_throughput);
+
+/// `--every`: the measured time in windows, which together count the run's calls (but those
+/// still in flight when the last window ended).
+#[tokio::test]
+async fn windows_split_the_measured_time() {
+    let app = TestApp::spawn_on(Backend::Sqlite).await;
+    let mut args = args(&app, Operation::Get, &app.token);
+    (args.seconds, args.every, args.clients) = (3, Some(1), 4);
+    let report = bench::run(&args).await.expect("the run completes");
+    assert_eq!(report.windows.len(), 3, "{:?}", report.windows);
+    assert!(
+        report.windows.iter().all(|w| w.calls > 0 && (0.9..1.5).contains(&w.seconds)),
+        "{:?}",
+        report.windows
+    );
+    assert!(report.windows.windows(2).all(|w| w[0].ended_at < w[1].ended_at), "{:?}", report.windows);
+    let counted: u64 = report.windows.iter().map(|w| w.calls).sum();
+    assert!(counted <= report.ok && counted + 4 >= report.ok, "{counted} of {}", report.ok);
+}

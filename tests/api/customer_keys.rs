@@ -5,18 +5,8 @@
 
 use credvault::proto as pb;
 use tonic::Code;
-use tonic::transport::Channel;
 
 use crate::helpers::*;
-
-type Customers = pb::customer_service_client::CustomerServiceClient<
-    tonic::service::interceptor::InterceptedService<Channel, credvault::client::Bearer>,
->;
-
-async fn customers(app: &TestApp, token: &str) -> Customers {
-    let bearer = credvault::client::Bearer::new(token).unwrap();
-    pb::customer_service_client::CustomerServiceClient::with_interceptor(app.channel().await, bearer)
-}
 
 fn set_status(customer_id: &str, status: pb::CustomerStatus) -> pb::SetCustomerStatusRequest {
     pb::SetCustomerStatusRequest { customer_id: customer_id.into(), status: status.into() }
@@ -60,7 +50,7 @@ async fn a_purged_customers_secrets_can_never_be_opened_again(backend: Backend) 
         instance.get_by_id(&kept.id).await.unwrap();
     }
     let customer = app.customer_id.clone();
-    let mut admin = customers(&app, &app.token).await;
+    let mut admin = app.customers(&app.token).await;
 
     let active = admin.purge_customer(purge(&customer, true)).await;
     assert_status(active, Code::FailedPrecondition, "is not cancelled");
@@ -70,7 +60,7 @@ async fn a_purged_customers_secrets_can_never_be_opened_again(backend: Backend) 
     assert!(early.message().contains("force"), "{}", early.message());
     let (_, one_customer) = app.token("admin", &customer, None).await;
     let denied_before = audit_count(&app, "denied").await;
-    let refused = customers(&app, &one_customer).await.purge_customer(purge(&customer, true)).await;
+    let refused = app.customers(&one_customer).await.purge_customer(purge(&customer, true)).await;
     assert_status(refused, Code::PermissionDenied, "");
     assert!(audit_count(&app, "denied").await > denied_before, "the refusal is audited");
     let unknown = admin.purge_customer(purge(&uuid::Uuid::new_v4().to_string(), true)).await;
@@ -131,7 +121,7 @@ async fn the_purger_destroys_a_cancelled_customers_key_when_its_window_ends(back
     let app = TestApp::spawn_on(backend).await;
     let kept = app.store_vultr("Kept", "kept-secret").await;
     let customer = app.customer_id.clone();
-    let mut admin = customers(&app, &app.token).await;
+    let mut admin = app.customers(&app.token).await;
     let window = pb::SetRecoveryWindowRequest {
         customer_id: customer.clone(),
         recovery_window: Some(prost_types::Duration { seconds: 0, nanos: 0 }),
@@ -173,7 +163,7 @@ async fn a_backup_from_before_a_purge_restores_without_the_purged_customers_key(
     let backup = credvault(&app.database_url, &app.key, &["backup", "--to", file]).await;
     assert!(backup.status.success(), "{}", text(&backup));
 
-    let mut admin = customers(&app, &app.token).await;
+    let mut admin = app.customers(&app.token).await;
     admin.set_customer_status(set_status(&customer, pb::CustomerStatus::Cancelled)).await.unwrap();
     admin.purge_customer(purge(&customer, true)).await.unwrap();
     let stopped = app.stop().await;

@@ -9,17 +9,9 @@ use tonic::transport::Channel;
 
 use crate::helpers::*;
 
-type Customers = pb::customer_service_client::CustomerServiceClient<
-    tonic::service::interceptor::InterceptedService<Channel, credvault::client::Bearer>,
->;
 type Audit = pb::audit_service_client::AuditServiceClient<
     tonic::service::interceptor::InterceptedService<Channel, credvault::client::Bearer>,
 >;
-
-async fn customers(app: &TestApp, token: &str) -> Customers {
-    let bearer = credvault::client::Bearer::new(token).unwrap();
-    pb::customer_service_client::CustomerServiceClient::with_interceptor(app.channel().await, bearer)
-}
 
 async fn audit(app: &TestApp, token: &str) -> Audit {
     let bearer = credvault::client::Bearer::new(token).unwrap();
@@ -36,7 +28,7 @@ fn create(email: &str) -> pb::CreateCustomerRequest {
 
 async fn customers_are_managed_by_admins_only(backend: Backend) {
     let app = TestApp::spawn_on(backend).await;
-    let mut admin = customers(&app, &app.token).await;
+    let mut admin = app.customers(&app.token).await;
 
     let created =
         admin.create_customer(create("ops@example.com")).await.unwrap().into_inner().customer.unwrap();
@@ -75,7 +67,7 @@ async fn customers_are_managed_by_admins_only(backend: Backend) {
 
     // Not an admin: denied, and audited.
     let (name, token) = app.token("credentials:write,credentials:read,secrets:read", "*", None).await;
-    let denied = customers(&app, &token).await.create_customer(create("x@example.com")).await.unwrap_err();
+    let denied = app.customers(&token).await.create_customer(create("x@example.com")).await.unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
     assert_eq!(app.db().await.denials(&name).await.len(), 1);
 }
@@ -85,7 +77,7 @@ async fn a_suspended_customers_secrets_stay_locked_until_reactivated(backend: Ba
     let stored = app.store_vultr("Production Vultr", "suspend-me").await;
     // Served once, so the vault holds its owner and ciphertext: suspension must still lock it.
     app.get_by_id(&stored.id).await.unwrap();
-    let mut admin = customers(&app, &app.token).await;
+    let mut admin = app.customers(&app.token).await;
     let set = |status: pb::CustomerStatus| pb::SetCustomerStatusRequest {
         customer_id: app.customer_id.clone(),
         status: status as i32,
@@ -263,7 +255,7 @@ async fn writes_racing_a_cancellation_leave_no_active_credential(backend: Backen
         customer_id: app.customer_id.clone(),
         status: pb::CustomerStatus::Cancelled as i32,
     };
-    customers(&app, &app.token).await.set_customer_status(cancel).await.unwrap();
+    app.customers(&app.token).await.set_customer_status(cancel).await.unwrap();
 
     let mut acknowledged = Vec::new();
     for storer in storers {

@@ -23,6 +23,11 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
+/// A CustomerService client with a bearer token.
+pub type Customers = pb::customer_service_client::CustomerServiceClient<
+    tonic::service::interceptor::InterceptedService<Channel, Bearer>,
+>;
+
 /// The storage backend a test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -290,6 +295,12 @@ impl TestApp {
 
     pub async fn channel(&self) -> Channel {
         Channel::from_shared(format!("http://{}", self.addr)).unwrap().connect().await.unwrap()
+    }
+
+    /// A CustomerService client sending `token`.
+    pub async fn customers(&self, token: &str) -> Customers {
+        let bearer = Bearer::new(token).unwrap();
+        pb::customer_service_client::CustomerServiceClient::with_interceptor(self.channel().await, bearer)
     }
 
     /// A request to the REST gateway at `path`, as the dashboard sends it (X-Customer-ID set).

@@ -166,9 +166,41 @@ async fn an_outage_changes_nothing_and_a_429_pauses_the_provider(backend: Backen
     .await;
 }
 
+/// A suspended customer's secrets are not sent to the provider by the schedule (as Get does
+/// not hand them out); reactivated, they are verified again.
+async fn a_suspended_customers_credentials_are_not_verified(backend: Backend) {
+    let fakes = Fakes::start().await;
+    let app = TestApp::spawn_configured(backend, scheduled(&fakes, Duration::from_secs(1))).await;
+    let stored = app.store_vultr("Suspended", VULTR_KEY).await;
+    let verified = wait_for(&app, &stored.id, "the first verification", |c| c.is_verified).await;
+    let mut admin = app.customers(&app.token).await;
+    let status = |status: pb::CustomerStatus| pb::SetCustomerStatusRequest {
+        customer_id: app.customer_id.clone(),
+        status: status.into(),
+    };
+    admin.set_customer_status(status(pb::CustomerStatus::Suspended)).await.unwrap();
+    // A verification already under way when the status changed may still reach the provider.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let suspended = fakes.requests();
+    // Three intervals: the credential would have been verified about three times.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(fakes.requests(), suspended, "no provider call for a suspended customer's credential");
+    let during = credential(&app, &stored.id).await;
+    assert_eq!(during.last_verified_at, verified.last_verified_at);
+    assert_eq!(state(&during), pb::VerificationState::Verified, "skipping concludes nothing");
+
+    admin.set_customer_status(status(pb::CustomerStatus::Active)).await.unwrap();
+    wait_for(&app, &stored.id, "a verification after reactivation", |c| {
+        c.last_verified_at.as_ref().map(|t| t.seconds) > verified.last_verified_at.as_ref().map(|t| t.seconds)
+    })
+    .await;
+    assert!(fakes.requests() > suspended);
+}
+
 backend_tests!(
     credentials_are_verified_on_schedule_and_marked_failing_after_a_streak,
     an_outage_changes_nothing_and_a_429_pauses_the_provider,
+    a_suspended_customers_credentials_are_not_verified,
 );
 
 /// Two instances on one PostgreSQL database: each credential is verified about once per
