@@ -4,7 +4,7 @@
 # builds the release binary, and prints one table of medians with the ratios.
 #
 # Usage: bench/compare.sh
-# Env:   DURATION (20), WARMUP (5), RUNS (3), CLIENTS ("16 64"), NKEYS (1000),
+# Env:   DURATION (20), WARMUP (5), RUNS (3), CLIENTS ("1 16 64"), NKEYS (1000),
 #        SYSTEMS ("credvault-sqlite credvault-pg openbao-inmem openbao-pg pgbench"),
 #        CREDVAULT_BIN (a built credvault to measure instead of building this tree's)
 # A full run takes about 30 minutes; DURATION=5 RUNS=1 is a quick smoke run.

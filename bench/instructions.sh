@@ -5,6 +5,8 @@
 #
 # Usage: bench/instructions.sh [BIN [LABEL]]   (BIN: target/release/credvault; needs valgrind)
 # Prints: "LABEL get: N calls, I instructions, I/N per call", and the same for store.
+# Env: PROFILE_DIR (keeps each op's callgrind dump there as LABEL-OP.callgrind, for
+# `callgrind_annotate`: where the instructions go).
 set -euo pipefail
 BIN=$(realpath "${1:-$(dirname "$0")/../target/release/credvault}")
 LABEL=${2:-$(basename "$BIN")}
@@ -38,4 +40,8 @@ for op in get store; do
     n=$(calls "$op" 20)
     i=$(instructions)
     echo "$LABEL $op: $n calls, $i instructions, $((i / n)) per call"
+    if [ -n "${PROFILE_DIR:-}" ]; then
+        mkdir -p "$PROFILE_DIR"
+        cp "$(ls -t "$WORK"/callgrind.out* | head -1)" "$PROFILE_DIR/$LABEL-$op.callgrind"
+    fi
 done
