@@ -7,7 +7,7 @@
 # Env:   DURATION (20), WARMUP (5), RUNS (3), CLIENTS ("1 16 64"), NKEYS (1000),
 #        SYSTEMS ("credvault-sqlite credvault-pg openbao-inmem openbao-pg pgbench"),
 #        CREDVAULT_BIN (a built credvault to measure instead of building this tree's)
-# A full run takes about 30 minutes; DURATION=5 RUNS=1 is a quick smoke run.
+# A full run takes about 40 minutes; DURATION=5 RUNS=1 is a quick smoke run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -4,9 +4,12 @@
 //! audited use, no secret leaves before its own audit row is durable.
 //!
 //! Groups that follow each other without a pause share one session: on PostgreSQL a connection
-//! (sqlx pings a connection each time it goes back to its pool: one more round trip between two
-//! groups), on SQLite the turn to write. A session ends when no write is waiting, after a failed
-//! group, or after [`HOLD`], so that other writers waiting for their turn get it.
+//! (sqlx pings a connection when it is taken from its pool and again when it goes back: two more
+//! round trips around a group), on SQLite the turn to write. A session ends after a failed group,
+//! after [`HOLD`], or when no write is waiting, so that other writers waiting for their turn get
+//! it; a recorder whose session keeps nobody out ([`Recorder::session_keeps_nobody_out`],
+//! PostgreSQL's) waits for the next write instead until [`HOLD`] ends, so that one client's
+//! writes in a row (a collector fetching one key after another) share a connection too.
 //!
 //! The committer runs as a task ([`Group::start`]) or, for a recorder that calls its database
 //! directly and blocks while it does (SQLite's), on a thread of its own
@@ -15,7 +18,10 @@
 //! A recorder may commit without waiting for the disk and sync separately
 //! ([`Recorder::defers_sync`], SQLite's): a thread of its own then answers each committed group
 //! after a sync that began once it had committed, so a group still commits durably before its
-//! callers hear back, and the committer is already at the next group.
+//! callers hear back, and the committer is already at the next group. A committer on a thread
+//! of its own syncs a group itself when no write is waiting behind it (one client writing at a
+//! time): then there is no next group to get on with, and the hand-off would only add a
+//! thread's wake-up to that client's wait.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -65,6 +71,13 @@ pub(super) trait Recorder: Send + Sync + 'static {
         session: &mut Self::Session,
         batch: &[Self::Item],
     ) -> Result<Vec<Self::Outcome>, StoreError>;
+
+    /// Whether holding a session keeps no other writer out, so that it may stay open, until
+    /// [`HOLD`] ends, waiting for the next write (a pooled connection: yes; SQLite's turn to
+    /// write: no).
+    fn session_keeps_nobody_out(&self) -> bool {
+        false
+    }
 
     /// Ends a session after its last group. The default hands the connection back.
     async fn close(&self, session: Self::Session) {
@@ -118,7 +131,7 @@ impl<R: Recorder> Group<R> {
     /// dropped. One group commits at a time: the writes arriving meanwhile form the next.
     pub(super) fn start(recorder: R) -> Self {
         let (group, worker) = Self::new();
-        tokio::spawn(commit_groups(Arc::new(recorder), worker));
+        tokio::spawn(commit_groups(Arc::new(recorder), worker, false));
         group
     }
 
@@ -132,7 +145,7 @@ impl<R: Recorder> Group<R> {
         let recorder = Arc::new(recorder);
         std::thread::Builder::new()
             .name(name.to_owned())
-            .spawn(move || runtime.block_on(commit_groups(recorder, worker)))?;
+            .spawn(move || runtime.block_on(commit_groups(recorder, worker, true)))?;
         Ok(group)
     }
 
@@ -156,8 +169,9 @@ impl<R: Recorder> Group<R> {
 }
 
 /// The committer: takes what is queued, commits it as one group, and so on until it is told to
-/// stop (then it commits what was queued before) or every `Group` handle is gone.
-async fn commit_groups<R: Recorder>(recorder: Arc<R>, worker: Worker<R>) {
+/// stop (then it commits what was queued before) or every `Group` handle is gone. `on_thread`:
+/// it runs on a thread of its own, where it may block.
+async fn commit_groups<R: Recorder>(recorder: Arc<R>, worker: Worker<R>, on_thread: bool) {
     let Worker { queue: mut rx, mut stop, _stopped } = worker;
     let (syncs, sync_thread) = match recorder.defers_sync() {
         true => {
@@ -207,6 +221,11 @@ async fn commit_groups<R: Recorder>(recorder: Arc<R>, worker: Worker<R>) {
             // A failed group may leave its connection unusable: the next opens another.
             let failed = outcome.is_err();
             match (&syncs, outcome) {
+                // Nothing waits behind this group: sync it here (see the module's comment).
+                (Some(_), Ok(outcomes)) if on_thread && rx.is_empty() => {
+                    let synced = sync(recorder.as_ref()).map_err(|e| unsynced(&e));
+                    answer(replies, synced.map(|()| outcomes));
+                }
                 (Some(syncs), Ok(outcomes)) => {
                     if let Err(mpsc::error::SendError((replies, _))) = syncs.send((replies, outcomes)) {
                         answer(replies, Err(StoreError::closed()));
@@ -226,6 +245,11 @@ async fn commit_groups<R: Recorder>(recorder: Arc<R>, worker: Worker<R>) {
             if queued.is_empty() {
                 tokio::task::yield_now().await;
                 take_queued(&mut rx, &mut queued);
+            }
+            if queued.is_empty() && recorder.session_keeps_nobody_out() {
+                // Bounded by HOLD, so a stop waits for it at most that long.
+                let rest = HOLD.saturating_sub(opened.elapsed());
+                let _ = tokio::time::timeout(rest, rx.recv_many(&mut queued, MAX_BATCH)).await;
             }
             if queued.is_empty() {
                 break;
@@ -261,16 +285,11 @@ fn start_syncs<R: Recorder>(
                 committed.push(more);
             }
             // Every group taken here was committed before this sync began.
-            let began = Instant::now();
-            let synced = recorder.sync();
-            super::metrics::synced(R::NAME, began.elapsed());
-            if let Err(e) = &synced {
-                tracing::error!(error = %e, "could not flush committed groups to disk; their callers get an error");
-            }
+            let synced = sync(recorder.as_ref());
             for (replies, outcomes) in committed.drain(..) {
                 let outcome = match &synced {
                     Ok(()) => Ok(outcomes),
-                    Err(e) => Err(StoreError::unavailable(e.to_string())),
+                    Err(e) => Err(unsynced(e)),
                 };
                 answer(replies, outcome);
             }
@@ -284,6 +303,23 @@ fn start_syncs<R: Recorder>(
             (tx, None)
         }
     }
+}
+
+/// Makes the groups `recorder` has committed so far durable ([`Recorder::sync`]), timed, a
+/// failure logged. Blocks.
+fn sync<R: Recorder>(recorder: &R) -> std::io::Result<()> {
+    let began = Instant::now();
+    let synced = recorder.sync();
+    super::metrics::synced(R::NAME, began.elapsed());
+    if let Err(e) = &synced {
+        tracing::error!(error = %e, "could not flush committed groups to disk; their callers get an error");
+    }
+    synced
+}
+
+/// A failed sync as the callers of the groups it was for hear it.
+fn unsynced(e: &std::io::Error) -> StoreError {
+    StoreError::unavailable(e.to_string())
 }
 
 fn take_queued<T>(rx: &mut mpsc::Receiver<T>, queued: &mut Vec<T>) {

@@ -19,6 +19,10 @@ struct Counting {
     synced: Arc<AtomicUsize>,
     /// Every session fails to open, once this has permits (a database that is down).
     failing_open: Option<Arc<tokio::sync::Semaphore>>,
+    /// Sessions keep nobody out: they wait for the next write until HOLD ends.
+    lingers: bool,
+    /// The threads syncs ran on, by name.
+    synced_on: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 #[async_trait]
@@ -51,8 +55,14 @@ impl Recorder for Counting {
         self.defer
     }
 
+    fn session_keeps_nobody_out(&self) -> bool {
+        self.lingers
+    }
+
     fn sync(&self) -> std::io::Result<()> {
         self.synced.store(self.recorded.load(Ordering::SeqCst), Ordering::SeqCst);
+        let thread = std::thread::current().name().unwrap_or_default().to_owned();
+        self.synced_on.lock().unwrap().push(thread);
         std::thread::sleep(Duration::from_millis(2));
         if self.fail_sync {
             return Err(std::io::Error::other("the disk is gone"));
@@ -114,6 +124,31 @@ async fn back_to_back_groups_share_a_session_for_at_most_hold() {
     assert!(sessions >= 3, "{sessions} sessions in {run:?} with HOLD {HOLD:?}");
 }
 
+/// One caller writing with a pause between its writes (the pause longer than a committer's
+/// look at its queue): (sessions, writes).
+async fn one_paused_caller(counting: Counting) -> (usize, usize) {
+    let sessions = counting.sessions.clone();
+    let group = Group::start(counting);
+    let mut writes = 0;
+    let until = Instant::now() + HOLD * 5;
+    while Instant::now() < until {
+        group.submit(writes).await.unwrap();
+        writes += 1;
+        tokio::time::sleep(Duration::from_micros(500)).await;
+    }
+    (sessions.load(Ordering::SeqCst), writes)
+}
+
+#[tokio::test]
+async fn a_session_that_keeps_nobody_out_waits_for_the_next_write_until_hold() {
+    let (sessions, writes) = one_paused_caller(Counting::default()).await;
+    assert_eq!(sessions, writes, "a session ends when no write is waiting");
+    let (sessions, writes) = one_paused_caller(Counting { lingers: true, ..Counting::default() }).await;
+    // About one session per HOLD (more if the machine stalls), not one per write.
+    assert!(writes >= 4 * sessions, "{writes} writes in {sessions} sessions");
+    assert!(sessions >= 2, "a session still ends after HOLD ({sessions} in {:?})", HOLD * 5);
+}
+
 #[tokio::test]
 async fn a_failed_group_ends_its_session_and_fails_only_its_callers() {
     // Item 40 is in the second group (32 callers), so the failure comes early in a run
@@ -139,6 +174,25 @@ async fn a_committer_on_a_thread_of_its_own_answers_each_group_after_its_sync() 
     let (sessions, recorded, ok) = drive_group(HOLD * 2, counting, on_thread).await;
     assert_eq!(recorded, ok, "every item recorded once and answered, each after its sync");
     assert!(ok > 32 && sessions >= 1, "groups kept coming while syncs ran ({ok} items)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_committer_on_a_thread_of_its_own_syncs_a_group_nothing_waits_behind_itself() {
+    let counting = Counting { defer: true, ..Counting::default() };
+    let (synced, synced_on) = (counting.synced.clone(), counting.synced_on.clone());
+    let group = Group::start_on_thread(counting, "test-commit").unwrap();
+    for item in 0..20 {
+        let place = group.submit(item).await.unwrap();
+        assert!(place <= synced.load(Ordering::SeqCst), "item {place} answered before its sync");
+    }
+    let synced_on = synced_on.lock().unwrap().clone();
+    assert_eq!(synced_on.len(), 20, "one sync per group of one");
+    assert!(synced_on.iter().all(|t| t == "test-commit"), "synced on {synced_on:?}");
+
+    let failing = Counting { defer: true, fail_sync: true, ..Counting::default() };
+    let group = Group::start_on_thread(failing, "test-commit").unwrap();
+    let outcome = group.submit(0).await;
+    assert!(matches!(outcome, Err(StoreError::Unavailable(_))), "{outcome:?}");
 }
 
 #[tokio::test]

@@ -18,6 +18,12 @@ use crate::store::group_commit::{NewStore, Recorder, Use};
 use crate::store::rows;
 use crate::store::sql::to_stored_precision;
 
+/// Whether a query could have a connection now without waiting: one is idle, or the pool may
+/// open another.
+fn pool_has_room(pool: &PgPool) -> bool {
+    pool.num_idle() > 0 || pool.size() < pool.options().get_max_connections()
+}
+
 /// Commits groups of Get's uses.
 pub(super) struct UseCommitter {
     pub(super) pool: PgPool,
@@ -33,6 +39,10 @@ impl Recorder for UseCommitter {
 
     async fn open(&self) -> Result<Self::Session, StoreError> {
         Ok(self.pool.acquire().await?)
+    }
+
+    fn session_keeps_nobody_out(&self) -> bool {
+        pool_has_room(&self.pool)
     }
 
     async fn record(
@@ -172,6 +182,10 @@ impl Recorder for StoreCommitter {
 
     async fn open(&self) -> Result<Self::Session, StoreError> {
         Ok(self.pool.acquire().await?)
+    }
+
+    fn session_keeps_nobody_out(&self) -> bool {
+        pool_has_room(&self.pool)
     }
 
     async fn record(
