@@ -50,6 +50,9 @@ impl Recorder for UseCommitter {
         conn: &mut Self::Session,
         batch: &[Use],
     ) -> Result<Vec<Option<CredentialMetadata>>, StoreError> {
+        if let [one] = batch {
+            return Ok(vec![self.record_one(conn, one).await?]);
+        }
         let now =
             to_stored_precision(batch.iter().map(|u| u.now).max().expect("a group holds at least one use"));
         let mut claims = Claims::default();
@@ -121,6 +124,51 @@ impl Recorder for UseCommitter {
             *slot = Some(rows::metadata(row)?);
         }
         Ok(outcomes)
+    }
+}
+
+impl UseCommitter {
+    /// A group of one (a client fetching one key at a time): the same claim as a group's, as a
+    /// statement over one claim's values instead of a table of claims, which PostgreSQL runs in
+    /// a fraction of the time (no arrays to unnest, nothing to group or join back). One row, so
+    /// no lock order to keep.
+    async fn record_one(
+        &self,
+        conn: &mut PoolConnection<Postgres>,
+        u: &Use,
+    ) -> Result<Option<CredentialMetadata>, StoreError> {
+        let mut claim = Claims::default();
+        claim.push(self.signer.as_deref(), u);
+        let row = sqlx::query(concat!(
+            "WITH changed AS (UPDATE cloud_credentials AS cred \
+                 SET usage_count = cred.usage_count + 1, last_used_at = $10 \
+                 WHERE cred.id = $1 AND cred.customer_id = $2 AND ($3::bigint IS NULL OR cred.revision = $3) \
+                 AND cred.is_active AND EXISTS (SELECT 1 FROM credential_versions v WHERE v.credential_id = $1 \
+                 AND v.version = $11 AND v.state = 'enabled' AND v.encrypted_credentials = $12) \
+                 AND (SELECT status FROM customers WHERE customers.id = cred.customer_id) IN ",
+            good_standing_sql!(),
+            " RETURNING ",
+            credential_columns!("cred."),
+            "), audit AS (INSERT INTO credential_audit_log \
+                 (id, credential_id, customer_id, action, action_details, ip_address, actor, created_at, row_mac) \
+                 SELECT $4, id, customer_id, $5, $6, $7::inet, $8, $10, $9 FROM changed) \
+             SELECT * FROM changed"
+        ))
+        .bind(claim.credential_id[0])
+        .bind(claim.customer_id[0])
+        .bind(claim.revision[0])
+        .bind(claim.audit_id[0])
+        .bind(claim.action[0])
+        .bind(claim.details[0])
+        .bind(claim.ip[0].as_deref())
+        .bind(claim.actor[0])
+        .bind(claim.mac[0].as_deref())
+        .bind(claim.at[0])
+        .bind(claim.version[0])
+        .bind(claim.sealed[0])
+        .fetch_optional(&mut **conn)
+        .await?;
+        row.as_ref().map(rows::metadata).transpose()
     }
 }
 
