@@ -230,6 +230,25 @@ async fn credentials_are_stored_used_verified_listed_and_deleted_with_their_audi
         2,
         "without an etag: the version must be enabled"
     );
+    // Claims made at once (committed as one group where the backend groups them: the
+    // committer is still busy with the first when the rest queue) each hold or fail alone.
+    let use_with = |etag, bytes: &'static [u8]| {
+        store.record_use(claim(etag, bytes), audit(AuditAction::Used, owner.id, Some(stored.id)), now)
+    };
+    let etag = sealed.metadata.etag;
+    let other = Etag::from_revision(etag.revision() + 1);
+    let (a, stale, b, altered, c) = tokio::join!(
+        use_with(etag, b"ciphertext-1"),
+        use_with(other, b"ciphertext-1"),
+        use_with(etag, b"ciphertext-1"),
+        use_with(etag, b"not-what-is-stored"),
+        use_with(etag, b"ciphertext-1"),
+    );
+    assert!(stale.unwrap().is_none() && altered.unwrap().is_none(), "each failed claim alone counts nothing");
+    let mut counts: Vec<_> = [a, b, c].into_iter().map(|u| u.unwrap().unwrap().usage_count).collect();
+    counts.sort_unstable();
+    assert_eq!(*counts.last().unwrap(), 5, "the three claims that hold count, once each");
+    assert!(counts[0] >= 3, "no claim sees fewer uses than were committed before it: {counts:?}");
     let preferred = CredentialSelector::Preferred { customer_id: owner.id, provider: Provider::Vultr };
     assert!(store.fetch_sealed(preferred, None).await.unwrap().is_some());
 
@@ -256,7 +275,7 @@ async fn credentials_are_stored_used_verified_listed_and_deleted_with_their_audi
     assert_eq!(page[0].id, first.id, "newest first");
     let next = store.list(&filter(Some(PageCursor::after(&page[0])))).await.unwrap();
     assert_eq!(next[0].id, stored.id);
-    assert_eq!(next[0].usage_count, 2);
+    assert_eq!(next[0].usage_count, 5);
 
     let deleted = store
         .soft_delete(stored.id, audit(AuditAction::Deleted, owner.id, Some(stored.id)), now)
@@ -280,7 +299,7 @@ async fn credentials_are_stored_used_verified_listed_and_deleted_with_their_audi
         .collect();
     assert_eq!(
         actions,
-        ["created", "used", "used", "verified", "deleted"],
+        ["created", "used", "used", "used", "used", "used", "verified", "deleted"],
         "one row per change, none for the refused"
     );
 }
