@@ -57,7 +57,7 @@ impl Recorder for UseCommitter {
             to_stored_precision(batch.iter().map(|u| u.now).max().expect("a group holds at least one use"));
         let mut claims = Claims::default();
         for u in batch {
-            claims.push(self.signer.as_deref(), u);
+            claims.push(Claim::of(self.signer.as_deref(), u));
         }
         // A claim counts, and gets its audit row, only if the row still holds: the version is
         // enabled and holds the same ciphertext; the credential has the same owner and (for a
@@ -137,8 +137,7 @@ impl UseCommitter {
         conn: &mut PoolConnection<Postgres>,
         u: &Use,
     ) -> Result<Option<CredentialMetadata>, StoreError> {
-        let mut claim = Claims::default();
-        claim.push(self.signer.as_deref(), u);
+        let claim = Claim::of(self.signer.as_deref(), u);
         let row = sqlx::query(concat!(
             "WITH changed AS (UPDATE cloud_credentials AS cred \
                  SET usage_count = cred.usage_count + 1, last_used_at = $10 \
@@ -154,18 +153,18 @@ impl UseCommitter {
                  SELECT $4, id, customer_id, $5, $6, $7::inet, $8, $10, $9 FROM changed) \
              SELECT * FROM changed"
         ))
-        .bind(claim.credential_id[0])
-        .bind(claim.customer_id[0])
-        .bind(claim.revision[0])
-        .bind(claim.audit_id[0])
-        .bind(claim.action[0])
-        .bind(claim.details[0])
-        .bind(claim.ip[0].as_deref())
-        .bind(claim.actor[0])
-        .bind(claim.mac[0].as_deref())
-        .bind(claim.at[0])
-        .bind(claim.version[0])
-        .bind(claim.sealed[0])
+        .bind(claim.credential_id)
+        .bind(claim.customer_id)
+        .bind(claim.revision)
+        .bind(claim.audit_id)
+        .bind(claim.action)
+        .bind(claim.details)
+        .bind(claim.ip)
+        .bind(claim.actor)
+        .bind(claim.mac)
+        .bind(claim.at)
+        .bind(claim.version)
+        .bind(claim.sealed)
         .fetch_optional(&mut **conn)
         .await?;
         row.as_ref().map(rows::metadata).transpose()
@@ -190,23 +189,59 @@ struct Claims<'a> {
     mac: Vec<Option<Vec<u8>>>,
 }
 
-impl<'a> Claims<'a> {
-    fn push(&mut self, signer: Option<&dyn AuditSigner>, u: &'a Use) {
+/// One claim's values, as its statement binds them.
+struct Claim<'a> {
+    credential_id: Uuid,
+    customer_id: Uuid,
+    revision: Option<i64>,
+    version: i64,
+    sealed: &'a [u8],
+    audit_id: Uuid,
+    action: &'static str,
+    details: &'a str,
+    ip: Option<String>,
+    actor: Option<&'a str>,
+    at: OffsetDateTime,
+    mac: Option<Vec<u8>>,
+}
+
+impl<'a> Claim<'a> {
+    /// `u`'s claim, with its audit row's id, time and MAC.
+    fn of(signer: Option<&dyn AuditSigner>, u: &'a Use) -> Self {
         let audit_id = crate::domain::new_audit_row_id();
         let at = to_stored_precision(u.now);
+        Self {
+            credential_id: *u.claim.id.as_uuid(),
+            customer_id: *u.claim.customer_id.as_uuid(),
+            revision: u.claim.etag.map(crate::domain::Etag::revision),
+            version: i64::from(u.claim.version),
+            sealed: &u.claim.sealed,
+            audit_id,
+            action: u.audit.action.as_str(),
+            details: &u.audit.details,
+            ip: u.audit.ip_address.map(|ip| ip.to_string()),
+            actor: u.audit.actor.as_ref().map(TokenName::as_str),
+            at,
+            mac: signer.map(|signer| u.audit.to_event(audit_id, at).mac(signer)),
+        }
+    }
+}
+
+impl<'a> Claims<'a> {
+    fn push(&mut self, claim: Claim<'a>) {
         self.no.push(i32::try_from(self.no.len()).expect("a group is far smaller than i32::MAX"));
-        self.credential_id.push(*u.claim.id.as_uuid());
-        self.customer_id.push(*u.claim.customer_id.as_uuid());
-        self.revision.push(u.claim.etag.map(crate::domain::Etag::revision));
-        self.version.push(i64::from(u.claim.version));
-        self.sealed.push(&u.claim.sealed);
-        self.audit_id.push(audit_id);
-        self.action.push(u.audit.action.as_str());
-        self.details.push(&u.audit.details);
-        self.ip.push(u.audit.ip_address.map(|ip| ip.to_string()));
-        self.actor.push(u.audit.actor.as_ref().map(TokenName::as_str));
-        self.at.push(at);
-        self.mac.push(signer.map(|signer| u.audit.to_event(audit_id, at).mac(signer)));
+        self.credential_id.push(claim.credential_id);
+        self.customer_id.push(claim.customer_id);
+        self.revision.push(claim.revision);
+        self.version.push(claim.version);
+        self.sealed.push(claim.sealed);
+        self.audit_id.push(claim.audit_id);
+        self.action.push(claim.action);
+        self.details.push(claim.details);
+        self.ip.push(claim.ip);
+        self.actor.push(claim.actor);
+        self.at.push(claim.at);
+        self.mac.push(claim.mac);
     }
 }
 
