@@ -60,22 +60,36 @@ impl Committer {
         signer: Option<Arc<dyn AuditSigner>>,
         wal: Arc<Wal>,
     ) -> Result<Self, StoreError> {
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let connection = Connection::open_with_flags(database, flags).map_err(store_error)?;
-        connection.busy_timeout(BUSY_TIMEOUT).map_err(store_error)?;
-        // NORMAL: the sync thread syncs the WAL before any caller hears back (see `Wal`). No
-        // automatic checkpoints inside a commit (see `checkpoint`), and a WAL that grew is cut
-        // back when it starts over, as on the sqlx writer.
-        connection
-            .execute_batch(&format!(
-                "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0; \
-                 PRAGMA journal_size_limit = {};",
-                checkpoint::RESTART_BYTES
-            ))
-            .map_err(store_error)?;
-        let own = Mutex::new(Own { connection, uses: JournaledUses::default() });
+        let own = Mutex::new(Own { connection: open_connection(database)?, uses: JournaledUses::default() });
         Ok(Self { own, writer, signer, wal })
     }
+}
+
+/// Opens a committer's own connection to the database file at `database` (which exists: the
+/// writer pool created it). It commits with synchronous=NORMAL: the committer's sync thread
+/// syncs the WAL ([`sync_wal`]) before any caller of a group hears back.
+pub(super) fn open_connection(database: &Path) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let connection = Connection::open_with_flags(database, flags).map_err(store_error)?;
+    connection.busy_timeout(BUSY_TIMEOUT).map_err(store_error)?;
+    // No automatic checkpoints inside a commit (see `checkpoint`), and a WAL that grew is cut
+    // back when it starts over, as on the sqlx writer.
+    connection
+        .execute_batch(&format!(
+            "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0; \
+             PRAGMA journal_size_limit = {};",
+            checkpoint::RESTART_BYTES
+        ))
+        .map_err(store_error)?;
+    Ok(connection)
+}
+
+/// A committer's [`Recorder::sync`]: makes every group committed on its connection durable. A
+/// failed sync is not retried: it stops the store's writes for good (see [`Writer`]), and
+/// every later sync fails at once.
+pub(super) fn sync_wal(writer: &Writer, wal: &Wal) -> std::io::Result<()> {
+    writer.check().map_err(std::io::Error::other)?;
+    wal.sync().inspect_err(|e| writer.stop(format!("the WAL could not be synced: {e}")))
 }
 
 #[async_trait]
@@ -116,18 +130,15 @@ impl Recorder for Committer {
         true
     }
 
-    /// A failed sync is not retried: it stops the store's writes for good (see [`Writer`]),
-    /// and every later sync fails at once.
     fn sync(&self) -> std::io::Result<()> {
-        self.writer.check().map_err(std::io::Error::other)?;
-        self.wal.sync().inspect_err(|e| self.writer.stop(format!("the WAL could not be synced: {e}")))
+        sync_wal(&self.writer, &self.wal)
     }
 }
 
 /// A rusqlite error as the store reports it: busy past the busy timeout, or the file gone,
 /// full or read-only, is "unavailable" (a retry may work), anything else a database error. SQLite's messages
 /// carry no bound values.
-fn store_error(e: rusqlite::Error) -> StoreError {
+pub(super) fn store_error(e: rusqlite::Error) -> StoreError {
     use rusqlite::ErrorCode::{
         CannotOpen, DatabaseBusy, DatabaseLocked, DiskFull, ReadOnly, SystemIoFailure,
     };
@@ -186,7 +197,7 @@ impl Wal {
         }
     }
 
-    fn sync(&self) -> std::io::Result<()> {
+    pub(super) fn sync(&self) -> std::io::Result<()> {
         use std::os::unix::fs::MetadataExt as _;
         #[cfg(test)]
         if self.fail_next.swap(false, std::sync::atomic::Ordering::SeqCst) {

@@ -64,6 +64,9 @@ impl CredentialStore for SqliteStore {
             .fetch_optional(&mut *tx)
             .await?;
             if let Some(row) = existing {
+                // It may have committed in a group whose sync is still under way: it is durable
+                // before this caller hears of it.
+                self.sync_wal().await?;
                 return Ok(Inserted::Existing {
                     credential: rows::metadata(&row)?,
                     fingerprint: row
@@ -117,7 +120,14 @@ impl CredentialStore for SqliteStore {
             };
             conflict_on_unique(e, taken)
         })?;
-        super::stores::insert_first_version(&mut tx, &new, &audit).await?;
+        sqlx::query(super::stores::INSERT_FIRST_VERSION)
+            .bind(new.id.to_string())
+            .bind(new.sealed.as_slice())
+            .bind(new.key_version.map(i64::from))
+            .bind(audit.actor.as_ref().map(TokenName::as_str))
+            .bind(micros(new.now))
+            .execute(&mut *tx)
+            .await?;
         let credential = rows::metadata(&row)?;
         insert_audit(&mut tx, self.signer(), &audit, new.now).await?;
         tx.commit().await?;

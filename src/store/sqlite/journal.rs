@@ -11,9 +11,9 @@
 //!
 //! **The ordering rule.** The sealer chains audit rows in rowid order, which must be the order
 //! they committed in. Journal rows committed before an audit row must therefore be in the log
-//! before it: every audit row is written in an [`AuditedTx`], which moves the journal first and
-//! is the only way to reach [`insert_audit`], so the rule holds by construction, not by
-//! convention. The committer moves the journal itself once it holds [`MOVE_AT`] rows
+//! before it: every audit row is written in an [`AuditedTx`] (or, on a committer's own
+//! connection, an [`AuditedTxn`]), which moves the journal first and is the only way to reach
+//! [`insert_audit`], so the rule holds by construction, not by convention. The committer moves the journal itself once it holds [`MOVE_AT`] rows
 //! ([`move_on`]).
 
 use std::collections::HashMap;
@@ -112,6 +112,63 @@ impl DerefMut for AuditedTx<'_> {
     }
 }
 
+/// [`AuditedTx`] on a committer's own connection (rusqlite): the same rule, the same statements.
+pub(super) struct AuditedTxn<'c>(rusqlite::Transaction<'c>);
+
+impl<'c> AuditedTxn<'c> {
+    /// Begins a write transaction on `conn` (during the writer's turn) and moves the journal in
+    /// it, if it holds any row.
+    pub(super) fn begin(conn: &'c mut rusqlite::Connection) -> rusqlite::Result<Self> {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if tx.prepare_cached(NEWEST)?.exists([])? {
+            let began = std::time::Instant::now();
+            tx.execute_batch(MOVE)?;
+            crate::store::metrics::journal_moved(began.elapsed());
+        }
+        Ok(Self(tx))
+    }
+
+    /// Appends an audit row, as [`insert_audit`] does.
+    pub(super) fn insert_audit(
+        &self,
+        signer: Option<&dyn AuditSigner>,
+        audit: &AuditEntry,
+        now: OffsetDateTime,
+    ) -> rusqlite::Result<()> {
+        let id = crate::domain::new_audit_row_id();
+        let mac = signer.map(|signer| audit.to_event(id, now).mac(signer));
+        self.0.prepare_cached(INSERT_AUDIT)?.execute((
+            id.to_string(),
+            audit.credential_id.map(|id| id.to_string()),
+            audit.customer_id.map(|id| id.to_string()),
+            audit.action.as_str(),
+            &audit.details,
+            audit.ip_address.map(|ip| ip.to_string()),
+            audit.actor.as_ref().map(TokenName::as_str),
+            micros(now),
+            mac.as_deref(),
+        ))?;
+        Ok(())
+    }
+
+    pub(super) fn commit(self) -> rusqlite::Result<()> {
+        self.0.commit()
+    }
+}
+
+impl<'c> Deref for AuditedTxn<'c> {
+    type Target = rusqlite::Transaction<'c>;
+
+    fn deref(&self) -> &rusqlite::Transaction<'c> {
+        &self.0
+    }
+}
+
+/// Writes one audit row, unless a row with its id exists.
+const INSERT_AUDIT: &str = "INSERT INTO credential_audit_log \
+     (id, credential_id, customer_id, action, action_details, ip_address, actor, created_at, row_mac) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (id) DO NOTHING";
+
 /// Appends an audit row (MACed with `signer`, when there is one) after the journal's rows.
 pub(super) async fn insert_audit(
     tx: &mut AuditedTx<'_>,
@@ -132,22 +189,18 @@ pub(super) async fn insert_audit_as(
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
     let mac = signer.map(|signer| audit.to_event(id, now).mac(signer));
-    let written = sqlx::query(
-        "INSERT INTO credential_audit_log \
-         (id, credential_id, customer_id, action, action_details, ip_address, actor, created_at, row_mac) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(id.to_string())
-    .bind(audit.credential_id.map(|id| id.to_string()))
-    .bind(audit.customer_id.map(|id| id.to_string()))
-    .bind(audit.action.as_str())
-    .bind(&audit.details)
-    .bind(audit.ip_address.map(|ip| ip.to_string()))
-    .bind(audit.actor.as_ref().map(TokenName::as_str))
-    .bind(micros(now))
-    .bind(mac.as_deref())
-    .execute(&mut **tx)
-    .await?;
+    let written = sqlx::query(INSERT_AUDIT)
+        .bind(id.to_string())
+        .bind(audit.credential_id.map(|id| id.to_string()))
+        .bind(audit.customer_id.map(|id| id.to_string()))
+        .bind(audit.action.as_str())
+        .bind(&audit.details)
+        .bind(audit.ip_address.map(|ip| ip.to_string()))
+        .bind(audit.actor.as_ref().map(TokenName::as_str))
+        .bind(micros(now))
+        .bind(mac.as_deref())
+        .execute(&mut **tx)
+        .await?;
     Ok(written.rows_affected() == 1)
 }
 

@@ -1,8 +1,9 @@
 //! The embedded backend: one SQLite file in WAL mode.
 //!
-//! SQLite allows one writer at a time. Get's audited uses commit on the group committer's own
-//! connection ([`committer`]), every other write on a pool of exactly one connection; both
-//! take turns ([`writer`]), so writes queue instead of failing with SQLITE_BUSY. Reads use a
+//! SQLite allows one writer at a time. Get's audited uses and Stores commit in groups, each on
+//! its committer's own connection ([`committer`], [`stores`]), every other write on a pool of
+//! exactly one connection; all take turns ([`writer`]), so writes queue instead of failing with
+//! SQLITE_BUSY. Reads use a
 //! separate pool of read-only connections that WAL lets run beside the writer.
 
 use std::str::FromStr;
@@ -131,8 +132,7 @@ pub struct SqliteStore {
     stores: super::group_commit::Group<stores::StoreCommitter>,
     /// The database file, for messages that tell an operator which file to fix.
     database: std::path::PathBuf,
-    /// The committer's WAL, for tests that make its sync fail.
-    #[cfg(test)]
+    /// The WAL the committers sync (tests make its sync fail).
     wal: Arc<committer::Wal>,
 }
 
@@ -197,10 +197,12 @@ impl SqliteStore {
             super::group_commit::Group::start_on_thread(committer, "credvault-commit").map_err(|e| {
                 StoreError::unavailable(format!("cannot start the group committer's thread: {e}"))
             })?;
-        let stores = super::group_commit::Group::start(stores::StoreCommitter {
-            writer: writer.clone(),
-            signer: signer.clone(),
-        });
+        let store_committer =
+            stores::StoreCommitter::open(&database, writer.clone(), signer.clone(), wal.clone())?;
+        let stores = super::group_commit::Group::start_on_thread(store_committer, "credvault-store")
+            .map_err(|e| {
+                StoreError::unavailable(format!("cannot start the Store committer's thread: {e}"))
+            })?;
         Ok(Self {
             writer,
             reader,
@@ -209,7 +211,6 @@ impl SqliteStore {
             uses,
             stores,
             database,
-            #[cfg(test)]
             wal,
         })
     }
@@ -219,6 +220,16 @@ impl SqliteStore {
     async fn move_journal(&self) -> Result<(), StoreError> {
         let mut writer = self.writer.acquire().await?;
         AuditedTx::begin(&mut writer).await?.commit().await
+    }
+
+    /// Makes every write committed so far durable, as the committers' syncs do: for an answer
+    /// that reports a write one of their groups committed and may not have synced yet.
+    async fn sync_wal(&self) -> Result<(), StoreError> {
+        let (writer, wal) = (self.writer.clone(), self.wal.clone());
+        tokio::task::spawn_blocking(move || committer::sync_wal(&writer, &wal))
+            .await
+            .map_err(|e| StoreError::unavailable(format!("the WAL's sync did not finish: {e}")))?
+            .map_err(|e| StoreError::unavailable(e.to_string()))
     }
 
     fn signer(&self) -> Option<&dyn AuditSigner> {

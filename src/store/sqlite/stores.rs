@@ -4,26 +4,53 @@
 //! that arrived while the last one committed, in one transaction with one sync; each is still
 //! durable, with its audit row, before its caller hears back.
 //!
+//! Like Get's committer ([`super::committer`]), it runs on a thread of its own with a connection
+//! of its own (rusqlite): a group is direct calls into SQLite, not a statement at a time handed
+//! to sqlx's worker thread with the committer waiting to be woken by each result; it commits
+//! with synchronous=NORMAL, and the WAL is synced on its sync thread before anyone hears back,
+//! while the committer already inserts the next group. (A Store committed that way is visible
+//! to a List for the time of that sync before it is durable; any write that depends on it
+//! commits after it, so the sync before that write's answer covers both.)
+//!
 //! A Store the group cannot insert as is (its customer is missing or not in good standing, or
 //! its name or idempotency key is taken, also by an earlier Store of the same group) is left
 //! out: the caller then does it on its own, which gives the precise answer. Stores that make a
 //! credential the default change other rows and are always done on their own.
 
-use std::sync::Arc;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension as _};
+use tokio::sync::OwnedMutexGuard;
 
-use super::journal::{AuditedTx, insert_audit};
+use super::committer::{Wal, open_connection, store_error, sync_wal};
+use super::journal::AuditedTxn;
 use super::micros;
-use super::writer::{Turn, Writer};
-use crate::domain::{AuditEntry, AuditSigner, CredentialMetadata, TokenName};
+use super::writer::Writer;
+use crate::domain::{AuditSigner, CredentialMetadata, TokenName};
 use crate::store::group_commit::{NewStore, Recorder};
-use crate::store::{NewCredential, StoreError, rows};
+use crate::store::{StoreError, rows};
 
-/// Commits groups of Stores on the writer connection.
+/// Commits groups of Stores on a connection of its own.
 pub(super) struct StoreCommitter {
-    pub(super) writer: Writer,
-    pub(super) signer: Option<Arc<dyn AuditSigner>>,
+    /// Only the committer's thread locks it.
+    connection: Mutex<Connection>,
+    /// The store's writer, whose turn a session holds to keep other writes out.
+    writer: Writer,
+    signer: Option<Arc<dyn AuditSigner>>,
+    wal: Arc<Wal>,
+}
+
+impl StoreCommitter {
+    pub(super) fn open(
+        database: &Path,
+        writer: Writer,
+        signer: Option<Arc<dyn AuditSigner>>,
+        wal: Arc<Wal>,
+    ) -> Result<Self, StoreError> {
+        Ok(Self { connection: Mutex::new(open_connection(database)?), writer, signer, wal })
+    }
 }
 
 #[async_trait]
@@ -32,32 +59,62 @@ impl Recorder for StoreCommitter {
     type Item = Arc<NewStore>;
     /// `None` for a Store the group left out (see the module's documentation).
     type Outcome = Option<CredentialMetadata>;
-    /// The writer connection, and the turn to write, while groups follow each other.
-    type Session = Turn;
+    /// The store's turn to write, held so that no other write runs between two groups.
+    type Session = OwnedMutexGuard<()>;
 
-    async fn open(&self) -> Result<Turn, StoreError> {
-        self.writer.acquire().await
+    async fn open(&self) -> Result<Self::Session, StoreError> {
+        self.writer.turn().await
     }
 
+    /// Blocks: runs on the committer's own thread.
     async fn record(
         &self,
-        writer: &mut Turn,
+        _writer: &mut Self::Session,
         batch: &[Arc<NewStore>],
     ) -> Result<Vec<Option<CredentialMetadata>>, StoreError> {
-        let mut tx = AuditedTx::begin(writer).await?;
-        let mut outcomes = Vec::with_capacity(batch.len());
-        for store in batch {
-            outcomes.push(insert_unless_refused(&mut tx, self.signer.as_deref(), store).await?);
-        }
-        tx.commit().await?;
+        // A sync failed since this session began: nothing more is written.
+        self.writer.check()?;
+        let mut connection =
+            self.connection.lock().expect("the committer's connection is never held across a panic");
+        // Dropped without a commit (any error below), the transaction rolls back.
+        let tx = AuditedTxn::begin(&mut connection).map_err(store_error)?;
+        let outcomes = batch
+            .iter()
+            .map(|store| insert_unless_refused(&tx, self.signer.as_deref(), store))
+            .collect::<Result<Vec<_>, _>>()?;
+        tx.commit().map_err(store_error)?;
         Ok(outcomes)
+    }
+
+    fn defers_sync(&self) -> bool {
+        true
+    }
+
+    fn sync(&self) -> std::io::Result<()> {
+        sync_wal(&self.writer, &self.wal)
     }
 }
 
+/// Inserts one Store's credential if its customer is in good standing and no unique index
+/// refuses it (the WHERE also tells SQLite that ON CONFLICT belongs to the INSERT, not to a join).
+const INSERT_UNLESS_REFUSED: &str = returning_credential!(concat!(
+    "INSERT INTO cloud_credentials (id, customer_id, provider, credential_name, credential_type, \
+     permissions, is_default, idempotency_key, request_fingerprint, created_at, updated_at, \
+     current_version, latest_version, rotated_at) \
+     SELECT ?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, ?9, 1, 1, ?9 \
+     WHERE EXISTS (SELECT 1 FROM customers WHERE id = ?2 AND status IN ",
+    good_standing_sql!(),
+    ") ON CONFLICT DO NOTHING"
+));
+
+/// A new credential's version 1, created by the audit row's actor.
+pub(super) const INSERT_FIRST_VERSION: &str = "INSERT INTO credential_versions (credential_id, version, state, \
+     encrypted_credentials, key_version, created_by, created_at) VALUES (?1, 1, 'enabled', ?2, ?3, ?4, ?5)";
+
 /// Inserts one Store's credential, first version and audit row, unless its customer is not in
 /// good standing or a unique index refuses it (then nothing of it is written).
-async fn insert_unless_refused(
-    tx: &mut AuditedTx<'_>,
+fn insert_unless_refused(
+    tx: &AuditedTxn<'_>,
     signer: Option<&dyn AuditSigner>,
     store: &NewStore,
 ) -> Result<Option<CredentialMetadata>, StoreError> {
@@ -66,51 +123,40 @@ async fn insert_unless_refused(
         Some((key, fingerprint)) => (Some(key.as_str()), Some(fingerprint.as_slice())),
         None => (None, None),
     };
-    // The WHERE also tells SQLite that ON CONFLICT belongs to the INSERT, not to a join.
-    let row = sqlx::query(returning_credential!(concat!(
-        "INSERT INTO cloud_credentials (id, customer_id, provider, credential_name, credential_type, \
-         permissions, is_default, idempotency_key, request_fingerprint, created_at, updated_at, \
-         current_version, latest_version, rotated_at) \
-         SELECT ?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, ?9, 1, 1, ?9 \
-         WHERE EXISTS (SELECT 1 FROM customers WHERE id = ?2 AND status IN ",
-        good_standing_sql!(),
-        ") ON CONFLICT DO NOTHING"
-    )))
-    .bind(new.id.to_string())
-    .bind(new.customer_id.to_string())
-    .bind(new.provider.as_str())
-    .bind(new.name.as_str())
-    .bind(new.credential_type.as_str())
-    .bind(new.permissions.as_str())
-    .bind(idempotency_key)
-    .bind(fingerprint)
-    .bind(micros(new.now))
-    .fetch_optional(&mut **tx)
-    .await?;
-    let Some(row) = row else {
+    let id = new.id.to_string();
+    let created = tx
+        .prepare_cached(INSERT_UNLESS_REFUSED)
+        .map_err(store_error)?
+        .query_row(
+            (
+                &id,
+                new.customer_id.to_string(),
+                new.provider.as_str(),
+                new.name.as_str(),
+                new.credential_type.as_str(),
+                new.permissions.as_str(),
+                idempotency_key,
+                fingerprint,
+                micros(new.now),
+            ),
+            |row| Ok(rows::metadata(row)),
+        )
+        .optional()
+        .map_err(store_error)?
+        .transpose()?;
+    let Some(created) = created else {
         return Ok(None);
     };
-    insert_first_version(tx, new, audit).await?;
-    insert_audit(tx, signer, audit, new.now).await?;
-    Ok(Some(rows::metadata(&row)?))
-}
-
-/// A new credential's version 1, created by the audit row's actor.
-pub(super) async fn insert_first_version(
-    tx: &mut AuditedTx<'_>,
-    new: &NewCredential,
-    audit: &AuditEntry,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO credential_versions (credential_id, version, state, encrypted_credentials, key_version, \
-         created_by, created_at) VALUES (?, 1, 'enabled', ?, ?, ?, ?)",
-    )
-    .bind(new.id.to_string())
-    .bind(new.sealed.as_slice())
-    .bind(new.key_version.map(i64::from))
-    .bind(audit.actor.as_ref().map(TokenName::as_str))
-    .bind(micros(new.now))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    tx.prepare_cached(INSERT_FIRST_VERSION)
+        .map_err(store_error)?
+        .execute((
+            &id,
+            new.sealed.as_slice(),
+            new.key_version.map(i64::from),
+            audit.actor.as_ref().map(TokenName::as_str),
+            micros(new.now),
+        ))
+        .map_err(store_error)?;
+    tx.insert_audit(signer, audit, new.now).map_err(store_error)?;
+    Ok(Some(created))
 }

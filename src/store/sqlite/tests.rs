@@ -75,6 +75,49 @@ async fn a_failed_wal_sync_stops_every_write_until_a_restart() {
     restarted.close().await;
 }
 
+/// A Store committed in a group is answered only once the WAL is synced: a failed sync fails it
+/// (and stops writing), where a Store that returned at its commit would report a write the
+/// disk may not hold.
+#[tokio::test]
+async fn a_store_is_answered_only_after_the_wal_holding_it_is_synced() {
+    let (_dir, store, _) = store_and_claim().await;
+    let owner = customer();
+    store.ensure_customer(&owner).await.unwrap();
+    let new = |name: &str| NewCredential {
+        id: CredentialId::new_random(),
+        customer_id: owner.id,
+        provider: Provider::Vultr,
+        name: crate::domain::CredentialName::parse(name, "name").unwrap(),
+        credential_type: crate::domain::CredentialType::parse_or_default("", Provider::Vultr, "type")
+            .unwrap(),
+        permissions: crate::domain::Permission::ReadOnly,
+        sealed: b"sealed".to_vec(),
+        key_version: Some(1),
+        make_default: false,
+        idempotency: None,
+        now: OffsetDateTime::now_utc(),
+    };
+    let audit = |new: &NewCredential| AuditEntry {
+        credential_id: Some(new.id),
+        customer_id: Some(owner.id),
+        action: AuditAction::Created,
+        details: "test".into(),
+        ip_address: None,
+        actor: None,
+    };
+    let first = new("First");
+    assert!(matches!(store.insert_credential(first.clone(), audit(&first)).await, Ok(Inserted::Created(_))));
+
+    store.wal.fail_next.store(true, std::sync::atomic::Ordering::SeqCst);
+    let second = new("Second");
+    let failed = store.insert_credential(second.clone(), audit(&second)).await;
+    assert!(matches!(failed, Err(StoreError::Unavailable(_))), "{failed:?}");
+    let third = new("Third");
+    let later = store.insert_credential(third.clone(), audit(&third)).await;
+    assert!(matches!(later, Err(StoreError::Unavailable(_))), "writing stopped: {later:?}");
+    store.close().await;
+}
+
 #[tokio::test]
 async fn after_close_every_call_is_unavailable_and_no_worker_is_left() {
     let (dir, store, claim) = store_and_claim().await;

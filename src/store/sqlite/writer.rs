@@ -1,6 +1,6 @@
-//! The store's one writer. SQLite lets one transaction write at a time; two connections write
-//! here (the sqlx writer pool's one connection, for every write but Get's, and the group
-//! committer's own), so every write takes a turn first, in the order asked for. Without
+//! The store's one writer. SQLite lets one transaction write at a time; three connections write
+//! here (the sqlx writer pool's one connection, and the group committers' own for Get's uses and
+//! for Stores), so every write takes a turn first, in the order asked for. Without
 //! turns, a write meeting another would poll SQLite's lock, sleeping milliseconds between tries,
 //! and a transaction that had read before writing would fail outright ("database is locked").
 //!
