@@ -20,6 +20,7 @@
 //! [`JournaledUses`] to answer each Get with its credential's usage; once the journal holds
 //! [`journal::MOVE_AT`] rows, the committer moves it into the audit log between two groups.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -49,6 +50,8 @@ pub(super) struct Committer {
 struct Own {
     connection: Connection,
     uses: JournaledUses,
+    /// The claim's columns, known from its first prepared statement.
+    claim_columns: Option<ColumnIndex>,
 }
 
 impl Committer {
@@ -60,7 +63,8 @@ impl Committer {
         signer: Option<Arc<dyn AuditSigner>>,
         wal: Arc<Wal>,
     ) -> Result<Self, StoreError> {
-        let own = Mutex::new(Own { connection: open_connection(database)?, uses: JournaledUses::default() });
+        let connection = open_connection(database)?;
+        let own = Mutex::new(Own { connection, uses: JournaledUses::default(), claim_columns: None });
         Ok(Self { own, writer, signer, wal })
     }
 }
@@ -113,8 +117,8 @@ impl Recorder for Committer {
         // A sync failed since this session began: nothing more is written.
         self.writer.check()?;
         let mut own = self.own.lock().expect("the committer's connection is never held across a panic");
-        let Own { connection, uses } = &mut *own;
-        let outcomes = record(connection, uses, self.signer.as_deref(), batch)?;
+        let Own { connection, uses, claim_columns } = &mut *own;
+        let outcomes = record(connection, uses, claim_columns, self.signer.as_deref(), batch)?;
         if uses.due() {
             // The group above is committed whatever happens here: a failed move leaves the
             // rows in the journal, for the next move.
@@ -150,17 +154,59 @@ pub(super) fn store_error(e: rusqlite::Error) -> StoreError {
     }
 }
 
-impl Columns for rusqlite::Row<'_> {
+/// Where each column of a prepared statement's rows is, by name. rusqlite finds a column by
+/// name by comparing it with each column's name in turn: reading a credential's two dozen
+/// columns that way was a tenth of the instructions of a Get.
+pub(super) struct ColumnIndex(HashMap<String, usize>);
+
+impl ColumnIndex {
+    /// The columns of `statement`, kept in `known` after the first call (its SQL is fixed).
+    pub(super) fn of<'k>(known: &'k mut Option<Self>, statement: &rusqlite::Statement<'_>) -> &'k Self {
+        known.get_or_insert_with(|| {
+            Self(
+                statement
+                    .column_names()
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, name)| (name.to_owned(), i))
+                    .collect(),
+            )
+        })
+    }
+
+    /// `row`, read through this index.
+    pub(super) fn row<'a, 'r>(&'a self, row: &'a rusqlite::Row<'r>) -> IndexedRow<'a, 'r> {
+        IndexedRow { index: self, row }
+    }
+}
+
+/// A row of the statement a [`ColumnIndex`] was made from.
+pub(super) struct IndexedRow<'a, 'r> {
+    index: &'a ColumnIndex,
+    row: &'a rusqlite::Row<'r>,
+}
+
+impl IndexedRow<'_, '_> {
+    fn get<T: rusqlite::types::FromSql>(&self, column: &str) -> Result<T, StoreError> {
+        let at =
+            self.index.0.get(column).ok_or_else(|| {
+                StoreError::Other(format!("the statement returns no column {column}").into())
+            })?;
+        self.row.get(*at).map_err(store_error)
+    }
+}
+
+impl Columns for IndexedRow<'_, '_> {
     fn raw_text(&self, column: &str) -> Result<Option<String>, StoreError> {
-        self.get(column).map_err(store_error)
+        self.get(column)
     }
 
     fn raw_integer(&self, column: &str) -> Result<Option<i64>, StoreError> {
-        self.get(column).map_err(store_error)
+        self.get(column)
     }
 
     fn raw_bytes(&self, column: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.get(column).map_err(store_error)
+        self.get(column)
     }
 }
 
@@ -244,6 +290,7 @@ const CLAIM: &str = concat!(
 fn record(
     conn: &mut Connection,
     journaled_uses: &mut JournaledUses,
+    claim_columns: &mut Option<ColumnIndex>,
     signer: Option<&dyn AuditSigner>,
     batch: &[Use],
 ) -> Result<Vec<Option<CredentialMetadata>>, StoreError> {
@@ -253,13 +300,14 @@ fn record(
     let mut outcomes = Vec::with_capacity(batch.len());
     {
         let mut claim = tx.prepare_cached(CLAIM).map_err(store_error)?;
+        let columns = ColumnIndex::of(claim_columns, &claim);
         let mut journal = tx.prepare_cached(journal::APPEND).map_err(store_error)?;
         for u in batch {
             let (id, customer) = (u.claim.id.to_string(), u.claim.customer_id.to_string());
             let mut counted = claim
                 .query_row(
                     (&id, &customer, u.claim.etag.map(Etag::revision), u.claim.version, &*u.claim.sealed),
-                    |row| Ok(rows::metadata(row)),
+                    |row| Ok(rows::metadata(&columns.row(row))),
                 )
                 .optional()
                 .map_err(store_error)?
@@ -299,6 +347,29 @@ fn record(
 mod tests {
     use super::*;
     use crate::store::sqlite::SqliteStore;
+
+    #[test]
+    fn a_column_index_reads_each_column_by_name_and_names_one_the_statement_lacks() {
+        let conn = Connection::open_in_memory().unwrap();
+        let mut known = None;
+        for (a, b) in [(1, "one"), (2, "two")] {
+            let statement = conn.prepare("SELECT ?1 AS a, ?2 AS b, NULL AS c").unwrap();
+            let index = ColumnIndex::of(&mut known, &statement);
+            let mut statement = statement;
+            let read = statement
+                .query_row((a, b), |row| {
+                    let row = index.row(row);
+                    Ok((row.raw_integer("a"), row.raw_text("b"), row.raw_bytes("c"), row.raw_text("d")))
+                })
+                .unwrap();
+            assert_eq!(read.0.unwrap(), Some(a));
+            assert_eq!(read.1.unwrap().as_deref(), Some(b));
+            assert_eq!(read.2.unwrap(), None);
+            let missing = read.3.unwrap_err();
+            let why = std::error::Error::source(&missing).map(ToString::to_string).unwrap_or_default();
+            assert!(why.contains("no column d"), "{missing:?}");
+        }
+    }
 
     #[tokio::test]
     async fn the_committers_connection_defers_its_syncs_and_the_writer_stays_at_full() {

@@ -24,7 +24,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension as _};
 use tokio::sync::OwnedMutexGuard;
 
-use super::committer::{Wal, open_connection, store_error, sync_wal};
+use super::committer::{ColumnIndex, Wal, open_connection, store_error, sync_wal};
 use super::journal::AuditedTxn;
 use super::micros;
 use super::writer::Writer;
@@ -34,8 +34,8 @@ use crate::store::{StoreError, rows};
 
 /// Commits groups of Stores on a connection of its own.
 pub(super) struct StoreCommitter {
-    /// Only the committer's thread locks it.
-    connection: Mutex<Connection>,
+    /// Only the committer's thread locks it; with the columns of the rows a Store returns.
+    connection: Mutex<(Connection, Option<ColumnIndex>)>,
     /// The store's writer, whose turn a session holds to keep other writes out.
     writer: Writer,
     signer: Option<Arc<dyn AuditSigner>>,
@@ -49,7 +49,7 @@ impl StoreCommitter {
         signer: Option<Arc<dyn AuditSigner>>,
         wal: Arc<Wal>,
     ) -> Result<Self, StoreError> {
-        Ok(Self { connection: Mutex::new(open_connection(database)?), writer, signer, wal })
+        Ok(Self { connection: Mutex::new((open_connection(database)?, None)), writer, signer, wal })
     }
 }
 
@@ -74,13 +74,14 @@ impl Recorder for StoreCommitter {
     ) -> Result<Vec<Option<CredentialMetadata>>, StoreError> {
         // A sync failed since this session began: nothing more is written.
         self.writer.check()?;
-        let mut connection =
+        let mut own =
             self.connection.lock().expect("the committer's connection is never held across a panic");
+        let (connection, columns) = &mut *own;
         // Dropped without a commit (any error below), the transaction rolls back.
-        let tx = AuditedTxn::begin(&mut connection).map_err(store_error)?;
+        let tx = AuditedTxn::begin(connection).map_err(store_error)?;
         let outcomes = batch
             .iter()
-            .map(|store| insert_unless_refused(&tx, self.signer.as_deref(), store))
+            .map(|store| insert_unless_refused(&tx, columns, self.signer.as_deref(), store))
             .collect::<Result<Vec<_>, _>>()?;
         tx.commit().map_err(store_error)?;
         Ok(outcomes)
@@ -115,6 +116,7 @@ pub(super) const INSERT_FIRST_VERSION: &str = "INSERT INTO credential_versions (
 /// good standing or a unique index refuses it (then nothing of it is written).
 fn insert_unless_refused(
     tx: &AuditedTxn<'_>,
+    columns: &mut Option<ColumnIndex>,
     signer: Option<&dyn AuditSigner>,
     store: &NewStore,
 ) -> Result<Option<CredentialMetadata>, StoreError> {
@@ -124,9 +126,9 @@ fn insert_unless_refused(
         None => (None, None),
     };
     let id = new.id.to_string();
-    let created = tx
-        .prepare_cached(INSERT_UNLESS_REFUSED)
-        .map_err(store_error)?
+    let mut insert = tx.prepare_cached(INSERT_UNLESS_REFUSED).map_err(store_error)?;
+    let columns = ColumnIndex::of(columns, &insert);
+    let created = insert
         .query_row(
             (
                 &id,
@@ -139,7 +141,7 @@ fn insert_unless_refused(
                 fingerprint,
                 micros(new.now),
             ),
-            |row| Ok(rows::metadata(row)),
+            |row| Ok(rows::metadata(&columns.row(row))),
         )
         .optional()
         .map_err(store_error)?
