@@ -13,8 +13,8 @@
 //! they committed in. Journal rows committed before an audit row must therefore be in the log
 //! before it: every audit row is written in an [`AuditedTx`] (or, on a committer's own
 //! connection, an [`AuditedTxn`]), which moves the journal first and is the only way to reach
-//! [`insert_audit`], so the rule holds by construction, not by convention. The committer moves the journal itself once it holds [`MOVE_AT`] rows
-//! ([`move_on`]).
+//! [`insert_audit`], so the rule holds by construction, not by convention. The committer moves
+//! the journal itself once it holds [`MOVE_AT`] rows ([`move_on`]).
 
 use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};

@@ -3,8 +3,8 @@
 //! SQLite allows one writer at a time. Get's audited uses and Stores commit in groups, each on
 //! its committer's own connection ([`committer`], [`stores`]), every other write on a pool of
 //! exactly one connection; all take turns ([`writer`]), so writes queue instead of failing with
-//! SQLITE_BUSY. Reads use a
-//! separate pool of read-only connections that WAL lets run beside the writer.
+//! SQLITE_BUSY. Reads use a separate pool of read-only connections that WAL lets run beside the
+//! writer.
 
 use std::str::FromStr;
 use std::sync::Arc;
