@@ -40,10 +40,7 @@ use crate::store::rows;
 pub(super) struct Committer {
     /// Only the committer's thread locks it.
     own: Mutex<Own>,
-    /// The store's writer, whose turn a session holds to keep other writes out.
-    writer: Writer,
-    signer: Option<Arc<dyn AuditSigner>>,
-    wal: Arc<Wal>,
+    on: Committing,
 }
 
 /// What only the committer's thread uses.
@@ -57,15 +54,40 @@ struct Own {
 impl Committer {
     /// Opens the committer's connection to the database file at `database` (which exists: the
     /// writer pool created it).
-    pub(super) fn open(
-        database: &Path,
-        writer: Writer,
-        signer: Option<Arc<dyn AuditSigner>>,
-        wal: Arc<Wal>,
-    ) -> Result<Self, StoreError> {
+    pub(super) fn open(database: &Path, on: Committing) -> Result<Self, StoreError> {
         let connection = open_connection(database)?;
         let own = Mutex::new(Own { connection, uses: JournaledUses::default(), claim_columns: None });
-        Ok(Self { own, writer, signer, wal })
+        Ok(Self { own, on })
+    }
+}
+
+/// What both committers (Get's uses, [`super::stores`]) commit with: the store's writer, whose
+/// turn a session holds so that no other write runs between two groups and which a failed sync
+/// stops; the audit signer; the WAL they sync.
+pub(super) struct Committing {
+    pub(super) writer: Writer,
+    pub(super) signer: Option<Arc<dyn AuditSigner>>,
+    pub(super) wal: Arc<Wal>,
+}
+
+impl Committing {
+    /// A committer's [`Recorder::open`]: the store's turn to write.
+    pub(super) async fn turn(&self) -> Result<OwnedMutexGuard<()>, StoreError> {
+        self.writer.turn().await
+    }
+
+    /// Before a group: a sync failed since this session began, so nothing more is written.
+    pub(super) fn check(&self) -> Result<(), StoreError> {
+        self.writer.check()
+    }
+
+    pub(super) fn signer(&self) -> Option<&dyn AuditSigner> {
+        self.signer.as_deref()
+    }
+
+    /// A committer's [`Recorder::sync`].
+    pub(super) fn sync(&self) -> std::io::Result<()> {
+        sync_wal(&self.writer, &self.wal)
     }
 }
 
@@ -105,7 +127,7 @@ impl Recorder for Committer {
     type Session = OwnedMutexGuard<()>;
 
     async fn open(&self) -> Result<Self::Session, StoreError> {
-        self.writer.turn().await
+        self.on.turn().await
     }
 
     /// Blocks: runs on the committer's own thread ([`crate::store::group_commit::Group::start_on_thread`]).
@@ -114,11 +136,10 @@ impl Recorder for Committer {
         _writer: &mut Self::Session,
         batch: &[Use],
     ) -> Result<Vec<Option<CredentialMetadata>>, StoreError> {
-        // A sync failed since this session began: nothing more is written.
-        self.writer.check()?;
+        self.on.check()?;
         let mut own = self.own.lock().expect("the committer's connection is never held across a panic");
         let Own { connection, uses, claim_columns } = &mut *own;
-        let outcomes = record(connection, uses, claim_columns, self.signer.as_deref(), batch)?;
+        let outcomes = record(connection, uses, claim_columns, self.on.signer(), batch)?;
         if uses.due() {
             // The group above is committed whatever happens here: a failed move leaves the
             // rows in the journal, for the next move.
@@ -135,7 +156,7 @@ impl Recorder for Committer {
     }
 
     fn sync(&self) -> std::io::Result<()> {
-        sync_wal(&self.writer, &self.wal)
+        self.on.sync()
     }
 }
 
@@ -376,7 +397,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("vault.db");
         let store = SqliteStore::connect(&format!("sqlite://{}", path.display()), None).await.unwrap();
-        let committer = Committer::open(&path, store.writer.clone(), None, Arc::new(Wal::of(&path))).unwrap();
+        let committer = Committer::open(
+            &path,
+            Committing { writer: store.writer.clone(), signer: None, wal: Arc::new(Wal::of(&path)) },
+        )
+        .unwrap();
         let synchronous: i64 = committer
             .own
             .lock()

@@ -192,13 +192,14 @@ impl SqliteStore {
             .connect_with(options.read_only(true).pragma("cache_size", "-1024"))
             .await?;
         let wal = Arc::new(committer::Wal::of(&database));
-        let committer = committer::Committer::open(&database, writer.clone(), signer.clone(), wal.clone())?;
+        let committing =
+            || committer::Committing { writer: writer.clone(), signer: signer.clone(), wal: wal.clone() };
+        let committer = committer::Committer::open(&database, committing())?;
         let uses =
             super::group_commit::Group::start_on_thread(committer, "credvault-commit").map_err(|e| {
                 StoreError::unavailable(format!("cannot start the group committer's thread: {e}"))
             })?;
-        let store_committer =
-            stores::StoreCommitter::open(&database, writer.clone(), signer.clone(), wal.clone())?;
+        let store_committer = stores::StoreCommitter::open(&database, committing())?;
         let stores = super::group_commit::Group::start_on_thread(store_committer, "credvault-store")
             .map_err(|e| {
                 StoreError::unavailable(format!("cannot start the Store committer's thread: {e}"))

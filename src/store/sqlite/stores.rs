@@ -24,10 +24,9 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension as _};
 use tokio::sync::OwnedMutexGuard;
 
-use super::committer::{ColumnIndex, Wal, open_connection, store_error, sync_wal};
+use super::committer::{ColumnIndex, Committing, open_connection, store_error};
 use super::journal::AuditedTxn;
 use super::micros;
-use super::writer::Writer;
 use crate::domain::{AuditSigner, CredentialMetadata, TokenName};
 use crate::store::group_commit::{NewStore, Recorder};
 use crate::store::{StoreError, rows};
@@ -36,20 +35,12 @@ use crate::store::{StoreError, rows};
 pub(super) struct StoreCommitter {
     /// Only the committer's thread locks it; with the columns of the rows a Store returns.
     connection: Mutex<(Connection, Option<ColumnIndex>)>,
-    /// The store's writer, whose turn a session holds to keep other writes out.
-    writer: Writer,
-    signer: Option<Arc<dyn AuditSigner>>,
-    wal: Arc<Wal>,
+    on: Committing,
 }
 
 impl StoreCommitter {
-    pub(super) fn open(
-        database: &Path,
-        writer: Writer,
-        signer: Option<Arc<dyn AuditSigner>>,
-        wal: Arc<Wal>,
-    ) -> Result<Self, StoreError> {
-        Ok(Self { connection: Mutex::new((open_connection(database)?, None)), writer, signer, wal })
+    pub(super) fn open(database: &Path, on: Committing) -> Result<Self, StoreError> {
+        Ok(Self { connection: Mutex::new((open_connection(database)?, None)), on })
     }
 }
 
@@ -63,7 +54,7 @@ impl Recorder for StoreCommitter {
     type Session = OwnedMutexGuard<()>;
 
     async fn open(&self) -> Result<Self::Session, StoreError> {
-        self.writer.turn().await
+        self.on.turn().await
     }
 
     /// Blocks: runs on the committer's own thread.
@@ -72,8 +63,7 @@ impl Recorder for StoreCommitter {
         _writer: &mut Self::Session,
         batch: &[Arc<NewStore>],
     ) -> Result<Vec<Option<CredentialMetadata>>, StoreError> {
-        // A sync failed since this session began: nothing more is written.
-        self.writer.check()?;
+        self.on.check()?;
         let mut own =
             self.connection.lock().expect("the committer's connection is never held across a panic");
         let (connection, columns) = &mut *own;
@@ -81,7 +71,7 @@ impl Recorder for StoreCommitter {
         let tx = AuditedTxn::begin(connection).map_err(store_error)?;
         let outcomes = batch
             .iter()
-            .map(|store| insert_unless_refused(&tx, columns, self.signer.as_deref(), store))
+            .map(|store| insert_unless_refused(&tx, columns, self.on.signer(), store))
             .collect::<Result<Vec<_>, _>>()?;
         tx.commit().map_err(store_error)?;
         Ok(outcomes)
@@ -92,7 +82,7 @@ impl Recorder for StoreCommitter {
     }
 
     fn sync(&self) -> std::io::Result<()> {
-        sync_wal(&self.writer, &self.wal)
+        self.on.sync()
     }
 }
 
