@@ -261,16 +261,8 @@ async fn a_row_committed_late_by_an_older_transaction_is_sealed() {
 #[tokio::test]
 async fn the_cli_verifies_and_names_the_first_bad_row() {
     let (app, rows) = with_history(Backend::Sqlite).await;
-    let run = || {
-        Command::new(env!("CARGO_BIN_EXE_credvault"))
-            .args(["audit", "verify"])
-            .env("CREDVAULT_DATABASE_URL", &app.database_url)
-            .env("CREDENTIAL_ENCRYPTION_KEY", &app.key)
-            .env_remove("CREDVAULT_KEY_FILE")
-            .output()
-            .unwrap()
-    };
-    let intact = run();
+    let run = || credvault(&app.database_url, &app.key, &["audit", "verify"]);
+    let intact = run().await;
     assert!(intact.status.success(), "{}", String::from_utf8_lossy(&intact.stderr));
     assert!(String::from_utf8_lossy(&intact.stdout).contains("intact: 7 sealed rows"));
 
@@ -278,18 +270,18 @@ async fn the_cli_verifies_and_names_the_first_bad_row() {
         .await
         .execute(&format!("UPDATE credential_audit_log SET actor = 'someone' WHERE id = '{}'", rows[0]))
         .await;
-    let tampered = run();
+    let tampered = run().await;
     assert!(!tampered.status.success());
     let stderr = String::from_utf8_lossy(&tampered.stderr);
     assert!(stderr.contains("TAMPERED") && stderr.contains(&rows[0]), "{stderr}");
 
-    let without_key = Command::new(env!("CARGO_BIN_EXE_credvault"))
+    let mut without_key = Command::new(env!("CARGO_BIN_EXE_credvault"));
+    without_key
         .args(["audit", "verify"])
         .env("CREDVAULT_DATABASE_URL", &app.database_url)
         .env_remove("CREDENTIAL_ENCRYPTION_KEY")
-        .env_remove("CREDVAULT_KEY_FILE")
-        .output()
-        .unwrap();
+        .env_remove("CREDVAULT_KEY_FILE");
+    let without_key = output(without_key).await;
     assert!(String::from_utf8_lossy(&without_key.stderr).contains("CREDENTIAL_ENCRYPTION_KEY"));
 }
 

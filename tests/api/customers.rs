@@ -1,6 +1,5 @@
 //! Customers (CustomerService, CLI), their standing, and the audit log's reader (AuditService).
 
-use std::process::Command;
 use std::time::Duration;
 
 use credvault::proto as pb;
@@ -307,14 +306,8 @@ async fn the_cli_manages_customers_and_tokens() {
         ..config
     })
     .await;
-    let run = |args: &[&str]| {
-        let output = Command::new(env!("CARGO_BIN_EXE_credvault"))
-            .args(args)
-            .env("CREDVAULT_DATABASE_URL", &app.database_url)
-            .env("CREDENTIAL_ENCRYPTION_KEY", &app.key)
-            .env_remove("CREDVAULT_KEY_FILE")
-            .output()
-            .unwrap();
+    let run = async |args: &[&str]| {
+        let output = credvault(&app.database_url, &app.key, args).await;
         assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
         String::from_utf8(output.stdout).unwrap()
     };
@@ -327,22 +320,26 @@ async fn the_cli_manages_customers_and_tokens() {
         "CLI Co",
         "--tier",
         "starter",
-    ]);
+    ])
+    .await;
     let id = id.trim();
-    assert!(run(&["customer", "list"]).contains(&format!("{id}\tactive\tstarter\tcli@example.com\tCLI Co")));
-    assert!(run(&["customer", "set-status", id, "suspended"]).contains("suspended"));
+    assert!(
+        run(&["customer", "list"]).await.contains(&format!("{id}\tactive\tstarter\tcli@example.com\tCLI Co"))
+    );
+    assert!(run(&["customer", "set-status", id, "suspended"]).await.contains("suspended"));
 
     let token =
-        run(&["token", "create", "--name", "collector", "--scopes", "credentials:read", "--customer", id]);
+        run(&["token", "create", "--name", "collector", "--scopes", "credentials:read", "--customer", id])
+            .await;
     let token = token.trim();
     assert!(token.starts_with("cvt_"));
-    let listed = run(&["token", "list"]);
+    let listed = run(&["token", "list"]).await;
     assert!(listed.contains("collector\tactive") && !listed.contains(token), "{listed}");
     let mut client = app.client_with(Some(token)).await;
     let list = || pb::ListRequest { customer_id: id.to_owned(), ..Default::default() };
     client.list(list()).await.expect("the new token works at once");
-    run(&["token", "revoke", "collector"]);
-    assert!(run(&["token", "list"]).contains("collector\trevoked"));
+    run(&["token", "revoke", "collector"]).await;
+    assert!(run(&["token", "list"]).await.contains("collector\trevoked"));
     tokio::time::sleep(cache + Duration::from_millis(100)).await; // the revocation bound
     assert_eq!(client.list(list()).await.unwrap_err().code(), Code::Unauthenticated);
 }

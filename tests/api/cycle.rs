@@ -279,13 +279,7 @@ async fn on_sqlite_uses_in_the_journal_count_in_every_answer_and_move_into_the_s
 
     // Another process moves the journal: `credvault audit verify` reads the whole log.
     app.get_by_id(&stored.id).await.unwrap();
-    let verified = std::process::Command::new(env!("CARGO_BIN_EXE_credvault"))
-        .args(["audit", "verify"])
-        .env("CREDVAULT_DATABASE_URL", &app.database_url)
-        .env("CREDENTIAL_ENCRYPTION_KEY", &app.key)
-        .env_remove("CREDVAULT_KEY_FILE")
-        .output()
-        .unwrap();
+    let verified = credvault(&app.database_url, &app.key, &["audit", "verify"]).await;
     assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stderr));
     assert_eq!(stored_count().await, (4, 0), "the other process moved the journal");
     assert_eq!(app.get_by_id(&stored.id).await.unwrap().credential.unwrap().usage_count, 5);

@@ -189,16 +189,8 @@ async fn the_key_status_counts_the_data_keys_each_version_wraps(backend: Backend
     let destroy =
         pb::DestroyVersionRequest { credential_id: first.id.clone(), version: 1, ..Default::default() };
     app.client.clone().destroy_version(destroy).await.unwrap();
-    let status = |key: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_credvault"))
-            .args(["key", "status"])
-            .env("CREDVAULT_DATABASE_URL", &app.database_url)
-            .env("CREDENTIAL_ENCRYPTION_KEY", key)
-            .env_remove("CREDVAULT_KEY_FILE")
-            .output()
-            .unwrap()
-    };
-    let output = status(&app.key);
+    let status = async |key: &str| credvault(&app.database_url, key, &["key", "status"]).await;
+    let output = status(&app.key).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
     let line = stdout.lines().nth(1).unwrap_or_default();
@@ -208,7 +200,7 @@ async fn the_key_status_counts_the_data_keys_each_version_wraps(backend: Backend
     );
     assert!(stdout.contains("customer keys: off"), "{stdout}");
     assert!(!stdout.contains(&app.key), "the key is never printed");
-    let wrong = status(&new_key());
+    let wrong = status(&new_key()).await;
     assert!(!wrong.status.success());
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("not the key this database was written with"));
 }

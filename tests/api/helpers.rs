@@ -495,19 +495,21 @@ impl TestApp {
 
 /// `credvault ...` (the real binary) on `database_url` with `key` in CREDENTIAL_ENCRYPTION_KEY.
 pub async fn credvault(database_url: &str, key: &str, args: &[&str]) -> std::process::Output {
-    let (url, key) = (database_url.to_owned(), key.to_owned());
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_credvault"))
-            .args(&args)
-            .env("CREDVAULT_DATABASE_URL", url)
-            .env("CREDENTIAL_ENCRYPTION_KEY", key)
-            .env_remove("CREDVAULT_KEY_FILE")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap()
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_credvault"));
+    command
+        .args(args)
+        .env("CREDVAULT_DATABASE_URL", database_url)
+        .env("CREDENTIAL_ENCRYPTION_KEY", key)
+        .env_remove("CREDVAULT_KEY_FILE");
+    output(command).await
+}
+
+/// Runs `command` to its end off the test's thread. That thread also drives the test's
+/// in-process server: blocked in `Command::output`, it would stop a write transaction of the
+/// server's own (a job's lease, a purge) between two statements, still holding SQLite's write
+/// lock, and a child writing the same database would give up after its busy timeout.
+pub async fn output(mut command: std::process::Command) -> std::process::Output {
+    tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap()
 }
 
 pub fn text(output: &std::process::Output) -> String {

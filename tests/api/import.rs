@@ -79,17 +79,17 @@ async fn seed_source() -> String {
     url
 }
 
-fn import(app: &TestApp, source: &str, key: &str, extra: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_credvault"))
+async fn import(app: &TestApp, source: &str, key: &str, extra: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_credvault"));
+    command
         .args(["import", "pgcrypto"])
         .args(extra)
         .env("CREDVAULT_IMPORT_SOURCE_URL", source)
         .env("SOURCE_CREDENTIAL_ENCRYPTION_KEY", key)
         .env("CREDVAULT_DATABASE_URL", &app.database_url)
         .env("CREDENTIAL_ENCRYPTION_KEY", &app.key)
-        .env_remove("CREDVAULT_KEY_FILE")
-        .output()
-        .unwrap()
+        .env_remove("CREDVAULT_KEY_FILE");
+    output(command).await
 }
 
 fn text(output: &Output) -> String {
@@ -109,12 +109,12 @@ async fn the_seeds_database_comes_over_whole_and_a_rerun_writes_nothing_twice(ba
     let source = seed_source().await;
     let app = TestApp::spawn_on(backend).await;
 
-    let dry = import(&app, &source, OLD_KEY, &["--dry-run"]);
+    let dry = import(&app, &source, OLD_KEY, &["--dry-run"]).await;
     assert_eq!(dry.status.code(), Some(1), "rows were skipped: {}", text(&dry));
     assert_eq!(counts(&dry, "credentials"), (4, 0, 4), "{}", text(&dry));
     assert_eq!(app.get_by_id(VULTR).await.unwrap_err().code(), Code::NotFound, "a dry run writes nothing");
 
-    let run = import(&app, &source, OLD_KEY, &[]);
+    let run = import(&app, &source, OLD_KEY, &[]).await;
     let out = text(&run);
     assert_eq!(run.status.code(), Some(1), "{out}");
     assert_eq!(counts(&run, "customers"), (1, 0, 0), "{out}");
@@ -180,7 +180,7 @@ async fn the_seeds_database_comes_over_whole_and_a_rerun_writes_nothing_twice(ba
         3
     );
 
-    let again = import(&app, &source, OLD_KEY, &[]);
+    let again = import(&app, &source, OLD_KEY, &[]).await;
     assert_eq!(counts(&again, "credentials"), (0, 4, 4), "{}", text(&again));
     assert_eq!(counts(&again, "audit rows"), (0, 3, 0), "{}", text(&again));
     assert_eq!(counts(&again, "customers"), (0, 1, 0), "{}", text(&again));
@@ -195,24 +195,24 @@ backend_tests!(the_seeds_database_comes_over_whole_and_a_rerun_writes_nothing_tw
 async fn a_wrong_key_or_an_unreachable_source_imports_nothing_and_says_why() {
     let source = seed_source().await;
     let app = TestApp::spawn_on(Backend::Sqlite).await;
-    let wrong = import(&app, &source, "a-wrong-key", &[]);
+    let wrong = import(&app, &source, "a-wrong-key", &[]).await;
     assert_eq!(wrong.status.code(), Some(1));
     assert_eq!(counts(&wrong, "credentials"), (0, 0, 8), "{}", text(&wrong));
     assert!(text(&wrong).contains(&format!("skipped credential {VULTR}: the source key does not open it")));
     assert_eq!(app.get_by_id(VULTR).await.unwrap_err().code(), Code::NotFound);
 
-    let nowhere = import(&app, "postgres://nobody@127.0.0.1:1/seed", OLD_KEY, &[]);
+    let nowhere = import(&app, "postgres://nobody@127.0.0.1:1/seed", OLD_KEY, &[]).await;
     assert_eq!(nowhere.status.code(), Some(1));
     assert!(text(&nowhere).contains("cannot read the source database"), "{}", text(&nowhere));
 
-    let output = Command::new(env!("CARGO_BIN_EXE_credvault"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_credvault"));
+    command
         .args(["import", "pgcrypto"])
         .env("CREDVAULT_IMPORT_SOURCE_URL", &source)
         .env("CREDVAULT_DATABASE_URL", &app.database_url)
         .env("CREDENTIAL_ENCRYPTION_KEY", &app.key)
-        .env_remove("SOURCE_CREDENTIAL_ENCRYPTION_KEY")
-        .output()
-        .unwrap();
+        .env_remove("SOURCE_CREDENTIAL_ENCRYPTION_KEY");
+    let output = output(command).await;
     assert!(text(&output).contains("set SOURCE_CREDENTIAL_ENCRYPTION_KEY"), "{}", text(&output));
 }
 
@@ -237,23 +237,19 @@ async fn keys_in_an_env_file_become_the_customers_credentials_once() {
         ),
     )
     .unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_credvault"));
-    command
-        .args(["import", "env", "--customer", &app.customer_id, "--verify", "--env-file"])
-        .arg(&env_file)
-        .env("CREDVAULT_DATABASE_URL", &app.database_url)
-        .env("CREDENTIAL_ENCRYPTION_KEY", &app.key)
-        .env("CREDVAULT_VULTR_API_URL", &settings.vultr_api_url)
-        .env("CREDVAULT_AWS_STS_URL", &settings.aws_sts_url)
-        .env("CREDVAULT_GCP_TOKEN_URL", &settings.gcp_token_url)
-        .env_remove("CREDVAULT_KEY_FILE");
-    let command = std::sync::Arc::new(std::sync::Mutex::new(command));
-    // Off the test's thread: the fake providers answer on it.
+    // Off the test's thread (`output`): the fake providers answer on it.
     let run = || {
-        let command = command.clone();
-        async move {
-            tokio::task::spawn_blocking(move || command.lock().unwrap().output().unwrap()).await.unwrap()
-        }
+        let mut command = Command::new(env!("CARGO_BIN_EXE_credvault"));
+        command
+            .args(["import", "env", "--customer", &app.customer_id, "--verify", "--env-file"])
+            .arg(&env_file)
+            .env("CREDVAULT_DATABASE_URL", &app.database_url)
+            .env("CREDENTIAL_ENCRYPTION_KEY", &app.key)
+            .env("CREDVAULT_VULTR_API_URL", &settings.vultr_api_url)
+            .env("CREDVAULT_AWS_STS_URL", &settings.aws_sts_url)
+            .env("CREDVAULT_GCP_TOKEN_URL", &settings.gcp_token_url)
+            .env_remove("CREDVAULT_KEY_FILE");
+        output(command)
     };
     let first = run().await;
     let out = text(&first);
@@ -324,17 +320,22 @@ async fn an_import_killed_midway_resumes_and_finishes_without_duplicates() {
         command
     };
 
-    // Killed (SIGKILL) once the progress lines say a tenth of the credentials were written.
+    // Killed (SIGKILL) once the progress lines say a tenth of the credentials were written; off
+    // the test's thread, like every child here (`output`).
     let mut child =
         command().stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    for line in stderr.lines() {
-        if line.unwrap().starts_with(&format!("credentials: {}/{ROWS}", ROWS / 10)) {
-            break;
+    tokio::task::spawn_blocking(move || {
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        for line in stderr.lines() {
+            if line.unwrap().starts_with(&format!("credentials: {}/{ROWS}", ROWS / 10)) {
+                break;
+            }
         }
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    })
+    .await
+    .unwrap();
     let db = app.db().await;
     let partial = db.count("SELECT count(*) FROM cloud_credentials").await;
     assert!((30..300).contains(&partial), "killed midway: {partial} credentials");
@@ -343,7 +344,7 @@ async fn an_import_killed_midway_resumes_and_finishes_without_duplicates() {
         .await;
     assert_eq!(half_written, 0, "every credential written has its version and its audit row");
 
-    let rerun = command().output().unwrap();
+    let rerun = output(command()).await;
     assert!(rerun.status.success(), "{}", text(&rerun));
     let partial = u32::try_from(partial).unwrap();
     assert_eq!(counts(&rerun, "credentials"), (300 - partial, partial, 0), "{}", text(&rerun));
