@@ -4,7 +4,7 @@
 use crate::domain::{AuditEvent, AuditSigner, chain_hash, head_mac};
 
 /// The audit chain's head: the last sealed row's place and link.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ChainHead {
     pub seq: i64,
     pub hash: Vec<u8>,
@@ -37,7 +37,24 @@ pub struct Checkpoint {
     pub retired_version: u32,
 }
 
-/// Everything `audit verify` reads.
+/// One part of the audit log as `audit verify` reads it ([`AuditStore::walk_audit_chain`]), in
+/// this order: the head; every link in chain order with the row it seals; every row on no link;
+/// the number of rows in the log.
+///
+/// [`AuditStore::walk_audit_chain`]: super::AuditStore::walk_audit_chain
+#[derive(Debug, Clone)]
+pub enum ChainPart {
+    /// The chain's head and the latest checkpoint, if a key version was ever retired.
+    Head { head: ChainHead, checkpoint: Option<Checkpoint> },
+    /// A link, with the row it seals (`None`: the log has no such row).
+    Sealed(ChainLink, Option<SignedRow>),
+    /// A row no link seals.
+    Unsealed(SignedRow),
+    /// The rows in the log.
+    End { rows: u64 },
+}
+
+/// Everything `audit verify` reads, at once (tests and small logs; `audit verify` walks it).
 #[derive(Debug, Clone)]
 pub struct AuditChain {
     pub head: ChainHead,

@@ -49,6 +49,7 @@ mod sqlite;
 mod standing;
 mod versions;
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,7 +57,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 pub(crate) use chain::link;
-pub use chain::{AuditChain, ChainHead, ChainLink, ChainReport, Checkpoint, SignedRow};
+pub use chain::{AuditChain, ChainHead, ChainLink, ChainPart, ChainReport, Checkpoint, SignedRow};
 pub use connect::{PoolSettings, open};
 pub use customer_keys::{CustomerKeyCounts, CustomerKeyStore, RewrappedCustomerKey, StoredCustomerKey};
 pub use error::StoreError;
@@ -431,9 +432,34 @@ pub trait AuditStore: Send + Sync {
     /// the chain and reported.
     async fn chain_audit(&self, limit: u32) -> Result<ChainReport, StoreError>;
 
-    /// The whole log as `audit verify` reads it: the chain's head, its links in order, and every
-    /// audit row (oldest first).
-    async fn audit_chain(&self) -> Result<AuditChain, StoreError>;
+    /// The whole log as `audit verify` reads it, in one snapshot, a part at a time in the order
+    /// [`ChainPart`] gives, into `each`; `each` answering `Break` ends the walk early. Memory
+    /// stays flat whatever the log's size; writers are not held up.
+    async fn walk_audit_chain(
+        &self,
+        each: &mut (dyn FnMut(ChainPart) -> ControlFlow<()> + Send),
+    ) -> Result<(), StoreError>;
+
+    /// The whole log at once: its head, its links in order and every row, oldest first.
+    async fn audit_chain(&self) -> Result<AuditChain, StoreError> {
+        let mut chain =
+            AuditChain { head: ChainHead::default(), links: Vec::new(), rows: Vec::new(), checkpoint: None };
+        self.walk_audit_chain(&mut |part| {
+            match part {
+                ChainPart::Head { head, checkpoint } => (chain.head, chain.checkpoint) = (head, checkpoint),
+                ChainPart::Sealed(link, row) => {
+                    chain.links.push(link);
+                    chain.rows.extend(row);
+                }
+                ChainPart::Unsealed(row) => chain.rows.push(row),
+                ChainPart::End { .. } => {}
+            }
+            ControlFlow::Continue(())
+        })
+        .await?;
+        chain.rows.sort_by_key(|row| (row.event.created_at, row.event.id));
+        Ok(chain)
+    }
 }
 
 #[cfg(test)]

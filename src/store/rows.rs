@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::versions::VersionHead;
-use super::{ChainHead, ChainLink, SealedCredential, SealedVersion, SignedRow, StoreError};
+use super::{ChainHead, ChainLink, ChainPart, SealedCredential, SealedVersion, SignedRow, StoreError};
 use crate::domain::{
     AuditEvent, CredentialId, CredentialMetadata, CredentialName, CredentialType, Customer, CustomerBinding,
     CustomerId, CustomerStatus, Email, Etag, Finding, Permission, Provider, Scopes, SubscriptionTier,
@@ -208,6 +208,18 @@ pub(super) fn audit_event(row: &impl StoredRow) -> Result<AuditEvent, StoreError
 /// An audit row with its MAC, as the chain reads it.
 pub(super) fn signed_audit_row(row: &impl StoredRow) -> Result<SignedRow, StoreError> {
     Ok(SignedRow { event: audit_event(row)?, row_mac: row.optional_bytes("row_mac")? })
+}
+
+/// A link joined with the row it seals: the link's `seq`, `audit_id` and `hash`, `found` (true if
+/// the log has the row), and the row's columns.
+pub(super) fn sealed_part(row: &impl StoredRow) -> Result<ChainPart, StoreError> {
+    let sealed = if row.flag("found")? { Some(signed_audit_row(row)?) } else { None };
+    Ok(ChainPart::Sealed(chain_link(row)?, sealed))
+}
+
+/// A row no link seals.
+pub(super) fn unsealed_part(row: &impl StoredRow) -> Result<ChainPart, StoreError> {
+    Ok(ChainPart::Unsealed(signed_audit_row(row)?))
 }
 
 /// The audit chain's head (`audit_seal`'s one row).

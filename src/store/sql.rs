@@ -3,11 +3,14 @@
 //! its module; this holds only the parts that would otherwise be written twice.
 
 use std::borrow::Cow;
+use std::ops::ControlFlow;
+
+use futures_util::{Stream, TryStreamExt};
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use time::OffsetDateTime;
 
-use super::StoreError;
+use super::{ChainPart, StoreError};
 use crate::domain::quoted;
 
 /// A migrator over `migrations` (version, description, SQL), embedded in the binary. With
@@ -80,4 +83,20 @@ pub(super) fn verify_jitter(interval: std::time::Duration) -> (i64, i64) {
     let micros = i64::try_from(interval.as_micros()).unwrap_or(i64::MAX / 2);
     let spread = (micros / 5).max(1);
     (micros - spread / 2, spread)
+}
+
+/// Hands each of `rows`, as `part` reads it, to `each` until the rows end or `each` answers
+/// `Break` (then answered).
+pub(super) async fn walk_parts<R>(
+    rows: impl Stream<Item = Result<R, sqlx::Error>>,
+    part: fn(&R) -> Result<ChainPart, StoreError>,
+    each: &mut (dyn FnMut(ChainPart) -> ControlFlow<()> + Send),
+) -> Result<ControlFlow<()>, StoreError> {
+    let mut rows = std::pin::pin!(rows);
+    while let Some(row) = rows.try_next().await? {
+        if each(part(&row)?).is_break() {
+            return Ok(ControlFlow::Break(()));
+        }
+    }
+    Ok(ControlFlow::Continue(()))
 }

@@ -1,16 +1,14 @@
 //! The audit log's tamper evidence: sealing new rows onto the chain (a background task of the
 //! server), and `credvault audit verify`, which walks the whole log and names the first bad row.
 
-use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use aws_lc_rs::constant_time::verify_slices_are_equal;
 
 use super::{Vault, VaultError};
 use crate::domain::{AuditSigner, MacProblem, chain_hash, check_checkpoint_mac, check_head_mac};
-use uuid::Uuid;
-
-use crate::store::{AuditChain, ChainHead, ChainLink, ChainReport, Checkpoint, SignedRow, Store, StoreError};
+use crate::store::{ChainHead, ChainLink, ChainPart, ChainReport, Checkpoint, SignedRow, Store, StoreError};
 
 /// Rows sealed per transaction: small enough that SQLite's single writer is held briefly.
 const CHAIN_BATCH: u32 = 1_000;
@@ -59,119 +57,202 @@ pub struct Tampered {
     pub problem: String,
 }
 
-/// Walks the whole log: every row's MAC, the chain's order and links, and its head.
+/// Walks the whole log: every row's MAC, the chain's order and links, and its head. The store
+/// hands the log over a part at a time, so memory stays flat whatever the log's size.
 pub async fn verify_audit_log(
     store: &dyn Store,
     signer: &dyn AuditSigner,
 ) -> Result<Result<AuditVerified, Tampered>, StoreError> {
-    let AuditChain { head, links, rows, checkpoint } = store.audit_chain().await?;
-    Ok(check_chain(signer, &head, &links, &rows, checkpoint.as_ref()))
+    Ok(verify_chain(store, signer).await?.map(|(verified, _)| verified))
 }
 
-/// The chain as [`verify_audit_log`] reads it: the log's head, links, rows and its latest
-/// checkpoint. Rows at or before the checkpoint whose MAC was made with a retired version (whose
-/// key is gone) are vouched for by the checkpoint: their links are taken as stored, and the
-/// checkpoint's link must match it.
-pub(super) fn check_chain(
+/// [`verify_audit_log`], also answering the head it verified.
+pub(super) async fn verify_chain(
+    store: &dyn Store,
     signer: &dyn AuditSigner,
-    head: &ChainHead,
-    links: &[ChainLink],
-    rows: &[SignedRow],
-    checkpoint: Option<&Checkpoint>,
-) -> Result<AuditVerified, Tampered> {
-    let tampered = |row: String, problem: String| Err(Tampered { row, problem });
-    let anchored = match checkpoint {
-        None => None,
-        Some(cp) => {
-            let hash: Option<[u8; 32]> = cp.hash.as_slice().try_into().ok();
-            match hash.map(|h| check_checkpoint_mac(signer, cp.seq, &h, cp.retired_version, &cp.mac)) {
-                Some(Ok(_)) => Some(cp),
-                _ => {
-                    return tampered(
-                        "(checkpoint)".into(),
-                        format!("the checkpoint at row {} does not match its MAC: it was altered", cp.seq),
-                    );
-                }
+) -> Result<Result<(AuditVerified, ChainHead), Tampered>, StoreError> {
+    let mut check = ChainCheck::new(signer);
+    store.walk_audit_chain(&mut |part| check.take(part)).await?;
+    check.finish()
+}
+
+/// The check of the log as the store walks it ([`ChainPart`]), stopping at the first problem.
+/// Rows at or before the latest checkpoint whose MAC was made with a retired version (whose key
+/// is gone) are vouched for by the checkpoint: their links are taken as stored, and the
+/// checkpoint's link must match it.
+struct ChainCheck<'a> {
+    signer: &'a dyn AuditSigner,
+    head: Option<ChainHead>,
+    /// The latest checkpoint, its MAC checked.
+    anchored: Option<Checkpoint>,
+    /// The last link's hash.
+    prev: [u8; 32],
+    /// Links checked so far.
+    sealed: i64,
+    /// Rows on no link, their MAC checked.
+    unsealed: u64,
+    /// Whether the head has been checked against the links (once the last link is past).
+    head_checked: bool,
+    found: Option<Tampered>,
+    ended: bool,
+}
+
+impl<'a> ChainCheck<'a> {
+    fn new(signer: &'a dyn AuditSigner) -> Self {
+        ChainCheck {
+            signer,
+            head: None,
+            anchored: None,
+            prev: [0; 32],
+            sealed: 0,
+            unsealed: 0,
+            head_checked: false,
+            found: None,
+            ended: false,
+        }
+    }
+
+    /// Takes the next part; `Break` once something is wrong (the walk need not go on).
+    fn take(&mut self, part: ChainPart) -> ControlFlow<()> {
+        let checked = match part {
+            ChainPart::Head { head, checkpoint } => self.head(head, checkpoint),
+            ChainPart::Sealed(link, row) => self.link(&link, row.as_ref()),
+            ChainPart::Unsealed(row) => self.check_head().and_then(|()| {
+                row_mac(self.signer, &row)?;
+                self.unsealed += 1;
+                Ok(())
+            }),
+            ChainPart::End { rows } => self.check_head().and_then(|()| self.end(rows)),
+        };
+        match checked {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(tampered) => {
+                self.found = Some(tampered);
+                ControlFlow::Break(())
             }
         }
-    };
-    let mut by_id: HashMap<Uuid, &SignedRow> = rows.iter().map(|row| (row.event.id, row)).collect();
-    let mut prev = [0u8; 32];
-    let mut expected_seq = 1;
-    for link in links {
-        let id = link.audit_id.to_string();
+    }
+
+    fn head(&mut self, head: ChainHead, checkpoint: Option<Checkpoint>) -> Result<(), Tampered> {
+        self.head = Some(head);
+        let Some(cp) = checkpoint else { return Ok(()) };
+        let hash: Option<[u8; 32]> = cp.hash.as_slice().try_into().ok();
+        match hash.map(|h| check_checkpoint_mac(self.signer, cp.seq, &h, cp.retired_version, &cp.mac)) {
+            Some(Ok(_)) => {
+                self.anchored = Some(cp);
+                Ok(())
+            }
+            _ => Err(Tampered {
+                row: "(checkpoint)".into(),
+                problem: format!("the checkpoint at row {} does not match its MAC: it was altered", cp.seq),
+            }),
+        }
+    }
+
+    /// The next link and the row it seals (`None`: no such row in the log).
+    fn link(&mut self, link: &ChainLink, row: Option<&SignedRow>) -> Result<(), Tampered> {
+        let tampered = |problem: String| Err(Tampered { row: link.audit_id.to_string(), problem });
+        let expected_seq = self.sealed + 1;
         if link.seq != expected_seq {
-            let problem = format!(
+            return tampered(format!(
                 "is sealed at position {} where {expected_seq} was expected: the links before it were deleted",
                 link.seq
-            );
-            return tampered(id, problem);
+            ));
         }
-        // Taken out of the map, so a row sealed twice is caught at its second link.
-        let Some(row) = by_id.remove(&link.audit_id) else {
-            let problem = format!(
-                "is sealed at position {} but missing from the log: it was deleted (or sealed twice)",
+        let Some(row) = row else {
+            return tampered(format!(
+                "is sealed at position {} but missing from the log: it was deleted",
                 link.seq
-            );
-            return tampered(id, problem);
+            ));
         };
-        let covered = anchored.filter(|cp| link.seq <= cp.seq);
+        let covered = self.anchored.as_ref().filter(|cp| link.seq <= cp.seq);
         let retired =
-            |mac: &[u8]| matches!(row.event.check_mac(signer, mac), Err(MacProblem::UnknownVersion(_)));
+            |mac: &[u8]| matches!(row.event.check_mac(self.signer, mac), Err(MacProblem::UnknownVersion(_)));
         if covered.is_some() && row.row_mac.as_deref().is_some_and(retired) {
             // Made with a retired key: vouched for by the checkpoint, not checkable here.
-            prev = link.hash.as_slice().try_into().unwrap_or([0; 32]);
+            self.prev = link.hash.as_slice().try_into().unwrap_or([0; 32]);
         } else {
-            let mac = row_mac(signer, row)?;
-            let expected =
-                chain_hash(signer, &prev, link.seq, mac).expect("row_mac checked the MAC's version");
+            let mac = row_mac(self.signer, row)?;
+            let expected = chain_hash(self.signer, &self.prev, link.seq, mac)
+                .expect("row_mac checked the MAC's version");
             if verify_slices_are_equal(&link.hash, &expected).is_err() {
                 return tampered(
-                    id,
                     "its seal does not follow the previous row: rows were reordered, removed or inserted"
                         .into(),
                 );
             }
-            prev = expected;
+            self.prev = expected;
         }
-        if let Some(cp) = covered.filter(|cp| cp.seq == link.seq)
-            && cp.hash != prev
-        {
-            return tampered(
-                id,
-                "its seal does not match the checkpoint taken when a key was retired".into(),
-            );
+        if covered.is_some_and(|cp| cp.seq == link.seq && cp.hash != self.prev) {
+            return tampered("its seal does not match the checkpoint taken when a key was retired".into());
         }
-        expected_seq += 1;
+        self.sealed = link.seq;
+        Ok(())
     }
-    let sealed = expected_seq - 1;
-    if let Some(cp) = anchored.filter(|cp| cp.seq > sealed) {
-        return tampered(
-            "(checkpoint)".into(),
-            format!("vouches for row {} but the chain has {sealed}", cp.seq),
-        );
+
+    /// Once every link is checked: the checkpoint and the head must match the chain's end.
+    fn check_head(&mut self) -> Result<(), Tampered> {
+        if std::mem::replace(&mut self.head_checked, true) {
+            return Ok(());
+        }
+        let sealed = self.sealed;
+        if let Some(cp) = self.anchored.as_ref().filter(|cp| cp.seq > sealed) {
+            return Err(Tampered {
+                row: "(checkpoint)".into(),
+                problem: format!("vouches for row {} but the chain has {sealed}", cp.seq),
+            });
+        }
+        let tampered = |problem: String| Err(Tampered { row: "(head)".into(), problem });
+        let Some(head) = &self.head else {
+            return tampered("is missing: the chain's head row was deleted".into());
+        };
+        if head.seq != sealed {
+            return tampered(format!(
+                "records {} sealed rows but {sealed} remain: the newest links were deleted",
+                head.seq
+            ));
+        }
+        if sealed > 0 {
+            let mac_ok = head
+                .mac
+                .as_deref()
+                .is_some_and(|m| check_head_mac(self.signer, sealed, &self.prev, m).is_ok());
+            if head.hash != self.prev || !mac_ok {
+                return tampered(
+                    "does not match the chain: the head or the newest links were altered".into(),
+                );
+            }
+        }
+        Ok(())
     }
-    if head.seq != sealed {
-        let problem =
-            format!("records {} sealed rows but {sealed} remain: the newest links were deleted", head.seq);
-        return tampered("(head)".into(), problem);
-    }
-    if sealed > 0 {
-        let mac_ok = head.mac.as_deref().is_some_and(|m| check_head_mac(signer, sealed, &prev, m).is_ok());
-        if head.hash != prev || !mac_ok {
-            return tampered(
-                "(head)".into(),
-                "does not match the chain: the head or the newest links were altered".into(),
-            );
+
+    /// The log holds `rows` rows: each on one link or on none.
+    fn end(&mut self, rows: u64) -> Result<(), Tampered> {
+        self.ended = true;
+        let sealed = u64::try_from(self.sealed).unwrap_or(0);
+        match (sealed + self.unsealed).checked_sub(rows) {
+            Some(0) | None => Ok(()),
+            Some(extra) => Err(Tampered {
+                row: "(chain)".into(),
+                problem: format!(
+                    "{extra} links seal a row that another link already seals: rows were sealed twice"
+                ),
+            }),
         }
     }
-    // What is left is not on the chain yet: each row must still carry a valid MAC.
-    let mut unsealed = 0;
-    for row in rows.iter().filter(|row| by_id.contains_key(&row.event.id)) {
-        row_mac(signer, row)?;
-        unsealed += 1;
+
+    fn finish(self) -> Result<Result<(AuditVerified, ChainHead), Tampered>, StoreError> {
+        if let Some(tampered) = self.found {
+            return Ok(Err(tampered));
+        }
+        match (self.ended, self.head) {
+            (true, Some(head)) => {
+                let sealed = u64::try_from(self.sealed).unwrap_or(0);
+                Ok(Ok((AuditVerified { sealed, unsealed: self.unsealed }, head)))
+            }
+            _ => Err(StoreError::Other("the store's walk of the audit log ended before its end".into())),
+        }
     }
-    Ok(AuditVerified { sealed: u64::try_from(sealed).unwrap_or(0), unsealed })
 }
 
 /// The row's stored MAC, if it is right.
@@ -189,5 +270,95 @@ fn row_mac<'a>(signer: &dyn AuditSigner, row: &'a SignedRow) -> Result<&'a [u8],
         Err(MacProblem::Malformed | MacProblem::Mismatch) => {
             Err(tampered("its content does not match its MAC: it was changed (or forged)".into()))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::{Keyring, MasterKey};
+    use crate::domain::AuditEvent;
+
+    fn keyring() -> Keyring {
+        Keyring::from_versions([(1, &MasterKey::generate())], 1)
+    }
+
+    fn row(signer: &dyn AuditSigner, action: &str) -> SignedRow {
+        let event = AuditEvent {
+            id: uuid::Uuid::now_v7(),
+            credential_id: None,
+            customer_id: None,
+            action: action.into(),
+            details: String::new(),
+            ip_address: None,
+            actor: Some("test".into()),
+            created_at: time::OffsetDateTime::now_utc(),
+        };
+        let row_mac = Some(event.mac(signer));
+        SignedRow { event, row_mac }
+    }
+
+    /// Walks `sealed` (rows in chain order, as `store::link` seals them), then `unsealed`, then
+    /// `rows` as the log's row count, through the check.
+    fn walk(
+        signer: &dyn AuditSigner,
+        sealed: &[&SignedRow],
+        unsealed: &[&SignedRow],
+        rows: u64,
+    ) -> Result<AuditVerified, Tampered> {
+        let to_link: Vec<SignedRow> = sealed.iter().map(|r| (*r).clone()).collect();
+        let (links, head, refused) = crate::store::link(signer, &ChainHead::default(), &to_link);
+        assert!(refused.is_empty());
+        let mut check = ChainCheck::new(signer);
+        let parts = std::iter::once(ChainPart::Head { head, checkpoint: None })
+            .chain(links.into_iter().zip(to_link).map(|(link, row)| ChainPart::Sealed(link, Some(row))))
+            .chain(unsealed.iter().map(|r| ChainPart::Unsealed((*r).clone())))
+            .chain(std::iter::once(ChainPart::End { rows }));
+        for part in parts {
+            if check.take(part).is_break() {
+                break;
+            }
+        }
+        check.finish().unwrap().map(|(verified, _)| verified)
+    }
+
+    #[test]
+    fn a_sound_log_counts_its_sealed_and_unsealed_rows() {
+        let signer = keyring();
+        let (a, b, c) = (row(&signer, "created"), row(&signer, "used"), row(&signer, "used"));
+        assert_eq!(walk(&signer, &[&a, &b], &[&c], 3), Ok(AuditVerified { sealed: 2, unsealed: 1 }));
+    }
+
+    #[test]
+    fn a_row_sealed_twice_is_caught_by_the_count() {
+        let signer = keyring();
+        let (a, b) = (row(&signer, "created"), row(&signer, "used"));
+        // Every link's hash is right (the sealer made them): only the count shows it.
+        let found = walk(&signer, &[&a, &b, &a], &[], 2).unwrap_err();
+        assert_eq!(found.row, "(chain)");
+        assert!(found.problem.contains("sealed twice"), "{}", found.problem);
+    }
+
+    #[test]
+    fn the_first_bad_row_ends_the_walk() {
+        let signer = keyring();
+        let (a, mut b) = (row(&signer, "created"), row(&signer, "used"));
+        let (links, head, _) = crate::store::link(&signer, &ChainHead::default(), &[a.clone(), b.clone()]);
+        b.event.details = "changed after sealing".into();
+        let mut check = ChainCheck::new(&signer);
+        assert!(check.take(ChainPart::Head { head, checkpoint: None }).is_continue());
+        assert!(check.take(ChainPart::Sealed(links[0].clone(), Some(a))).is_continue());
+        assert!(check.take(ChainPart::Sealed(links[1].clone(), Some(b.clone()))).is_break());
+        let found = check.finish().unwrap().unwrap_err();
+        assert_eq!(found.row, b.event.id.to_string());
+        assert!(found.problem.contains("does not match its MAC"), "{}", found.problem);
+    }
+
+    #[test]
+    fn a_walk_that_stops_before_its_end_is_an_error_not_a_verdict() {
+        let signer = keyring();
+        let mut check = ChainCheck::new(&signer);
+        let _ = check.take(ChainPart::Head { head: ChainHead::default(), checkpoint: None });
+        assert!(check.finish().is_err());
     }
 }

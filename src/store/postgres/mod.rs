@@ -17,8 +17,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    AuditChain, ChainReport, Inserted, NewCredential, NewCustomer, PoolSettings, SealedCredential, Store,
-    StoreError, UseClaim,
+    ChainReport, Inserted, NewCredential, NewCustomer, PoolSettings, SealedCredential, Store, StoreError,
+    UseClaim,
 };
 use crate::domain::{
     AuditAction, AuditEntry, AuditEvent, AuditFilter, AuditSigner, CredentialId, CredentialMetadata,

@@ -1,7 +1,9 @@
 //! The SQLite backend's the audit log: appending, listing, chaining and reading the chain.
 
+use std::ops::ControlFlow;
+
 use super::*;
-use crate::store::AuditStore;
+use crate::store::{AuditStore, ChainPart, sql};
 
 #[async_trait]
 impl AuditStore for SqliteStore {
@@ -108,28 +110,15 @@ impl AuditStore for SqliteStore {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
-    async fn audit_chain(&self) -> Result<AuditChain, StoreError> {
+    async fn walk_audit_chain(
+        &self,
+        each: &mut (dyn FnMut(ChainPart) -> ControlFlow<()> + Send),
+    ) -> Result<(), StoreError> {
         self.move_journal().await?;
         // One read transaction: one snapshot, so a sealing pass committing meanwhile cannot look
-        // like tampering.
+        // like tampering. A reader holds up no writer (WAL); the checkpointer's restart waits.
         let mut tx = self.reader.begin().await?;
         let (head, _) = read_head(&mut *tx).await?;
-        let links = sqlx::query("SELECT seq, audit_id, hash FROM audit_chain ORDER BY seq")
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(rows::chain_link)
-            .collect::<Result<_, _>>()?;
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            audit_columns!(),
-            " FROM credential_audit_log ORDER BY created_at, id"
-        ))
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(rows::signed_audit_row)
-        .collect::<Result<_, _>>()?;
         let checkpoint = sqlx::query(
             "SELECT seq, hash, mac, retired_version FROM audit_checkpoints ORDER BY seq DESC LIMIT 1",
         )
@@ -138,7 +127,31 @@ impl AuditStore for SqliteStore {
         .as_ref()
         .map(rows::checkpoint)
         .transpose()?;
+        if each(ChainPart::Head { head, checkpoint }).is_break() {
+            return Ok(());
+        }
+        let links = sqlx::query(concat!(
+            "SELECT c.seq, c.audit_id, c.hash, a.id IS NOT NULL AS found, ",
+            audit_columns!(),
+            " FROM audit_chain c LEFT JOIN credential_audit_log a ON a.id = c.audit_id ORDER BY c.seq"
+        ));
+        if sql::walk_parts(links.fetch(&mut *tx), rows::sealed_part, each).await?.is_break() {
+            return Ok(());
+        }
+        // In rowid order: the order rows were committed in.
+        let unsealed = sqlx::query(concat!(
+            "SELECT ",
+            audit_columns!(),
+            " FROM credential_audit_log a WHERE NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.audit_id = a.id) \
+             ORDER BY rowid"
+        ));
+        if sql::walk_parts(unsealed.fetch(&mut *tx), rows::unsealed_part, each).await?.is_break() {
+            return Ok(());
+        }
+        let rows: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM credential_audit_log").fetch_one(&mut *tx).await?;
         tx.commit().await?;
-        Ok(AuditChain { head, links, rows, checkpoint })
+        let _ = each(ChainPart::End { rows: u64::try_from(rows).unwrap_or(0) });
+        Ok(())
     }
 }

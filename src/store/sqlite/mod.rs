@@ -20,8 +20,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    AuditChain, ChainHead, ChainReport, Inserted, NewCredential, NewCustomer, SealedCredential, Store,
-    StoreError, UseClaim,
+    ChainHead, ChainReport, Inserted, NewCredential, NewCustomer, SealedCredential, Store, StoreError,
+    UseClaim,
 };
 use crate::domain::{
     AuditAction, AuditEntry, AuditEvent, AuditFilter, AuditSigner, CredentialId, CredentialMetadata,

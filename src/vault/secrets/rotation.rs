@@ -146,24 +146,21 @@ impl Vault {
             ));
         }
         self.chain_audit().await?;
-        let chain = self.store.audit_chain().await?;
-        let checked = super::super::audit_log::check_chain(
-            self.keyring.as_ref(),
-            &chain.head,
-            &chain.links,
-            &chain.rows,
-            chain.checkpoint.as_ref(),
-        );
-        if let Err(tampered) = checked {
-            return refuse(format!(
-                "the audit log does not verify ({tampered}); a checkpoint now would vouch for it: investigate first"
-            ));
-        }
-        let hash: [u8; 32] = chain.head.hash.as_slice().try_into().unwrap_or([0; 32]);
+        let head = match super::super::audit_log::verify_chain(self.store.as_ref(), self.keyring.as_ref())
+            .await?
+        {
+            Ok((_, head)) => head,
+            Err(tampered) => {
+                return refuse(format!(
+                    "the audit log does not verify ({tampered}); a checkpoint now would vouch for it: investigate first"
+                ));
+            }
+        };
+        let hash: [u8; 32] = head.hash.as_slice().try_into().unwrap_or([0; 32]);
         let checkpoint = Checkpoint {
-            seq: chain.head.seq,
+            seq: head.seq,
             hash: hash.to_vec(),
-            mac: checkpoint_mac(self.keyring.as_ref(), chain.head.seq, &hash, version),
+            mac: checkpoint_mac(self.keyring.as_ref(), head.seq, &hash, version),
             retired_version: version,
         };
         let current = self.keyring.current_version();
@@ -173,10 +170,10 @@ impl Vault {
             None,
             format!(
                 "key version {version} retired; a checkpoint MACed with version {current} vouches for the {} sealed audit rows before it",
-                chain.head.seq
+                head.seq
             ),
         );
         self.store.retire_key(version, checkpoint, audit, OffsetDateTime::now_utc()).await?;
-        Ok(Retired { version, checkpoint_seq: chain.head.seq })
+        Ok(Retired { version, checkpoint_seq: head.seq })
     }
 }
