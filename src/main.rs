@@ -71,6 +71,16 @@ enum Command {
     },
     /// Drive a running server with concurrent clients and print throughput and latency.
     Bench(BenchArgs),
+    /// Fill a new database with generated customers, credentials and audit history, every
+    /// secret sealed and every audit row MACed and chained (bench/scale.sh's databases).
+    BenchSeed {
+        #[command(flatten)]
+        seed: bench::seed::SeedArgs,
+        #[command(flatten)]
+        key: KeyArg,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
     /// Bring credentials over from another system into this vault.
     #[command(subcommand)]
     Import(commands::import::ImportCommand),
@@ -257,6 +267,14 @@ async fn run(command: Command) -> Result<(), String> {
         Command::Bench(args) => {
             let report = bench::run(&args).await?;
             println!("{report}");
+            Ok(())
+        }
+        Command::BenchSeed { seed, key, database: DatabaseArg { database_url } } => {
+            telemetry::init(LogFormat::Text);
+            let keyring = keyring(&key, &database_url)?;
+            let store = open_signing(&database_url, Some(keyring.clone())).await?;
+            let seeded = closing(&store, bench::seed::seed(store.clone(), keyring, &seed)).await?;
+            println!("{seeded}");
             Ok(())
         }
     }

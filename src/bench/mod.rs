@@ -14,6 +14,7 @@ use crate::client::{Bearer, Client, client};
 use crate::domain::DEMO_CUSTOMER_ID;
 use crate::proto::{self as pb, get_request::Selector};
 
+pub mod seed;
 mod wire;
 
 const GET: &str = "/credvault.v1.CredentialService/Get";
@@ -49,6 +50,10 @@ pub struct BenchArgs {
     /// so that the load is not one hot row.
     #[arg(long, default_value_t = 100)]
     pub credentials: usize,
+    /// Get these credentials (ids, one per line, as `credvault bench-seed --ids-file` writes
+    /// them) instead of storing `--credentials` new ones.
+    #[arg(long, conflicts_with = "credentials")]
+    pub ids_file: Option<std::path::PathBuf>,
     /// A token with credentials:write and secrets:read for the customer (`serve --dev` prints one).
     #[arg(long, env = "CREDVAULT_TOKEN", hide_env_values = true, value_parser = secret_arg)]
     pub token: SecretString,
@@ -168,7 +173,19 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
     let run_id = uuid::Uuid::new_v4();
     let mut setup = connect(&args.endpoint, args.token.expose_secret()).await?;
     let mut targets = Vec::new();
-    if args.op == Operation::Get {
+    if let (Operation::Get, Some(path)) = (args.op, &args.ids_file) {
+        let ids =
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        for id in ids.lines().map(str::trim).filter(|line| !line.is_empty()) {
+            targets.push(wire::frame(&pb::GetRequest {
+                selector: Some(Selector::CredentialId(id.to_owned())),
+                version: 0,
+            }));
+        }
+        if targets.is_empty() {
+            return Err(format!("{} holds no credential ids", path.display()));
+        }
+    } else if args.op == Operation::Get {
         for i in 0..args.credentials.max(1) {
             let stored = setup
                 .store(store_request(&args.customer_id, format!("bench-get-{run_id}-{i}")))

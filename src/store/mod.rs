@@ -43,6 +43,7 @@ mod keys;
 pub(crate) mod metrics;
 mod postgres;
 mod rows;
+pub mod seed;
 pub mod seed_source;
 mod sql;
 mod sqlite;
@@ -195,6 +196,7 @@ pub trait Store:
     + TokenStore
     + AuditStore
     + import::ImportStore
+    + seed::SeedStore
     + KeyStore
     + CustomerKeyStore
     + Send

@@ -19,6 +19,7 @@ fn args(app: &TestApp, op: Operation, token: &str) -> BenchArgs {
         token: SecretString::from(token.to_owned()),
         customer_id: app.customer_id.clone(),
         every: None,
+        ids_file: None,
     }
 }
 
@@ -63,7 +64,76 @@ async fn refused_calls_are_errors_not_throughput(backend: Backend) {
     assert_eq!(db.count("SELECT count(*) FROM cloud_credentials").await, 0);
 }
 
-backend_tests!(every_get_it_counts_is_one_audited_use, refused_calls_are_errors_not_throughput);
+/// `credvault bench-seed`: generated customers, credentials and history, written in batches
+/// through the store's bulk path, make a database a server serves as its own: every secret opens,
+/// the chain verifies across the batches, the sealer goes on after it, and `bench --ids-file`
+/// drives Gets over the seeded credentials. A database with history is refused.
+async fn a_seeded_database_serves_and_verifies(backend: Backend) {
+    let (url, dir) = crate::helpers::fresh_database(backend).await;
+    let key = crate::helpers::new_key();
+    let ids = dir.path().join("ids");
+    let seed = |extra: &[&str]| {
+        let mut args =
+            vec!["bench-seed", "--customers", "4", "--credentials", "300", "--big-customer", "150"];
+        args.extend_from_slice(&["--audit-rows", "1500", "--ids", "50", "--batch", "40"]);
+        args.extend_from_slice(extra);
+        let (url, key) = (url.clone(), key.clone());
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            crate::helpers::credvault(&url, &key, &args).await
+        }
+    };
+    let seeded = seed(&["--ids-file", ids.to_str().unwrap()]).await;
+    assert!(seeded.status.success(), "{}", crate::helpers::text(&seeded));
+    let stdout = String::from_utf8_lossy(&seeded.stdout);
+    let big = stdout.split_whitespace().find_map(|kv| kv.strip_prefix("big_customer=")).unwrap().to_owned();
+    let ids_written: Vec<String> =
+        std::fs::read_to_string(&ids).unwrap().lines().map(str::to_owned).collect();
+    assert_eq!(ids_written.len(), 50);
+
+    let verified = crate::helpers::credvault(&url, &key, &["audit", "verify"]).await;
+    let out = crate::helpers::text(&verified);
+    assert!(verified.status.success() && out.contains("intact: 1500 sealed rows"), "{out}");
+    let again = seed(&[]).await;
+    assert!(!again.status.success());
+    assert!(
+        crate::helpers::text(&again).contains("already has 1500 sealed audit rows"),
+        "{}",
+        crate::helpers::text(&again)
+    );
+
+    let app = TestApp::start(backend, url, dir, key).await.expect("the server starts on the seeded database");
+    for id in &ids_written[..5] {
+        let got = app.get_by_id(id).await.unwrap();
+        assert!(got.secret.is_some(), "the seeded secret of {id} opens");
+    }
+    let listed = app
+        .list(credvault::proto::ListRequest { customer_id: big.clone(), ..Default::default() })
+        .await
+        .unwrap();
+    assert!(!listed.credentials.is_empty() && !listed.next_page_token.is_empty(), "a full first page");
+    assert!(listed.credentials.iter().all(|c| c.customer_id == big));
+    let mut args = args(&app, Operation::Get, &app.token);
+    (args.ids_file, args.clients) = (Some(ids.clone()), 4);
+    let report = bench::run(&args).await.expect("the run completes");
+    assert_eq!(report.errors, 0, "{report}");
+    assert!(report.ok > 0, "{report}");
+    app.vault.chain_audit().await.unwrap();
+    let verified =
+        app.vault.verify_audit_log().await.unwrap().expect("the chain goes on after the seeded rows");
+    let db = app.db().await;
+    let rows = u64::try_from(db.count("SELECT count(*) FROM credential_audit_log").await).unwrap();
+    assert_eq!((verified.sealed, verified.unsealed), (rows, 0));
+    let used = db.count("SELECT count(*) FROM credential_audit_log WHERE action = 'used'").await;
+    assert_eq!(u64::try_from(used).unwrap(), 1200 + 5 + report.ok, "the seeded uses, then the served ones");
+}
+
+backend_tests!(
+    every_get_it_counts_is_one_audited_use,
+    refused_calls_are_errors_not_throughput,
+    a_seeded_database_serves_and_verifies
+);
 
 /// `--every`: the measured time in windows, which together count the run's calls (but those
 /// still in flight when the last window ended).

@@ -190,6 +190,7 @@ mod import;
 mod inserts;
 mod keys;
 mod life;
+mod seed;
 mod tokens;
 mod versions;
 

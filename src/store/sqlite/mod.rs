@@ -114,6 +114,7 @@ mod customer_keys;
 mod customers;
 mod import;
 mod keys;
+mod seed;
 mod tokens;
 mod versions;
 
