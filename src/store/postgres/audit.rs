@@ -119,6 +119,9 @@ impl AuditStore for PostgresStore {
         // One snapshot, so a sealing pass committing meanwhile cannot look like tampering.
         let mut tx = self.pool.begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+        // The walk is one statement per part of the log, as long as the log is (minutes at ten
+        // million rows): the pool's statement timeout, meant for requests, does not apply.
+        sqlx::query("SET LOCAL statement_timeout = 0").execute(&mut *tx).await?;
         let head =
             sqlx::query("SELECT seq, hash, mac FROM audit_seal WHERE id = 1").fetch_one(&mut *tx).await?;
         let head = rows::chain_head(&head)?;
