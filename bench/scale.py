@@ -205,8 +205,15 @@ class Server:
         return subprocess.Popen(command, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def stop(self):
+        """Stops the server as an operator does (SIGTERM); how long it took, in seconds."""
+        t0 = time.time()
         self.proc.terminate()
-        self.proc.wait(timeout=60)
+        try:
+            self.proc.wait(timeout=600)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            sys.exit(f"{self.db.name}: the server did not stop within 600 s of SIGTERM")
+        return time.time() - t0
 
 
 def report_fields(out):
@@ -250,7 +257,7 @@ def measure(db, work):
                for line in out.splitlines() if line.startswith("window ")]
     during = [rps for end, rps in windows if t0 + 1 <= end <= t1]
     m["Get@16 worst second during verify req/s"] = min(during) if during else float("nan")
-    server.stop()
+    m["stop (SIGTERM to exit) s"] = server.stop()
     backup = work / f"{db.name}.backup"
     t0 = time.time()
     if db.backend == "sqlite":
@@ -301,7 +308,7 @@ def main():
                 log(f"{db.name}: measuring")
                 try:
                     results[(backend, size)] = measure(db, work)
-                except SystemExit as failed:
+                except (SystemExit, Exception) as failed:
                     # One database's failure is reported with the rest, not instead of it.
                     log(f"{db.name}: {failed}")
                     results[(backend, size)] = {"failed": str(failed)[:200]}
