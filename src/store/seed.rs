@@ -1,7 +1,7 @@
-//! The benchmark's bulk seeding (`credvault bench seed`, which `bench/scale.sh` runs): many rows
+//! The benchmark's bulk seeding (`credvault bench-seed`, which `bench/scale.sh` runs): many rows
 //! per transaction, each row as credvault itself writes it (the caller seals the secrets, MACs
 //! the audit rows and links them onto the chain). No request takes this path: it skips every
-//! check a request's write makes (names, defaults, the writer's turn) and must run on a
+//! check a request's write makes (names, customers' standing, idempotency) and must run on a
 //! database no server is serving.
 
 use async_trait::async_trait;

@@ -21,7 +21,8 @@ impl SeedStore for SqliteStore {
 
 fn write(database: &std::path::Path, batch: &SeedBatch) -> Result<(), StoreError> {
     let mut connection = open_connection(database)?;
-    // The indexes a batch adds to (a customer's credentials, active names) stay in memory.
+    // The index pages a batch adds to (a customer's credentials, active names) stay in memory
+    // for the rest of the batch.
     connection.execute_batch("PRAGMA cache_size = -131072").map_err(store_error)?;
     let tx = connection
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
