@@ -10,6 +10,7 @@ use futures_util::{Stream, TryStreamExt};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use time::OffsetDateTime;
 
+use super::rows::{self, StoredRow};
 use super::{ChainPart, StoreError};
 use crate::domain::quoted;
 
@@ -85,9 +86,43 @@ pub(super) fn verify_jitter(interval: std::time::Duration) -> (i64, i64) {
     (micros - spread / 2, spread)
 }
 
+/// The rest of `audit verify`'s walk once the head is read ([`ChainPart`]'s order): hands `head`
+/// to `each`, then every link with its row (`links`), every row on no link (`unsealed`), and the
+/// log's row count, all in the read transaction the caller opened on `conn` (and commits); stops
+/// where `each` answers `Break`. Only the two statements differ between the backends.
+pub(super) async fn walk_chain<DB>(
+    conn: &mut DB::Connection,
+    head: ChainPart,
+    links: &'static str,
+    unsealed: &'static str,
+    each: &mut (dyn FnMut(ChainPart) -> ControlFlow<()> + Send),
+) -> Result<(), StoreError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Row: StoredRow,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    i64: sqlx::Type<DB> + for<'r> sqlx::Decode<'r, DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+{
+    if each(head).is_break()
+        || walk_parts(sqlx::query::<DB>(links).fetch(&mut *conn), rows::sealed_part, each).await?.is_break()
+        || walk_parts(sqlx::query::<DB>(unsealed).fetch(&mut *conn), rows::unsealed_part, each)
+            .await?
+            .is_break()
+    {
+        return Ok(());
+    }
+    let rows: i64 = sqlx::query_scalar::<DB, i64>("SELECT count(*) FROM credential_audit_log")
+        .fetch_one(&mut *conn)
+        .await?;
+    let _ = each(ChainPart::End { rows: u64::try_from(rows).unwrap_or(0) });
+    Ok(())
+}
+
 /// Hands each of `rows`, as `part` reads it, to `each` until the rows end or `each` answers
 /// `Break` (then answered).
-pub(super) async fn walk_parts<R>(
+async fn walk_parts<R>(
     rows: impl Stream<Item = Result<R, sqlx::Error>>,
     part: fn(&R) -> Result<ChainPart, StoreError>,
     each: &mut (dyn FnMut(ChainPart) -> ControlFlow<()> + Send),

@@ -127,31 +127,21 @@ impl AuditStore for SqliteStore {
         .as_ref()
         .map(rows::checkpoint)
         .transpose()?;
-        if each(ChainPart::Head { head, checkpoint }).is_break() {
-            return Ok(());
-        }
-        let links = sqlx::query(concat!(
+        let links = concat!(
             "SELECT c.seq, c.audit_id, c.hash, a.id IS NOT NULL AS found, ",
             audit_columns!(),
             " FROM audit_chain c LEFT JOIN credential_audit_log a ON a.id = c.audit_id ORDER BY c.seq"
-        ));
-        if sql::walk_parts(links.fetch(&mut *tx), rows::sealed_part, each).await?.is_break() {
-            return Ok(());
-        }
+        );
         // In rowid order: the order rows were committed in.
-        let unsealed = sqlx::query(concat!(
+        let unsealed = concat!(
             "SELECT ",
             audit_columns!(),
             " FROM credential_audit_log a WHERE NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.audit_id = a.id) \
              ORDER BY rowid"
-        ));
-        if sql::walk_parts(unsealed.fetch(&mut *tx), rows::unsealed_part, each).await?.is_break() {
-            return Ok(());
-        }
-        let rows: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM credential_audit_log").fetch_one(&mut *tx).await?;
+        );
+        sql::walk_chain::<Sqlite>(&mut tx, ChainPart::Head { head, checkpoint }, links, unsealed, each)
+            .await?;
         tx.commit().await?;
-        let _ = each(ChainPart::End { rows: u64::try_from(rows).unwrap_or(0) });
         Ok(())
     }
 }
