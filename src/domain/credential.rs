@@ -231,19 +231,51 @@ pub fn unix_micros(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000).expect("OffsetDateTime's range fits i64 microseconds")
 }
 
-/// Per-provider counts of one customer's credentials (the seed's summary).
+/// Per-provider counts of one customer's credentials (the seed's summary), with the newest few
+/// credentials of each provider.
 #[derive(Debug, Clone)]
 pub struct Summary {
     pub customer_id: CustomerId,
     pub total_credentials: i64,
+    /// In provider order.
     pub providers: Vec<ProviderSummary>,
 }
 
+impl Summary {
+    /// How many credentials of each provider a summary lists unless asked otherwise.
+    pub const DEFAULT_CREDENTIALS_PER_PROVIDER: u32 = 100;
+
+    /// Applies the documented rule to a requested number of credentials per provider: 0 means
+    /// the default (100), more than List's largest page (500) is lowered to it.
+    pub fn credentials_per_provider(requested: i32, field: &str) -> Result<u32, FieldViolation> {
+        match requested {
+            n if n < 0 => Err(FieldViolation::new(field, "must not be negative (0 means the default, 100)")),
+            0 => Ok(Self::DEFAULT_CREDENTIALS_PER_PROVIDER),
+            n => Ok(n.unsigned_abs().min(ListFilter::MAX_PAGE_SIZE)),
+        }
+    }
+}
+
+/// One provider's part of a [`Summary`].
 #[derive(Debug, Clone)]
 pub struct ProviderSummary {
+    pub counts: ProviderCounts,
+    /// The provider's newest credentials, deleted ones included (the first page of a List of
+    /// them).
+    pub credentials: Vec<CredentialMetadata>,
+    /// Where that List's next page starts, when the provider has more credentials than listed.
+    pub next: Option<PageCursor>,
+}
+
+/// How many of one customer's credentials of one provider are in each state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProviderCounts {
     pub provider: Provider,
+    /// All of them, deleted ones included.
     pub total: i64,
+    /// Not deleted.
     pub active: i64,
+    /// Active, and their last verification succeeded.
     pub verified: i64,
     /// Active credentials with no enabled version (nothing Get can hand out).
     pub disabled: i64,
@@ -253,46 +285,33 @@ pub struct ProviderSummary {
     pub failing: i64,
     /// Active credentials whose last verification had findings.
     pub risky: i64,
-    pub credentials: Vec<CredentialMetadata>,
 }
 
-impl Summary {
-    /// Counts `credentials` (all of one customer's, deleted ones included, newest first).
-    pub fn from_credentials(customer_id: CustomerId, credentials: Vec<CredentialMetadata>) -> Self {
-        let mut providers: Vec<ProviderSummary> = Vec::new();
-        let total_credentials = i64::try_from(credentials.len()).unwrap_or(i64::MAX);
-        for credential in credentials {
-            let index = match providers.iter().position(|p| p.provider == credential.provider) {
-                Some(i) => i,
-                None => {
-                    providers.push(ProviderSummary {
-                        provider: credential.provider,
-                        total: 0,
-                        active: 0,
-                        verified: 0,
-                        disabled: 0,
-                        pending_deletion: 0,
-                        failing: 0,
-                        risky: 0,
-                        credentials: Vec::new(),
-                    });
-                    providers.len() - 1
-                }
-            };
-            let entry = &mut providers[index];
-            entry.total += 1;
-            entry.active += i64::from(credential.is_active);
-            entry.verified += i64::from(credential.is_active && credential.is_verified);
-            entry.disabled += i64::from(credential.is_active && credential.current_version.is_none());
-            entry.pending_deletion += i64::from(!credential.is_active && credential.purged_at.is_none());
-            entry.failing += i64::from(
-                credential.is_active && credential.verification_state() == VerificationState::Failing,
-            );
-            entry.risky += i64::from(credential.is_active && credential.is_risky());
-            entry.credentials.push(credential);
+impl ProviderCounts {
+    /// Counts one credential of this provider (the rule the store's count runs in SQL).
+    pub fn add(&mut self, credential: &CredentialMetadata) {
+        let active = credential.is_active;
+        self.total += 1;
+        self.active += i64::from(active);
+        self.verified += i64::from(active && credential.is_verified);
+        self.disabled += i64::from(active && credential.current_version.is_none());
+        self.pending_deletion += i64::from(!active && credential.purged_at.is_none());
+        self.failing += i64::from(active && credential.verification_state() == VerificationState::Failing);
+        self.risky += i64::from(active && credential.is_risky());
+    }
+
+    /// No credentials of `provider` yet.
+    pub fn zero(provider: Provider) -> Self {
+        Self {
+            provider,
+            total: 0,
+            active: 0,
+            verified: 0,
+            disabled: 0,
+            pending_deletion: 0,
+            failing: 0,
+            risky: 0,
         }
-        providers.sort_by_key(|p| p.provider);
-        Self { customer_id, total_credentials, providers }
     }
 }
 
@@ -340,6 +359,14 @@ mod tests {
         assert_eq!(ListFilter::page_size_from_request(7, "p").unwrap(), 7);
         assert_eq!(ListFilter::page_size_from_request(10_000, "p").unwrap(), 500);
         assert!(ListFilter::page_size_from_request(-1, "p").is_err());
+    }
+
+    #[test]
+    fn credentials_per_provider_rule() {
+        assert_eq!(Summary::credentials_per_provider(0, "c").unwrap(), 100);
+        assert_eq!(Summary::credentials_per_provider(3, "c").unwrap(), 3);
+        assert_eq!(Summary::credentials_per_provider(100_000, "c").unwrap(), 500);
+        assert_eq!(Summary::credentials_per_provider(-1, "c").unwrap_err().field, "c");
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub use audit::{
 };
 pub use credential::{
     CredentialMetadata, CredentialName, CredentialType, IdempotencyKey, ListFilter, PageCursor,
-    ProviderSummary, Summary, rfc3339, unix_micros,
+    ProviderCounts, ProviderSummary, Summary, rfc3339, unix_micros,
 };
 pub use cursor::Cursor;
 pub use customer::{Customer, CustomerStatus, Email, MAX_RECOVERY_WINDOW, SubscriptionTier, company_name};

@@ -232,15 +232,17 @@ pub(super) fn summary_to_proto(summary: Summary) -> pb::SummaryResponse {
 }
 
 fn provider_summary_to_proto(p: ProviderSummary) -> pb::ProviderSummary {
+    let counts = p.counts;
     pb::ProviderSummary {
-        provider: provider_to_proto(p.provider) as i32,
-        total: p.total,
-        active: p.active,
-        verified: p.verified,
-        disabled: p.disabled,
-        pending_deletion: p.pending_deletion,
-        failing: p.failing,
-        risky: p.risky,
+        provider: provider_to_proto(counts.provider) as i32,
+        total: counts.total,
+        active: counts.active,
+        verified: counts.verified,
+        disabled: counts.disabled,
+        pending_deletion: counts.pending_deletion,
+        failing: counts.failing,
+        risky: counts.risky,
         credentials: p.credentials.into_iter().map(credential_to_proto).collect(),
+        next_page_token: p.next.map(|cursor| cursor.encode()).unwrap_or_default(),
     }
 }

@@ -10,7 +10,7 @@ use super::convert::{
 use super::{context, invalid, status_from};
 use crate::domain::{
     CredentialId, CredentialName, CredentialSelector, CredentialType, CustomerId, Etag, FieldViolation,
-    IdempotencyKey, ListFilter, PageCursor, VersionChange, VersionCursor, quoted,
+    IdempotencyKey, ListFilter, PageCursor, Summary, VersionChange, VersionCursor, quoted,
 };
 use crate::proto::{self as pb, credential_service_server::CredentialService};
 use crate::vault::{CredentialChanges, NewCredentialRequest, NewVersionRequest, Vault, VerifyTarget};
@@ -154,9 +154,12 @@ impl CredentialService for CredentialApi {
         request: Request<pb::SummaryRequest>,
     ) -> Result<Response<pb::SummaryResponse>, Status> {
         let ctx = context(&self.vault, &request).await?;
-        let customer_id =
-            CustomerId::parse(&request.get_ref().customer_id, "customer_id").map_err(invalid)?;
-        let summary = self.vault.summary(ctx, customer_id).await.map_err(status_from)?;
+        let message = request.get_ref();
+        let customer_id = CustomerId::parse(&message.customer_id, "customer_id").map_err(invalid)?;
+        let per_provider =
+            Summary::credentials_per_provider(message.credentials_per_provider, "credentials_per_provider")
+                .map_err(invalid)?;
+        let summary = self.vault.summary(ctx, customer_id, per_provider).await.map_err(status_from)?;
         Ok(Response::new(summary_to_proto(summary)))
     }
 

@@ -11,6 +11,8 @@ use crate::vault::Vault;
 pub(super) async fn run(vault: Vault, interval: Duration, stopped: watch::Receiver<bool>) {
     // When the chain last caught up with the log.
     let caught_up = Mutex::new(Instant::now());
+    // Scrapes before the first pass see the gauge too.
+    metrics::gauge!(crate::metrics::AUDIT_CHAIN_LAG).set(0.0);
     let since = |at: &Mutex<Instant>| at.lock().unwrap_or_else(std::sync::PoisonError::into_inner).elapsed();
     super::repeat(interval, interval, stopped, || {
         let vault = vault.clone();

@@ -8,8 +8,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::dto::{
-    CreateCredential, Created, Credential, Deleted, ListQuery, ProviderName, SummaryBody, Verdict, Verified,
-    VerifyBody,
+    CreateCredential, Created, Credential, Deleted, ListQuery, ListedOrOne, SummaryBody, SummaryQuery,
+    Verdict, Verified, VerifyBody,
 };
 use super::{
     ApiError, Caller, JsonBody, NEXT_PAGE_TOKEN, PathParam, QueryParams, directory, lifecycle, one_header,
@@ -17,7 +17,7 @@ use super::{
 };
 use crate::domain::{
     CredentialId, CredentialName, CredentialType, FieldViolation, IdempotencyKey, ListFilter, PageCursor,
-    Permission, Provider,
+    Permission, Provider, Summary, quoted,
 };
 use crate::vault::{NewCredentialRequest, Vault, VerifyTarget};
 
@@ -142,13 +142,14 @@ async fn list(
     list_page(vault, caller, None, query).await
 }
 
-/// Lists the customer's credentials of one provider (metadata only), newest first.
+/// Lists the customer's credentials of one provider (metadata only), newest first; or, given a
+/// credential's id, that credential's metadata (active, deleted or purged).
 #[utoipa::path(
     get,
     path = "/api/v1/credentials/{provider_or_id}",
     tag = "credentials",
     params(
-        ("provider_or_id" = ProviderName, Path, description = "The provider whose credentials to list"),
+        ("provider_or_id" = String, Path, description = "A provider (vultr, aws, gcp, azure) whose credentials to list, or the id (a UUID) of one credential"),
         ("X-Customer-ID" = String, Header, format = "uuid", description = "The customer whose credentials to list"),
         ListQuery,
     ),
@@ -156,10 +157,10 @@ async fn list(
     responses(
         (status = 401, description = "No valid bearer token", body = super::dto::ErrorBody),
         (status = 403, description = "The token lacks the scope, or is bound to another customer", body = super::dto::ErrorBody),
-        (status = 200, description = "One page; `X-Next-Page-Token` names the next", body = Vec<Credential>,
+        (status = 200, description = "For a provider, one page (`X-Next-Page-Token` names the next); for an id, the credential", body = ListedOrOne,
             headers(("X-Next-Page-Token" = String, description = "Pass as page_token for the next page; absent on the last page"))),
-        (status = 400, description = "Unknown provider, or a malformed header or query parameter", body = super::dto::ErrorBody),
-        (status = 404, description = "Unknown customer", body = super::dto::ErrorBody),
+        (status = 400, description = "Neither a provider nor an id, or a malformed header or query parameter", body = super::dto::ErrorBody),
+        (status = 404, description = "Unknown customer, or no such credential for this customer", body = super::dto::ErrorBody),
         (status = 503, description = "The database is not reachable", body = super::dto::ErrorBody),
     )
 )]
@@ -169,8 +170,20 @@ async fn list_by_provider(
     PathParam(name): PathParam<String>,
     QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Response, ApiError> {
-    let provider = provider(&name, "provider").map_err(ApiError::bad_request)?;
-    list_page(vault, caller, Some(provider), query).await
+    if let Some(provider) = Provider::parse(&name) {
+        return list_page(vault, caller, Some(provider), query).await;
+    }
+    let id = CredentialId::parse(&name, "provider_or_id").map_err(|_| {
+        ApiError::bad_request(FieldViolation::new(
+            "provider_or_id",
+            format!(
+                "unknown provider {} (expected vultr, aws, gcp or azure), and not a credential id (a UUID)",
+                quoted(&name)
+            ),
+        ))
+    })?;
+    let credential = vault.credential(caller.context, id).await?;
+    Ok(axum::Json(ListedOrOne::One(Box::new(credential.into()))).into_response())
 }
 
 async fn list_page(
@@ -280,22 +293,33 @@ async fn delete(
     }))
 }
 
-/// Per-provider totals for the dashboard, with each provider's credentials (metadata only).
+/// Per-provider totals for the dashboard, with each provider's newest credentials (metadata
+/// only).
 #[utoipa::path(
     get,
     path = "/api/v1/credentials/status/summary",
     tag = "credentials",
-    params(("X-Customer-ID" = String, Header, format = "uuid", description = "The customer to summarize")),
+    params(
+        ("X-Customer-ID" = String, Header, format = "uuid", description = "The customer to summarize"),
+        SummaryQuery,
+    ),
     security(("bearer" = [])),
     responses(
         (status = 401, description = "No valid bearer token", body = super::dto::ErrorBody),
         (status = 403, description = "The token lacks the scope, or is bound to another customer", body = super::dto::ErrorBody),
         (status = 200, description = "The summary", body = SummaryBody),
-        (status = 400, description = "A malformed header", body = super::dto::ErrorBody),
+        (status = 400, description = "A malformed header or query parameter", body = super::dto::ErrorBody),
         (status = 404, description = "Unknown customer", body = super::dto::ErrorBody),
         (status = 503, description = "The database is not reachable", body = super::dto::ErrorBody),
     )
 )]
-async fn summary(State(vault): State<Vault>, caller: Caller) -> Result<axum::Json<SummaryBody>, ApiError> {
-    Ok(axum::Json(vault.summary(caller.context, caller.customer).await?.into()))
+async fn summary(
+    State(vault): State<Vault>,
+    caller: Caller,
+    QueryParams(query): QueryParams<SummaryQuery>,
+) -> Result<axum::Json<SummaryBody>, ApiError> {
+    let requested = query.credentials_per_provider.unwrap_or(0);
+    let per_provider = Summary::credentials_per_provider(requested, "credentials_per_provider")
+        .map_err(ApiError::bad_request)?;
+    Ok(axum::Json(vault.summary(caller.context, caller.customer, per_provider).await?.into()))
 }

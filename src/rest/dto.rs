@@ -393,7 +393,35 @@ pub(super) struct ProviderCounts {
     pub(super) failing: i64,
     /// Active credentials whose last verification had findings.
     pub(super) risky: i64,
+    /// The provider's newest credentials, deleted ones included: at most
+    /// `credentials_per_provider` of them.
     pub(super) credentials: Vec<Credential>,
+    /// Present when the provider has more credentials than listed: pass it as `page_token` to
+    /// `GET /api/v1/credentials/{provider}?include_inactive=true` for the rest.
+    pub(super) next_page_token: Option<String>,
+}
+
+/// Query of `GET /api/v1/credentials/status/summary`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct SummaryQuery {
+    /// How many of each provider's newest credentials to list (0 or absent: 100; at most 500).
+    /// The counts always cover every credential.
+    #[serde(default)]
+    pub(super) credentials_per_provider: Option<i32>,
+}
+
+/// `GET /api/v1/credentials/{provider_or_id}`: a page of a provider's credentials, or one
+/// credential.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub(super) enum ListedOrOne {
+    #[expect(
+        dead_code,
+        reason = "list pages serialize their Vec<Credential> directly; this names their shape"
+    )]
+    Listed(Vec<Credential>),
+    One(Box<Credential>),
 }
 
 impl From<Summary> for SummaryBody {
@@ -405,17 +433,19 @@ impl From<Summary> for SummaryBody {
                 .providers
                 .into_iter()
                 .map(|p| {
+                    let c = p.counts;
                     let counts = ProviderCounts {
-                        total: p.total,
-                        active: p.active,
-                        verified: p.verified,
-                        disabled: p.disabled,
-                        pending_deletion: p.pending_deletion,
-                        failing: p.failing,
-                        risky: p.risky,
+                        total: c.total,
+                        active: c.active,
+                        verified: c.verified,
+                        disabled: c.disabled,
+                        pending_deletion: c.pending_deletion,
+                        failing: c.failing,
+                        risky: c.risky,
                         credentials: p.credentials.into_iter().map(Credential::from).collect(),
+                        next_page_token: p.next.map(|cursor| cursor.encode()),
                     };
-                    (p.provider.as_str().to_owned(), counts)
+                    (c.provider.as_str().to_owned(), counts)
                 })
                 .collect(),
         }

@@ -72,8 +72,8 @@ pub use versions::{NewVersion, PurgeReason, VersionAdded, VersionChanged, Versio
 use crate::domain::{
     AuditEntry, AuditEvent, AuditFilter, CredentialId, CredentialMetadata, CredentialName,
     CredentialSelector, CredentialType, Cursor, Customer, CustomerId, CustomerStatus, Etag, IdempotencyKey,
-    ListFilter, Permission, Provider, SubscriptionTier, TokenId, TokenName, TokenRecord, VerificationRecord,
-    VerificationState, VersionMetadata, VersionNumber, VersionState,
+    ListFilter, Permission, Provider, ProviderCounts, SubscriptionTier, TokenId, TokenName, TokenRecord,
+    VerificationRecord, VerificationState, VersionMetadata, VersionNumber, VersionState,
 };
 
 /// A credential to insert, its secret already sealed.
@@ -279,6 +279,10 @@ pub trait CredentialStore: Send + Sync {
     /// One page of metadata, newest first; returns up to `filter.page_size + 1` rows so the
     /// caller can tell whether another page follows.
     async fn list(&self, filter: &ListFilter) -> Result<Vec<CredentialMetadata>, StoreError>;
+
+    /// A customer's credentials counted per provider (deleted ones included), in provider
+    /// order; empty for a customer with none (or no such customer).
+    async fn summary_counts(&self, customer_id: CustomerId) -> Result<Vec<ProviderCounts>, StoreError>;
 
     /// All of a customer's credentials, deleted ones included, newest first.
     async fn all_for_customer(&self, customer_id: CustomerId) -> Result<Vec<CredentialMetadata>, StoreError>;

@@ -10,9 +10,9 @@ use super::versions::VersionHead;
 use super::{ChainHead, ChainLink, ChainPart, SealedCredential, SealedVersion, SignedRow, StoreError};
 use crate::domain::{
     AuditEvent, CredentialId, CredentialMetadata, CredentialName, CredentialType, Customer, CustomerBinding,
-    CustomerId, CustomerStatus, Email, Etag, Finding, Permission, Provider, Scopes, SubscriptionTier,
-    TokenId, TokenName, TokenRecord, VerificationState, VerificationStatus, VersionMetadata, VersionNumber,
-    VersionState,
+    CustomerId, CustomerStatus, Email, Etag, Finding, Permission, Provider, ProviderCounts, Scopes,
+    SubscriptionTier, TokenId, TokenName, TokenRecord, VerificationState, VerificationStatus,
+    VersionMetadata, VersionNumber, VersionState,
 };
 
 /// One column of a stored row, read as the domain's type, in a backend's own encoding.
@@ -110,6 +110,28 @@ pub(super) fn claimed_verification(row: &impl StoredRow) -> Result<(CredentialId
     let provider = row.text("provider")?;
     let provider = Provider::parse(&provider).ok_or_else(|| corrupt("provider", &provider))?;
     Ok((CredentialId::from_uuid(row.uuid("id")?), provider))
+}
+
+/// The rows of [`super::sql::SUMMARY_COUNTS`], in provider order.
+pub(super) fn provider_counts<R: StoredRow>(rows: &[R]) -> Result<Vec<ProviderCounts>, StoreError> {
+    let mut counts = rows
+        .iter()
+        .map(|row| {
+            let provider = row.text("provider")?;
+            Ok(ProviderCounts {
+                provider: Provider::parse(&provider).ok_or_else(|| corrupt("provider", &provider))?,
+                total: row.integer("total")?,
+                active: row.integer("active")?,
+                verified: row.integer("verified")?,
+                disabled: row.integer("disabled")?,
+                pending_deletion: row.integer("pending_deletion")?,
+                failing: row.integer("failing")?,
+                risky: row.integer("risky")?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    counts.sort_by_key(|c| c.provider);
+    Ok(counts)
 }
 
 /// The rows of [`super::sql::VERIFICATION_STATE_COUNTS`] (`state, credentials`), every state

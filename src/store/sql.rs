@@ -78,6 +78,18 @@ pub(super) const VERIFICATION_STATE_COUNTS: &str = "SELECT CASE \
      ELSE 'unverified' END AS state, count(*) AS credentials \
      FROM cloud_credentials WHERE is_active GROUP BY 1";
 
+/// One customer's credentials counted per provider (the rule of
+/// [`crate::domain::ProviderCounts::add`], in SQL both backends run; `$1` is the customer, a
+/// placeholder SQLite reads as its first parameter too). By the credentials' index on customer.
+pub(super) const SUMMARY_COUNTS: &str = "SELECT provider, count(*) AS total, \
+     sum(CASE WHEN is_active THEN 1 ELSE 0 END) AS active, \
+     sum(CASE WHEN is_active AND is_verified THEN 1 ELSE 0 END) AS verified, \
+     sum(CASE WHEN is_active AND current_version IS NULL THEN 1 ELSE 0 END) AS disabled, \
+     sum(CASE WHEN NOT is_active AND purged_at IS NULL THEN 1 ELSE 0 END) AS pending_deletion, \
+     sum(CASE WHEN is_active AND failing_since IS NOT NULL THEN 1 ELSE 0 END) AS failing, \
+     sum(CASE WHEN is_active AND verification_findings IS NOT NULL THEN 1 ELSE 0 END) AS risky \
+     FROM cloud_credentials WHERE customer_id = $1 GROUP BY provider";
+
 /// The spread of scheduled verifications: the next one is due `interval` after a claim, give or
 /// take a tenth, as (the least delay, the width of the random part), in microseconds.
 pub(super) fn verify_jitter(interval: std::time::Duration) -> (i64, i64) {

@@ -41,8 +41,8 @@ use crate::auth::Authenticator;
 use crate::crypto::{Binding, Keyring};
 use crate::domain::{
     AuditAction, CredentialId, CredentialMetadata, CredentialName, CredentialSelector, CredentialType,
-    CustomerId, IdempotencyKey, ListFilter, PageCursor, Permission, Scope, SecretPayload, Summary,
-    TrustedProxies, Verification, VersionNumber,
+    CustomerId, IdempotencyKey, ListFilter, PageCursor, Permission, ProviderSummary, Scope, SecretPayload,
+    Summary, TrustedProxies, Verification, VersionNumber,
 };
 use crate::store::{Inserted, NewCredential, Store, StoreError};
 use crate::verify::Verifiers;
@@ -312,16 +312,55 @@ impl Vault {
         Ok(Page { credentials, next })
     }
 
+    /// The customer's credentials counted per provider, with the newest `per_provider` of each
+    /// (a first page of List by provider, deleted ones included, and where its next page
+    /// starts). The counts and each list are separate reads: a write between them shows in one
+    /// and not the other.
     #[tracing::instrument(skip_all, fields(customer_id = %customer_id))]
-    pub async fn summary(&self, ctx: RequestContext, customer_id: CustomerId) -> Result<Summary, VaultError> {
+    pub async fn summary(
+        &self,
+        ctx: RequestContext,
+        customer_id: CustomerId,
+        per_provider: u32,
+    ) -> Result<Summary, VaultError> {
         self.ensure_ready()?;
         let customer = Some(customer_id);
         self.authorize(&ctx, Scope::CredentialsRead, customer, None, "read the credential summary").await?;
-        let credentials = self.store.all_for_customer(customer_id).await?;
-        if credentials.is_empty() {
+        let counts = self.store.summary_counts(customer_id).await?;
+        if counts.is_empty() {
             self.require_customer(customer_id).await?;
         }
-        Ok(Summary::from_credentials(customer_id, credentials))
+        let mut providers = Vec::with_capacity(counts.len());
+        for counts in counts {
+            let filter = ListFilter {
+                customer_id,
+                provider: Some(counts.provider),
+                include_inactive: true,
+                page_size: per_provider,
+                after: None,
+            };
+            let mut credentials = self.store.list(&filter).await?;
+            let next = if credentials.len() > per_provider as usize {
+                credentials.truncate(per_provider as usize);
+                credentials.last().map(PageCursor::after)
+            } else {
+                None
+            };
+            providers.push(ProviderSummary { counts, credentials, next });
+        }
+        let total_credentials = providers.iter().map(|p| p.counts.total).sum();
+        Ok(Summary { customer_id, total_credentials, providers })
+    }
+
+    /// One credential's metadata, active, deleted or purged (never a secret).
+    #[tracing::instrument(skip_all, fields(credential_id = %id))]
+    pub async fn credential(
+        &self,
+        ctx: RequestContext,
+        id: CredentialId,
+    ) -> Result<CredentialMetadata, VaultError> {
+        self.ensure_ready()?;
+        self.any_credential_for(&ctx, Scope::CredentialsRead, id, "read a credential").await
     }
 
     #[tracing::instrument(skip_all, fields(credential_id = %id))]

@@ -17,7 +17,7 @@ fn unknown(id: CredentialId) -> VaultError {
 impl Vault {
     /// The credential `id` in any state, for a caller with `scope` acting on it (another
     /// customer's is NOT_FOUND, and the refusal audited).
-    async fn any_credential_for(
+    pub(super) async fn any_credential_for(
         &self,
         ctx: &RequestContext,
         scope: Scope,

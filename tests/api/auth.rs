@@ -180,9 +180,10 @@ async fn call(rpc: Rpc, token: Option<&str>, f: &Fixture, app: &TestApp) -> Resu
             .list(pb::ListRequest { customer_id: f.customer.clone(), ..Default::default() })
             .await
             .map(drop),
-        Rpc::Summary => {
-            client.summary(pb::SummaryRequest { customer_id: f.customer.clone() }).await.map(drop)
-        }
+        Rpc::Summary => client
+            .summary(pb::SummaryRequest { customer_id: f.customer.clone(), ..Default::default() })
+            .await
+            .map(drop),
         Rpc::VerifyStored => {
             let target = pb::verify_request::Target::CredentialId(f.credential.clone());
             client.verify(pb::VerifyRequest { target: Some(target) }).await.map(drop)

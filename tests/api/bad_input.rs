@@ -157,7 +157,11 @@ async fn malformed_uuids_are_named(backend: Backend) {
     assert_invalid_field(app.delete("nope").await, "credential_id", "not a valid UUID");
     let list = pb::ListRequest { customer_id: "x".into(), ..Default::default() };
     assert_invalid_field(app.list(list).await, "customer_id", "not a valid UUID");
-    let summary = app.client.clone().summary(pb::SummaryRequest { customer_id: "x".into() }).await;
+    let summary = app
+        .client
+        .clone()
+        .summary(pb::SummaryRequest { customer_id: "x".into(), ..Default::default() })
+        .await;
     assert_invalid_field(summary, "customer_id", "not a valid UUID");
     let list = pb::ListRequest {
         customer_id: app.customer_id.clone(),
@@ -186,7 +190,11 @@ async fn unknown_customers_and_credentials_are_not_found(backend: Backend) {
     );
     let list = pb::ListRequest { customer_id: stranger.into(), ..Default::default() };
     assert_status(app.list(list).await, Code::NotFound, "customer");
-    let summary = app.client.clone().summary(pb::SummaryRequest { customer_id: stranger.into() }).await;
+    let summary = app
+        .client
+        .clone()
+        .summary(pb::SummaryRequest { customer_id: stranger.into(), ..Default::default() })
+        .await;
     assert_status(summary, Code::NotFound, "customer");
     assert_nothing_written(&app).await;
 }

@@ -44,7 +44,7 @@ async fn a_credential_goes_through_store_list_get_summary_and_delete(backend: Ba
     let summary = app
         .client
         .clone()
-        .summary(pb::SummaryRequest { customer_id: app.customer_id.clone() })
+        .summary(pb::SummaryRequest { customer_id: app.customer_id.clone(), ..Default::default() })
         .await
         .unwrap()
         .into_inner();
@@ -83,12 +83,44 @@ async fn a_credential_goes_through_store_list_get_summary_and_delete(backend: Ba
     let summary = app
         .client
         .clone()
-        .summary(pb::SummaryRequest { customer_id: app.customer_id.clone() })
+        .summary(pb::SummaryRequest { customer_id: app.customer_id.clone(), ..Default::default() })
         .await
         .unwrap()
         .into_inner();
     let aws = summary.providers.iter().find(|p| p.provider == pb::Provider::Aws as i32).unwrap();
     assert_eq!((aws.total, aws.active), (1, 0));
+    assert_eq!(aws.next_page_token, "", "all listed");
+
+    // One credential per provider listed: the token continues List by provider from there.
+    let newer = app.store_vultr("Second Vultr", "vultr-key-2").await;
+    let summary = app
+        .client
+        .clone()
+        .summary(pb::SummaryRequest { customer_id: app.customer_id.clone(), credentials_per_provider: 1 })
+        .await
+        .unwrap()
+        .into_inner();
+    let vultr = summary.providers.iter().find(|p| p.provider == pb::Provider::Vultr as i32).unwrap();
+    assert_eq!((vultr.total, vultr.credentials.len()), (2, 1));
+    assert_eq!(vultr.credentials[0].id, newer.id, "newest first");
+    let rest = app
+        .list(pb::ListRequest {
+            customer_id: app.customer_id.clone(),
+            provider: pb::Provider::Vultr as i32,
+            include_inactive: true,
+            page_token: vultr.next_page_token.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(rest.credentials.len(), 1);
+    assert_ne!(rest.credentials[0].id, newer.id);
+    let negative = app
+        .client
+        .clone()
+        .summary(pb::SummaryRequest { customer_id: app.customer_id.clone(), credentials_per_provider: -1 })
+        .await;
+    assert_status(negative, Code::InvalidArgument, "credentials_per_provider");
     let row_count = app.db().await.credential_rows(&stored.id).await;
     assert_eq!(row_count, 1, "soft delete keeps the row");
 
@@ -261,7 +293,7 @@ async fn on_sqlite_uses_in_the_journal_count_in_every_answer_and_move_into_the_s
     let summary = app
         .client
         .clone()
-        .summary(pb::SummaryRequest { customer_id: app.customer_id.clone() })
+        .summary(pb::SummaryRequest { customer_id: app.customer_id.clone(), ..Default::default() })
         .await
         .unwrap()
         .into_inner();

@@ -38,6 +38,14 @@ async fn the_dashboard_does_everything_a_customer_needs_in_a_real_browser() {
         client.get(get_by_id(&fetched.id)).await.unwrap();
     }
 
+    // More Azure credentials than a summary lists (100 per provider): "Azure 000" is the oldest,
+    // stored first, and left for the page's "Show more".
+    for i in 0..=100 {
+        app.store(store_request(&app.customer_id, &format!("Azure {i:03}"), azure("azure-secret")))
+            .await
+            .unwrap();
+    }
+
     // What a platform team gives one customer's dashboard: bound to that customer.
     let (_, bound) = app
         .token("credentials:read,credentials:write,credentials:verify,audit:read", &app.customer_id, None)

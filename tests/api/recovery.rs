@@ -167,7 +167,7 @@ async fn a_cancelled_customers_credentials_are_deleted_and_scheduled(backend: Ba
     let summary = app
         .client
         .clone()
-        .summary(pb::SummaryRequest { customer_id: app.customer_id.clone() })
+        .summary(pb::SummaryRequest { customer_id: app.customer_id.clone(), ..Default::default() })
         .await
         .unwrap()
         .into_inner();

@@ -218,6 +218,42 @@ async fn list_by_provider_pages_and_delete(backend: Backend) {
     let all = app.rest(Method::GET, "/api/v1/credentials/vultr?include_inactive=true").send().await.unwrap();
     assert_eq!(json_of(all).await.as_array().unwrap().len(), 5);
     assert_eq!(app.audit_actions(&ids[0]).await, ["created", "deleted"]);
+
+    // One credential by id, deleted or not; an unknown id is 404, neither provider nor id 400.
+    let one = json_of(app.rest(Method::GET, &path).send().await.unwrap()).await;
+    assert_eq!((&one["id"], &one["is_active"]), (&json!(ids[0]), &json!(false)));
+    let unknown = format!("/api/v1/credentials/{}", uuid::Uuid::new_v4());
+    assert_error(
+        app.rest(Method::GET, &unknown).send().await.unwrap(),
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "",
+    )
+    .await;
+    let neither = app.rest(Method::GET, "/api/v1/credentials/vultrr").send().await.unwrap();
+    assert_error(neither, StatusCode::BAD_REQUEST, "invalid_argument", "not a credential id").await;
+
+    // The summary counts every credential and lists the newest few of each provider (deleted
+    // ones included); the token continues the provider's list where it stopped.
+    let summary = "/api/v1/credentials/status/summary?credentials_per_provider=2";
+    let summary = json_of(app.rest(Method::GET, summary).send().await.unwrap()).await;
+    let vultr = &summary["providers"]["vultr"];
+    assert_eq!(
+        (&summary["total_credentials"], &vultr["total"], &vultr["active"]),
+        (&json!(6), &json!(5), &json!(4))
+    );
+    let listed: Vec<&str> =
+        vultr["credentials"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(listed, ids[..2]);
+    let token = vultr["next_page_token"].as_str().expect("more vultr credentials than listed");
+    let rest = format!("/api/v1/credentials/vultr?include_inactive=true&page_token={token}");
+    let rest = json_of(app.rest(Method::GET, &rest).send().await.unwrap()).await;
+    let rest: Vec<&str> = rest.as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(rest, ids[2..]);
+    assert_eq!(summary["providers"]["aws"]["next_page_token"], json!(null), "all listed");
+    let negative = "/api/v1/credentials/status/summary?credentials_per_provider=-1";
+    let negative = app.rest(Method::GET, negative).send().await.unwrap();
+    assert_error(negative, StatusCode::BAD_REQUEST, "invalid_argument", "credentials_per_provider").await;
 }
 
 backend_tests!(
@@ -249,8 +285,11 @@ async fn another_customers_credential_is_not_found_and_untouched() {
     let listed = json_of(as_other(Method::GET, "/api/v1/credentials").send().await.unwrap()).await;
     assert_eq!(listed, json!([]));
 
-    // Nothing happened to it, and both attempts are on its record.
-    assert_eq!(app.audit_actions(&mine).await, ["created", "denied", "denied"]);
+    let response = as_other(Method::GET, &format!("/api/v1/credentials/{mine}")).send().await.unwrap();
+    assert_error(response, StatusCode::NOT_FOUND, "not_found", &mine).await;
+
+    // Nothing happened to it, and every attempt is on its record.
+    assert_eq!(app.audit_actions(&mine).await, ["created", "denied", "denied", "denied"]);
     assert!(app.get_by_id(&mine).await.is_ok(), "still active");
 }
 

@@ -93,7 +93,7 @@ async fn credentials_are_verified_on_schedule_and_marked_failing_after_a_streak(
     let summary = app
         .client
         .clone()
-        .summary(pb::SummaryRequest { customer_id: app.customer_id.clone() })
+        .summary(pb::SummaryRequest { customer_id: app.customer_id.clone(), ..Default::default() })
         .await
         .unwrap()
         .into_inner();

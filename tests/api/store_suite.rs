@@ -9,8 +9,8 @@ use credvault::crypto::{Keyring, MasterKey};
 use credvault::domain::{
     AuditAction, AuditEntry, AuditFilter, CredentialId, CredentialMetadata, CredentialName,
     CredentialSelector, CredentialType, CustomerBinding, CustomerId, CustomerStatus, Etag, Finding,
-    IdempotencyKey, ListFilter, PageCursor, Permission, Provider, Scopes, SubscriptionTier, TokenName,
-    VerificationRecord, VerificationState, VersionChange, VersionMetadata, VersionState,
+    IdempotencyKey, ListFilter, PageCursor, Permission, Provider, ProviderCounts, Scopes, SubscriptionTier,
+    TokenName, VerificationRecord, VerificationState, VersionChange, VersionMetadata, VersionState,
 };
 use credvault::store::{
     self, CredentialUpdate, Inserted, KeyCheck, NewCredential, NewCustomer, NewVersion, PoolSettings,
@@ -87,6 +87,18 @@ fn created(inserted: Inserted) -> CredentialMetadata {
         Inserted::Created(c) => c,
         Inserted::Existing { .. } => panic!("expected a new credential"),
     }
+}
+
+/// The summary's counts (in SQL) against the domain's rule over the same credentials; and the
+/// count of the customer's (Vultr) credentials, for the caller to check what it set up.
+async fn summary_counts_follow_the_rule(store: &dyn Store, customer: CustomerId) -> ProviderCounts {
+    let mut expected = ProviderCounts::zero(Provider::Vultr);
+    for credential in store.all_for_customer(customer).await.unwrap() {
+        expected.add(&credential);
+    }
+    assert_eq!(store.summary_counts(customer).await.unwrap(), [expected]);
+    assert_eq!(store.summary_counts(CustomerId::new_random()).await.unwrap(), [], "none for a stranger");
+    expected
 }
 
 async fn the_store_keeps_its_own_life(backend: Backend) {
@@ -476,6 +488,13 @@ async fn versions_are_added_changed_and_listed_with_their_audit_rows(backend: Ba
         ["created", "rotated", "rotated", "updated", "updated", "updated"],
         "none for the refused or unchanged"
     );
+
+    // A credential whose only version is disabled counts as disabled.
+    let off = created(insert(store.as_ref(), credential(owner.id, "Off", b"v1")).await.unwrap());
+    let switch_off = change(&off, 1, VersionChange::Disable);
+    store.change_version(switch_off, audit(AuditAction::Updated, owner.id, Some(off.id)), now).await.unwrap();
+    let counts = summary_counts_follow_the_rule(store.as_ref(), owner.id).await;
+    assert_eq!((counts.total, counts.active, counts.disabled), (2, 2, 1));
 }
 
 async fn metadata_changes_restores_purges_and_recovery_windows_follow_the_contract(backend: Backend) {
@@ -564,6 +583,8 @@ async fn metadata_changes_restores_purges_and_recovery_windows_follow_the_contra
     assert!(matches!(twice, Err(StoreError::FailedPrecondition(_))), "{twice:?}");
     let again = restore(other.id, owner.id).await;
     assert!(matches!(again, Err(StoreError::FailedPrecondition(_))), "purged: {again:?}");
+    let counts = summary_counts_follow_the_rule(store.as_ref(), owner.id).await;
+    assert_eq!((counts.total, counts.active, counts.pending_deletion), (2, 1, 0), "purged: not pending");
 }
 
 async fn a_cancelled_customer_loses_its_credentials_at_once_and_takes_no_writes(backend: Backend) {
@@ -1143,6 +1164,20 @@ async fn verification_streaks_schedules_and_counts_follow_the_contract(backend: 
     let events = store.list_audit(&audit_filter(Some(owner.id), Some(stored.id))).await.unwrap();
     assert_eq!(events.iter().filter(|e| e.action == "failed").count(), 5);
     assert_eq!(events.iter().filter(|e| e.action == "verified").count(), 2);
+
+    // The summary counts each state: one verified with findings, one failing (with findings),
+    // the rotated one (unverified, findings cleared), the deleted one.
+    let flagged = created(insert(store.as_ref(), credential(owner.id, "Flagged", b"c4")).await.unwrap());
+    let verdict = audit(AuditAction::Verified, owner.id, Some(flagged.id));
+    store.record_verification(flagged.id, &record(true, 3), verdict).await.unwrap();
+    let broken = created(insert(store.as_ref(), credential(owner.id, "Broken", b"c5")).await.unwrap());
+    let verdict = audit(AuditAction::Failed, owner.id, Some(broken.id));
+    store.record_verification(broken.id, &record(false, 1), verdict).await.unwrap();
+    let counts = summary_counts_follow_the_rule(store.as_ref(), owner.id).await;
+    assert_eq!(
+        (counts.total, counts.active, counts.verified, counts.failing, counts.risky, counts.pending_deletion),
+        (4, 3, 1, 1, 2, 1)
+    );
 }
 
 backend_tests!(

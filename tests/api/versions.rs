@@ -187,7 +187,10 @@ async fn a_credential_is_rotated_and_its_versions_change_state(backend: Backend)
         .await
         .unwrap();
     assert_eq!((listed.credentials[0].current_version, listed.credentials[0].rotated_at), (0, None));
-    let summary = client.summary(pb::SummaryRequest { customer_id: app.customer_id.clone() }).await.unwrap();
+    let summary = client
+        .summary(pb::SummaryRequest { customer_id: app.customer_id.clone(), ..Default::default() })
+        .await
+        .unwrap();
     assert_eq!(summary.into_inner().providers[0].disabled, 1, "Summary counts it as disabled");
 
     let actions = app.audit_actions(&stored.id).await;

@@ -4,7 +4,8 @@
 // for every customer), CUSTOMER_LABEL (the customer to pick), VULTR_KEY and GCP_KEY_JSON (keys
 // the fakes accept), FETCHED (a credential the harness fetched 3 times as token "collector"),
 // SCREENSHOTS (a directory for screenshots), BOUND_TOKEN (a dashboard token bound to the
-// customer). Exits non-zero, saying why, on the first failure.
+// customer). The customer also has 101 Azure credentials, "Azure 000" the oldest. Exits
+// non-zero, saying why, on the first failure.
 
 import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
@@ -176,6 +177,22 @@ try {
     await page.locator("table.callers tr", { hasText: "collector" }).filter({ hasText: "127.0.0.1" }).waitFor();
     await page.locator("table.events td", { hasText: "used" }).first().waitFor();
     await page.screenshot({ path: join(shots, "uses.png"), fullPage: true });
+  });
+
+  await step("a provider's credentials past the newest hundred come on request", async () => {
+    // The harness stored "Azure 000" (the oldest) to "Azure 100".
+    await page.getByRole("button", { name: "Back to credentials" }).click();
+    const azure = page.locator('section[data-provider="azure"]');
+    await azure.locator("tbody tr").nth(99).waitFor();
+    assert.equal(await azure.locator("tbody tr").count(), 100);
+    assert.equal(await azure.getByRole("button", { name: "Azure 000" }).count(), 0);
+    assert.match(await azure.locator(".more-row [role=status]").textContent(), /Newest 100 of 101/);
+    await azure.getByRole("button", { name: "Show more" }).click();
+    await azure.locator(".more-row").waitFor({ state: "detached" });
+    assert.equal(await azure.locator("tbody tr").count(), 101);
+    // The one the button loaded opens like any other.
+    await azure.getByRole("button", { name: "Azure 000" }).click();
+    await page.getByRole("heading", { name: "Azure 000" }).waitFor();
   });
 
   await step("a narrow window still shows the list", async () => {

@@ -173,6 +173,47 @@ function badges(c) {
   return el("span", { class: "badges" }, list.map(([text, kind]) => el("span", { class: `badge ${kind}` }, text)));
 }
 
+/** Table rows for credentials (purged ones left out): active first, then by name. */
+function credentialRows(credentials) {
+  return credentials
+    .filter((c) => !c.purged_at)
+    .sort((a, b) => Number(b.is_active) - Number(a.is_active) || a.credential_name.localeCompare(b.credential_name))
+    .map((c) => el("tr", { "data-credential": c.id },
+      el("th", { scope: "row" }, el("button", { type: "button", class: "link", onclick: () => detailView(c.id) }, c.credential_name)),
+      el("td", {}, c.credential_type),
+      el("td", {}, c.permissions),
+      el("td", {}, badges(c)),
+      el("td", {}, c.last_used_at ? `${when(c.last_used_at)} (${c.usage_count} uses)` : `never (${c.usage_count} uses)`),
+      el("td", {}, when(c.last_verified_at)),
+      el("td", {}, c.current_version === null ? "none enabled" : `v${c.current_version}${c.rotated_at ? `, ${day(c.rotated_at)}` : ""}`)));
+}
+
+/**
+ * The summary lists each provider's newest credentials; this button appends the next page of
+ * the provider's list (deleted ones included, as in the summary) until none is left.
+ */
+function moreButton(provider, token, tbody, shown, total) {
+  const status = el("span", { class: "hint", role: "status" });
+  const button = el("button", { type: "button", class: "more" }, "Show more");
+  const footer = el("div", { class: "row more-row" }, status, el("p", { class: "form-message" }), button);
+  let next = token;
+  let loaded = shown;
+  const describe = () => { status.textContent = `Newest ${loaded} of ${total}.`; };
+  describe();
+  button.addEventListener("click", () => attempt(footer, async () => {
+    const { body, headers } = await call("GET", `/api/v1/credentials/${provider}`, {
+      customer: state.customer,
+      query: { include_inactive: true, page_size: 100, page_token: next },
+    });
+    tbody.append(...credentialRows(body));
+    loaded += body.length;
+    next = headers.get("X-Next-Page-Token");
+    if (next) describe();
+    else footer.remove();
+  }));
+  return footer;
+}
+
 async function credentialsView() {
   renderWho();
   let body;
@@ -188,23 +229,16 @@ async function credentialsView() {
   for (const [provider, p] of Object.entries(body.providers)) {
     counts.append(el("div", {}, el("dt", {}, PROVIDERS[provider] ? PROVIDERS[provider].label : provider),
       el("dd", {}, `${p.active} active · ${p.verified} verified · ${p.failing} failing · ${p.risky} with findings · ${p.disabled} disabled · ${p.pending_deletion} pending deletion`)));
-    const rows = p.credentials
-      .filter((c) => !c.purged_at)
-      .sort((a, b) => Number(b.is_active) - Number(a.is_active) || a.credential_name.localeCompare(b.credential_name))
-      .map((c) => el("tr", { "data-credential": c.id },
-        el("th", { scope: "row" }, el("button", { type: "button", class: "link", onclick: () => detailView(c.id) }, c.credential_name)),
-        el("td", {}, c.credential_type),
-        el("td", {}, c.permissions),
-        el("td", {}, badges(c)),
-        el("td", {}, c.last_used_at ? `${when(c.last_used_at)} (${c.usage_count} uses)` : `never (${c.usage_count} uses)`),
-        el("td", {}, when(c.last_verified_at)),
-        el("td", {}, c.current_version === null ? "none enabled" : `v${c.current_version}${c.rotated_at ? `, ${day(c.rotated_at)}` : ""}`)));
-    if (!rows.length) continue;
-    sections.push(el("section", { class: "card provider", "data-provider": provider },
+    const rows = credentialRows(p.credentials);
+    if (!rows.length && !p.next_page_token) continue;
+    const tbody = el("tbody", {}, rows);
+    const section = el("section", { class: "card provider", "data-provider": provider },
       el("h3", {}, PROVIDERS[provider] ? PROVIDERS[provider].label : provider),
       el("div", { class: "scroll" }, el("table", {},
         el("thead", {}, el("tr", {}, ["Name", "Type", "Permissions", "Status", "Last used", "Last verified", "Version"].map((h) => el("th", { scope: "col" }, h)))),
-        el("tbody", {}, rows)))));
+        tbody)));
+    if (p.next_page_token) section.append(moreButton(provider, p.next_page_token, tbody, p.credentials.length, p.total));
+    sections.push(section);
   }
   show(
     el("section", { class: "card" },
@@ -271,13 +305,12 @@ function addView() {
 async function detailView(id, notice) {
   let credential;
   try {
-    const body = await summary();
-    credential = Object.values(body.providers).flatMap((p) => p.credentials).find((c) => c.id === id);
+    credential = (await call("GET", `/api/v1/credentials/${id}`, { customer: state.customer })).body;
   } catch (error) {
+    if (error.status === 404) return credentialsView();
     if (error.status !== 401) show(el("p", { class: "form-message error", role: "alert" }, error.message));
     return;
   }
-  if (!credential) return credentialsView();
   const c = credential;
   const facts = el("dl", { class: "facts" },
     [["Id", c.id], ["Type", c.credential_type], ["Permissions", c.permissions], ["Created", when(c.created_at)],

@@ -1,7 +1,9 @@
 //! The PostgreSQL backend's credentials: Store, Get's read and audited use, verification, listing, soft delete.
 
 use super::*;
-use crate::domain::{CredentialName, CredentialType, Permission, VerificationRecord, VerificationState};
+use crate::domain::{
+    CredentialName, CredentialType, Permission, ProviderCounts, VerificationRecord, VerificationState,
+};
 use crate::store::standing::require_good_standing;
 use crate::store::versions::{self, VersionHead};
 use crate::store::{CredentialStore, CredentialUpdate, PurgeReason};
@@ -214,6 +216,15 @@ impl CredentialStore for PostgresStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(rows::metadata).collect()
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(customer_id = %customer_id))]
+    async fn summary_counts(&self, customer_id: CustomerId) -> Result<Vec<ProviderCounts>, StoreError> {
+        let rows = sqlx::query(crate::store::sql::SUMMARY_COUNTS)
+            .bind(customer_id.as_uuid())
+            .fetch_all(&self.pool)
+            .await?;
+        rows::provider_counts(&rows)
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(customer_id = %customer_id))]

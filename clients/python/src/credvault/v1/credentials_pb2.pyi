@@ -492,13 +492,15 @@ class DeleteResponse(_message.Message):
     def __init__(self, credential: _Optional[_Union[Credential, _Mapping]] = ...) -> None: ...
 
 class SummaryRequest(_message.Message):
-    __slots__ = ("customer_id",)
+    __slots__ = ("customer_id", "credentials_per_provider")
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    CREDENTIALS_PER_PROVIDER_FIELD_NUMBER: _ClassVar[int]
     customer_id: str
-    def __init__(self, customer_id: _Optional[str] = ...) -> None: ...
+    credentials_per_provider: int
+    def __init__(self, customer_id: _Optional[str] = ..., credentials_per_provider: _Optional[int] = ...) -> None: ...
 
 class ProviderSummary(_message.Message):
-    __slots__ = ("provider", "total", "active", "verified", "credentials", "disabled", "pending_deletion", "failing", "risky")
+    __slots__ = ("provider", "total", "active", "verified", "credentials", "disabled", "pending_deletion", "failing", "risky", "next_page_token")
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     TOTAL_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_FIELD_NUMBER: _ClassVar[int]
@@ -508,6 +510,7 @@ class ProviderSummary(_message.Message):
     PENDING_DELETION_FIELD_NUMBER: _ClassVar[int]
     FAILING_FIELD_NUMBER: _ClassVar[int]
     RISKY_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     provider: Provider
     total: int
     active: int
@@ -517,7 +520,8 @@ class ProviderSummary(_message.Message):
     pending_deletion: int
     failing: int
     risky: int
-    def __init__(self, provider: _Optional[_Union[Provider, str]] = ..., total: _Optional[int] = ..., active: _Optional[int] = ..., verified: _Optional[int] = ..., credentials: _Optional[_Iterable[_Union[Credential, _Mapping]]] = ..., disabled: _Optional[int] = ..., pending_deletion: _Optional[int] = ..., failing: _Optional[int] = ..., risky: _Optional[int] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, provider: _Optional[_Union[Provider, str]] = ..., total: _Optional[int] = ..., active: _Optional[int] = ..., verified: _Optional[int] = ..., credentials: _Optional[_Iterable[_Union[Credential, _Mapping]]] = ..., disabled: _Optional[int] = ..., pending_deletion: _Optional[int] = ..., failing: _Optional[int] = ..., risky: _Optional[int] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class SummaryResponse(_message.Message):
     __slots__ = ("customer_id", "total_credentials", "providers")
