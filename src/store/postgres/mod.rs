@@ -46,6 +46,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (8, "key retirement", include_str!("../../../migrations/postgres/0008_key_retirement.sql")),
     (9, "customer keys", include_str!("../../../migrations/postgres/0009_customer_keys.sql")),
     (10, "verification state", include_str!("../../../migrations/postgres/0010_verification_state.sql")),
+    (11, "summary counts", include_str!("../../../migrations/postgres/0011_summary_counts.sql")),
 ];
 
 fn migrator() -> Migrator {

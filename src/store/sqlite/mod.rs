@@ -54,6 +54,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (12, "customer keys", include_str!("../../../migrations/sqlite/0012_customer_keys.sql")),
     (13, "verification state", include_str!("../../../migrations/sqlite/0013_verification_state.sql")),
     (14, "journal by credential", include_str!("../../../migrations/sqlite/0014_journal_by_credential.sql")),
+    (15, "summary counts", include_str!("../../../migrations/sqlite/0015_summary_counts.sql")),
 ];
 
 /// The SQLite schema's migrations, embedded in the binary.
