@@ -288,6 +288,13 @@ def bytes_per_row(db):
         counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
                   for t in ("cloud_credentials", "credential_audit_log")}
         conn.close()
+        # The log's index by credential, in a file of its own beside the database.
+        index = Path(f"{path}-by-credential")
+        if index.exists():
+            conn = sqlite3.connect(f"file:{index}?mode=ro", uri=True)
+            pages["by-credential"] = conn.execute("SELECT sum(pgsize) FROM dbstat").fetchone()[0] or 0
+            conn.close()
+            audit_tables.append("by-credential")
         size = lambda tables: sum(pages.get(t, 0) for t in tables)
         count = counts.get
     return {"bytes per credential": size(credential_tables) / count("cloud_credentials"),

@@ -1,4 +1,5 @@
-//! The server's background workers: sealing new audit rows onto the chain ([`audit_chain`]),
+//! The server's background workers: sealing new audit rows onto the chain ([`audit_chain`])
+//! and indexing them by credential ([`audit_index`]),
 //! purging deleted credentials whose recovery window ended ([`purger`]), and following the
 //! current master-key version and rewrapping data keys to it ([`keys`]), and verifying every
 //! credential again on schedule ([`reverify`]). Every instance runs
@@ -6,6 +7,7 @@
 //! them: [`Jobs::stop`] lets a pass under way finish, then ends and joins every worker.
 
 mod audit_chain;
+mod audit_index;
 mod keys;
 mod purger;
 mod reverify;
@@ -48,6 +50,10 @@ impl Jobs {
             (
                 "audit chain",
                 tokio::spawn(audit_chain::run(vault.clone(), every.audit_chain, stopped.clone())),
+            ),
+            (
+                "audit index",
+                tokio::spawn(audit_index::run(vault.clone(), every.audit_chain, stopped.clone())),
             ),
             ("purger", tokio::spawn(purger::run(vault.clone(), every.purge, stopped.clone()))),
             ("keys", tokio::spawn(keys::run(vault.clone(), every.keys, rewrap_rate, stopped.clone()))),

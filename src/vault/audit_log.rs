@@ -39,6 +39,15 @@ impl Vault {
     }
 }
 
+impl Vault {
+    /// Brings the store's indexes of the log kept outside its transactions up to date (see
+    /// [`crate::store::AuditStore::index_audit`]); answers the log rows taken.
+    pub async fn index_audit(&self) -> Result<u64, VaultError> {
+        self.ensure_ready()?;
+        Ok(self.store.index_audit().await?)
+    }
+}
+
 /// A sound audit log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditVerified {

@@ -1180,7 +1180,97 @@ async fn verification_streaks_schedules_and_counts_follow_the_contract(backend: 
     );
 }
 
+async fn a_credentials_events_list_in_time_order_however_far_the_log_is_indexed(backend: Backend) {
+    let (store, _dir) = fresh(backend).await;
+    let owner = customer();
+    store.ensure_customer(&owner).await.unwrap();
+    let mine = created(insert(store.as_ref(), credential(owner.id, "Mine", b"m")).await.unwrap());
+    let other = created(insert(store.as_ref(), credential(owner.id, "Other", b"o")).await.unwrap());
+    let t0 = OffsetDateTime::now_utc();
+    let at = |s: i64| t0 + time::Duration::seconds(s);
+    // A use commits to SQLite's journal and moves into the log later than rows written since:
+    // the log's commit order and its time order differ.
+    let use_at = |id: CredentialId, sealed: &'static [u8], s: i64| {
+        let store = store.clone();
+        async move {
+            let claim =
+                UseClaim { id, customer_id: owner.id, etag: None, version: 1, sealed: Arc::from(sealed) };
+            store
+                .record_use(claim, audit(AuditAction::Used, owner.id, Some(id)), at(s))
+                .await
+                .unwrap()
+                .unwrap();
+        }
+    };
+    let direct = |action, s| store.append_audit(audit(action, owner.id, Some(mine.id)), at(s));
+    use_at(mine.id, b"m", 1).await;
+    direct(AuditAction::Verified, 2).await.unwrap();
+    use_at(other.id, b"o", 2).await;
+    use_at(mine.id, b"m", 3).await;
+    direct(AuditAction::Failed, 4).await.unwrap();
+    use_at(mine.id, b"m", 5).await;
+
+    let list = |filter: AuditFilter| {
+        let store = store.clone();
+        async move { store.list_audit(&filter).await.unwrap() }
+    };
+    let mine_only = audit_filter(Some(owner.id), Some(mine.id));
+    let actions = |events: &[credvault::domain::AuditEvent]| {
+        events.iter().map(|e| e.action.clone()).collect::<Vec<_>>()
+    };
+    let walked = list(mine_only.clone()).await;
+    assert_eq!(actions(&walked), ["used", "failed", "used", "verified", "used", "created"]);
+
+    let taken = store.index_audit().await.unwrap();
+    match backend {
+        Backend::Sqlite => {
+            assert_eq!(taken, 8, "every row of the log: two created, four uses, two direct")
+        }
+        Backend::Postgres => assert_eq!(taken, 0, "PostgreSQL indexes the log in its own transactions"),
+    }
+    let indexed = list(mine_only.clone()).await;
+    assert_eq!(
+        indexed.iter().map(|e| e.id).collect::<Vec<_>>(),
+        walked.iter().map(|e| e.id).collect::<Vec<_>>()
+    );
+
+    // Rows past what the index took: one older than all but the credential's creation.
+    use_at(mine.id, b"m", 0).await;
+    direct(AuditAction::Updated, 6).await.unwrap();
+    let expected = ["updated", "used", "failed", "used", "verified", "used", "used", "created"];
+    assert_eq!(actions(&list(mine_only.clone()).await), expected);
+
+    // Pages of two, following the cursor, give the same; so do the filters, before and after
+    // the index takes the rest.
+    for round in 0..2 {
+        let mut paged = Vec::new();
+        let mut filter = AuditFilter { page_size: 2, ..mine_only.clone() };
+        loop {
+            let mut page = list(filter.clone()).await;
+            let more = page.len() > 2;
+            page.truncate(2);
+            filter.after = page.last().map(|e| credvault::domain::Cursor {
+                at_micros: credvault::domain::unix_micros(e.created_at),
+                id: e.id,
+            });
+            paged.extend(page);
+            if !more {
+                break;
+            }
+        }
+        assert_eq!(actions(&paged), expected, "round {round}");
+        let used = list(AuditFilter { action: Some(AuditAction::Used), ..mine_only.clone() }).await;
+        assert_eq!(used.len(), 4, "round {round}");
+        let window = list(AuditFilter { since: Some(at(2)), until: Some(at(5)), ..mine_only.clone() }).await;
+        assert_eq!(actions(&window), ["failed", "used", "verified"], "round {round}");
+        let stranger = list(audit_filter(Some(CustomerId::new_random()), Some(mine.id))).await;
+        assert!(stranger.is_empty(), "round {round}: {stranger:?}");
+        store.index_audit().await.unwrap();
+    }
+}
+
 backend_tests!(
+    a_credentials_events_list_in_time_order_however_far_the_log_is_indexed,
     verification_streaks_schedules_and_counts_follow_the_contract,
     customer_keys_are_added_once_rewrapped_destroyed_and_counted,
     key_versions_the_rewrap_and_leases_follow_the_contract,

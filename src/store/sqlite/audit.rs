@@ -19,6 +19,12 @@ impl AuditStore for SqliteStore {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {
         self.move_journal().await?;
+        // One credential's events by its index, unless the index cannot answer (see `list`).
+        if let Some(index) = &self.by_credential
+            && let Some(events) = index.list(filter).await?
+        {
+            return Ok(events);
+        }
         let (at, id) = filter.after.map_or((i64::MAX, String::new()), |c| (c.at_micros, c.id.to_string()));
         // The walk starts at the cursor's time, not at the newest row.
         let before = filter.until.map_or(i64::MAX, micros).min(at.saturating_add(1));
@@ -34,6 +40,14 @@ impl AuditStore for SqliteStore {
             .fetch_all(&self.reader)
             .await?;
         rows.iter().map(rows::audit_event).collect()
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn index_audit(&self) -> Result<u64, StoreError> {
+        match &self.by_credential {
+            Some(index) => index.catch_up().await,
+            None => Ok(0),
+        }
     }
 
     #[tracing::instrument(level = "debug", skip_all)]

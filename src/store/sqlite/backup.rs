@@ -108,7 +108,9 @@ pub fn restore(from: &Path, database: &Path, replace: bool) -> Result<(), StoreE
         let _ = std::fs::remove_file(&staged);
         return Err(config(format!("cannot copy {} next to {}: {e}", from.display(), database.display())));
     }
-    for suffix in ["-wal", "-shm"] {
+    // The old database's WAL, and its audit index by credential (derived from its log: the
+    // server builds the restored log's anew).
+    for suffix in ["-wal", "-shm", "-by-credential", "-by-credential-wal", "-by-credential-shm"] {
         let mut side = database.as_os_str().to_owned();
         side.push(suffix);
         match std::fs::remove_file(PathBuf::from(side)) {

@@ -102,6 +102,7 @@ macro_rules! soft_deleting {
 }
 
 pub mod backup;
+mod by_credential;
 mod checkpoint;
 mod committer;
 #[macro_use]
@@ -137,6 +138,9 @@ pub struct SqliteStore {
     database: std::path::PathBuf,
     /// The WAL the committers sync (tests make its sync fail).
     wal: Arc<committer::Wal>,
+    /// The audit log indexed by credential, in a file of its own; `None` if it cannot be opened
+    /// (listings by credential then walk the log).
+    by_credential: Option<by_credential::ByCredential>,
 }
 
 impl SqliteStore {
@@ -207,6 +211,10 @@ impl SqliteStore {
             .map_err(|e| {
                 StoreError::unavailable(format!("cannot start the Store committer's thread: {e}"))
             })?;
+        let by_credential = by_credential::ByCredential::open(&database)
+            .await
+            .inspect_err(|e| tracing::warn!(error = %e, "the audit index by credential is unavailable"))
+            .ok();
         Ok(Self {
             writer,
             reader,
@@ -216,6 +224,7 @@ impl SqliteStore {
             stores,
             database,
             wal,
+            by_credential,
         })
     }
 
@@ -390,6 +399,9 @@ impl Store for SqliteStore {
             checkpoints.stop().await;
         }
         self.reader.close().await;
+        if let Some(index) = &self.by_credential {
+            index.close().await;
+        }
         // A clean stop leaves everything in the database file and an empty WAL, so that the
         // file alone is the whole vault (an operator's copy of it, a move to another disk).
         match self.writer.acquire().await {
