@@ -101,7 +101,8 @@ pub(super) fn verify_jitter(interval: std::time::Duration) -> (i64, i64) {
 /// The rest of `audit verify`'s walk once the head is read ([`ChainPart`]'s order): hands `head`
 /// to `each`, then every link with its row (`links`), every row on no link (`unsealed`), and the
 /// log's row count, all in the read transaction the caller opened on `conn` (and commits); stops
-/// where `each` answers `Break`. Only the two statements differ between the backends.
+/// where `each` answers `Break`. PostgreSQL's; SQLite walks on a connection and thread of its own
+/// (`sqlite/chain_walk.rs`: sqlx's SQLite rows each cross threads).
 pub(super) async fn walk_chain<DB>(
     conn: &mut DB::Connection,
     head: ChainPart,

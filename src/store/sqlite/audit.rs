@@ -3,7 +3,7 @@
 use std::ops::ControlFlow;
 
 use super::*;
-use crate::store::{AuditStore, ChainPart, sql};
+use crate::store::{AuditStore, ChainPart};
 
 #[async_trait]
 impl AuditStore for SqliteStore {
@@ -129,33 +129,6 @@ impl AuditStore for SqliteStore {
         each: &mut (dyn FnMut(ChainPart) -> ControlFlow<()> + Send),
     ) -> Result<(), StoreError> {
         self.move_journal().await?;
-        // One read transaction: one snapshot, so a sealing pass committing meanwhile cannot look
-        // like tampering. A reader holds up no writer (WAL); the checkpointer's restart waits.
-        let mut tx = self.reader.begin().await?;
-        let (head, _) = read_head(&mut *tx).await?;
-        let checkpoint = sqlx::query(
-            "SELECT seq, hash, mac, retired_version FROM audit_checkpoints ORDER BY seq DESC LIMIT 1",
-        )
-        .fetch_optional(&mut *tx)
-        .await?
-        .as_ref()
-        .map(rows::checkpoint)
-        .transpose()?;
-        let links = concat!(
-            "SELECT c.seq, c.audit_id, c.hash, a.id IS NOT NULL AS found, ",
-            audit_columns!(),
-            " FROM audit_chain c LEFT JOIN credential_audit_log a ON a.id = c.audit_id ORDER BY c.seq"
-        );
-        // In rowid order: the order rows were committed in.
-        let unsealed = concat!(
-            "SELECT ",
-            audit_columns!(),
-            " FROM credential_audit_log a WHERE NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.audit_id = a.id) \
-             ORDER BY rowid"
-        );
-        sql::walk_chain::<Sqlite>(&mut tx, ChainPart::Head { head, checkpoint }, links, unsealed, each)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        super::chain_walk::walk(&self.database, each).await
     }
 }

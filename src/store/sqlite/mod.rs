@@ -103,6 +103,7 @@ macro_rules! soft_deleting {
 
 pub mod backup;
 mod by_credential;
+mod chain_walk;
 mod checkpoint;
 mod committer;
 #[macro_use]
