@@ -37,9 +37,7 @@ impl Vault {
             }
         }
     }
-}
 
-impl Vault {
     /// Brings the store's indexes of the log kept outside its transactions up to date (see
     /// [`crate::store::AuditStore::index_audit`]); answers the log rows taken.
     pub async fn index_audit(&self) -> Result<u64, VaultError> {

@@ -203,11 +203,7 @@ impl Directory {
 }
 
 /// Trims a `page_size + 1` fetch to the page and says where the next one starts.
-pub(super) fn page_end<T>(
-    items: &mut Vec<T>,
-    page_size: u32,
-    cursor: impl Fn(&T) -> Cursor,
-) -> Option<Cursor> {
+pub(super) fn page_end<T, C>(items: &mut Vec<T>, page_size: u32, cursor: impl Fn(&T) -> C) -> Option<C> {
     let page_size = page_size as usize;
     if items.len() > page_size {
         items.truncate(page_size);

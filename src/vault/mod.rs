@@ -303,12 +303,7 @@ impl Vault {
         if credentials.is_empty() && filter.after.is_none() {
             self.require_customer(filter.customer_id).await?;
         }
-        let next = if credentials.len() > filter.page_size as usize {
-            credentials.truncate(filter.page_size as usize);
-            credentials.last().map(PageCursor::after)
-        } else {
-            None
-        };
+        let next = customers::page_end(&mut credentials, filter.page_size, PageCursor::after);
         Ok(Page { credentials, next })
     }
 
@@ -340,12 +335,7 @@ impl Vault {
                 after: None,
             };
             let mut credentials = self.store.list(&filter).await?;
-            let next = if credentials.len() > per_provider as usize {
-                credentials.truncate(per_provider as usize);
-                credentials.last().map(PageCursor::after)
-            } else {
-                None
-            };
+            let next = customers::page_end(&mut credentials, per_provider, PageCursor::after);
             providers.push(ProviderSummary { counts, credentials, next });
         }
         let total_credentials = providers.iter().map(|p| p.counts.total).sum();

@@ -14,10 +14,12 @@
 //! rows into the index, and one statement lists. Its high-water mark (the last log row taken, by
 //! `seq` and id) lives in the index's file, so the entries and the mark change together. A
 //! listing reads the entries up to the mark and the log's rows past it. An empty index (a first
-//! start on an existing log) is filled in one sorted pass, as SQLite builds an index. The file is derived from the log:
-//! missing, it is created; when its mark does not match the log (a restored backup, another
-//! vault's file), it starts over; while it lags far behind (rebuilding), listings walk the log as
-//! before. Nothing in it is secret or signed: rows are read from the log, MAC'd as ever.
+//! start on an existing log) is filled in one sorted pass, as SQLite builds an index.
+//!
+//! The file is derived from the log: missing, it is created; when its mark does not match the log
+//! (a restored backup, another vault's file), it starts over; while it lags far behind
+//! (rebuilding), listings walk the log as before. Nothing in it is secret or signed: the rows a
+//! listing answers with are read from the log. Its disk cost: ~110 bytes per audit row.
 
 use std::path::{Path, PathBuf};
 
@@ -54,7 +56,7 @@ const TAKE: &str = "INSERT OR IGNORE INTO main.events (credential_id, created_at
      SELECT credential_id, created_at, id, action, seq FROM log.credential_audit_log \
      WHERE seq > ?1 AND seq <= ?2 AND credential_id IS NOT NULL ORDER BY credential_id, created_at, id";
 
-/// One page of a credential's events (`LIST_AUDIT`'s parameters ?2-?9, the mark ?1): the
+/// One page of a credential's events (the mark ?1, then `LIST_AUDIT`'s parameters as ?2-?9): the
 /// index's newest matches up to the mark, each row read from the log by seq, with the log's
 /// matching rows past the mark (later in commit order; a use moves in from the journal after
 /// rows written since, so their times interleave with the index's), found by seq (`NOT INDEXED`:
