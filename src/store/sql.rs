@@ -2,16 +2,11 @@
 //! as stored, and the conflicts their unique indexes report. Each backend's own SQL stays in
 //! its module; this holds only the parts that would otherwise be written twice.
 
-use std::borrow::Cow;
-use std::ops::ControlFlow;
-
-use futures_util::{Stream, TryStreamExt};
-
 use sqlx::migrate::{Migration, MigrationType, Migrator};
+use std::borrow::Cow;
 use time::OffsetDateTime;
 
-use super::rows::{self, StoredRow};
-use super::{ChainPart, StoreError};
+use super::StoreError;
 use crate::domain::quoted;
 
 /// A migrator over `migrations` (version, description, SQL), embedded in the binary. With
@@ -96,55 +91,4 @@ pub(super) fn verify_jitter(interval: std::time::Duration) -> (i64, i64) {
     let micros = i64::try_from(interval.as_micros()).unwrap_or(i64::MAX / 2);
     let spread = (micros / 5).max(1);
     (micros - spread / 2, spread)
-}
-
-/// The rest of `audit verify`'s walk once the head is read ([`ChainPart`]'s order): hands `head`
-/// to `each`, then every link with its row (`links`), every row on no link (`unsealed`), and the
-/// log's row count, all in the read transaction the caller opened on `conn` (and commits); stops
-/// where `each` answers `Break`. PostgreSQL's; SQLite walks on a connection and thread of its own
-/// (`sqlite/chain_walk.rs`: sqlx's SQLite rows each cross threads).
-pub(super) async fn walk_chain<DB>(
-    conn: &mut DB::Connection,
-    head: ChainPart,
-    links: &'static str,
-    unsealed: &'static str,
-    each: &mut (dyn FnMut(ChainPart) -> ControlFlow<()> + Send),
-) -> Result<(), StoreError>
-where
-    DB: sqlx::Database,
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    DB::Row: StoredRow,
-    DB::Arguments: sqlx::IntoArguments<DB>,
-    i64: sqlx::Type<DB> + for<'r> sqlx::Decode<'r, DB>,
-    usize: sqlx::ColumnIndex<DB::Row>,
-{
-    if each(head).is_break()
-        || walk_parts(sqlx::query::<DB>(links).fetch(&mut *conn), rows::sealed_part, each).await?.is_break()
-        || walk_parts(sqlx::query::<DB>(unsealed).fetch(&mut *conn), rows::unsealed_part, each)
-            .await?
-            .is_break()
-    {
-        return Ok(());
-    }
-    let rows: i64 = sqlx::query_scalar::<DB, i64>("SELECT count(*) FROM credential_audit_log")
-        .fetch_one(&mut *conn)
-        .await?;
-    let _ = each(ChainPart::End { rows: u64::try_from(rows).unwrap_or(0) });
-    Ok(())
-}
-
-/// Hands each of `rows`, as `part` reads it, to `each` until the rows end or `each` answers
-/// `Break` (then answered).
-async fn walk_parts<R>(
-    rows: impl Stream<Item = Result<R, sqlx::Error>>,
-    part: fn(&R) -> Result<ChainPart, StoreError>,
-    each: &mut (dyn FnMut(ChainPart) -> ControlFlow<()> + Send),
-) -> Result<ControlFlow<()>, StoreError> {
-    let mut rows = std::pin::pin!(rows);
-    while let Some(row) = rows.try_next().await? {
-        if each(part(&row)?).is_break() {
-            return Ok(ControlFlow::Break(()));
-        }
-    }
-    Ok(ControlFlow::Continue(()))
 }

@@ -2,8 +2,11 @@
 
 use std::ops::ControlFlow;
 
+use futures_util::{Stream, TryStreamExt};
+use sqlx::PgConnection;
+
 use super::*;
-use crate::store::{AuditStore, ChainPart, sql};
+use crate::store::{AuditStore, ChainPart};
 
 #[async_trait]
 impl AuditStore for PostgresStore {
@@ -144,9 +147,48 @@ impl AuditStore for PostgresStore {
             " FROM credential_audit_log a WHERE NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.audit_id = a.id) \
              ORDER BY created_at, id"
         );
-        sql::walk_chain::<Postgres>(&mut tx, ChainPart::Head { head, checkpoint }, links, unsealed, each)
-            .await?;
+        walk_chain(&mut tx, ChainPart::Head { head, checkpoint }, links, unsealed, each).await?;
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// The rest of `audit verify`'s walk once the head is read ([`ChainPart`]'s order): hands `head`
+/// to `each`, then every link with its row (`links`), every row on no link (`unsealed`), and the
+/// log's row count, all in the read transaction the caller opened on `conn` (and commits); stops
+/// where `each` answers `Break`. (SQLite walks on a connection and thread of its own:
+/// `sqlite/chain_walk.rs`.)
+async fn walk_chain(
+    conn: &mut PgConnection,
+    head: ChainPart,
+    links: &'static str,
+    unsealed: &'static str,
+    each: &mut (dyn FnMut(ChainPart) -> ControlFlow<()> + Send),
+) -> Result<(), StoreError> {
+    if each(head).is_break()
+        || walk_parts(sqlx::query(links).fetch(&mut *conn), rows::sealed_part, each).await?.is_break()
+        || walk_parts(sqlx::query(unsealed).fetch(&mut *conn), rows::unsealed_part, each).await?.is_break()
+    {
+        return Ok(());
+    }
+    let rows: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM credential_audit_log").fetch_one(&mut *conn).await?;
+    let _ = each(ChainPart::End { rows: u64::try_from(rows).unwrap_or(0) });
+    Ok(())
+}
+
+/// Hands each of `rows`, as `part` reads it, to `each` until the rows end or `each` answers
+/// `Break` (then answered).
+async fn walk_parts(
+    rows: impl Stream<Item = Result<PgRow, sqlx::Error>>,
+    part: fn(&PgRow) -> Result<ChainPart, StoreError>,
+    each: &mut (dyn FnMut(ChainPart) -> ControlFlow<()> + Send),
+) -> Result<ControlFlow<()>, StoreError> {
+    let mut rows = std::pin::pin!(rows);
+    while let Some(row) = rows.try_next().await? {
+        if each(part(&row)?).is_break() {
+            return Ok(ControlFlow::Break(()));
+        }
+    }
+    Ok(ControlFlow::Continue(()))
 }
