@@ -125,6 +125,13 @@ impl AuditStore for PostgresStore {
         // The walk is one statement per part of the log, as long as the log is (minutes at ten
         // million rows): the pool's statement timeout, meant for requests, does not apply.
         sqlx::query("SET LOCAL statement_timeout = 0").execute(&mut *tx).await?;
+        // Left to itself, the planner hashes the whole log to join it to the chain, then sorts the
+        // joined rows by `seq` on disk before the first one is out (at 10 million rows: 2.7 GB of
+        // temporary files, ~25 s), and hashes the chain again for the rows on no link. Without
+        // hash joins, the links come in `seq` order from their primary key, each row looked up by
+        // its id as it goes (nothing sorted; rows flow at once), and the rows on no link from a
+        // merge of the two id indexes: 215,000 -> 330,000 rows/s, no temporary files.
+        sqlx::query("SET LOCAL enable_hashjoin = off").execute(&mut *tx).await?;
         let head =
             sqlx::query("SELECT seq, hash, mac FROM audit_seal WHERE id = 1").fetch_one(&mut *tx).await?;
         let head = rows::chain_head(&head)?;
