@@ -41,8 +41,8 @@ use crate::auth::Authenticator;
 use crate::crypto::{Binding, Keyring};
 use crate::domain::{
     AuditAction, CredentialId, CredentialMetadata, CredentialName, CredentialSelector, CredentialType,
-    CustomerId, IdempotencyKey, ListFilter, PageCursor, Permission, ProviderSummary, Scope, SecretPayload,
-    Summary, TrustedProxies, Verification, VersionNumber,
+    CustomerId, IdempotencyKey, ListFilter, PageCursor, Permission, Provider, ProviderSummary, Scope,
+    SecretPayload, Summary, TrustedProxies, Verification, VersionNumber,
 };
 use crate::store::{Inserted, NewCredential, Store, StoreError};
 use crate::verify::Verifiers;
@@ -321,23 +321,37 @@ impl Vault {
         self.ensure_ready()?;
         let customer = Some(customer_id);
         self.authorize(&ctx, Scope::CredentialsRead, customer, None, "read the credential summary").await?;
-        let counts = self.store.summary_counts(customer_id).await?;
-        if counts.is_empty() {
-            self.require_customer(customer_id).await?;
-        }
-        let mut providers = Vec::with_capacity(counts.len());
-        for counts in counts {
+        // The count and every provider's newest credentials are reads of their own, side by side
+        // on the pool's connections; a provider with nothing counted is left out.
+        let lists = Provider::ALL.map(|provider| async move {
             let filter = ListFilter {
                 customer_id,
-                provider: Some(counts.provider),
+                provider: Some(provider),
                 include_inactive: true,
                 page_size: per_provider,
                 after: None,
             };
             let mut credentials = self.store.list(&filter).await?;
             let next = customers::page_end(&mut credentials, per_provider, PageCursor::after);
-            providers.push(ProviderSummary { counts, credentials, next });
+            Ok::<_, StoreError>((credentials, next))
+        });
+        let (counts, mut lists) = futures_util::future::try_join(
+            self.store.summary_counts(customer_id),
+            futures_util::future::try_join_all(lists),
+        )
+        .await?;
+        if counts.is_empty() {
+            self.require_customer(customer_id).await?;
         }
+        let providers = counts
+            .into_iter()
+            .map(|counts| {
+                // Every provider counted was listed (ALL names every provider).
+                let at = Provider::ALL.iter().position(|p| *p == counts.provider);
+                let (credentials, next) = at.map(|at| std::mem::take(&mut lists[at])).unwrap_or_default();
+                ProviderSummary { counts, credentials, next }
+            })
+            .collect::<Vec<_>>();
         let total_credentials = providers.iter().map(|p| p.counts.total).sum();
         Ok(Summary { customer_id, total_credentials, providers })
     }

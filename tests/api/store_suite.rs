@@ -316,6 +316,75 @@ async fn credentials_are_stored_used_verified_listed_and_deleted_with_their_audi
     );
 }
 
+/// List's every combination of filters (provider or not, deleted ones or not, first page or a
+/// later one) answers what the customer's credentials hold, in order, across every page size.
+async fn list_pages_follow_every_filter_to_the_last_page(backend: Backend) {
+    let (store, _dir) = fresh(backend).await;
+    let (owner, stranger) = (customer(), customer());
+    store.ensure_customer(&owner).await.unwrap();
+    store.ensure_customer(&stranger).await.unwrap();
+    let start = OffsetDateTime::now_utc();
+    let providers = [Provider::Vultr, Provider::Aws, Provider::Gcp];
+    let mut stored = Vec::new();
+    for i in 0..14_u8 {
+        let provider = providers[usize::from(i) % providers.len()];
+        let new = NewCredential {
+            provider,
+            credential_type: CredentialType::parse_or_default("", provider, "type").unwrap(),
+            // Pairs share a creation time: the id breaks the tie.
+            now: start + time::Duration::seconds(i64::from(i / 2)),
+            ..credential(owner.id, &format!("Key {i}"), &[i])
+        };
+        stored.push(created(insert(store.as_ref(), new).await.unwrap()));
+        let theirs = NewCredential { provider, ..credential(stranger.id, &format!("Key {i}"), &[i]) };
+        insert(store.as_ref(), theirs).await.unwrap();
+    }
+    for gone in [&stored[1], &stored[6], &stored[13]] {
+        store
+            .soft_delete(gone.id, audit(AuditAction::Deleted, owner.id, Some(gone.id)), start)
+            .await
+            .unwrap();
+    }
+    let all = store.all_for_customer(owner.id).await.unwrap();
+    assert_eq!(all.len(), stored.len());
+    let by_order = |a: &CredentialMetadata, b: &CredentialMetadata| {
+        (b.created_at, b.id.as_uuid()).cmp(&(a.created_at, a.id.as_uuid()))
+    };
+    assert!(all.is_sorted_by(|a, b| by_order(a, b).is_le()), "newest first, then by id");
+
+    for provider in
+        [None, Some(Provider::Vultr), Some(Provider::Aws), Some(Provider::Gcp), Some(Provider::Azure)]
+    {
+        for include_inactive in [false, true] {
+            let expected: Vec<_> = all
+                .iter()
+                .filter(|c| provider.is_none_or(|p| c.provider == p) && (include_inactive || c.is_active))
+                .map(|c| c.id)
+                .collect();
+            for page_size in [1, 3, 50] {
+                let (mut listed, mut after) = (Vec::new(), None);
+                loop {
+                    let filter =
+                        ListFilter { customer_id: owner.id, provider, include_inactive, page_size, after };
+                    let mut page = store.list(&filter).await.unwrap();
+                    let more = page.len() > page_size as usize;
+                    page.truncate(page_size as usize);
+                    after = page.last().filter(|_| more).map(PageCursor::after);
+                    listed.extend(page.iter().map(|c| c.id));
+                    assert!(listed.len() <= all.len(), "pages that never end: {filter:?}");
+                    if after.is_none() {
+                        break;
+                    }
+                }
+                assert_eq!(
+                    listed, expected,
+                    "provider {provider:?}, deleted ones {include_inactive}, pages of {page_size}"
+                );
+            }
+        }
+    }
+}
+
 async fn tokens_are_recorded_found_listed_and_revoked(backend: Backend) {
     let (store, _dir) = fresh(backend).await;
     let name = TokenName::parse("suite-token", "name").unwrap();
@@ -1277,6 +1346,7 @@ backend_tests!(
     the_store_keeps_its_own_life,
     customers_are_created_once_listed_in_order_and_changed_with_their_audit_row,
     credentials_are_stored_used_verified_listed_and_deleted_with_their_audit_rows,
+    list_pages_follow_every_filter_to_the_last_page,
     tokens_are_recorded_found_listed_and_revoked,
     every_audit_row_is_chained_once_in_commit_order,
     versions_are_added_changed_and_listed_with_their_audit_rows,

@@ -198,23 +198,36 @@ impl CredentialStore for PostgresStore {
             ),
             None => (None, None),
         };
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            credential_columns!(),
-            " FROM cloud_credentials WHERE customer_id = $1 \
-             AND ($2::text IS NULL OR provider = $2) \
-             AND ($3 OR is_active) \
-             AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5::uuid)) \
-             ORDER BY created_at DESC, id DESC LIMIT $6"
-        ))
-        .bind(filter.customer_id.as_uuid())
-        .bind(filter.provider.map(Provider::as_str))
-        .bind(filter.include_inactive)
-        .bind(after_created)
-        .bind(after_id)
-        .bind(i64::from(filter.page_size) + 1)
-        .fetch_all(&self.pool)
-        .await?;
+        // One statement per combination of filters: a filter switched off by a NULL parameter
+        // (`$2 IS NULL OR provider = $2`) cannot lead an index in the generic plan PostgreSQL
+        // settles on, so a provider's page or a later page would read the customer's rows from
+        // the newest.
+        macro_rules! list {
+            ($($filter:literal)*) => {
+                concat!(
+                    "SELECT ",
+                    credential_columns!(),
+                    " FROM cloud_credentials WHERE customer_id = $1 AND ($3 OR is_active) ",
+                    $($filter,)*
+                    "ORDER BY created_at DESC, id DESC LIMIT $6"
+                )
+            };
+        }
+        let statement = match (filter.provider.is_some(), filter.after.is_some()) {
+            (false, false) => list!(),
+            (true, false) => list!("AND provider = $2 "),
+            (false, true) => list!("AND (created_at, id) < ($4, $5) "),
+            (true, true) => list!("AND provider = $2 " "AND (created_at, id) < ($4, $5) "),
+        };
+        let rows = sqlx::query(statement)
+            .bind(filter.customer_id.as_uuid())
+            .bind(filter.provider.map(Provider::as_str))
+            .bind(filter.include_inactive)
+            .bind(after_created)
+            .bind(after_id)
+            .bind(i64::from(filter.page_size) + 1)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(rows::metadata).collect()
     }
 

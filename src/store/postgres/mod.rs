@@ -47,6 +47,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (9, "customer keys", include_str!("../../../migrations/postgres/0009_customer_keys.sql")),
     (10, "verification state", include_str!("../../../migrations/postgres/0010_verification_state.sql")),
     (11, "summary counts", include_str!("../../../migrations/postgres/0011_summary_counts.sql")),
+    (12, "list by provider", include_str!("../../../migrations/postgres/0012_list_by_provider.sql")),
 ];
 
 fn migrator() -> Migrator {

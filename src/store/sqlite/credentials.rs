@@ -265,22 +265,34 @@ impl CredentialStore for SqliteStore {
             Some(cursor) => (Some(cursor.created_at_micros), Some(cursor.id.to_string())),
             None => (None, None),
         };
-        let rows = sqlx::query(select_credentials_counting_journal!(
-            "customer_id = ?1",
-            "FROM credentials WHERE customer_id = ?1 "
-            "AND (?2 IS NULL OR provider = ?2) "
-            "AND (?3 OR is_active = 1) "
-            "AND (?4 IS NULL OR created_at < ?4 OR (created_at = ?4 AND id < ?5)) "
-            "ORDER BY created_at DESC, id DESC LIMIT ?6"
-        ))
-        .bind(filter.customer_id.to_string())
-        .bind(filter.provider.map(Provider::as_str))
-        .bind(filter.include_inactive)
-        .bind(after_created)
-        .bind(after_id)
-        .bind(i64::from(filter.page_size) + 1)
-        .fetch_all(&self.reader)
-        .await?;
+        // One statement per combination of filters, each a constant prepared once: a filter
+        // switched off by a NULL parameter (`?2 IS NULL OR provider = ?2`) cannot lead an index,
+        // so a provider's page or a later page would read the customer's rows from the newest.
+        macro_rules! list {
+            ($($filter:literal)*) => {
+                select_credentials_counting_journal!(
+                    "customer_id = ?1",
+                    "FROM credentials WHERE customer_id = ?1 AND (?3 OR is_active = 1) "
+                    $($filter)*
+                    "ORDER BY created_at DESC, id DESC LIMIT ?6"
+                )
+            };
+        }
+        let statement = match (filter.provider.is_some(), filter.after.is_some()) {
+            (false, false) => list!(),
+            (true, false) => list!("AND provider = ?2 "),
+            (false, true) => list!("AND (created_at, id) < (?4, ?5) "),
+            (true, true) => list!("AND provider = ?2 " "AND (created_at, id) < (?4, ?5) "),
+        };
+        let rows = sqlx::query(statement)
+            .bind(filter.customer_id.to_string())
+            .bind(filter.provider.map(Provider::as_str))
+            .bind(filter.include_inactive)
+            .bind(after_created)
+            .bind(after_id)
+            .bind(i64::from(filter.page_size) + 1)
+            .fetch_all(&self.reader)
+            .await?;
         rows.iter().map(rows::metadata).collect()
     }
 

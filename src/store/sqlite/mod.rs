@@ -55,6 +55,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (13, "verification state", include_str!("../../../migrations/sqlite/0013_verification_state.sql")),
     (14, "journal by credential", include_str!("../../../migrations/sqlite/0014_journal_by_credential.sql")),
     (15, "summary counts", include_str!("../../../migrations/sqlite/0015_summary_counts.sql")),
+    (16, "list by provider", include_str!("../../../migrations/sqlite/0016_list_by_provider.sql")),
 ];
 
 /// The SQLite schema's migrations, embedded in the binary.
