@@ -40,6 +40,14 @@ macro_rules! served_version {
     };
 }
 
+/// An active credential by id (`?1`) with the version Get serves (`?2`: a number, or NULL for
+/// the current one); read in groups (`get_reads`).
+pub(super) const BY_ID: &str = concat!(
+    select_credentials_counting_journal!("credential_id = ?1",),
+    served_version!("credentials", "?2"),
+    " FROM credentials WHERE id = ?1 AND is_active = 1"
+);
+
 #[async_trait]
 impl CredentialStore for SqliteStore {
     #[tracing::instrument(level = "debug", skip_all, fields(credential_id = %new.id, customer_id = %new.customer_id))]
@@ -144,17 +152,7 @@ impl CredentialStore for SqliteStore {
     ) -> Result<Option<SealedCredential>, StoreError> {
         let version = version.map(i64::from);
         let row = match selector {
-            CredentialSelector::Id(id) => {
-                sqlx::query(concat!(
-                    select_credentials_counting_journal!("credential_id = ?1",),
-                    served_version!("credentials", "?2"),
-                    " FROM credentials WHERE id = ?1 AND is_active = 1"
-                ))
-                .bind(id.to_string())
-                .bind(version)
-                .fetch_optional(&self.reader)
-                .await?
-            }
+            CredentialSelector::Id(id) => return self.get_reads.submit((id, version)).await?,
             // Only Get selects by provider, and it answers with the usage `record_use` returns:
             // the journal is not scanned on every such Get.
             CredentialSelector::Preferred { customer_id, provider } => {

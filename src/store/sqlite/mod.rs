@@ -107,6 +107,7 @@ mod by_credential;
 mod chain_walk;
 mod checkpoint;
 mod committer;
+mod get_reads;
 #[macro_use]
 mod journal;
 mod stores;
@@ -136,6 +137,8 @@ pub struct SqliteStore {
     uses: super::group_commit::Group<committer::Committer>,
     /// Stores, committed in groups (see [`stores`]).
     stores: super::group_commit::Group<stores::StoreCommitter>,
+    /// Get's reads by id, in groups (see [`get_reads`]).
+    get_reads: super::group_commit::Group<get_reads::GetReads>,
     /// The database file, for messages that tell an operator which file to fix.
     database: std::path::PathBuf,
     /// The WAL the committers sync (tests make its sync fail).
@@ -213,6 +216,11 @@ impl SqliteStore {
             .map_err(|e| {
                 StoreError::unavailable(format!("cannot start the Store committer's thread: {e}"))
             })?;
+        let get_reads = super::group_commit::Group::start_on_thread(
+            get_reads::GetReads::open(&database)?,
+            "credvault-get-reads",
+        )
+        .map_err(|e| StoreError::unavailable(format!("cannot start the Get reads' thread: {e}")))?;
         let by_credential = by_credential::ByCredential::open(&database)
             .await
             .inspect_err(|e| tracing::warn!(error = %e, "the audit index by credential is unavailable"))
@@ -224,6 +232,7 @@ impl SqliteStore {
             signer,
             uses,
             stores,
+            get_reads,
             database,
             wal,
             by_credential,
@@ -396,6 +405,7 @@ impl Store for SqliteStore {
     async fn close(&self) {
         self.stores.close().await;
         self.uses.close().await;
+        self.get_reads.close().await;
         let checkpoints = self.checkpoints.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         if let Some(checkpoints) = checkpoints {
             checkpoints.stop().await;

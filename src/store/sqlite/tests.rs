@@ -123,6 +123,8 @@ async fn after_close_every_call_is_unavailable_and_no_worker_is_left() {
     let (dir, store, claim) = store_and_claim().await;
     let (c, a) = claim();
     store.record_use(c, a, OffsetDateTime::now_utc()).await.unwrap();
+    let read = store.fetch_sealed(CredentialSelector::Id(CredentialId::new_random()), None).await;
+    assert!(read.unwrap().is_none(), "the Get reads' thread and connection are up");
     store.close().await;
     let (c, a) = claim();
     let used = store.record_use(c, a, OffsetDateTime::now_utc()).await;
@@ -131,12 +133,76 @@ async fn after_close_every_call_is_unavailable_and_no_worker_is_left() {
     assert!(matches!(written, Err(StoreError::Unavailable(_))), "{written:?}");
     let read = store.customer_exists(CustomerId::new_random()).await;
     assert!(matches!(read, Err(StoreError::Unavailable(_))), "{read:?}");
+    let read = store.fetch_sealed(CredentialSelector::Id(CredentialId::new_random()), None).await;
+    assert!(matches!(read, Err(StoreError::Unavailable(_))), "{read:?}");
     // Every connection is closed: SQLite removed the WAL and shared-memory files, which it
     // does only when the last connection to the database closes.
     drop(store);
     for side in ["vault.db-wal", "vault.db-shm"] {
         assert!(!dir.path().join(side).exists(), "{side} is still there: a connection is open");
     }
+}
+
+/// Get's reads by id that share a group each get their own answer: the row, nothing (no such
+/// credential, or no such version), or the error of a row that does not read.
+#[tokio::test]
+async fn reads_in_one_group_answer_each_its_own() {
+    let (_dir, store, _) = store_and_claim().await;
+    let owner = customer();
+    store.ensure_customer(&owner).await.unwrap();
+    let mut ids = Vec::new();
+    for name in ["A", "B", "C"] {
+        let new = NewCredential {
+            id: CredentialId::new_random(),
+            customer_id: owner.id,
+            provider: Provider::Vultr,
+            name: crate::domain::CredentialName::parse(name, "name").unwrap(),
+            credential_type: crate::domain::CredentialType::parse_or_default("", Provider::Vultr, "type")
+                .unwrap(),
+            permissions: crate::domain::Permission::ReadOnly,
+            sealed: name.as_bytes().to_vec(),
+            key_version: Some(1),
+            make_default: false,
+            idempotency: None,
+            now: OffsetDateTime::now_utc(),
+        };
+        let audit = AuditEntry {
+            credential_id: Some(new.id),
+            customer_id: Some(owner.id),
+            action: AuditAction::Created,
+            details: "test".into(),
+            ip_address: None,
+            actor: None,
+        };
+        ids.push(new.id);
+        store.insert_credential(new, audit).await.unwrap();
+    }
+    // A permission no build of credvault writes (past the table's CHECK): that row cannot be
+    // read as a credential.
+    let mut writer = store.writer.acquire().await.unwrap();
+    sqlx::query("PRAGMA ignore_check_constraints = ON").execute(&mut **writer).await.unwrap();
+    sqlx::query("UPDATE cloud_credentials SET permissions = 'everything' WHERE id = ?")
+        .bind(ids[2].to_string())
+        .execute(&mut **writer)
+        .await
+        .unwrap();
+    sqlx::query("PRAGMA ignore_check_constraints = OFF").execute(&mut **writer).await.unwrap();
+    drop(writer);
+    let read = |id, version| store.fetch_sealed(CredentialSelector::Id(id), version);
+    let v2: Option<VersionNumber> = Some(2);
+    let (a, b, broken, missing, no_version) = tokio::join!(
+        read(ids[0], None),
+        read(ids[1], None),
+        read(ids[2], None),
+        read(CredentialId::new_random(), None),
+        read(ids[0], v2)
+    );
+    let sealed = |found: Option<SealedCredential>| found.unwrap().version.unwrap().sealed.unwrap();
+    assert_eq!(sealed(a.unwrap()), b"A");
+    assert_eq!(sealed(b.unwrap()), b"B");
+    assert!(matches!(broken, Err(StoreError::Other(_))), "{broken:?}");
+    assert!(missing.unwrap().is_none());
+    assert!(no_version.unwrap().unwrap().version.is_none(), "credential A has no version 2");
 }
 
 /// Before migration 6, a Get counted its use on the credential's row and journaled its
