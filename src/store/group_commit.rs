@@ -15,6 +15,9 @@
 //! directly and blocks while it does (SQLite's), on a thread of its own
 //! ([`Group::start_on_thread`]).
 //!
+//! A recorder need not write: SQLite's Get reads by id go through the same queue
+//! (`sqlite/get_reads.rs`), so that the reads arriving together share one transaction.
+//!
 //! A recorder may commit without waiting for the disk and sync separately
 //! ([`Recorder::defers_sync`], SQLite's): a thread of its own then answers each committed group
 //! after a sync that began once it had committed, so a group still commits durably before its
