@@ -143,9 +143,12 @@ impl Vault {
         self.store.check_writable().await.map_err(StartupError::from)?;
         self.store.migrate().await.map_err(StartupError::from)?;
         prove_key(self.store.as_ref(), &self.keyring).await?;
-        // One read of the key usage (it counts every stored data key) serves both checks.
-        let usage = self.store.key_usage().await?;
-        startup::require_versions_in_use(&usage, &self.keyring)?;
+        // Which versions wrap anything serves both checks; the keys are counted only to say
+        // how many a missing version wraps.
+        let usage = self.store.key_usage_present().await?;
+        if startup::require_versions_in_use(&usage, &self.keyring).is_err() {
+            startup::require_versions_in_use(&self.store.key_usage().await?, &self.keyring)?;
+        }
         startup::adopt_current_key_with(self.store.as_ref(), &self.keyring, &usage).await?;
         self.follow_customer_keys().await.map_err(|e| StartupError::Store(e.to_string()))?;
         self.ready.store(true, Ordering::Release);

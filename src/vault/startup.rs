@@ -87,7 +87,7 @@ pub async fn prove_key(store: &dyn Store, keyring: &Keyring) -> Result<(), Start
 /// retired. Refuses a configuration lacking the current version or one whose audit MACs are in
 /// the log and not vouched for by a checkpoint.
 pub async fn adopt_current_key(store: &dyn Store, keyring: &Keyring) -> Result<(), StartupError> {
-    adopt_current_key_with(store, keyring, &store.key_usage().await?).await
+    adopt_current_key_with(store, keyring, &store.key_usage_present().await?).await
 }
 
 /// [`adopt_current_key`] with the database's key usage as read already.

@@ -119,6 +119,14 @@ async fn a_seeded_database_serves_and_verifies(backend: Backend) {
     let report = bench::run(&args).await.expect("the run completes");
     assert_eq!(report.errors, 0, "{report}");
     assert!(report.ok > 0, "{report}");
+    // The server moves the seeded data keys under their customers' keys in the background, and
+    // writes its `rewrap_finished` row when done: wait for it, or it can land after the count.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let finished = "SELECT count(*) FROM credential_audit_log WHERE action = 'rewrap_finished'";
+    while app.db().await.count(finished).await == 0 {
+        assert!(std::time::Instant::now() < deadline, "no rewrap_finished row 30 s after start");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     app.vault.chain_audit().await.unwrap();
     let verified =
         app.vault.verify_audit_log().await.unwrap().expect("the chain goes on after the seeded rows");

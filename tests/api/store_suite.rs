@@ -794,10 +794,26 @@ async fn imports_keep_ids_times_and_counts_and_are_skipped_once_there(backend: B
     assert_eq!(store.chain_audit(100).await.unwrap().refused.len(), 0, "imported rows are MACed like any");
 }
 
+/// The key usage, checked against [`Store::key_usage_present`]: the same rows, each count at
+/// most 1.
+async fn key_usage(store: &dyn Store) -> Vec<credvault::store::KeyUsage> {
+    let usage = store.key_usage().await.unwrap();
+    let capped: Vec<_> = usage
+        .iter()
+        .map(|k| credvault::store::KeyUsage {
+            data_keys: k.data_keys.min(1),
+            customer_keys: k.customer_keys.min(1),
+            ..k.clone()
+        })
+        .collect();
+    assert_eq!(store.key_usage_present().await.unwrap(), capped, "present where counted");
+    usage
+}
+
 async fn key_usage_counts_the_data_keys_of_each_version(backend: Backend) {
     use credvault::store::KeyUsage;
     let (store, _dir) = fresh(backend).await;
-    assert_eq!(store.key_usage().await.unwrap(), [], "nothing recorded, nothing sealed");
+    assert_eq!(key_usage(store.as_ref()).await, [], "nothing recorded, nothing sealed");
     assert_eq!(store.check_key(1, &[7; 32]).await.unwrap(), KeyCheck::Recorded);
     let owner = customer();
     store.ensure_customer(&owner).await.unwrap();
@@ -806,7 +822,7 @@ async fn key_usage_counts_the_data_keys_of_each_version(backend: Backend) {
     // A version sealed under key version 2, which no server recorded: named by its data key only.
     let two = NewVersion { key_version: Some(2), ..version(&stored, 2, b"v2") };
     store.add_version(two, audit(AuditAction::Rotated, owner.id, Some(stored.id))).await.unwrap();
-    let usage = store.key_usage().await.unwrap();
+    let usage = key_usage(store.as_ref()).await;
     assert_eq!(usage.len(), 2, "{usage:?}");
     assert_eq!((usage[0].version, usage[0].data_keys, usage[0].recorded_at.is_some()), (1, 2, true));
     let unrecorded = KeyUsage {
@@ -827,7 +843,28 @@ async fn key_usage_counts_the_data_keys_of_each_version(backend: Backend) {
         )
         .await
         .unwrap();
-    assert_eq!(store.key_usage().await.unwrap()[0].data_keys, 1, "a destroyed version wraps nothing");
+    assert_eq!(key_usage(store.as_ref()).await[0].data_keys, 1, "a destroyed version wraps nothing");
+    let other = store
+        .list(&ListFilter {
+            customer_id: owner.id,
+            provider: None,
+            include_inactive: false,
+            page_size: 10,
+            after: None,
+        })
+        .await
+        .unwrap();
+    let other = other.iter().find(|c| c.id != stored.id).unwrap();
+    store
+        .change_version(
+            change(other, 1, VersionChange::Destroy),
+            audit(AuditAction::Updated, owner.id, Some(other.id)),
+            now,
+        )
+        .await
+        .unwrap();
+    let usage = key_usage(store.as_ref()).await;
+    assert_eq!((usage[0].version, usage[0].data_keys), (1, 0), "recorded, wrapping nothing: {usage:?}");
 }
 
 /// The key records and the rewrap's reads and writes: which version is current (made current
@@ -858,7 +895,7 @@ async fn key_versions_the_rewrap_and_leases_follow_the_contract(backend: Backend
     assert_eq!((store.current_key().await.unwrap(), store.first_key().await.unwrap()), (Some(2), Some(1)));
     let events = store.list_audit(&audit_filter(Some(owner.id), None)).await.unwrap();
     assert_eq!(events.iter().filter(|e| e.action == "key_rotated").count(), 1);
-    let usage = store.key_usage().await.unwrap();
+    let usage = key_usage(store.as_ref()).await;
     assert!(usage.iter().all(|k| k.made_current_at.is_some()), "{usage:?}");
 
     let mut ids = Vec::new();
@@ -902,14 +939,14 @@ async fn key_versions_the_rewrap_and_leases_follow_the_contract(backend: Backend
     let sealed = store.fetch_sealed(CredentialSelector::Id(ids[0]), None).await.unwrap().unwrap();
     assert_eq!(sealed.version.unwrap().sealed.as_deref(), Some(&b"under v2"[..]));
     assert_eq!(store.data_keys_to_rewrap(Some(2), None, 10).await.unwrap().len(), 3);
-    let usage = store.key_usage().await.unwrap();
+    let usage = key_usage(store.as_ref()).await;
     assert_eq!(usage.iter().map(|k| (k.version, k.data_keys)).collect::<Vec<_>>(), [(1, 3), (2, 2)]);
     // Moved under the customer's key: no master-key version wraps it any more.
     let under_customer =
         RewrappedDataKey { key_version: None, sealed: b"under the customer".to_vec(), ..moved(ids[3], 1) };
     assert_eq!(store.replace_wrapped(&[under_customer]).await.unwrap(), 1);
     assert_eq!(store.data_keys_to_rewrap(None, None, 10).await.unwrap().len(), 4);
-    let usage = store.key_usage().await.unwrap();
+    let usage = key_usage(store.as_ref()).await;
     assert_eq!(usage.iter().map(|k| (k.version, k.data_keys)).collect::<Vec<_>>(), [(1, 2), (2, 2)]);
     let sealed = store.fetch_sealed(CredentialSelector::Id(ids[3]), None).await.unwrap().unwrap();
     assert_eq!(sealed.version.unwrap().sealed.as_deref(), Some(&b"under the customer"[..]));
@@ -941,7 +978,7 @@ async fn key_versions_the_rewrap_and_leases_follow_the_contract(backend: Backend
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(store.audit_chain().await.unwrap().checkpoint, Some(checkpoint));
-    let usage = store.key_usage().await.unwrap();
+    let usage = key_usage(store.as_ref()).await;
     assert_eq!(
         usage.iter().map(|k| (k.version, k.retired_at.is_some())).collect::<Vec<_>>(),
         [(1, true), (2, false)]
@@ -988,7 +1025,7 @@ async fn customer_keys_are_added_once_rewrapped_destroyed_and_counted(backend: B
     }
     let counts = store.customer_key_counts().await.unwrap();
     assert_eq!(counts, CustomerKeyCounts { by_version: vec![(1, 3)], destroyed: 0 });
-    let usage = store.key_usage().await.unwrap();
+    let usage = key_usage(store.as_ref()).await;
     assert_eq!(usage.iter().map(|k| (k.version, k.customer_keys)).collect::<Vec<_>>(), [(1, 3), (2, 0)]);
 
     let page = store.customer_keys_to_rewrap(2, None, 2).await.unwrap();
