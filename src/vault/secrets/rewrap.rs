@@ -45,6 +45,20 @@ pub enum RewrapPass {
     Finished { moved: u64, left: i64 },
 }
 
+/// Customer keys not under `current`, and data keys still under a master-key version (with
+/// customer keys enabled) or under one other than `current` (before), summed over `usage`
+/// (counted, or capped at 1 by [`crate::store::KeyStore::key_usage_present`]).
+fn to_move(usage: &[crate::store::KeyUsage], current: u32, under_customers: bool) -> ToMove {
+    ToMove {
+        customer_keys: usage.iter().filter(|k| k.version != current).map(|k| k.customer_keys).sum(),
+        data_keys: usage
+            .iter()
+            .filter(|k| under_customers || k.version != current)
+            .map(|k| k.data_keys)
+            .sum(),
+    }
+}
+
 /// Keys not yet where they belong.
 #[derive(Debug, Clone, Copy)]
 struct ToMove {
@@ -88,6 +102,13 @@ impl Vault {
         self.ensure_ready()?;
         let current = self.keyring.current_version();
         let under_customers = self.customer_keys_enabled();
+        // The keys job asks at every start and every few minutes: whether anything is to move
+        // is answered by index seeks; the keys are counted (every data key read) only if so.
+        let present = to_move(&self.store.key_usage_present().await?, current, under_customers);
+        if present.customer_keys + present.data_keys == 0 {
+            metrics::gauge!(crate::metrics::REWRAP_REMAINING).set(0.0);
+            return Ok(RewrapPass::NothingToDo);
+        }
         let to_move = self.keys_to_move(current, under_customers).await?;
         let total = to_move.customer_keys + to_move.data_keys;
         metrics::gauge!(crate::metrics::REWRAP_REMAINING).set(total as f64);
@@ -293,18 +314,9 @@ impl Vault {
         Ok(self.store.take_lease(REWRAP_JOB, holder, now + REWRAP_LEASE, now).await?)
     }
 
-    /// Customer keys not under `current`, and data keys still under a master-key version (with
-    /// customer keys enabled) or under one other than `current` (before).
+    /// [`to_move`], counted.
     async fn keys_to_move(&self, current: u32, under_customers: bool) -> Result<ToMove, VaultError> {
-        let usage = self.store.key_usage().await?;
-        Ok(ToMove {
-            customer_keys: usage.iter().filter(|k| k.version != current).map(|k| k.customer_keys).sum(),
-            data_keys: usage
-                .iter()
-                .filter(|k| under_customers || k.version != current)
-                .map(|k| k.data_keys)
-                .sum(),
-        })
+        Ok(to_move(&self.store.key_usage().await?, current, under_customers))
     }
 
     async fn audit_rewrap(&self, ctx: &RequestContext, action: AuditAction, details: String) {
