@@ -8,9 +8,12 @@ use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
 use crate::domain::{
-    CredentialMetadata, FieldViolation, Finding, Provider, SecretPayload, Summary, Verification,
-    VerifyOutcome, VersionMetadata,
+    CredentialMetadata, FieldViolation, Finding, Provider, SecretPayload, Verification, VerifyOutcome,
+    VersionMetadata,
 };
+
+mod summary;
+pub(super) use summary::{SummaryBody, SummaryQuery};
 
 /// `POST /api/v1/credentials`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -371,46 +374,6 @@ impl Verified {
     }
 }
 
-/// `GET /api/v1/credentials/status/summary` (the seed's shape).
-#[derive(Debug, Serialize, ToSchema)]
-pub(super) struct SummaryBody {
-    pub(super) customer_id: String,
-    pub(super) total_credentials: i64,
-    /// Keyed by provider name.
-    pub(super) providers: BTreeMap<String, ProviderCounts>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub(super) struct ProviderCounts {
-    pub(super) total: i64,
-    pub(super) active: i64,
-    pub(super) verified: i64,
-    /// Active credentials with no enabled version.
-    pub(super) disabled: i64,
-    /// Deleted credentials not purged yet (restorable).
-    pub(super) pending_deletion: i64,
-    /// Active credentials whose verification failed several times in a row.
-    pub(super) failing: i64,
-    /// Active credentials whose last verification had findings.
-    pub(super) risky: i64,
-    /// The provider's newest credentials, deleted ones included: at most
-    /// `credentials_per_provider` of them.
-    pub(super) credentials: Vec<Credential>,
-    /// Present when the provider has more credentials than listed: pass it as `page_token` to
-    /// `GET /api/v1/credentials/{provider}?include_inactive=true` for the rest.
-    pub(super) next_page_token: Option<String>,
-}
-
-/// Query of `GET /api/v1/credentials/status/summary`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub(super) struct SummaryQuery {
-    /// How many of each provider's newest credentials to list (0 or absent: 100; at most 500).
-    /// The counts always cover every credential.
-    #[serde(default)]
-    pub(super) credentials_per_provider: Option<i32>,
-}
-
 /// `GET /api/v1/credentials/{provider_or_id}`: a page of a provider's credentials, or one
 /// credential.
 #[derive(Debug, Serialize, ToSchema)]
@@ -422,34 +385,6 @@ pub(super) enum ListedOrOne {
     )]
     Listed(Vec<Credential>),
     One(Box<Credential>),
-}
-
-impl From<Summary> for SummaryBody {
-    fn from(s: Summary) -> Self {
-        Self {
-            customer_id: s.customer_id.to_string(),
-            total_credentials: s.total_credentials,
-            providers: s
-                .providers
-                .into_iter()
-                .map(|p| {
-                    let c = p.counts;
-                    let counts = ProviderCounts {
-                        total: c.total,
-                        active: c.active,
-                        verified: c.verified,
-                        disabled: c.disabled,
-                        pending_deletion: c.pending_deletion,
-                        failing: c.failing,
-                        risky: c.risky,
-                        credentials: p.credentials.into_iter().map(Credential::from).collect(),
-                        next_page_token: p.next.map(|cursor| cursor.encode()),
-                    };
-                    (c.provider.as_str().to_owned(), counts)
-                })
-                .collect(),
-        }
-    }
 }
 
 /// Query of the list endpoints.
