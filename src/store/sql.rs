@@ -87,6 +87,24 @@ pub(super) const SUMMARY_COUNTS: &str = "SELECT provider, count(*) AS total, \
      count(*) FILTER (WHERE is_active AND verification_findings IS NOT NULL) AS risky \
      FROM cloud_credentials WHERE customer_id = $1 GROUP BY provider";
 
+/// [`crate::store::KeyStore::key_usage_present`]: every master-key version with whether it wraps
+/// any data key or customer key (0 or 1), in SQL both backends run. `wrapping` finds the data
+/// keys' distinct versions by one index seek each past the last (`ORDER BY ... LIMIT 1`: SQLite's
+/// plan for `min()` walked the table by its primary key).
+pub(super) const KEY_USAGE_PRESENT: &str = "WITH RECURSIVE wrapping(version) AS (\
+     SELECT (SELECT key_version FROM credential_versions WHERE key_version IS NOT NULL \
+     ORDER BY key_version LIMIT 1) \
+     UNION ALL SELECT (SELECT key_version FROM credential_versions WHERE key_version > wrapping.version \
+     ORDER BY key_version LIMIT 1) FROM wrapping WHERE wrapping.version IS NOT NULL) \
+     SELECT CAST(version AS bigint) AS version, created_at, \
+     CAST(CAST(EXISTS (SELECT 1 FROM credential_versions v WHERE v.key_version = k.version) AS integer) AS bigint) \
+     AS data_keys, \
+     CAST(CAST(EXISTS (SELECT 1 FROM customer_keys c WHERE c.key_version = k.version) AS integer) AS bigint) \
+     AS customer_keys, made_current_at, retired_at FROM encryption_keys k \
+     UNION ALL SELECT CAST(version AS bigint), NULL, CAST(1 AS bigint), CAST(0 AS bigint), NULL, NULL \
+     FROM wrapping WHERE version IS NOT NULL AND version NOT IN (SELECT version FROM encryption_keys) \
+     ORDER BY version";
+
 /// The spread of scheduled verifications: the next one is due `interval` after a claim, give or
 /// take a tenth, as (the least delay, the width of the random part), in microseconds.
 pub(super) fn verify_jitter(interval: std::time::Duration) -> (i64, i64) {

@@ -54,24 +54,7 @@ impl KeyStore for SqliteStore {
 
     #[tracing::instrument(level = "debug", skip_all)]
     async fn key_usage_present(&self) -> Result<Vec<KeyUsage>, StoreError> {
-        // `wrapping`: the data keys' distinct versions, each found by one seek past the last
-        // (`ORDER BY ... LIMIT 1`: SQLite's min() scanned the table by its primary key).
-        let rows = sqlx::query(
-            "WITH RECURSIVE wrapping(version) AS (SELECT (SELECT key_version FROM credential_versions \
-             WHERE key_version IS NOT NULL ORDER BY key_version LIMIT 1) \
-             UNION ALL SELECT (SELECT key_version FROM credential_versions WHERE key_version > wrapping.version \
-             ORDER BY key_version LIMIT 1) FROM wrapping WHERE wrapping.version IS NOT NULL) \
-             SELECT version, created_at, \
-             EXISTS (SELECT 1 FROM credential_versions v WHERE v.key_version = k.version) AS data_keys, \
-             EXISTS (SELECT 1 FROM customer_keys c WHERE c.key_version = k.version) AS customer_keys, \
-             made_current_at, retired_at FROM encryption_keys k \
-             UNION ALL SELECT version, NULL AS created_at, 1 AS data_keys, 0 AS customer_keys, \
-             NULL AS made_current_at, NULL AS retired_at FROM wrapping \
-             WHERE version IS NOT NULL AND version NOT IN (SELECT version FROM encryption_keys) \
-             ORDER BY version",
-        )
-        .fetch_all(&self.reader)
-        .await?;
+        let rows = sqlx::query(crate::store::sql::KEY_USAGE_PRESENT).fetch_all(&self.reader).await?;
         rows.iter().map(rows::key_usage).collect()
     }
 

@@ -35,6 +35,36 @@ async fn store_and_claim() -> (tempfile::TempDir, SqliteStore, impl Fn() -> (Use
     (dir, store, claim)
 }
 
+/// A Vultr credential of `owner` named `name`, sealed as `sealed`.
+fn new_credential(owner: CustomerId, name: &str, sealed: &[u8]) -> NewCredential {
+    NewCredential {
+        id: CredentialId::new_random(),
+        customer_id: owner,
+        provider: Provider::Vultr,
+        name: crate::domain::CredentialName::parse(name, "name").unwrap(),
+        credential_type: crate::domain::CredentialType::parse_or_default("", Provider::Vultr, "type")
+            .unwrap(),
+        permissions: crate::domain::Permission::ReadOnly,
+        sealed: sealed.to_vec(),
+        key_version: Some(1),
+        make_default: false,
+        idempotency: None,
+        now: OffsetDateTime::now_utc(),
+    }
+}
+
+/// The audit row of storing `new`.
+fn audit(new: &NewCredential) -> AuditEntry {
+    AuditEntry {
+        credential_id: Some(new.id),
+        customer_id: Some(new.customer_id),
+        action: AuditAction::Created,
+        details: "test".into(),
+        ip_address: None,
+        actor: None,
+    }
+}
+
 fn customer() -> NewCustomer {
     NewCustomer {
         id: CustomerId::new_random(),
@@ -83,28 +113,7 @@ async fn a_store_is_answered_only_after_the_wal_holding_it_is_synced() {
     let (_dir, store, _) = store_and_claim().await;
     let owner = customer();
     store.ensure_customer(&owner).await.unwrap();
-    let new = |name: &str| NewCredential {
-        id: CredentialId::new_random(),
-        customer_id: owner.id,
-        provider: Provider::Vultr,
-        name: crate::domain::CredentialName::parse(name, "name").unwrap(),
-        credential_type: crate::domain::CredentialType::parse_or_default("", Provider::Vultr, "type")
-            .unwrap(),
-        permissions: crate::domain::Permission::ReadOnly,
-        sealed: b"sealed".to_vec(),
-        key_version: Some(1),
-        make_default: false,
-        idempotency: None,
-        now: OffsetDateTime::now_utc(),
-    };
-    let audit = |new: &NewCredential| AuditEntry {
-        credential_id: Some(new.id),
-        customer_id: Some(owner.id),
-        action: AuditAction::Created,
-        details: "test".into(),
-        ip_address: None,
-        actor: None,
-    };
+    let new = |name: &str| new_credential(owner.id, name, b"sealed");
     let first = new("First");
     assert!(matches!(store.insert_credential(first.clone(), audit(&first)).await, Ok(Inserted::Created(_))));
 
@@ -152,30 +161,9 @@ async fn reads_in_one_group_answer_each_its_own() {
     store.ensure_customer(&owner).await.unwrap();
     let mut ids = Vec::new();
     for name in ["A", "B", "C"] {
-        let new = NewCredential {
-            id: CredentialId::new_random(),
-            customer_id: owner.id,
-            provider: Provider::Vultr,
-            name: crate::domain::CredentialName::parse(name, "name").unwrap(),
-            credential_type: crate::domain::CredentialType::parse_or_default("", Provider::Vultr, "type")
-                .unwrap(),
-            permissions: crate::domain::Permission::ReadOnly,
-            sealed: name.as_bytes().to_vec(),
-            key_version: Some(1),
-            make_default: false,
-            idempotency: None,
-            now: OffsetDateTime::now_utc(),
-        };
-        let audit = AuditEntry {
-            credential_id: Some(new.id),
-            customer_id: Some(owner.id),
-            action: AuditAction::Created,
-            details: "test".into(),
-            ip_address: None,
-            actor: None,
-        };
+        let new = new_credential(owner.id, name, name.as_bytes());
         ids.push(new.id);
-        store.insert_credential(new, audit).await.unwrap();
+        store.insert_credential(new.clone(), audit(&new)).await.unwrap();
     }
     // A permission no build of credvault writes (past the table's CHECK): that row cannot be
     // read as a credential.
