@@ -7,7 +7,8 @@ Starts a throwaway PostgreSQL 15 cluster (stock durability), then one system at 
   OpenBao in memory and on PostgreSQL storage (KV v2, file audit device), driven by wrk
   (bench/lua/openbao-*.lua, HTTP/1.1 keep-alive);
 each op at every client count, after one warm-up, RUNS times DURATION seconds; and pgbench
-running one Get's audited use per transaction (see Pgbench). Prints one table of medians and the ratios the
+running one Get's audited use per transaction (see Pgbench). At one client, credvault's health
+check as well (`credvault bench --op health`: no token check, no database), the transport's floor. Prints one table of medians and the ratios the
 performance targets are stated in. Everything listens on 127.0.0.1 and is removed at the end.
 
 Env: DURATION (20), WARMUP (5), RUNS (3), CLIENTS ("1 16 64"), NKEYS (1000),
@@ -263,6 +264,8 @@ class OpenBao:
         self.env = dict(os.environ, BAO_TOKEN=token, NKEYS=str(NKEYS))
 
     def load(self, op, clients, seconds, warmup=False):
+        if op == "health":
+            return None
         script = LUA / f"openbao-{'read' if op == 'get' else 'write'}.lua"
         command = ["wrk", f"-t{min(2, clients)}", f"-c{clients}", f"-d{seconds}s", "--timeout", "10s", "--latency",
                    "-s", str(script), f"http://127.0.0.1:{self.port}"]
@@ -374,7 +377,7 @@ def report(results, rss):
     print("| system | op | clients | req/s | p50 ms | p99 ms | server CPU ms/req | PostgreSQL CPU ms/req | peak RSS MB |")
     print("|---|---|---|---|---|---|---|---|---|")
     for system in dict.fromkeys(r["system"] for r in results):
-        for op in ("get", "store"):
+        for op in ("get", "store", "health"):
             for clients in CLIENTS:
                 rps = cell(system, op, clients, "rps")
                 if rps is None:
@@ -382,7 +385,7 @@ def report(results, rss):
                 errors = sum(r.get("errors", 0) for r in results
                              if (r["system"], r["op"], r["clients"]) == (system, op, clients))
                 shown_op = {"openbao": {"get": "KV v2 read", "store": "KV v2 write"}}.get(
-                    system.split("-")[0], {"get": "Get", "store": "Store"})[op]
+                    system.split("-")[0], {"get": "Get", "store": "Store", "health": "Health check (floor)"})[op]
                 print(f"| {system} | {shown_op}{' (errors: %d)' % errors if errors else ''} | {clients} | "
                       f"{rps:.0f} | {fmt(cell(system, op, clients, 'p50'), '.2f')} | "
                       f"{fmt(cell(system, op, clients, 'p99'), '.2f')} | {fmt(cell(system, op, clients, 'cpu'), '.3f')} | "
@@ -443,12 +446,16 @@ def main():
                 systems[name] = Pgbench(work, pg)
             else:
                 sys.exit(f"unknown system {name}")
-        for op in ("get", "store"):
-            for name, system in systems.items():
-                log(f"{name} {op}: warm-up {WARMUP} s")
-                system.load(op, max(CLIENTS), WARMUP, warmup=True)
+        # The health check, at one client only: what a call costs credvault's client and
+        # transport alone (no token check, no database), the floor under the 1-client ratios.
+        for op in ("get", "store", "health"):
+            if op != "health":
+                for name, system in systems.items():
+                    log(f"{name} {op}: warm-up {WARMUP} s")
+                    system.load(op, max(CLIENTS), WARMUP, warmup=True)
+            counts = [c for c in CLIENTS if c == 1] if op == "health" else CLIENTS
             for run in range(1, RUNS + 1):
-                for clients in CLIENTS:
+                for clients in counts:
                     for name, system in systems.items():
                         r = system.load(op, clients, DURATION)
                         if r is None:

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use secrecy::{ExposeSecret, SecretString};
 use tonic::transport::Endpoint;
+use tonic_health::pb::HealthCheckRequest;
 
 use crate::client::{Bearer, Client, client};
 use crate::domain::DEMO_CUSTOMER_ID;
@@ -19,6 +20,7 @@ mod wire;
 
 const GET: &str = "/credvault.v1.CredentialService/Get";
 const STORE: &str = "/credvault.v1.CredentialService/Store";
+const HEALTH: &str = "/grpc.health.v1.Health/Check";
 
 /// What to drive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -27,6 +29,9 @@ pub enum Operation {
     Get,
     /// Store a new credential per call (seal + insert + audit).
     Store,
+    /// The standard health check: no token check, no database, no audit row. What a call
+    /// costs this client and the server's transport alone, the floor under Get and Store.
+    Health,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -207,7 +212,8 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
     let mut tasks = Vec::with_capacity(args.clients);
     for client_no in 0..args.clients {
         let mut client = wire::Connection::open(&args.endpoint, args.token.expose_secret()).await?;
-        let (get, store) = (client.uri(GET)?, client.uri(STORE)?);
+        let (get, store, health) = (client.uri(GET)?, client.uri(STORE)?, client.uri(HEALTH)?);
+        let check = wire::frame(&HealthCheckRequest::default());
         let (op, targets, customer, done) =
             (args.op, targets.clone(), args.customer_id.clone(), done.clone());
         tasks.push(tokio::spawn(async move {
@@ -229,6 +235,7 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
                         let request = store_request(&customer, format!("bench-{run_id}-{client_no}-{seq}"));
                         client.call(&store, wire::frame(&request)).await
                     }
+                    Operation::Health => client.call(&health, check.clone()).await,
                 };
                 let elapsed = now.elapsed();
                 if now >= measure_from {

@@ -161,3 +161,21 @@ async fn windows_split_the_measured_time() {
     let counted: u64 = report.windows.iter().map(|w| w.calls).sum();
     assert!(counted <= report.ok && counted + 4 >= report.ok, "{counted} of {}", report.ok);
 }
+
+/// `--op health`: the transport's floor. It needs no token and touches no table: nothing is
+/// stored, nothing audited, whatever the token.
+#[tokio::test]
+async fn health_checks_are_the_transport_alone() {
+    let app = TestApp::spawn_on(Backend::Sqlite).await;
+    let db = app.db().await;
+    let audited =
+        "SELECT (SELECT count(*) FROM credential_audit_log) + (SELECT count(*) FROM credential_use_journal)";
+    let before = db.count(audited).await;
+    let mut args = args(&app, Operation::Health, "cvt_not-a-token");
+    args.clients = 2;
+    let report = bench::run(&args).await.expect("the run completes");
+    assert_eq!(report.errors, 0, "{report}");
+    assert!(report.ok > 0, "{report}");
+    assert_eq!(db.count("SELECT count(*) FROM cloud_credentials").await, 0, "no setup Stores");
+    assert_eq!(db.count(audited).await, before, "no audit row");
+}
