@@ -205,3 +205,31 @@ async fn instances_starting_together_migrate_once() {
     assert!(apps[3].get_by_id(&stored.id).await.is_ok());
     drop(dir);
 }
+
+/// A failed migration holds nothing another instance's migration (or the next attempt) waits
+/// for: the migrator's lock belongs to a session of its own, which ends with the attempt.
+#[tokio::test]
+async fn a_failed_migration_leaves_no_lock_behind() {
+    use credvault::store::{PoolSettings, PostgresStore, Store as _};
+    let (url, _dir) = fresh_database(Backend::Postgres).await;
+    let db = crate::db::TestDb::connect(&url).await;
+    // In the first migration's way, so that it fails.
+    db.execute("CREATE TABLE customers (id int)").await;
+    let failing = PostgresStore::connect_lazy(&url, &PoolSettings::default(), None).unwrap();
+    let failed = failing.migrate().await.expect_err("the first migration cannot create customers");
+    assert!(format!("{failed:?}").contains("customers"), "{failed:?}");
+    db.execute("DROP TABLE customers").await;
+    // The failed instance still runs (its pool's connections open) while another migrates.
+    let other = PostgresStore::connect_lazy(&url, &PoolSettings::default(), None).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(30), other.migrate())
+        .await
+        .expect("the other instance does not wait on the failed attempt's lock")
+        .expect("the other instance migrates");
+    failing.migrate().await.expect("the failed instance's next attempt finds nothing to do");
+    assert_eq!(
+        db.count("SELECT count(*) FROM _sqlx_migrations WHERE success").await,
+        db.count("SELECT max(version) FROM _sqlx_migrations").await
+    );
+    failing.close().await;
+    other.close().await;
+}

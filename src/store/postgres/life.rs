@@ -1,6 +1,8 @@
 //! The PostgreSQL backend's own life: its schema, the writability probe readiness runs every
 //! second, the key check, closing.
 
+use sqlx::PgConnection;
+
 use super::*;
 
 #[async_trait]
@@ -35,10 +37,26 @@ impl Store for PostgresStore {
         }
     }
 
+    /// Migrates on a connection of its own, closed after, whose statements have no time limit
+    /// and are not logged: a migration may take far longer than a request may (an index built
+    /// over a log of ten million rows: seconds). And the migrator's lock, which keeps instances
+    /// from migrating at once, is the session's: it ends with the connection, also after a
+    /// failed migration (on a pooled connection it stayed held, and every retry waited on it).
     #[tracing::instrument(level = "debug", skip_all)]
     async fn migrate(&self) -> Result<(), StoreError> {
-        migrator().run(&self.pool).await?;
-        Ok(())
+        let options = (*self.pool.connect_options()).clone().disable_statement_logging();
+        let connect = PgConnection::connect_with(&options);
+        let mut conn = tokio::time::timeout(self.pool.options().get_acquire_timeout(), connect)
+            .await
+            .map_err(|_| StoreError::unavailable("timed out connecting to PostgreSQL to migrate"))??;
+        let migrated = async {
+            sqlx::query("SET statement_timeout = 0").execute(&mut conn).await?;
+            migrator().run_direct(None, &mut conn, false).await?;
+            Ok(())
+        }
+        .await;
+        let _ = conn.close().await;
+        migrated
     }
 
     /// Ends the group committers (each commits what was queued first), then closes the pool.

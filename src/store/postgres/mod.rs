@@ -48,6 +48,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (10, "verification state", include_str!("../../../migrations/postgres/0010_verification_state.sql")),
     (11, "summary counts", include_str!("../../../migrations/postgres/0011_summary_counts.sql")),
     (12, "list by provider", include_str!("../../../migrations/postgres/0012_list_by_provider.sql")),
+    (13, "audit by tx btree", include_str!("../../../migrations/postgres/0013_audit_by_tx_btree.sql")),
 ];
 
 fn migrator() -> Migrator {
