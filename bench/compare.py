@@ -8,8 +8,9 @@ Starts a throwaway PostgreSQL 15 cluster (stock durability), then one system at 
   (bench/lua/openbao-*.lua, HTTP/1.1 keep-alive);
 each op at every client count, after one warm-up, RUNS times DURATION seconds; and pgbench
 running one Get's audited use per transaction (see Pgbench). At one client, credvault's health
-check as well (`credvault bench --op health`: no token check, no database), the transport's floor. Prints one table of medians and the ratios the
-performance targets are stated in. Everything listens on 127.0.0.1 and is removed at the end.
+check as well (`credvault bench --op health`: no token check, no database), the transport's
+floor. Prints one table of medians and the ratios the performance targets are stated in.
+Everything listens on 127.0.0.1 and is removed at the end.
 
 Env: DURATION (20), WARMUP (5), RUNS (3), CLIENTS ("1 16 64"), NKEYS (1000),
      SYSTEMS ("credvault-sqlite credvault-pg openbao-inmem openbao-pg pgbench").
