@@ -220,8 +220,30 @@ def report_fields(out):
     return dict(kv.split("=", 1) for kv in out.split() if "=" in kv and not kv.startswith("end="))
 
 
+def warm(db):
+    """Reads the database's files through the page cache first: its measurements are then those
+    of a server whose data the machine holds in memory, as a long-running one's would be, not of
+    whatever the previous database's measurements left there (the two large databases take more
+    than the page cache holds: a run without this measured SQLite's Gets from the disk, 679
+    req/s against 5,652 warm)."""
+    started = time.time()
+    if db.backend == "sqlite":
+        size = 0
+        for path in sorted(DIR.glob(f"{db.name}.db*")):
+            with open(path, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    size += len(chunk)
+    else:
+        oid = db.cluster.psql(f"SELECT oid FROM pg_database WHERE datname = '{db.url.rsplit('/', 1)[1]}'")
+        files = db.cluster.dir / "data" / "base" / oid
+        size = int(as_pg(["du", "-sb", str(files)], capture_output=True, text=True).stdout.split()[0])
+        as_pg(["find", str(files), "-type", "f", "-exec", "cat", "{}", "+"], stdout=subprocess.DEVNULL)
+    log(f"{db.name}: read {size / 1e9:.1f} GB into the page cache in {time.time() - started:.0f} s")
+
+
 def measure(db, work):
     m = {"seed s": db.seconds_to_seed}
+    warm(db)
     server = Server(db, work)
     m["start-up to ready ms"] = server.startup * 1e3
     out, err = server.bench(16, DURATION).communicate()
