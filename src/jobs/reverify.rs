@@ -46,8 +46,15 @@ const CLAIM: u32 = 200;
 /// A provider asking to wait longer than this has its claimed credentials handed back, due when
 /// it asked, rather than holding the pass.
 const LONGEST_WAIT_IN_PASS: Duration = Duration::from_secs(5);
-/// How often the per-state gauge is counted (a scan of the active credentials).
+/// How often the per-state gauge is counted (a scan of the active credentials), unless the
+/// scan is slow ([`COUNT_SPACING`]).
 const COUNT_EVERY: Duration = Duration::from_secs(30);
+/// A count that took `t` is followed by at least `t * COUNT_SPACING` without one: the gauge's
+/// scan takes at most 1% of one database connection's time, whatever the number of credentials
+/// (at a million on PostgreSQL it takes ~0.5 s: once a minute or so, not every 30 s).
+const COUNT_SPACING: u32 = 100;
+/// However slow the scan, the gauge is counted at least this often.
+const COUNT_AT_LEAST_EVERY: Duration = Duration::from_secs(600);
 
 /// Until when each provider (in [`Provider::ALL`] order) asked to be left alone; kept across
 /// passes.
@@ -55,7 +62,8 @@ type QuietUntil = [Arc<Mutex<Instant>>; 4];
 
 pub(super) async fn run(vault: Vault, settings: ReverifySettings, mut stopped: watch::Receiver<bool>) {
     let quiet: QuietUntil = std::array::from_fn(|_| Arc::new(Mutex::new(Instant::now())));
-    let mut counted: Option<Instant> = None;
+    // When the gauge was last counted, and how long that took.
+    let mut counted: Option<(Instant, Duration)> = None;
     // Whether a pass verified something since the gauge was counted.
     let mut changed = false;
     let mut every = tokio::time::interval(settings.tick);
@@ -68,10 +76,10 @@ pub(super) async fn run(vault: Vault, settings: ReverifySettings, mut stopped: w
         if !vault.is_ready() {
             continue;
         }
-        let count_after = if changed { (settings.tick * 5).min(COUNT_EVERY) } else { COUNT_EVERY };
-        if counted.is_none_or(|at| at.elapsed() >= count_after) {
+        if counted.is_none_or(|(at, took)| at.elapsed() >= count_after(took, changed, settings.tick)) {
+            let began = Instant::now();
             count_states(&vault).await;
-            (counted, changed) = (Some(Instant::now()), false);
+            (counted, changed) = (Some((Instant::now(), began.elapsed())), false);
         }
         if !settings.enabled {
             continue;
@@ -90,6 +98,13 @@ pub(super) async fn run(vault: Vault, settings: ReverifySettings, mut stopped: w
             Err(e) => tracing::warn!(error = %e, "claiming due verifications failed; retrying"),
         }
     }
+}
+
+/// How long after a count that took `took` the next one is due: [`COUNT_EVERY`], sooner after a
+/// pass verified something (`changed`), never sooner than [`COUNT_SPACING`] times `took` allows.
+fn count_after(took: Duration, changed: bool, tick: Duration) -> Duration {
+    let wanted = if changed { (tick * 5).min(COUNT_EVERY) } else { COUNT_EVERY };
+    wanted.max(took.saturating_mul(COUNT_SPACING).min(COUNT_AT_LEAST_EVERY))
 }
 
 /// Sets the per-state gauge.
@@ -173,4 +188,22 @@ async fn verify_provider(
         });
     }
     while tasks.join_next().await.is_some() {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slow_count_spaces_the_next_one_out_and_a_fast_one_does_not() {
+        let (ms, s, tick) = (Duration::from_millis, Duration::from_secs, Duration::from_secs(1));
+        // A thousand credentials: every 30 s, every 5 s after a pass changed states.
+        assert_eq!(count_after(ms(3), false, tick), s(30));
+        assert_eq!(count_after(ms(3), true, tick), s(5));
+        // A million on PostgreSQL: a 560 ms scan waits 56 s, changed or not.
+        assert_eq!(count_after(ms(560), false, tick), s(56));
+        assert_eq!(count_after(ms(560), true, tick), s(56));
+        // However slow, at least every ten minutes.
+        assert_eq!(count_after(s(30), false, tick), s(600));
+    }
 }
