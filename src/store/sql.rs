@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use time::OffsetDateTime;
 
 use super::StoreError;
-use crate::domain::quoted;
+use crate::domain::{ListFilter, quoted};
 
 /// A migrator over `migrations` (version, description, SQL), embedded in the binary. With
 /// `locking`, PostgreSQL's advisory lock makes instances starting together apply each
@@ -26,6 +26,29 @@ pub(super) fn migrator(migrations: &[(i64, &'static str, &'static str)], locking
         })
         .collect::<Vec<_>>();
     Migrator { migrations: Cow::Owned(migrations), locking, ..Migrator::DEFAULT }
+}
+
+/// List's statements, one per combination of its optional filters (a provider; a cursor), each
+/// a constant prepared once: a filter switched off by a NULL parameter (`$2 IS NULL OR provider
+/// = $2`) cannot lead an index (nor, on PostgreSQL, in the generic plan it settles on), so a
+/// provider's page or a later page would read the customer's rows from the newest.
+pub(super) struct ListStatements {
+    pub(super) all: &'static str,
+    pub(super) by_provider: &'static str,
+    pub(super) after: &'static str,
+    pub(super) by_provider_after: &'static str,
+}
+
+impl ListStatements {
+    /// The statement for `filter`'s filters.
+    pub(super) fn pick(&self, filter: &ListFilter) -> &'static str {
+        match (filter.provider.is_some(), filter.after.is_some()) {
+            (false, false) => self.all,
+            (true, false) => self.by_provider,
+            (false, true) => self.after,
+            (true, true) => self.by_provider_after,
+        }
+    }
 }
 
 /// A stored time, in microseconds since the Unix epoch.

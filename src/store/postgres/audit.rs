@@ -3,7 +3,7 @@
 use std::ops::ControlFlow;
 
 use futures_util::{Stream, TryStreamExt};
-use sqlx::{ConnectOptions as _, Connection as _, PgConnection};
+use sqlx::{Connection as _, PgConnection};
 
 use super::*;
 use crate::store::{AuditStore, ChainPart};
@@ -119,11 +119,9 @@ impl AuditStore for PostgresStore {
         &self,
         each: &mut (dyn FnMut(ChainPart) -> ControlFlow<()> + Send),
     ) -> Result<(), StoreError> {
-        // A connection of its own, whose statements are not logged: each of the walk's takes as
-        // long as the log is (tens of seconds at ten million rows), and the pool's connections
-        // report a statement over a second as slow, which here says nothing.
-        let options = (*self.pool.connect_options()).clone().disable_statement_logging();
-        let mut conn = PgConnection::connect_with(&options).await?;
+        // Each of the walk's statements takes as long as the log is (tens of seconds at ten
+        // million rows): a slow-statement warning would say nothing.
+        let mut conn = self.connection_of_its_own().await?;
         // One snapshot, so a sealing pass committing meanwhile cannot look like tampering.
         let mut tx = conn.begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;

@@ -4,6 +4,7 @@ use super::*;
 use crate::domain::{
     CredentialName, CredentialType, Permission, ProviderCounts, VerificationRecord, VerificationState,
 };
+use crate::store::sql::ListStatements;
 use crate::store::standing::require_good_standing;
 use crate::store::versions::{self, VersionHead};
 use crate::store::{CredentialStore, CredentialUpdate, PurgeReason};
@@ -198,10 +199,6 @@ impl CredentialStore for PostgresStore {
             ),
             None => (None, None),
         };
-        // One statement per combination of filters: a filter switched off by a NULL parameter
-        // (`$2 IS NULL OR provider = $2`) cannot lead an index in the generic plan PostgreSQL
-        // settles on, so a provider's page or a later page would read the customer's rows from
-        // the newest.
         macro_rules! list {
             ($($filter:literal)*) => {
                 concat!(
@@ -213,12 +210,13 @@ impl CredentialStore for PostgresStore {
                 )
             };
         }
-        let statement = match (filter.provider.is_some(), filter.after.is_some()) {
-            (false, false) => list!(),
-            (true, false) => list!("AND provider = $2 "),
-            (false, true) => list!("AND (created_at, id) < ($4, $5) "),
-            (true, true) => list!("AND provider = $2 " "AND (created_at, id) < ($4, $5) "),
+        const LIST: ListStatements = ListStatements {
+            all: list!(),
+            by_provider: list!("AND provider = $2 "),
+            after: list!("AND (created_at, id) < ($4, $5) "),
+            by_provider_after: list!("AND provider = $2 " "AND (created_at, id) < ($4, $5) "),
         };
+        let statement = LIST.pick(filter);
         let rows = sqlx::query(statement)
             .bind(filter.customer_id.as_uuid())
             .bind(filter.provider.map(Provider::as_str))

@@ -1,8 +1,6 @@
 //! The PostgreSQL backend's own life: its schema, the writability probe readiness runs every
 //! second, the key check, closing.
 
-use sqlx::PgConnection;
-
 use super::*;
 
 #[async_trait]
@@ -44,11 +42,7 @@ impl Store for PostgresStore {
     /// failed migration (on a pooled connection it stayed held, and every retry waited on it).
     #[tracing::instrument(level = "debug", skip_all)]
     async fn migrate(&self) -> Result<(), StoreError> {
-        let options = (*self.pool.connect_options()).clone().disable_statement_logging();
-        let connect = PgConnection::connect_with(&options);
-        let mut conn = tokio::time::timeout(self.pool.options().get_acquire_timeout(), connect)
-            .await
-            .map_err(|_| StoreError::unavailable("timed out connecting to PostgreSQL to migrate"))??;
+        let mut conn = self.connection_of_its_own().await?;
         let migrated = async {
             sqlx::query("SET statement_timeout = 0").execute(&mut conn).await?;
             migrator().run_direct(None, &mut conn, false).await?;

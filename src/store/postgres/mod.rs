@@ -360,6 +360,18 @@ impl PostgresStore {
         let row = row.ok_or_else(|| StoreError::NotFound(format!("active credential {id}")))?;
         rows::metadata(&row)
     }
+
+    /// A connection outside the pool, whose statements are not logged, for work whose
+    /// statements run far longer than a request's (a migration, `audit verify`'s walk), which
+    /// the pool's connections would report as slow. Connecting waits at most as long as taking
+    /// a connection from the pool would; the caller closes it.
+    async fn connection_of_its_own(&self) -> Result<sqlx::PgConnection, StoreError> {
+        let options = (*self.pool.connect_options()).clone().disable_statement_logging();
+        let connect = sqlx::PgConnection::connect_with(&options);
+        Ok(tokio::time::timeout(self.pool.options().get_acquire_timeout(), connect)
+            .await
+            .map_err(|_| StoreError::unavailable("timed out connecting to PostgreSQL"))??)
+    }
 }
 
 #[cfg(test)]

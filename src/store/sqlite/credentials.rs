@@ -4,6 +4,7 @@ use super::*;
 use crate::domain::{
     CredentialName, CredentialType, Permission, ProviderCounts, VerificationRecord, VerificationState,
 };
+use crate::store::sql::ListStatements;
 use crate::store::standing::require_good_standing;
 use crate::store::versions::{self, VersionHead};
 use crate::store::{CredentialStore, CredentialUpdate, PurgeReason};
@@ -258,14 +259,10 @@ impl CredentialStore for SqliteStore {
 
     #[tracing::instrument(level = "debug", skip_all)]
     async fn list(&self, filter: &ListFilter) -> Result<Vec<CredentialMetadata>, StoreError> {
-        // NULL parameters switch a filter off, so one prepared statement serves every case.
         let (after_created, after_id) = match &filter.after {
             Some(cursor) => (Some(cursor.created_at_micros), Some(cursor.id.to_string())),
             None => (None, None),
         };
-        // One statement per combination of filters, each a constant prepared once: a filter
-        // switched off by a NULL parameter (`?2 IS NULL OR provider = ?2`) cannot lead an index,
-        // so a provider's page or a later page would read the customer's rows from the newest.
         macro_rules! list {
             ($($filter:literal)*) => {
                 select_credentials_counting_journal!(
@@ -276,12 +273,13 @@ impl CredentialStore for SqliteStore {
                 )
             };
         }
-        let statement = match (filter.provider.is_some(), filter.after.is_some()) {
-            (false, false) => list!(),
-            (true, false) => list!("AND provider = ?2 "),
-            (false, true) => list!("AND (created_at, id) < (?4, ?5) "),
-            (true, true) => list!("AND provider = ?2 " "AND (created_at, id) < (?4, ?5) "),
+        const LIST: ListStatements = ListStatements {
+            all: list!(),
+            by_provider: list!("AND provider = ?2 "),
+            after: list!("AND (created_at, id) < (?4, ?5) "),
+            by_provider_after: list!("AND provider = ?2 " "AND (created_at, id) < (?4, ?5) "),
         };
+        let statement = LIST.pick(filter);
         let rows = sqlx::query(statement)
             .bind(filter.customer_id.to_string())
             .bind(filter.provider.map(Provider::as_str))
