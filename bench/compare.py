@@ -301,19 +301,21 @@ def wrk_errors(out):
 # --- pgbench ---------------------------------------------------------------------------------
 
 GET_SQL = """\\set i random(1, :nkeys)
-WITH changed AS (UPDATE cloud_credentials AS c SET usage_count = c.usage_count + 1, last_used_at = now() \
-FROM bench_ids b WHERE b.n = :i AND c.id = b.id AND c.customer_id = b.customer_id AND c.revision = b.revision \
-AND c.is_active AND EXISTS (SELECT 1 FROM credential_versions v WHERE v.credential_id = b.id \
-AND v.version = b.version AND v.encrypted_credentials = b.sealed) \
-AND (SELECT status FROM customers WHERE customers.id = c.customer_id) IN ('active', 'trial') \
-RETURNING c.id, c.customer_id, c.provider, c.credential_name, c.credential_type, c.permissions, c.is_active, \
-c.is_verified, c.is_default, c.last_verified_at, c.last_used_at, c.usage_count, c.created_at, c.updated_at, \
-c.current_version, c.latest_version, c.rotated_at, c.revision, c.purge_at, c.purged_at), \
+WITH claimed AS (SELECT c.id, c.customer_id, c.provider, c.credential_name, c.credential_type, c.permissions, \
+c.is_active, c.is_verified, c.is_default, c.last_verified_at, c.created_at, c.updated_at, c.current_version, \
+c.latest_version, c.rotated_at, c.revision, c.purge_at, c.purged_at, c.usage_count, c.last_used_at \
+FROM cloud_credentials AS c JOIN bench_ids b ON b.n = :i AND c.id = b.id AND c.customer_id = b.customer_id \
+AND c.revision = b.revision WHERE c.is_active AND EXISTS (SELECT 1 FROM credential_versions v \
+WHERE v.credential_id = b.id AND v.version = b.version AND v.encrypted_credentials = b.sealed) \
+AND (SELECT status FROM customers WHERE customers.id = c.customer_id) IN ('active', 'trial') FOR NO KEY UPDATE OF c), \
+used AS (INSERT INTO credential_uses AS u (credential_id, uses, last_used_at) SELECT id, 1, now() FROM claimed \
+ON CONFLICT (credential_id) DO UPDATE SET uses = u.uses + 1, last_used_at = greatest(u.last_used_at, excluded.last_used_at) \
+RETURNING credential_id, uses, last_used_at), \
 audit AS (INSERT INTO credential_audit_log (id, credential_id, customer_id, action, action_details, ip_address, actor, \
 created_at, row_mac) SELECT (lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0') \
 || substr(md5(random()::text), 1, 20))::uuid, id, customer_id, 'used', 'secret of aws credential "bench" version 1 handed out', \
 '127.0.0.1'::inet, 'bench', now(), '\\x000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f'::bytea \
-FROM changed) SELECT * FROM changed;
+FROM claimed) SELECT claimed.*, claimed.usage_count + used.uses AS uses FROM claimed JOIN used ON used.credential_id = claimed.id;
 """
 
 
@@ -335,7 +337,8 @@ class Pgbench:
             # A copy of credvault's tables in a schema of its own: pgbench's audit rows carry no
             # valid MAC, and in credvault's own log the running server's sealer would have to
             # refuse them all.
-            tables = ("customers", "cloud_credentials", "credential_versions", "credential_audit_log")
+            tables = ("customers", "cloud_credentials", "credential_versions", "credential_audit_log",
+                      "credential_uses")
             self.pg.psql("credvault", "CREATE SCHEMA pgbench; " + " ".join(
                 f"CREATE TABLE pgbench.{t} (LIKE public.{t} INCLUDING ALL);" for t in tables)
                 + " INSERT INTO pgbench.customers SELECT * FROM public.customers;"

@@ -45,7 +45,11 @@ async fn every_get_it_counts_is_one_audited_use(backend: Backend) {
             "SELECT (SELECT coalesce(sum(usage_count), 0) FROM cloud_credentials) \
              + (SELECT count(*) FROM credential_use_journal)"
         }
-        Backend::Postgres => "SELECT CAST(coalesce(sum(usage_count), 0) AS BIGINT) FROM cloud_credentials",
+        // Uses count beside the credentials, in credential_uses (migration 0014).
+        Backend::Postgres => {
+            "SELECT CAST((SELECT coalesce(sum(usage_count), 0) FROM cloud_credentials) \
+             + (SELECT coalesce(sum(uses), 0) FROM credential_uses) AS BIGINT)"
+        }
     };
     assert_eq!(u64::try_from(db.count(counted).await).unwrap(), report.ok);
 }

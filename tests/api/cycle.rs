@@ -324,3 +324,77 @@ async fn on_sqlite_uses_in_the_journal_count_in_every_answer_and_move_into_the_s
     let used = db.count("SELECT count(*) FROM credential_audit_log WHERE action = 'used'").await;
     assert_eq!(used, 5, "each use audited once");
 }
+
+/// On PostgreSQL, a Get's use is counted in `credential_uses` (migration 0014): the credential's
+/// row is locked while the claim is checked, never rewritten (a new version of it would clear
+/// its page's all-visible bit, which Summary's index-only count depends on), and every answer
+/// counts the row's stored count (one written before 0014, or by an import) and the uses beside
+/// it together, whether the use committed alone or in a group.
+#[tokio::test]
+async fn on_postgres_a_use_locks_the_credentials_row_and_is_counted_beside_it() {
+    let app = TestApp::spawn_on(Backend::Postgres).await;
+    let stored = app.store_vultr("Counted", "counted-key").await;
+    let db = app.db().await;
+    db.execute(
+        "UPDATE cloud_credentials SET usage_count = 7, last_used_at = '2020-01-01T00:00:00Z' \
+         WHERE credential_name = 'Counted'",
+    )
+    .await;
+    let row_version = || async {
+        app.db()
+            .await
+            .texts("SELECT xmin::text || ' ' || ctid::text FROM cloud_credentials WHERE credential_name = 'Counted'".into())
+            .await
+    };
+    let before = row_version().await;
+    let usage = |credentials: &[pb::Credential]| {
+        let counted = credentials.iter().find(|c| c.id == stored.id).expect("listed");
+        (counted.usage_count, counted.last_used_at.map(|t| t.seconds))
+    };
+
+    let first = app.get_by_id(&stored.id).await.unwrap().credential.unwrap();
+    assert_eq!(first.usage_count, 8, "the stored 7 and this use");
+    let first_used = first.last_used_at.expect("used").seconds;
+    assert!(first_used > 1_577_836_800, "the later of the stored time and this use's");
+    let at_once = tokio::join!(
+        app.get_by_id(&stored.id),
+        app.get_by_id(&stored.id),
+        app.get_by_id(&stored.id),
+        app.get_by_id(&stored.id),
+    );
+    let mut counts: Vec<_> = [at_once.0, at_once.1, at_once.2, at_once.3]
+        .into_iter()
+        .map(|got| got.unwrap().credential.unwrap().usage_count)
+        .collect();
+    counts.sort_unstable();
+    assert_eq!(counts[3], 12, "each use counted once");
+    assert!(counts[0] >= 9, "every answer counts the uses committed before it: {counts:?}");
+
+    assert_eq!(row_version().await, before, "no Get wrote a new version of the credential's row");
+    assert_eq!(
+        db.count("SELECT usage_count FROM cloud_credentials WHERE credential_name = 'Counted'").await,
+        7
+    );
+    assert_eq!(db.count("SELECT uses FROM credential_uses").await, 5);
+
+    let listed = app
+        .list(pb::ListRequest { customer_id: app.customer_id.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .credentials;
+    assert_eq!(usage(&listed).0, 12, "List counts the uses in");
+    assert!(usage(&listed).1 >= Some(first_used));
+    let summary = app
+        .client
+        .clone()
+        .summary(pb::SummaryRequest { customer_id: app.customer_id.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    let in_summary: Vec<_> = summary.providers.iter().flat_map(|p| p.credentials.clone()).collect();
+    assert_eq!(usage(&in_summary), usage(&listed), "Summary counts them in too");
+    let deleted = app.delete(&stored.id).await.unwrap();
+    assert_eq!((deleted.usage_count, deleted.last_used_at.map(|t| t.seconds)), usage(&listed));
+    let used = db.count("SELECT count(*) FROM credential_audit_log WHERE action = 'used'").await;
+    assert_eq!(used, 5, "each use audited once");
+}

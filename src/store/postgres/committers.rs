@@ -65,38 +65,46 @@ impl Recorder for UseCommitter {
         // locked in id order first, so groups (of this instance or another) that share
         // credentials cannot deadlock; the etag is compared with what the lock returns, the
         // newest committed row (every change of the versions changes it, so a cached version
-        // cannot be stale unnoticed). Claims on one credential with the same owner count
-        // together, in one update of its row.
+        // cannot be stale unnoticed). The lock is what every change of the row waits for; the
+        // row itself is not written (the uses go to `credential_uses`, whose rows only a Get
+        // holding its credential's lock writes, so they need no order of their own). Claims on
+        // one credential with the same owner count together, in one upsert of its uses.
         let rows = sqlx::query(concat!(
             "WITH claims AS (SELECT * FROM unnest($1::int[], $2::uuid[], $3::uuid[], $4::bigint[], $5::uuid[], \
                    $6::text[], $7::text[], $8::inet[], $9::text[], $10::timestamptz[], $11::bytea[], \
                    $13::bigint[], $14::bytea[]) \
                  AS c(claim_no, credential_id, customer_id, revision, audit_id, action, details, ip, actor, at_time, \
                       mac, version, sealed)), \
-             locked AS (SELECT id, revision FROM cloud_credentials WHERE id IN (SELECT credential_id FROM claims) \
-                 ORDER BY id FOR UPDATE), \
+             locked AS (SELECT ",
+            stored_credential_columns!(""),
+            ", usage_count, last_used_at FROM cloud_credentials WHERE id IN (SELECT credential_id FROM claims) \
+                 ORDER BY id FOR NO KEY UPDATE), \
              valid AS (SELECT c.* FROM claims c JOIN locked l ON l.id = c.credential_id \
                  WHERE (c.revision IS NULL OR c.revision = l.revision) \
                  AND EXISTS (SELECT 1 FROM credential_versions v WHERE v.credential_id = c.credential_id \
                  AND v.version = c.version AND v.state = 'enabled' AND v.encrypted_credentials = c.sealed)), \
              uses AS (SELECT row_number() OVER () AS use_no, credential_id, customer_id, count(*) AS n \
                  FROM valid GROUP BY credential_id, customer_id), \
-             changed AS (UPDATE cloud_credentials AS cred \
-                 SET usage_count = cred.usage_count + uses.n, last_used_at = $12 FROM uses \
-                 WHERE cred.id = uses.credential_id AND cred.customer_id = uses.customer_id AND cred.is_active \
-                 AND (SELECT status FROM customers WHERE customers.id = cred.customer_id) IN ",
+             claimed AS (SELECT uses.use_no, uses.n, l.* FROM uses JOIN locked l \
+                 ON l.id = uses.credential_id AND l.customer_id = uses.customer_id WHERE l.is_active \
+                 AND (SELECT status FROM customers WHERE customers.id = l.customer_id) IN ",
             good_standing_sql!(),
-            " RETURNING uses.use_no, ",
-            credential_columns!("cred."),
-            "), counted AS (SELECT c.*, ch.use_no FROM valid c JOIN uses u \
+            "), used AS (INSERT INTO credential_uses AS u (credential_id, uses, last_used_at) \
+                 SELECT id, n, $12 FROM claimed \
+                 ON CONFLICT (credential_id) DO UPDATE SET uses = u.uses + excluded.uses, \
+                 last_used_at = greatest(u.last_used_at, excluded.last_used_at) \
+                 RETURNING credential_id, uses, last_used_at), \
+             counted AS (SELECT c.*, cl.use_no FROM valid c JOIN uses u \
                  ON (u.credential_id, u.customer_id) = (c.credential_id, c.customer_id) \
-                 JOIN changed ch ON ch.use_no = u.use_no), \
+                 JOIN claimed cl ON cl.use_no = u.use_no), \
              audit AS (INSERT INTO credential_audit_log \
                  (id, credential_id, customer_id, action, action_details, ip_address, actor, created_at, row_mac) \
                  SELECT audit_id, credential_id, customer_id, action, details, ip, actor, at_time, mac FROM counted) \
              SELECT counted.claim_no, ",
-            credential_columns!("changed."),
-            " FROM counted JOIN changed USING (use_no)"
+            stored_credential_columns!("claimed."),
+            ", ",
+            usage_columns!("claimed.", "used."),
+            " FROM counted JOIN claimed USING (use_no) JOIN used ON used.credential_id = claimed.id"
         ))
         .bind(claims.no)
         .bind(claims.credential_id)
@@ -139,19 +147,28 @@ impl UseCommitter {
     ) -> Result<Option<CredentialMetadata>, StoreError> {
         let claim = Claim::of(self.signer.as_deref(), u);
         let row = sqlx::query(concat!(
-            "WITH changed AS (UPDATE cloud_credentials AS cred \
-                 SET usage_count = cred.usage_count + 1, last_used_at = $10 \
+            "WITH claimed AS (SELECT ",
+            stored_credential_columns!("cred."),
+            ", cred.usage_count, cred.last_used_at FROM cloud_credentials AS cred \
                  WHERE cred.id = $1 AND cred.customer_id = $2 AND ($3::bigint IS NULL OR cred.revision = $3) \
                  AND cred.is_active AND EXISTS (SELECT 1 FROM credential_versions v WHERE v.credential_id = $1 \
                  AND v.version = $11 AND v.state = 'enabled' AND v.encrypted_credentials = $12) \
                  AND (SELECT status FROM customers WHERE customers.id = cred.customer_id) IN ",
             good_standing_sql!(),
-            " RETURNING ",
-            credential_columns!("cred."),
-            "), audit AS (INSERT INTO credential_audit_log \
+            " FOR NO KEY UPDATE), \
+             used AS (INSERT INTO credential_uses AS u (credential_id, uses, last_used_at) \
+                 SELECT id, 1, $10 FROM claimed \
+                 ON CONFLICT (credential_id) DO UPDATE SET uses = u.uses + 1, \
+                 last_used_at = greatest(u.last_used_at, excluded.last_used_at) \
+                 RETURNING credential_id, uses, last_used_at), \
+             audit AS (INSERT INTO credential_audit_log \
                  (id, credential_id, customer_id, action, action_details, ip_address, actor, created_at, row_mac) \
-                 SELECT $4, id, customer_id, $5, $6, $7::inet, $8, $10, $9 FROM changed) \
-             SELECT * FROM changed"
+                 SELECT $4, id, customer_id, $5, $6, $7::inet, $8, $10, $9 FROM claimed) \
+             SELECT ",
+            stored_credential_columns!("claimed."),
+            ", ",
+            usage_columns!("claimed.", "used."),
+            " FROM claimed JOIN used ON used.credential_id = claimed.id"
         ))
         .bind(claim.credential_id)
         .bind(claim.customer_id)

@@ -73,9 +73,12 @@ impl CredentialStore for PostgresStore {
             CredentialSelector::Id(id) => {
                 sqlx::query(concat!(
                     "SELECT ",
-                    credential_columns!("c."),
+                    stored_credential_columns!("c."),
+                    ", ",
+                    usage_columns!("c.", "u."),
                     served_version!("$2"),
-                    " FROM cloud_credentials c LEFT JOIN credential_versions v \
+                    " FROM cloud_credentials c LEFT JOIN credential_uses u ON u.credential_id = c.id \
+                     LEFT JOIN credential_versions v \
                      ON v.credential_id = c.id AND v.version = coalesce($2, c.current_version) \
                      WHERE c.id = $1 AND c.is_active"
                 ))

@@ -49,17 +49,57 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (11, "summary counts", include_str!("../../../migrations/postgres/0011_summary_counts.sql")),
     (12, "list by provider", include_str!("../../../migrations/postgres/0012_list_by_provider.sql")),
     (13, "audit by tx btree", include_str!("../../../migrations/postgres/0013_audit_by_tx_btree.sql")),
+    (14, "credential uses", include_str!("../../../migrations/postgres/0014_credential_uses.sql")),
 ];
 
 fn migrator() -> Migrator {
     crate::store::sql::migrator(MIGRATIONS, true)
 }
 
-/// A credential's metadata columns, optionally each prefixed (`"cred."`).
+/// A credential's metadata columns, optionally each prefixed (`"cred."`), its usage counted in:
+/// what its row stores plus what its Gets added in `credential_uses` (migration 0014), found by
+/// its primary key. Where the statement joins `credential_uses` itself, [`usage_columns!`] with
+/// [`stored_credential_columns!`] reads it once instead of twice.
 macro_rules! credential_columns {
     () => {
         credential_columns!("")
     };
+    ($p:literal) => {
+        concat!(
+            stored_credential_columns!($p),
+            ", ",
+            $p,
+            "usage_count + coalesce((SELECT u.uses FROM credential_uses u WHERE u.credential_id = ",
+            $p,
+            "id), 0) AS usage_count, greatest(",
+            $p,
+            "last_used_at, (SELECT u.last_used_at FROM credential_uses u WHERE u.credential_id = ",
+            $p,
+            "id)) AS last_used_at"
+        )
+    };
+}
+
+/// A credential's usage as `usage_count` and `last_used_at`, from its row (prefix `$stored`) and
+/// its row in `credential_uses` (prefix `$uses`; NULLs when it has none).
+macro_rules! usage_columns {
+    ($stored:literal, $uses:literal) => {
+        concat!(
+            $stored,
+            "usage_count + coalesce(",
+            $uses,
+            "uses, 0) AS usage_count, greatest(",
+            $stored,
+            "last_used_at, ",
+            $uses,
+            "last_used_at) AS last_used_at"
+        )
+    };
+}
+
+/// A credential's metadata columns but its usage (`usage_count`, `last_used_at`), optionally
+/// each prefixed: for the statements that count a use, which return the usage they count.
+macro_rules! stored_credential_columns {
     ($p:literal) => {
         concat!(
             $p,
@@ -82,10 +122,6 @@ macro_rules! credential_columns {
             "is_default, ",
             $p,
             "last_verified_at, ",
-            $p,
-            "last_used_at, ",
-            $p,
-            "usage_count, ",
             $p,
             "created_at, ",
             $p,
