@@ -18,6 +18,33 @@ use crate::store::group_commit::{NewStore, Recorder, Use};
 use crate::store::rows;
 use crate::store::sql::to_stored_precision;
 
+/// The CTEs that add `$counts` (a query of credential id, uses, time; one row per credential,
+/// each locked by this transaction) to `credential_uses`, ending in `used` (credential id, uses
+/// and last use, as they are now). A credential's row there is updated in place when the
+/// statement's snapshot has it; otherwise inserted, and a row that a Get committed after the
+/// snapshot was taken (before this one had the lock) is found by the insert's conflict and
+/// updated there. Updating first spares the common case the insert's speculative path (a
+/// conflict check, then a lock of the row, then the update).
+macro_rules! counting_uses {
+    ($counts:literal) => {
+        concat!(
+            "counts (id, n, used_at) AS (",
+            $counts,
+            "), \
+             bumped AS (UPDATE credential_uses AS u SET uses = u.uses + counts.n, \
+                 last_used_at = greatest(u.last_used_at, counts.used_at) FROM counts \
+                 WHERE u.credential_id = counts.id RETURNING u.credential_id, u.uses, u.last_used_at), \
+             added AS (INSERT INTO credential_uses AS u (credential_id, uses, last_used_at) \
+                 SELECT id, n, used_at FROM counts \
+                 WHERE id NOT IN (SELECT credential_id FROM bumped) \
+                 ON CONFLICT (credential_id) DO UPDATE SET uses = u.uses + excluded.uses, \
+                 last_used_at = greatest(u.last_used_at, excluded.last_used_at) \
+                 RETURNING credential_id, uses, last_used_at), \
+             used AS (SELECT * FROM bumped UNION ALL SELECT * FROM added)"
+        )
+    };
+}
+
 /// Whether a query could have a connection now without waiting: one is idle, or the pool may
 /// open another.
 fn pool_has_room(pool: &PgPool) -> bool {
@@ -77,7 +104,9 @@ impl Recorder for UseCommitter {
                       mac, version, sealed)), \
              locked AS (SELECT ",
             stored_credential_columns!(""),
-            ", usage_count, last_used_at FROM cloud_credentials WHERE id IN (SELECT credential_id FROM claims) \
+            ", usage_count, last_used_at, \
+                   (SELECT status FROM customers WHERE customers.id = cloud_credentials.customer_id) AS standing \
+                 FROM cloud_credentials WHERE id IN (SELECT credential_id FROM claims) \
                  ORDER BY id FOR NO KEY UPDATE), \
              valid AS (SELECT c.* FROM claims c JOIN locked l ON l.id = c.credential_id \
                  WHERE (c.revision IS NULL OR c.revision = l.revision) \
@@ -86,14 +115,12 @@ impl Recorder for UseCommitter {
              uses AS (SELECT row_number() OVER () AS use_no, credential_id, customer_id, count(*) AS n \
                  FROM valid GROUP BY credential_id, customer_id), \
              claimed AS (SELECT uses.use_no, uses.n, l.* FROM uses JOIN locked l \
-                 ON l.id = uses.credential_id AND l.customer_id = uses.customer_id WHERE l.is_active \
-                 AND (SELECT status FROM customers WHERE customers.id = l.customer_id) IN ",
+                 ON l.id = uses.credential_id AND l.customer_id = uses.customer_id \
+                 WHERE l.is_active AND l.standing IN ",
             good_standing_sql!(),
-            "), used AS (INSERT INTO credential_uses AS u (credential_id, uses, last_used_at) \
-                 SELECT id, n, $12 FROM claimed \
-                 ON CONFLICT (credential_id) DO UPDATE SET uses = u.uses + excluded.uses, \
-                 last_used_at = greatest(u.last_used_at, excluded.last_used_at) \
-                 RETURNING credential_id, uses, last_used_at), \
+            "), ",
+            counting_uses!("SELECT id, n, $12 FROM claimed"),
+            ", \
              counted AS (SELECT c.*, cl.use_no FROM valid c JOIN uses u \
                  ON (u.credential_id, u.customer_id) = (c.credential_id, c.customer_id) \
                  JOIN claimed cl ON cl.use_no = u.use_no), \
@@ -155,12 +182,9 @@ impl UseCommitter {
                  AND v.version = $11 AND v.state = 'enabled' AND v.encrypted_credentials = $12) \
                  AND (SELECT status FROM customers WHERE customers.id = cred.customer_id) IN ",
             good_standing_sql!(),
-            " FOR NO KEY UPDATE), \
-             used AS (INSERT INTO credential_uses AS u (credential_id, uses, last_used_at) \
-                 SELECT id, 1, $10 FROM claimed \
-                 ON CONFLICT (credential_id) DO UPDATE SET uses = u.uses + 1, \
-                 last_used_at = greatest(u.last_used_at, excluded.last_used_at) \
-                 RETURNING credential_id, uses, last_used_at), \
+            " FOR NO KEY UPDATE), ",
+            counting_uses!("SELECT id, 1, $10 FROM claimed"),
+            ", \
              audit AS (INSERT INTO credential_audit_log \
                  (id, credential_id, customer_id, action, action_details, ip_address, actor, created_at, row_mac) \
                  SELECT $4, id, customer_id, $5, $6, $7::inet, $8, $10, $9 FROM claimed) \

@@ -206,8 +206,11 @@ impl CredentialStore for PostgresStore {
             ($($filter:literal)*) => {
                 concat!(
                     "SELECT ",
-                    credential_columns!(),
-                    " FROM cloud_credentials WHERE customer_id = $1 AND ($3 OR is_active) ",
+                    stored_credential_columns!("c."),
+                    ", ",
+                    usage_columns!("c.", "u."),
+                    " FROM cloud_credentials c LEFT JOIN credential_uses u ON u.credential_id = c.id \
+                     WHERE customer_id = $1 AND ($3 OR is_active) ",
                     $($filter,)*
                     "ORDER BY created_at DESC, id DESC LIMIT $6"
                 )
