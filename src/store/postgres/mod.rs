@@ -98,7 +98,8 @@ macro_rules! usage_columns {
 }
 
 /// A credential's metadata columns but its usage (`usage_count`, `last_used_at`), optionally
-/// each prefixed: for the statements that count a use, which return the usage they count.
+/// each prefixed: for statements that read the usage another way (joining `credential_uses`
+/// for [`usage_columns!`], or returning the count they just made).
 macro_rules! stored_credential_columns {
     ($p:literal) => {
         concat!(
