@@ -5,7 +5,7 @@
 -- restore the bit: where a page was full the update could not stay on it (not HOT), leaving a
 -- dead line pointer there and new entries in every index of the table, and while such pages are
 -- under 2% of the table VACUUM skips index cleanup, so they are never all-visible again. On
--- 1,000,000 credentials, after a minute of Gets, the count for a customer with 10,000 fetched all
+-- 1,000,000 credentials, after a minute of Gets, the count for a customer with 10,000 fetched
 -- 9,948 of its rows from the table, VACUUM or not; now it fetches none.
 --
 -- A Get now locks its credential's row (a lock leaves the all-visible bit alone; it clears only
