@@ -41,13 +41,7 @@ async fn a_credential_goes_through_store_list_get_summary_and_delete(backend: Ba
 
     // Summary
     app.store_vultr("Production Vultr", "vultr-key").await;
-    let summary = app
-        .client
-        .clone()
-        .summary(pb::SummaryRequest { customer_id: app.customer_id.clone(), ..Default::default() })
-        .await
-        .unwrap()
-        .into_inner();
+    let summary = app.summary().await;
     assert_eq!(summary.customer_id, app.customer_id);
     assert_eq!(summary.total_credentials, 2);
     let providers: Vec<(i32, i64, i64, i64, usize)> = summary
@@ -80,13 +74,7 @@ async fn a_credential_goes_through_store_list_get_summary_and_delete(backend: Ba
         .await
         .unwrap();
     assert_eq!(all.credentials.len(), 2);
-    let summary = app
-        .client
-        .clone()
-        .summary(pb::SummaryRequest { customer_id: app.customer_id.clone(), ..Default::default() })
-        .await
-        .unwrap()
-        .into_inner();
+    let summary = app.summary().await;
     let aws = summary.providers.iter().find(|p| p.provider == pb::Provider::Aws as i32).unwrap();
     assert_eq!((aws.total, aws.active), (1, 0));
     assert_eq!(aws.next_page_token, "", "all listed");
@@ -290,13 +278,7 @@ async fn on_sqlite_uses_in_the_journal_count_in_every_answer_and_move_into_the_s
     assert_eq!(second.usage_count, 2);
     assert_eq!(stored_count().await, (0, 2), "the uses are still in the journal");
     assert_eq!(usage(&list_all().await), (2, second.last_used_at), "List counts the journal in");
-    let summary = app
-        .client
-        .clone()
-        .summary(pb::SummaryRequest { customer_id: app.customer_id.clone(), ..Default::default() })
-        .await
-        .unwrap()
-        .into_inner();
+    let summary = app.summary().await;
     let in_summary: Vec<_> = summary.providers.iter().flat_map(|p| p.credentials.clone()).collect();
     assert_eq!(usage(&in_summary), (2, second.last_used_at), "Summary counts the journal in");
 
@@ -384,13 +366,7 @@ async fn on_postgres_a_use_locks_the_credentials_row_and_is_counted_beside_it() 
         .credentials;
     assert_eq!(usage(&listed).0, 12, "List counts the uses in");
     assert!(usage(&listed).1 >= Some(first_used));
-    let summary = app
-        .client
-        .clone()
-        .summary(pb::SummaryRequest { customer_id: app.customer_id.clone(), ..Default::default() })
-        .await
-        .unwrap()
-        .into_inner();
+    let summary = app.summary().await;
     let in_summary: Vec<_> = summary.providers.iter().flat_map(|p| p.credentials.clone()).collect();
     assert_eq!(usage(&in_summary), usage(&listed), "Summary counts them in too");
     let deleted = app.delete(&stored.id).await.unwrap();

@@ -378,6 +378,12 @@ impl TestApp {
         Ok(self.client.clone().list(request).await?.into_inner())
     }
 
+    /// Summary of the app's own customer.
+    pub async fn summary(&self) -> pb::SummaryResponse {
+        let request = pb::SummaryRequest { customer_id: self.customer_id.clone(), ..Default::default() };
+        self.client.clone().summary(request).await.unwrap().into_inner()
+    }
+
     pub async fn delete(&self, id: &str) -> Result<pb::Credential, Status> {
         let response = self.client.clone().delete(pb::DeleteRequest { credential_id: id.to_owned() }).await?;
         Ok(response.into_inner().credential.unwrap())

@@ -164,13 +164,7 @@ async fn a_cancelled_customers_credentials_are_deleted_and_scheduled(backend: Ba
         assert!(!credential.is_active && credential.scheduled_purge_at.is_some(), "{credential:?}");
         assert!(app.audit_actions(id).await.iter().any(|a| a == "deleted"));
     }
-    let summary = app
-        .client
-        .clone()
-        .summary(pb::SummaryRequest { customer_id: app.customer_id.clone(), ..Default::default() })
-        .await
-        .unwrap()
-        .into_inner();
+    let summary = app.summary().await;
     let pending: Vec<(i64, i64)> = summary.providers.iter().map(|p| (p.active, p.pending_deletion)).collect();
     assert_eq!(pending, vec![(0, 1), (0, 1)], "each provider: none active, one pending deletion");
 

@@ -90,13 +90,7 @@ async fn credentials_are_verified_on_schedule_and_marked_failing_after_a_streak(
     assert_eq!(state(&failing), pb::VerificationState::Failing);
     assert!(failing.failing_since.is_some() && !failing.is_verified);
     assert_eq!(failing.identity["account_email"], "ops@acme.test");
-    let summary = app
-        .client
-        .clone()
-        .summary(pb::SummaryRequest { customer_id: app.customer_id.clone(), ..Default::default() })
-        .await
-        .unwrap()
-        .into_inner();
+    let summary = app.summary().await;
     let vultr = summary.providers.iter().find(|p| p.provider == pb::Provider::Vultr as i32).unwrap();
     assert_eq!((vultr.failing, vultr.risky), (1, 1), "the findings last reported stay: {vultr:?}");
     assert_eq!(failing.findings.len(), 1, "{:?}", failing.findings);
